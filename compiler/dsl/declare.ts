@@ -1,0 +1,72 @@
+// Declarations: the step's inputs, the trainable params, and their initialisers.
+import { LomocError } from '../diagnostics.ts';
+import { fmtShape, sameShape } from '../ir/shape.ts';
+import type { DType, Init, Shape } from '../ir/types.ts';
+import { callerLoc } from './location.ts';
+import { active, checkDtype, checkShape, describe, tensorOf } from './trace.ts';
+import type { Tensor } from './tensor.ts';
+
+/** normal(0, std) */
+export const normal = (std = 0.02): Init => ({ kind: 'normal', std });
+export const zeros = (): Init => ({ kind: 'zeros' });
+export const ones = (): Init => ({ kind: 'ones' });
+/** normal(0, gain / sqrt(fan_in)), fan_in = product of all but the last dimension. */
+export const fanIn = (gain = 1): Init => ({ kind: 'fanIn', gain });
+
+/**
+ * A named input of the step (token ids, targets, features).
+ * @example const ids = input('tokens', [cfg.batch, cfg.seq], 'i32')
+ */
+export function input(name: string, shape: Shape, dtype: DType = 'f32'): Tensor {
+  const t = active('input');
+  const loc = callerLoc();
+  checkShape(`input '${name}'`, shape, loc);
+  checkDtype(`input '${name}'`, dtype, loc);
+  const prev = t.inputs.get(name);
+  if (prev)
+    throw new LomocError(`input '${name}': declared twice`, loc, [{ loc: prev.loc, message: 'first declared here' }]);
+  const id = t.builder.value(shape, dtype, 'input', loc, name);
+  t.builder.inputs.push({ name, value: id, loc });
+  const tensor = tensorOf(t, id);
+  t.inputs.set(name, { tensor, loc });
+  return tensor;
+}
+
+const sameInit = (a: Init, b: Init): boolean => JSON.stringify(a) === JSON.stringify(b);
+const fmtInit = (i: Init): string => JSON.stringify(i);
+
+/**
+ * A trainable parameter. Declaring the same name again with the same shape and init returns the
+ * same tensor; using one param in two places ties the weights (its gradient is the sum).
+ * @example const w = param('mlp.w1', [d, 4 * d], fanIn())
+ */
+export function param(name: string, shape: Shape, init: Init = normal()): Tensor {
+  const t = active('param');
+  const loc = callerLoc();
+  if (typeof name !== 'string' || name === '') throw new LomocError(`param: the name must be a non-empty string, got ${describe(name)}`, loc);
+  checkShape(`param '${name}'`, shape, loc);
+  if (!init || typeof init !== 'object' || !['normal', 'zeros', 'ones', 'fanIn'].includes((init as Init).kind))
+    throw new LomocError(`param '${name}': init must be normal(std), zeros(), ones() or fanIn(gain), got ${describe(init)}`, loc);
+  const prev = t.params.get(name);
+  if (prev) {
+    const notes = [{ loc: prev.loc, message: 'first declared here' }];
+    if (!sameShape(prev.tensor.shape, shape))
+      throw new LomocError(
+        `param '${name}': declared twice with different shapes, expected ${fmtShape(prev.tensor.shape)}, got ${fmtShape(shape)}`,
+        loc,
+        notes,
+      );
+    if (!sameInit(prev.init, init))
+      throw new LomocError(
+        `param '${name}': declared twice with different initialisers, expected ${fmtInit(prev.init)}, got ${fmtInit(init)}`,
+        loc,
+        notes,
+      );
+    return prev.tensor;
+  }
+  const id = t.builder.value(shape, 'f32', 'param', loc, name);
+  t.builder.params.push({ name, value: id, init, loc });
+  const tensor = tensorOf(t, id);
+  t.params.set(name, { tensor, init, loc });
+  return tensor;
+}

@@ -1,0 +1,89 @@
+// The state of one trace: the graph being built and the params declared so far. The DSL
+// functions append to it; `traceModel` (model.ts) opens and closes it.
+import { GraphBuilder } from '../ir/builder.ts';
+import type { Op, OpAttrs } from '../ir/ops.ts';
+import { ShapeError } from '../ir/shape-rules.ts';
+import { fmtShape } from '../ir/shape.ts';
+import type { DType, Init, Loc, Shape } from '../ir/types.ts';
+import { LomocError, type Note } from '../diagnostics.ts';
+import { callerLoc } from './location.ts';
+import type { Tensor } from './tensor.ts';
+
+export interface TraceState {
+  readonly id: number;
+  readonly builder: GraphBuilder;
+  readonly params: Map<string, { tensor: Tensor; init: Init; loc: Loc }>;
+  readonly inputs: Map<string, { tensor: Tensor; loc: Loc }>;
+  /** Segment marks for activation checkpointing: stack of open block ids. */
+  readonly blockStack: number[];
+}
+
+let current: TraceState | undefined;
+let traces = 0;
+
+export function openTrace(name: string): TraceState {
+  current = { id: ++traces, builder: new GraphBuilder(name), params: new Map(), inputs: new Map(), blockStack: [] };
+  return current;
+}
+export function closeTrace(): void {
+  current = undefined;
+}
+
+/** The open trace; a DSL call outside `model(...)`'s build function is a user error. */
+export function active(what: string): TraceState {
+  if (!current)
+    throw new LomocError(`${what}: called outside a model; DSL calls run only inside model(name, build)`, callerLoc());
+  return current;
+}
+
+const operandNames = (n: number, i: number): string =>
+  n === 1 ? 'the operand' : n === 2 ? (i === 0 ? 'the left operand' : 'the right operand') : `operand ${i + 1}`;
+
+/** Appends one op to the trace and returns its outputs; shape errors become user diagnostics. */
+export function emit<O extends Op>(op: O, ins: readonly Tensor[], attrs: OpAttrs[O], name: string = op): Tensor[] {
+  const t = active(name);
+  const loc = callerLoc();
+  ins.forEach((x, i) => {
+    if (x === null || typeof x !== 'object' || typeof (x as Tensor).id !== 'number')
+      throw new LomocError(`${name}: ${operandNames(ins.length, i)} must be a tensor, got ${describe(x)}`, loc);
+    if (x.trace !== t.id)
+      throw new LomocError(`${name}: ${operandNames(ins.length, i)} belongs to another model's trace`, loc);
+  });
+  let ids: number[];
+  try {
+    ids = t.builder.node(op, ins.map((x) => x.id), attrs, loc, 'forward');
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    const notes: Note[] = [];
+    if (e.operand !== undefined && ins[e.operand]) {
+      const v = t.builder.values[ins[e.operand].id];
+      notes.push({ loc: v.loc, message: `${operandNames(ins.length, e.operand)} was created here` });
+    }
+    throw new LomocError(`${name}: ${e.message}`, loc, notes);
+  }
+  return ids.map((id) => tensorOf(t, id));
+}
+
+export function tensorOf(t: TraceState, id: number): Tensor {
+  const v = t.builder.values[id];
+  return { id, shape: v.shape, dtype: v.dtype, trace: t.id };
+}
+
+export function describe(x: unknown): string {
+  if (x === undefined) return 'undefined';
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return `an array of length ${x.length}`;
+  return typeof x === 'object' ? 'an object' : `${typeof x} ${String(x)}`;
+}
+
+export function checkShape(what: string, shape: unknown, loc: Loc): Shape {
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 1))
+    throw new LomocError(`${what}: shape must be an array of positive integers, got ${Array.isArray(shape) ? fmtShape(shape) : describe(shape)}`, loc);
+  return shape as Shape;
+}
+
+export function checkDtype(what: string, d: unknown, loc: Loc): DType {
+  if (d !== 'f32' && d !== 'f16' && d !== 'i32')
+    throw new LomocError(`${what}: dtype must be 'f32', 'f16' or 'i32', got ${describe(d)}`, loc);
+  return d;
+}

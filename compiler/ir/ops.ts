@@ -1,0 +1,109 @@
+// Every op of the IR and the attributes baked into it. Adding an op here makes each rule table
+// (shape rules, VJP rules, reference kernels, later WGSL emitters) fail to type-check until it
+// has an entry: `satisfies { [O in Op]: ... }` keeps them complete.
+import type { DType, Shape } from './types.ts';
+
+type None = Readonly<Record<never, never>>;
+interface Axes {
+  /** Sorted, non-negative axes. */
+  readonly axes: readonly number[];
+  readonly keepDims: boolean;
+}
+
+export interface OpAttrs {
+  // ---- forward ops the DSL exposes ----
+  /** Batched matmul over the last two axes; leading axes broadcast. */
+  matmul: { readonly transA: boolean; readonly transB: boolean };
+  add: None;
+  sub: None;
+  mul: None;
+  div: None;
+  neg: None;
+  /** y = c * x */
+  scale: { readonly c: number };
+  /** A constant tensor: every element `value`. */
+  fill: { readonly value: number; readonly shape: Shape; readonly dtype: DType };
+  exp: None;
+  log: None;
+  sqrt: None;
+  rsqrt: None;
+  tanh: None;
+  /** GELU, tanh approximation (GPT-2's). */
+  gelu: None;
+  silu: None;
+  relu: None;
+  sum: Axes;
+  mean: Axes;
+  max: Axes;
+  reshape: { readonly shape: Shape };
+  transpose: { readonly perm: readonly number[] };
+  /** Elements [starts[i], ends[i]) along every axis i. */
+  slice: { readonly starts: readonly number[]; readonly ends: readonly number[] };
+  concat: { readonly axis: number };
+  broadcastTo: { readonly shape: Shape };
+  /** Over the last axis. */
+  softmax: None;
+  logSoftmax: None;
+  /** x [..., D], gamma [D], beta [D]; normalises the last axis. */
+  layerNorm: { readonly eps: number };
+  /** x [..., D], gamma [D]. */
+  rmsNorm: { readonly eps: number };
+  /** table [V, D], ids i32 [...] -> [..., D] */
+  embedding: None;
+  /**
+   * Rotary position embedding on x [..., T, Dh]: position t = index on axis -2, pairs (i, i + Dh/2)
+   * rotated by t * base^(-2i/Dh). `inverse` rotates by the negative angle (its own VJP).
+   */
+  rope: { readonly base: number; readonly inverse: boolean };
+  /** Causal self-attention: q, k, v [..., T, Dh] -> [..., T, Dh]; softmax(q k^T * scale + mask) v. */
+  attention: { readonly scale: number; readonly causal: boolean };
+  /** logits [..., V], targets i32 [...] -> per-position loss [...] (natural log). */
+  crossEntropy: None;
+
+  // ---- backward ops, made by VJP rules ----
+  /** (x, dy) -> dx */
+  geluGrad: None;
+  siluGrad: None;
+  reluGrad: None;
+  /** (y, dy) -> dy * (1 - y^2) */
+  tanhGrad: None;
+  /** (x, y, dy) -> dy where x equals the max y along `axes`, else 0. */
+  maxGrad: Axes;
+  /** Zero padding: `before[i]` zeros before and `after[i]` after along each axis. */
+  pad: { readonly before: readonly number[]; readonly after: readonly number[] };
+  /** (y, dy) -> dx, y = softmax(x) */
+  softmaxGrad: None;
+  /** (y, dy) -> dx, y = logSoftmax(x) */
+  logSoftmaxGrad: None;
+  /** (x, gamma, dy) -> (dx, dgamma, dbeta) */
+  layerNormGrad: { readonly eps: number };
+  /** (x, gamma, dy) -> (dx, dgamma) */
+  rmsNormGrad: { readonly eps: number };
+  /** (ids, dy) -> dtable [vocab, D]: rows scatter-added. */
+  embeddingGrad: { readonly vocab: number };
+  /** (q, k, v, dout) -> (dq, dk, dv); recomputes the probabilities (nothing T x T is saved). */
+  attentionGrad: { readonly scale: number; readonly causal: boolean };
+  /** (logits, targets, dloss) -> dlogits */
+  crossEntropyGrad: None;
+}
+
+export type Op = keyof OpAttrs;
+
+/** How many values each op produces (1 unless listed). */
+export const outputCount: { readonly [O in Op]?: number } = {
+  layerNormGrad: 3,
+  rmsNormGrad: 2,
+  attentionGrad: 3,
+};
+
+export const opNames = [
+  'matmul', 'add', 'sub', 'mul', 'div', 'neg', 'scale', 'fill', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh',
+  'gelu', 'silu', 'relu', 'sum', 'mean', 'max', 'reshape', 'transpose', 'slice', 'concat',
+  'broadcastTo', 'softmax', 'logSoftmax', 'layerNorm', 'rmsNorm', 'embedding', 'rope', 'attention',
+  'crossEntropy', 'geluGrad', 'siluGrad', 'reluGrad', 'tanhGrad', 'maxGrad', 'pad', 'softmaxGrad',
+  'logSoftmaxGrad', 'layerNormGrad', 'rmsNormGrad', 'embeddingGrad', 'attentionGrad', 'crossEntropyGrad',
+] as const satisfies readonly Op[];
+// Completeness check: every Op is listed in opNames.
+type Missing = Exclude<Op, (typeof opNames)[number]>;
+const _allListed: Missing extends never ? true : Missing = true;
+void _allListed;

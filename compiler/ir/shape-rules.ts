@@ -1,0 +1,295 @@
+// The shape and dtype rule of every op: given the inputs' types and the attrs, the outputs' types,
+// or a ShapeError saying what was expected and what was found.
+import type { Op, OpAttrs } from './ops.ts';
+import type { DType, Shape } from './types.ts';
+import { broadcastShapes, fmtShape, isFloat, reducedShape, sameShape } from './shape.ts';
+
+export interface TensorType {
+  readonly shape: Shape;
+  readonly dtype: DType;
+}
+
+/** A rule's complaint. `operand` (an input index) points the user's note at where that operand was made. */
+export class ShapeError extends Error {
+  constructor(message: string, readonly operand?: number) {
+    super(message);
+  }
+}
+
+type Rule<O extends Op> = (ins: readonly TensorType[], attrs: OpAttrs[O]) => TensorType[];
+
+const ordinal = ['first', 'second', 'third', 'fourth', 'fifth'];
+const operandName = (i: number, n: number): string =>
+  n === 2 ? (i === 0 ? 'left' : 'right') : ordinal[i] ?? `#${i + 1}`;
+
+function arity(ins: readonly TensorType[], n: number): void {
+  if (ins.length !== n) throw new ShapeError(`expected ${n} operand${n === 1 ? '' : 's'}, got ${ins.length}`);
+}
+function float(ins: readonly TensorType[], i: number, what = `the ${operandName(i, ins.length)} operand`): void {
+  if (!isFloat(ins[i].dtype)) throw new ShapeError(`${what} must be a float tensor, got ${ins[i].dtype}`, i);
+}
+function int(ins: readonly TensorType[], i: number, what: string): void {
+  if (ins[i].dtype !== 'i32') throw new ShapeError(`${what} must be an i32 tensor, got ${ins[i].dtype}`, i);
+}
+function sameDtype(ins: readonly TensorType[]): DType {
+  const d = ins[0].dtype;
+  ins.forEach((t, i) => {
+    if (t.dtype !== d)
+      throw new ShapeError(`operands must have the same dtype, got ${d} and ${t.dtype}`, i);
+  });
+  return d;
+}
+function rankAtLeast(ins: readonly TensorType[], i: number, r: number, what: string): void {
+  if (ins[i].shape.length < r)
+    throw new ShapeError(`${what} must have rank >= ${r}, got ${fmtShape(ins[i].shape)}`, i);
+}
+function mustEqual(ins: readonly TensorType[], i: number, want: Shape, what: string): void {
+  if (!sameShape(ins[i].shape, want))
+    throw new ShapeError(`${what} must have shape ${fmtShape(want)}, got ${fmtShape(ins[i].shape)}`, i);
+}
+
+const unary: Rule<Op> = (ins) => {
+  arity(ins, 1);
+  float(ins, 0, 'the operand');
+  return [ins[0]];
+};
+const binary: Rule<Op> = (ins) => {
+  arity(ins, 2);
+  const dtype = sameDtype(ins);
+  if (!isFloat(dtype)) throw new ShapeError(`operands must be float tensors, got ${dtype}`, 0);
+  const shape = broadcastShapes(ins[0].shape, ins[1].shape);
+  if (!shape)
+    throw new ShapeError(
+      `shapes must broadcast, got ${fmtShape(ins[0].shape)} and ${fmtShape(ins[1].shape)}`,
+      1,
+    );
+  return [{ shape, dtype }];
+};
+/** (x, dy) -> dx of x's type */
+const unaryGrad: Rule<Op> = (ins) => {
+  arity(ins, 2);
+  mustEqual(ins, 1, ins[0].shape, 'the incoming gradient');
+  return [ins[0]];
+};
+const reduce: Rule<'sum' | 'mean' | 'max'> = (ins, a) => {
+  arity(ins, 1);
+  float(ins, 0, 'the operand');
+  if (a.axes.some((x) => x >= ins[0].shape.length))
+    throw new ShapeError(`axes ${fmtShape(a.axes)} out of range for ${fmtShape(ins[0].shape)}`, 0);
+  return [{ shape: reducedShape(ins[0].shape, a.axes, a.keepDims), dtype: ins[0].dtype }];
+};
+const lastAxis: Rule<Op> = (ins) => {
+  arity(ins, 1);
+  float(ins, 0, 'the operand');
+  rankAtLeast(ins, 0, 1, 'the operand');
+  return [ins[0]];
+};
+
+function matmulShape(a: Shape, b: Shape, transA: boolean, transB: boolean): number[] {
+  const [m, k1] = transA ? [a[a.length - 1], a[a.length - 2]] : [a[a.length - 2], a[a.length - 1]];
+  const [k2, n] = transB ? [b[b.length - 1], b[b.length - 2]] : [b[b.length - 2], b[b.length - 1]];
+  if (k1 !== k2) {
+    const t = (x: boolean) => (x ? ' (transposed)' : '');
+    throw new ShapeError(
+      `inner dimensions must match, got ${fmtShape(a)}${t(transA)} and ${fmtShape(b)}${t(transB)}`,
+      1,
+    );
+  }
+  const batch = broadcastShapes(a.slice(0, -2), b.slice(0, -2));
+  if (!batch)
+    throw new ShapeError(`batch dimensions must broadcast, got ${fmtShape(a)} and ${fmtShape(b)}`, 1);
+  return [...batch, m, n];
+}
+
+export const shapeRules: { readonly [O in Op]: Rule<O> } = {
+  matmul: (ins, a) => {
+    arity(ins, 2);
+    const dtype = sameDtype(ins);
+    float(ins, 0);
+    rankAtLeast(ins, 0, 2, 'the left operand');
+    rankAtLeast(ins, 1, 2, 'the right operand');
+    return [{ shape: matmulShape(ins[0].shape, ins[1].shape, a.transA, a.transB), dtype }];
+  },
+  add: binary,
+  sub: binary,
+  mul: binary,
+  div: binary,
+  neg: unary,
+  scale: unary,
+  fill: (ins, a) => {
+    arity(ins, 0);
+    return [{ shape: a.shape, dtype: a.dtype }];
+  },
+  exp: unary,
+  log: unary,
+  sqrt: unary,
+  rsqrt: unary,
+  tanh: unary,
+  gelu: unary,
+  silu: unary,
+  relu: unary,
+  sum: reduce,
+  mean: reduce,
+  max: reduce,
+  reshape: (ins, a) => {
+    arity(ins, 1);
+    const from = ins[0].shape.reduce((x, y) => x * y, 1);
+    const to = a.shape.reduce((x, y) => x * y, 1);
+    if (from !== to || a.shape.some((d) => !Number.isInteger(d) || d < 1))
+      throw new ShapeError(
+        `the new shape must hold the same number of elements (${from}), got ${fmtShape(a.shape)} (${to})`,
+        0,
+      );
+    return [{ shape: a.shape, dtype: ins[0].dtype }];
+  },
+  transpose: (ins, a) => {
+    arity(ins, 1);
+    const r = ins[0].shape.length;
+    const ok = a.perm.length === r && [...a.perm].sort((x, y) => x - y).every((p, i) => p === i);
+    if (!ok)
+      throw new ShapeError(`perm must be a permutation of 0..${r - 1}, got ${fmtShape(a.perm)}`, 0);
+    return [{ shape: a.perm.map((p) => ins[0].shape[p]), dtype: ins[0].dtype }];
+  },
+  slice: (ins, a) => {
+    arity(ins, 1);
+    const s = ins[0].shape;
+    const ok =
+      a.starts.length === s.length &&
+      a.ends.length === s.length &&
+      s.every((d, i) => 0 <= a.starts[i] && a.starts[i] < a.ends[i] && a.ends[i] <= d);
+    if (!ok)
+      throw new ShapeError(
+        `slice bounds must satisfy 0 <= start < end <= size on every axis of ${fmtShape(s)}, got starts ${fmtShape(a.starts)} ends ${fmtShape(a.ends)}`,
+        0,
+      );
+    return [{ shape: s.map((_, i) => a.ends[i] - a.starts[i]), dtype: ins[0].dtype }];
+  },
+  concat: (ins, a) => {
+    if (ins.length < 1) throw new ShapeError('expected at least one operand, got 0');
+    const dtype = sameDtype(ins);
+    const s0 = ins[0].shape;
+    if (a.axis < 0 || a.axis >= s0.length) throw new ShapeError(`axis ${a.axis} out of range for ${fmtShape(s0)}`, 0);
+    ins.forEach((t, i) => {
+      const ok = t.shape.length === s0.length && t.shape.every((d, j) => j === a.axis || d === s0[j]);
+      if (!ok)
+        throw new ShapeError(
+          `operands must match on every axis but ${a.axis}, got ${fmtShape(s0)} and ${fmtShape(t.shape)}`,
+          i,
+        );
+    });
+    const shape = [...s0];
+    shape[a.axis] = ins.reduce((acc, t) => acc + t.shape[a.axis], 0);
+    return [{ shape, dtype }];
+  },
+  broadcastTo: (ins, a) => {
+    arity(ins, 1);
+    const b = broadcastShapes(ins[0].shape, a.shape);
+    if (!b || !sameShape(b, a.shape))
+      throw new ShapeError(`cannot broadcast ${fmtShape(ins[0].shape)} to ${fmtShape(a.shape)}`, 0);
+    return [{ shape: a.shape, dtype: ins[0].dtype }];
+  },
+  softmax: lastAxis,
+  logSoftmax: lastAxis,
+  layerNorm: (ins) => {
+    arity(ins, 3);
+    float(ins, 0, 'the input');
+    rankAtLeast(ins, 0, 1, 'the input');
+    const d = ins[0].shape[ins[0].shape.length - 1];
+    mustEqual(ins, 1, [d], 'gamma');
+    mustEqual(ins, 2, [d], 'beta');
+    sameDtype(ins);
+    return [ins[0]];
+  },
+  rmsNorm: (ins) => {
+    arity(ins, 2);
+    float(ins, 0, 'the input');
+    rankAtLeast(ins, 0, 1, 'the input');
+    mustEqual(ins, 1, [ins[0].shape[ins[0].shape.length - 1]], 'gamma');
+    sameDtype(ins);
+    return [ins[0]];
+  },
+  embedding: (ins) => {
+    arity(ins, 2);
+    float(ins, 0, 'the table');
+    if (ins[0].shape.length !== 2) throw new ShapeError(`the table must be [vocab, dim], got ${fmtShape(ins[0].shape)}`, 0);
+    int(ins, 1, 'token ids');
+    return [{ shape: [...ins[1].shape, ins[0].shape[1]], dtype: ins[0].dtype }];
+  },
+  rope: (ins) => {
+    arity(ins, 1);
+    float(ins, 0, 'the operand');
+    rankAtLeast(ins, 0, 2, 'the operand');
+    const dh = ins[0].shape[ins[0].shape.length - 1];
+    if (dh % 2 !== 0) throw new ShapeError(`the last axis (head dim) must be even, got ${dh}`, 0);
+    return [ins[0]];
+  },
+  attention: (ins) => {
+    arity(ins, 3);
+    const dtype = sameDtype(ins);
+    float(ins, 0, 'q');
+    rankAtLeast(ins, 0, 2, 'q');
+    mustEqual(ins, 1, ins[0].shape, 'k');
+    mustEqual(ins, 2, ins[0].shape, 'v');
+    return [{ shape: ins[0].shape, dtype }];
+  },
+  crossEntropy: (ins) => {
+    arity(ins, 2);
+    float(ins, 0, 'the logits');
+    rankAtLeast(ins, 0, 1, 'the logits');
+    int(ins, 1, 'the targets');
+    mustEqual(ins, 1, ins[0].shape.slice(0, -1), 'the targets');
+    return [{ shape: ins[1].shape, dtype: ins[0].dtype }];
+  },
+  geluGrad: unaryGrad,
+  siluGrad: unaryGrad,
+  reluGrad: unaryGrad,
+  tanhGrad: unaryGrad,
+  maxGrad: (ins, a) => {
+    arity(ins, 3);
+    const y = reducedShape(ins[0].shape, a.axes, a.keepDims);
+    mustEqual(ins, 1, y, 'the max');
+    mustEqual(ins, 2, y, 'the incoming gradient');
+    return [ins[0]];
+  },
+  pad: (ins, a) => {
+    arity(ins, 1);
+    const s = ins[0].shape;
+    if (a.before.length !== s.length || a.after.length !== s.length)
+      throw new ShapeError(`padding must name every axis of ${fmtShape(s)}`, 0);
+    return [{ shape: s.map((d, i) => d + a.before[i] + a.after[i]), dtype: ins[0].dtype }];
+  },
+  softmaxGrad: unaryGrad,
+  logSoftmaxGrad: unaryGrad,
+  layerNormGrad: (ins) => {
+    arity(ins, 3);
+    mustEqual(ins, 2, ins[0].shape, 'the incoming gradient');
+    return [ins[0], ins[1], ins[1]];
+  },
+  rmsNormGrad: (ins) => {
+    arity(ins, 3);
+    mustEqual(ins, 2, ins[0].shape, 'the incoming gradient');
+    return [ins[0], ins[1]];
+  },
+  embeddingGrad: (ins, a) => {
+    arity(ins, 2);
+    int(ins, 0, 'token ids');
+    const d = ins[1].shape[ins[1].shape.length - 1];
+    mustEqual(ins, 1, [...ins[0].shape, d], 'the incoming gradient');
+    return [{ shape: [a.vocab, d], dtype: ins[1].dtype }];
+  },
+  attentionGrad: (ins) => {
+    arity(ins, 4);
+    for (let i = 1; i < 4; i++) mustEqual(ins, i, ins[0].shape, 'every operand');
+    return [ins[0], ins[0], ins[0]];
+  },
+  crossEntropyGrad: (ins) => {
+    arity(ins, 3);
+    mustEqual(ins, 2, ins[1].shape, 'the incoming gradient');
+    return [ins[0]];
+  },
+};
+
+/** Applies an op's rule; the one entry point the tracer, autodiff and the verifier share. */
+export function inferTypes<O extends Op>(op: O, ins: readonly TensorType[], attrs: OpAttrs[O]): TensorType[] {
+  return (shapeRules[op] as Rule<O>)(ins, attrs);
+}

@@ -1,0 +1,68 @@
+// Shape arithmetic shared by the shape rules, the reference executor and the planner.
+import type { DType, Shape } from './types.ts';
+
+export const numel = (s: Shape): number => s.reduce((a, b) => a * b, 1);
+
+export const bytesPerElement: Readonly<Record<DType, number>> = { f32: 4, f16: 2, i32: 4 };
+export const byteSize = (s: Shape, d: DType): number => numel(s) * bytesPerElement[d];
+
+/** Row-major strides. */
+export function strides(s: Shape): number[] {
+  const out = new Array<number>(s.length);
+  let acc = 1;
+  for (let i = s.length - 1; i >= 0; i--) {
+    out[i] = acc;
+    acc *= s[i];
+  }
+  return out;
+}
+
+export const fmtShape = (s: Shape): string => `[${s.join(', ')}]`;
+
+export const sameShape = (a: Shape, b: Shape): boolean =>
+  a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Numpy broadcasting; undefined when the shapes do not broadcast. */
+export function broadcastShapes(a: Shape, b: Shape): number[] | undefined {
+  const n = Math.max(a.length, b.length);
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length - n + i] ?? 1;
+    const y = b[b.length - n + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) return undefined;
+    out[i] = x === 1 ? y : x;
+  }
+  return out;
+}
+
+/**
+ * The axes of `to` that a value of shape `from` was broadcast along (leading axes it lacked,
+ * and axes where it had size 1): summing over them undoes the broadcast.
+ */
+export function broadcastAxes(from: Shape, to: Shape): number[] {
+  const lead = to.length - from.length;
+  const axes: number[] = [];
+  for (let i = 0; i < to.length; i++) {
+    if (i < lead || (from[i - lead] === 1 && to[i] !== 1)) axes.push(i);
+  }
+  return axes;
+}
+
+/** Shape after reducing `axes` (sorted, non-negative). */
+export function reducedShape(s: Shape, axes: readonly number[], keepDims: boolean): number[] {
+  const out: number[] = [];
+  s.forEach((d, i) => {
+    if (!axes.includes(i)) out.push(d);
+    else if (keepDims) out.push(1);
+  });
+  return out;
+}
+
+/** Normalise possibly negative axes for a rank; undefined when one is out of range. */
+export function normalizeAxes(axes: readonly number[], rank: number): number[] | undefined {
+  const out = axes.map((a) => (a < 0 ? a + rank : a));
+  if (out.some((a) => a < 0 || a >= rank || !Number.isInteger(a))) return undefined;
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+export const isFloat = (d: DType): boolean => d !== 'i32';
