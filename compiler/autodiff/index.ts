@@ -1,0 +1,2 @@
+export { differentiate } from './differentiate.ts';
+export { vjpRules } from './vjp-rules.ts';
