@@ -155,4 +155,8 @@ export const vjpRules: { readonly [O in Op]: VjpRule<O> | null } = {
   embeddingGrad: null,
   attentionGrad: null,
   crossEntropyGrad: null,
+  sgdUpdate: null,
+  adamwUpdate: null,
+  sumSquares: null,
+  clipFactor: null,
 };

@@ -55,7 +55,7 @@ export interface OpAttrs {
    * rotated by t * base^(-2i/Dh). `inverse` rotates by the negative angle (its own VJP).
    */
   rope: { readonly base: number; readonly inverse: boolean };
-  /** Causal self-attention: q, k, v [..., T, Dh] -> [..., T, Dh]; softmax(q k^T * scale + mask) v. */
+  /** Scaled dot-product attention (causal when `causal`): q, k, v [..., T, Dh] -> [..., T, Dh]; softmax(q k^T * scale + mask) v. */
   attention: { readonly scale: number; readonly causal: boolean };
   /** logits [..., V], targets i32 [...] -> per-position loss [...] (natural log). */
   crossEntropy: None;
@@ -85,6 +85,33 @@ export interface OpAttrs {
   attentionGrad: { readonly scale: number; readonly causal: boolean };
   /** (logits, targets, dloss) -> dlogits */
   crossEntropyGrad: None;
+
+  // ---- the optimizer step, made by passes/optimizer-step.ts ----
+  /**
+   * SGD with weight decay. Inputs [p, g, lr, wd, scale?, master?] -> [p', master'?]:
+   * w = master ?? p; u = g * scale; u = clamp(u, -clipValue, clipValue); w' = w - lr * (u + wd * w);
+   * p' = w' stored in p's dtype. `scale` is the clip-norm factor; `master` an f32 copy of f16 weights.
+   */
+  sgdUpdate: UpdateAttrs;
+  /**
+   * AdamW (decoupled weight decay). Inputs [p, g, lr, wd, step, scale?, m, v, master?] ->
+   * [p', m', v', master'?]: u as for SGD; m' = b1 m + (1 - b1) u; v' = b2 v + (1 - b2) u^2;
+   * w' = w - lr * (m' / (1 - b1^step) / (sqrt(v' / (1 - b2^step)) + eps) + wd * w).
+   */
+  adamwUpdate: UpdateAttrs & { readonly beta1: number; readonly beta2: number; readonly eps: number };
+  /** g -> sum(g^2), an f32 scalar. */
+  sumSquares: None;
+  /** total -> min(1, maxNorm / (sqrt(total) + 1e-6)): the clip-norm factor. */
+  clipFactor: { readonly maxNorm: number };
+}
+
+export interface UpdateAttrs {
+  /** Clamp each gradient element to [-clipValue, clipValue]; null: no clamp. */
+  readonly clipValue: number | null;
+  /** A clip-norm factor input follows the step inputs. */
+  readonly scaled: boolean;
+  /** An f32 master copy of the weights is the last state input. */
+  readonly master: boolean;
 }
 
 export type Op = keyof OpAttrs;
@@ -96,12 +123,18 @@ export const outputCount: { readonly [O in Op]?: number } = {
   attentionGrad: 3,
 };
 
+/** Outputs of the update ops: the new param, then the new state in input order. */
+export function updateOutputCount(op: 'sgdUpdate' | 'adamwUpdate', a: UpdateAttrs): number {
+  return 1 + (op === 'adamwUpdate' ? 2 : 0) + (a.master ? 1 : 0);
+}
+
 export const opNames = [
   'matmul', 'add', 'sub', 'mul', 'div', 'neg', 'scale', 'fill', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh',
   'gelu', 'silu', 'relu', 'sum', 'mean', 'max', 'reshape', 'transpose', 'slice', 'concat',
   'broadcastTo', 'softmax', 'logSoftmax', 'layerNorm', 'rmsNorm', 'embedding', 'rope', 'attention',
   'crossEntropy', 'geluGrad', 'siluGrad', 'reluGrad', 'tanhGrad', 'maxGrad', 'pad', 'softmaxGrad',
   'logSoftmaxGrad', 'layerNormGrad', 'rmsNormGrad', 'embeddingGrad', 'attentionGrad', 'crossEntropyGrad',
+  'sgdUpdate', 'adamwUpdate', 'sumSquares', 'clipFactor',
 ] as const satisfies readonly Op[];
 // Completeness check: every Op is listed in opNames.
 type Missing = Exclude<Op, (typeof opNames)[number]>;

@@ -1,6 +1,6 @@
 // The shape and dtype rule of every op: given the inputs' types and the attrs, the outputs' types,
 // or a ShapeError saying what was expected and what was found.
-import type { Op, OpAttrs } from './ops.ts';
+import type { Op, OpAttrs, UpdateAttrs } from './ops.ts';
 import type { DType, Shape } from './types.ts';
 import { broadcastShapes, fmtShape, isFloat, reducedShape, sameShape } from './shape.ts';
 
@@ -287,7 +287,34 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     mustEqual(ins, 2, ins[1].shape, 'the incoming gradient');
     return [ins[0]];
   },
+  sgdUpdate: (ins, a) => updateRule(ins, a, 4, 0),
+  adamwUpdate: (ins, a) => updateRule(ins, a, 5, 2),
+  sumSquares: (ins) => {
+    arity(ins, 1);
+    float(ins, 0, 'the gradient');
+    return [{ shape: [], dtype: 'f32' }];
+  },
+  clipFactor: (ins) => {
+    arity(ins, 1);
+    mustEqual(ins, 0, [], 'the squared norm');
+    return [{ shape: [], dtype: 'f32' }];
+  },
 };
+
+/** [p, g, lr, wd, (step), (scale), state..., (master)] -> [p', state'...] */
+function updateRule(ins: readonly TensorType[], a: UpdateAttrs, scalars: number, moments: number): TensorType[] {
+  const states = moments + (a.master ? 1 : 0);
+  arity(ins, scalars + (a.scaled ? 1 : 0) + states);
+  float(ins, 0, 'the param');
+  mustEqual(ins, 1, ins[0].shape, 'the gradient');
+  for (let i = 2; i < scalars + (a.scaled ? 1 : 0); i++) mustEqual(ins, i, [], 'every step scalar');
+  const first = ins.length - states;
+  for (let i = first; i < ins.length; i++) {
+    mustEqual(ins, i, ins[0].shape, 'optimizer state');
+    if (ins[i].dtype !== 'f32') throw new ShapeError(`optimizer state must be f32, got ${ins[i].dtype}`, i);
+  }
+  return [ins[0], ...ins.slice(first).map((t) => ({ shape: t.shape, dtype: 'f32' as const }))];
+}
 
 /** Applies an op's rule; the one entry point the tracer, autodiff and the verifier share. */
 export function inferTypes<O extends Op>(op: O, ins: readonly TensorType[], attrs: OpAttrs[O]): TensorType[] {

@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// The `lomoc` command. Models are TypeScript files, so the CLI runs under tsx: it compiles .ts on
+// import (lomoc's own sources and the user's model) with source maps, so errors point at the
+// user's lines. Plain JS here because nothing has been registered yet when this file loads.
+import { register } from 'tsx/esm/api';
+
+register();
+// `lomoc graph ... --print | head` closes stdout early: stop quietly, as other Unix tools do.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+const { main } = await import('../cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

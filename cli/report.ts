@@ -1,0 +1,38 @@
+// How the CLI reports problems. A user's mistake (LomocError) prints its formatted diagnostic and
+// exits 1, with no stack: the file:line:col already says where. Anything else is lomoc's fault:
+// "internal compiler error", exit 2, and the stack only when LOMOC_DEBUG=1 asks for it.
+import { CompilerBug, formatDiagnostic, LomocError, type Diagnostic } from '../compiler/diagnostics.ts';
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const processIo: Io = {
+  out: (text) => process.stdout.write(text + '\n'),
+  err: (text) => process.stderr.write(text + '\n'),
+};
+
+export const EXIT_USER_ERROR = 1;
+export const EXIT_INTERNAL_ERROR = 2;
+
+const reportLine = 'please report it, with the command line and the model file';
+
+export function printWarnings(io: Io, warnings: readonly Diagnostic[]): void {
+  for (const w of warnings) io.err(formatDiagnostic(w));
+}
+
+/** Prints an error caught at the top of a command and returns the exit code. */
+export function reportError(io: Io, e: unknown, env: NodeJS.ProcessEnv = process.env): number {
+  if (e instanceof LomocError) {
+    io.err(e.message);
+    return EXIT_USER_ERROR;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  // A CompilerBug's message already begins with "internal compiler error".
+  io.err(e instanceof CompilerBug ? err.message : `internal compiler error: ${err.message} (this is a bug in lomoc, not in your model)`);
+  io.err(reportLine);
+  if (env.LOMOC_DEBUG === '1') io.err(err.stack ?? '(no stack)');
+  else io.err('(set LOMOC_DEBUG=1 to see the stack trace)');
+  return EXIT_INTERNAL_ERROR;
+}

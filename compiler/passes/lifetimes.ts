@@ -1,0 +1,84 @@
+// Lifetimes: which values share storage, and when each storage is live in a scheduled step.
+// Analysis only; plan-memory.ts places what this finds.
+//   - An update writes the param's new value over the old one, and a state update its state
+//     (in place: the schedule guarantees nothing reads the old value afterwards).
+//   - A reshape is a view of its input unless the input outlives the step (a view of a param
+//     would see the in-place update).
+//   - Everything else gets storage of its own, live from the node that makes it to its last
+//     reader; the loss stays to the end, where it is read back.
+import { byteSize } from '../ir/shape.ts';
+import type { Category } from '../ir/memory-plan.ts';
+import type { Graph, ValueId } from '../ir/types.ts';
+
+export interface Lifetime {
+  readonly values: readonly ValueId[];
+  readonly category: Category;
+  readonly bytes: number;
+  readonly start: number;
+  readonly end: number;
+  readonly persistent: boolean;
+}
+
+const rank: Readonly<Record<Category, number>> = { params: 0, optimizerState: 1, grads: 2, activations: 3, workspace: 4 };
+
+export function lifetimes(g: Graph): { readonly buffers: Lifetime[]; readonly bufferOf: number[] } {
+  const last = g.nodes.length - 1;
+  const root = g.values.map((v) => v.id);
+  const find = (v: ValueId): ValueId => (root[v] === v ? v : (root[v] = find(root[v])));
+  const persistent = new Set<ValueId>([...g.params.map((p) => p.value), ...(g.state ?? []).map((s) => s.value)]);
+
+  for (const s of g.state ?? []) root[s.next] = find(s.value);
+  for (const p of g.params) if (g.updates?.[p.name] !== undefined) root[g.updates[p.name]] = find(p.value);
+  for (const n of g.nodes)
+    if (n.op === 'reshape' && !persistent.has(find(n.inputs[0]))) root[n.outputs[0]] = find(n.inputs[0]);
+
+  const def = new Array<number>(g.values.length).fill(-1);
+  const lastUse = new Array<number>(g.values.length).fill(-1);
+  const phaseOfDef = new Array<string>(g.values.length).fill('input');
+  const readLater = new Array<boolean>(g.values.length).fill(false);
+  g.nodes.forEach((n, i) => {
+    for (const o of n.outputs) {
+      def[o] = i;
+      phaseOfDef[o] = n.phase;
+    }
+    for (const x of n.inputs) {
+      lastUse[x] = Math.max(lastUse[x], i);
+      // Saved for backward: made by forward work (or fed), read by the backward half of the step.
+      if (n.phase !== 'forward' && (phaseOfDef[x] === 'forward' || phaseOfDef[x] === 'input')) readLater[x] = true;
+    }
+  });
+  lastUse[g.loss] = last;
+
+  const classes = new Map<ValueId, ValueId[]>();
+  for (const v of g.values) {
+    const r = find(v.id);
+    if (!classes.has(r)) classes.set(r, []);
+    classes.get(r)!.push(v.id);
+  }
+  const bufferOf = new Array<number>(g.values.length).fill(-1);
+  const buffers: Lifetime[] = [];
+  for (const [r, members] of classes) {
+    const isPersistent = persistent.has(r);
+    const used = members.some((v) => def[v] >= 0 || lastUse[v] >= 0) || isPersistent;
+    if (!used) continue; // declared but never read nor made: no storage
+    let start = Infinity;
+    let end = -Infinity;
+    let category: Category = 'workspace';
+    for (const v of members) {
+      const val = g.values[v];
+      start = Math.min(start, def[v] >= 0 ? def[v] : 0);
+      end = Math.max(end, lastUse[v], def[v]);
+      const c: Category =
+        val.role === 'param' || val.role === 'update' ? 'params'
+        : val.role === 'optstate' ? 'optimizerState'
+        : val.role === 'grad' ? 'grads'
+        : readLater[v] ? 'activations'
+        : 'workspace';
+      if (rank[c] < rank[category]) category = c;
+    }
+    if (isPersistent) [start, end] = [0, last];
+    for (const v of members) bufferOf[v] = buffers.length;
+    buffers.push({ values: members, category, bytes: byteSize(g.values[r].shape, g.values[r].dtype), start, end: Math.max(end, start), persistent: isPersistent });
+  }
+  return { buffers, bufferOf };
+}

@@ -1,0 +1,112 @@
+// The memory planner. Requires: a scheduled graph. Ensures: every value with storage has an
+// offset in an arena; pieces live at the same time never overlap; offsets are aligned; no piece
+// is larger than one binding may be; `peak` is what the device allocates.
+//
+// Lifetimes come from lifetimes.ts; placement is greedy by size (largest first, lowest free
+// offset among pieces live at the same time, in the arena it grows least), as TFLite's
+// and tinygrad's planners do. Arenas are capped at one device buffer; a tensor larger than one
+// storage binding (WebGPU's default maxStorageBufferBindingSize is 128 MiB) is split into pieces,
+// which kernels address one binding each.
+import type { MemoryPlan, Piece, PlannedBuffer } from '../ir/memory-plan.ts';
+import type { Graph } from '../ir/types.ts';
+import { lifetimes } from './lifetimes.ts';
+
+export interface PlanOptions {
+  /** Offset alignment: WebGPU's minStorageBufferOffsetAlignment is 256. */
+  readonly alignment?: number;
+  readonly maxBindingBytes?: number;
+  /** One arena is one device buffer; adapters commonly allow 2 GiB and more, WebGPU's default is 256 MiB. */
+  readonly maxBufferBytes?: number;
+}
+
+export const defaultPlanOptions = { alignment: 256, maxBindingBytes: 128 * 2 ** 20, maxBufferBytes: 2 * 2 ** 30 } as const;
+
+const alignUp = (x: number, a: number) => Math.ceil(x / a) * a;
+
+interface Placed {
+  readonly start: number;
+  readonly end: number;
+  readonly offset: number;
+  readonly size: number;
+}
+
+export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
+  const { alignment, maxBindingBytes, maxBufferBytes } = { ...defaultPlanOptions, ...opts };
+  const maxPiece = Math.floor(Math.min(maxBindingBytes, maxBufferBytes) / alignment) * alignment;
+  const { buffers: lives, bufferOf } = lifetimes(g);
+
+  // Split into pieces of at most one binding, each aligned.
+  const pieces: { buffer: number; index: number; size: number; start: number; end: number }[] = [];
+  lives.forEach((b, i) => {
+    let left = Math.max(b.bytes, 1);
+    let k = 0;
+    while (left > 0) {
+      const size = Math.min(alignUp(left, alignment), maxPiece);
+      pieces.push({ buffer: i, index: k++, size, start: b.start, end: b.end });
+      left -= size;
+    }
+  });
+
+  const arenas: Placed[][] = [];
+  const arenaSize: number[] = [];
+  const placement = new Map<(typeof pieces)[number], Piece>();
+  const order = [...pieces].sort((a, b) => b.size - a.size || a.start - b.start || a.buffer - b.buffer || a.index - b.index);
+  for (const p of order) {
+    let best: { arena: number; offset: number; growth: number } | undefined;
+    arenas.forEach((placed, a) => {
+      const offset = lowestFit(placed, p, maxBufferBytes);
+      if (offset === undefined) return;
+      const growth = Math.max(0, offset + p.size - arenaSize[a]);
+      if (!best || growth < best.growth) best = { arena: a, offset, growth };
+    });
+    if (!best) {
+      arenas.push([]);
+      arenaSize.push(0);
+      best = { arena: arenas.length - 1, offset: 0, growth: p.size };
+    }
+    arenas[best.arena].push({ start: p.start, end: p.end, offset: best.offset, size: p.size });
+    arenaSize[best.arena] = Math.max(arenaSize[best.arena], best.offset + p.size);
+    placement.set(p, { arena: best.arena, offset: best.offset, bytes: p.size });
+  }
+
+  const buffers: PlannedBuffer[] = lives.map((b, id) => ({
+    id,
+    ...b,
+    pieces: pieces.filter((p) => p.buffer === id).map((p) => placement.get(p)!),
+  }));
+  return {
+    alignment,
+    maxBindingBytes,
+    maxBufferBytes,
+    arenas: arenaSize,
+    buffers,
+    bufferOf,
+    peak: arenaSize.reduce((a, b) => a + b, 0),
+    lowerBound: liveBytesBound(pieces, g.nodes.length),
+    steps: g.nodes.length,
+  };
+}
+
+/** The lowest aligned offset where `p` fits beside the pieces live at the same time. */
+function lowestFit(placed: readonly Placed[], p: { start: number; end: number; size: number }, cap: number): number | undefined {
+  const busy = placed.filter((q) => q.start <= p.end && p.start <= q.end).sort((a, b) => a.offset - b.offset);
+  let offset = 0;
+  for (const q of busy) {
+    if (q.offset >= offset + p.size) break;
+    offset = Math.max(offset, q.offset + q.size);
+  }
+  return offset + p.size <= cap ? offset : undefined;
+}
+
+/** The most aligned bytes live at one schedule position. */
+function liveBytesBound(pieces: readonly { size: number; start: number; end: number }[], steps: number): number {
+  const delta = new Array<number>(steps + 2).fill(0);
+  for (const p of pieces) {
+    delta[p.start] += p.size;
+    delta[p.end + 1] -= p.size;
+  }
+  let live = 0;
+  let most = 0;
+  for (const d of delta) most = Math.max(most, (live += d));
+  return most;
+}

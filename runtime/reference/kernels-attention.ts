@@ -1,0 +1,112 @@
+// Rotary embeddings and fused scaled dot-product attention. Attention keeps its T x T
+// probabilities in doubles inside the op (they are never a value of the graph), and its gradient
+// recomputes them from q and k, as the fused GPU kernel will.
+import type { Op } from '../../compiler/ir/ops.ts';
+import { type Kernel, matrices, result } from './kernel.ts';
+import type { TensorData } from './tensor.ts';
+
+/**
+ * Row-softmax of s = q k^T * scale for one [T, Dh] matrix at `off`; causal rows mask j > i.
+ * Masked entries get probability exactly 0.
+ */
+function probabilities(
+  q: TensorData,
+  k: TensorData,
+  off: number,
+  t: number,
+  d: number,
+  scale: number,
+  causal: boolean,
+): Float64Array {
+  const p = new Float64Array(t * t);
+  for (let i = 0; i < t; i++) {
+    const last = causal ? i : t - 1;
+    let max = -Infinity;
+    for (let j = 0; j <= last; j++) {
+      let dot = 0;
+      for (let c = 0; c < d; c++) dot += q[off + i * d + c] * k[off + j * d + c];
+      p[i * t + j] = dot * scale;
+      if (p[i * t + j] > max || Number.isNaN(p[i * t + j])) max = p[i * t + j];
+    }
+    let sum = 0;
+    for (let j = 0; j <= last; j++) {
+      p[i * t + j] = Math.exp(p[i * t + j] - max);
+      sum += p[i * t + j];
+    }
+    for (let j = 0; j <= last; j++) p[i * t + j] /= sum;
+  }
+  return p;
+}
+
+export const attentionKernels = {
+  rope: (ins, attrs, out, precision) => {
+    const x = ins[0].data;
+    const { batch, t, d } = matrices(ins[0].shape);
+    const half = d / 2;
+    const sign = attrs.inverse ? -1 : 1;
+    const y = new Float64Array(x.length);
+    for (let b = 0; b < batch; b++) {
+      for (let pos = 0; pos < t; pos++) {
+        const row = (b * t + pos) * d;
+        for (let i = 0; i < half; i++) {
+          const theta = sign * pos * attrs.base ** ((-2 * i) / d);
+          const [cos, sin] = [Math.cos(theta), Math.sin(theta)];
+          const [x1, x2] = [x[row + i], x[row + i + half]];
+          y[row + i] = x1 * cos - x2 * sin;
+          y[row + i + half] = x1 * sin + x2 * cos;
+        }
+      }
+    }
+    return [result(out[0], precision, y)];
+  },
+  attention: (ins, attrs, out, precision) => {
+    const [q, k, v] = ins.map((x) => x.data);
+    const { batch, t, d } = matrices(ins[0].shape);
+    const y = new Float64Array(q.length);
+    for (let b = 0; b < batch; b++) {
+      const off = b * t * d;
+      const p = probabilities(q, k, off, t, d, attrs.scale, attrs.causal);
+      for (let i = 0; i < t; i++)
+        for (let c = 0; c < d; c++) {
+          let acc = 0;
+          for (let j = 0; j < t; j++) acc += p[i * t + j] * v[off + j * d + c];
+          y[off + i * d + c] = acc;
+        }
+    }
+    return [result(out[0], precision, y)];
+  },
+  // dv = p^T dout; dp = dout v^T; ds = p * (dp - rowsum(dp * p)); dq = ds k * scale; dk = ds^T q * scale.
+  attentionGrad: (ins, attrs, out, precision) => {
+    const [q, k, v, dout] = ins.map((x) => x.data);
+    const { batch, t, d } = matrices(ins[0].shape);
+    const [dq, dk, dv] = [0, 1, 2].map(() => new Float64Array(q.length));
+    const ds = new Float64Array(t * t);
+    for (let b = 0; b < batch; b++) {
+      const off = b * t * d;
+      const p = probabilities(q, k, off, t, d, attrs.scale, attrs.causal);
+      for (let i = 0; i < t; i++) {
+        let rowDot = 0;
+        for (let j = 0; j < t; j++) {
+          let dp = 0;
+          for (let c = 0; c < d; c++) dp += dout[off + i * d + c] * v[off + j * d + c];
+          ds[i * t + j] = dp;
+          rowDot += dp * p[i * t + j];
+        }
+        for (let j = 0; j < t; j++) ds[i * t + j] = p[i * t + j] * (ds[i * t + j] - rowDot);
+      }
+      for (let r = 0; r < t; r++)
+        for (let c = 0; c < d; c++) {
+          let [accQ, accK, accV] = [0, 0, 0];
+          for (let l = 0; l < t; l++) {
+            accQ += ds[r * t + l] * k[off + l * d + c];
+            accK += ds[l * t + r] * q[off + l * d + c];
+            accV += p[l * t + r] * dout[off + l * d + c];
+          }
+          dq[off + r * d + c] = accQ * attrs.scale;
+          dk[off + r * d + c] = accK * attrs.scale;
+          dv[off + r * d + c] = accV;
+        }
+    }
+    return [result(out[0], precision, dq), result(out[1], precision, dk), result(out[2], precision, dv)];
+  },
+} satisfies { readonly [O in Extract<Op, 'rope' | 'attention' | 'attentionGrad'>]: Kernel<O> };
