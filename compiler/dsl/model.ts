@@ -16,7 +16,8 @@ export interface ModelDef<C extends Config = Config> {
   readonly name: string;
   readonly presets: Readonly<Record<string, C>>;
   readonly defaultPreset: string;
-  readonly build: (cfg: C) => Tensor;
+  // Method syntax: a ModelDef<SpecificConfig> is usable wherever a ModelDef is expected.
+  build(cfg: C): Tensor;
   readonly loc: Loc;
 }
 

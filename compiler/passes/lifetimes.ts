@@ -4,6 +4,7 @@
 //     (in place: the schedule guarantees nothing reads the old value afterwards).
 //   - A reshape is a view of its input unless the input outlives the step (a view of a param
 //     would see the in-place update).
+//   - A tied param's partial gradient sum accumulates in place.
 //   - Everything else gets storage of its own, live from the node that makes it to its last
 //     reader; the loss stays to the end, where it is read back.
 import { byteSize } from '../ir/shape.ts';
@@ -29,8 +30,17 @@ export function lifetimes(g: Graph): { readonly buffers: Lifetime[]; readonly bu
 
   for (const s of g.state ?? []) root[s.next] = find(s.value);
   for (const p of g.params) if (g.updates?.[p.name] !== undefined) root[g.updates[p.name]] = find(p.value);
-  for (const n of g.nodes)
+  const lastRead = new Array<number>(g.values.length).fill(-1);
+  g.nodes.forEach((n, i) => n.inputs.forEach((x) => (lastRead[x] = i)));
+  g.nodes.forEach((n, i) => {
     if (n.op === 'reshape' && !persistent.has(find(n.inputs[0]))) root[n.outputs[0]] = find(n.inputs[0]);
+    // A partial gradient sum accumulates in place (grad += contribution) when the old sum dies here.
+    const [acc, part] = n.inputs;
+    if (n.op === 'add' && g.values[n.outputs[0]].role === 'grad' && g.values[acc].role === 'grad' &&
+        acc !== part && lastRead[acc] === i && !persistent.has(find(acc)) && g.values[acc].shape.length === g.values[n.outputs[0]].shape.length &&
+        g.values[acc].shape.every((d, k) => d === g.values[n.outputs[0]].shape[k]))
+      root[n.outputs[0]] = find(acc);
+  });
 
   const def = new Array<number>(g.values.length).fill(-1);
   const lastUse = new Array<number>(g.values.length).fill(-1);

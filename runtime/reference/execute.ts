@@ -23,7 +23,7 @@ const fmtLoc = (l: Loc): string => `${l.file}:${l.line}:${l.col}`;
 const fmtType = (v: Value): string => `${v.dtype}${fmtShape(v.shape)}`;
 
 /** The feed in the storage its value needs; throws naming the feed when it is missing or does not fit. */
-function bindFeed(kind: string, name: string, v: Value, t: HostTensor | undefined, precision: Precision): HostTensor {
+export function bindFeed(kind: string, name: string, v: Value, t: HostTensor | undefined, precision: Precision): HostTensor {
   const what = `execute: ${kind} '${name}'`;
   if (!t) throw new Error(`${what} is missing (expected ${fmtType(v)})`);
   if (!sameShape(t.shape, v.shape))
@@ -35,7 +35,7 @@ function bindFeed(kind: string, name: string, v: Value, t: HostTensor | undefine
   return conform(t, v.dtype, precision);
 }
 
-function runNode<O extends Op>(n: NodeOf<O>, g: Graph, values: (HostTensor | undefined)[], precision: Precision): void {
+export function runNode<O extends Op>(n: NodeOf<O>, g: Graph, values: (HostTensor | undefined)[], precision: Precision): void {
   const ins = n.inputs.map((id) => {
     const t = values[id];
     if (!t)

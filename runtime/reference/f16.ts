@@ -37,3 +37,25 @@ export function f16round(x: number): number {
   const y = (up ? floor + 1 : floor) * quantum;
   return x < 0 ? -y : y;
 }
+
+/** The binary16 bit pattern of a value that f16 represents exactly (an f16round result). */
+export function f16bits(x: number): number {
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (Number.isNaN(x)) return 0x7e00;
+  if (a === Infinity) return sign | 0x7c00;
+  if (a === 0) return sign;
+  const e = exponentOf(a);
+  if (e < F16_MIN_EXP) return sign | Math.round(a / 2 ** (F16_MIN_EXP - F16_MANTISSA_BITS));
+  return sign | ((e + 15) << F16_MANTISSA_BITS) | Math.round((a / 2 ** e - 1) * 2 ** F16_MANTISSA_BITS);
+}
+
+/** The value of a binary16 bit pattern. */
+export function fromF16bits(b: number): number {
+  const sign = b & 0x8000 ? -1 : 1;
+  const e = (b >> F16_MANTISSA_BITS) & 0x1f;
+  const m = b & 0x3ff;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  if (e === 0) return sign * m * 2 ** (F16_MIN_EXP - F16_MANTISSA_BITS);
+  return sign * (1 + m / 2 ** F16_MANTISSA_BITS) * 2 ** (e - 15);
+}
