@@ -5,6 +5,7 @@ import { resolveConfig, traceModel, type Config, type ModelDef } from './dsl/mod
 import type { MemoryPlan } from './ir/memory-plan.ts';
 import type { Graph } from './ir/types.ts';
 import { verify } from './ir/verify.ts';
+import { applyCheckpointing, type CheckpointPolicy } from './passes/checkpoint-policy.ts';
 import { appendOptimizer, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
 import { withStorage } from './passes/precision.ts';
@@ -19,6 +20,9 @@ export interface StepConfig {
   readonly optimizer: OptimizerName;
   readonly clipNorm?: number;
   readonly clipValue?: number;
+  readonly checkpoint?: CheckpointPolicy;
+  /** An f32 master copy of f16 weights for sgd and adamw (default: with f16, as the paper's baselines). */
+  readonly master?: boolean;
   readonly plan?: PlanOptions;
   /** Run the IR verifier after every pass (tests do; it costs a little time on big graphs). */
   readonly verifyEach?: boolean;
@@ -30,6 +34,9 @@ export interface CompiledStep {
   /** The scheduled training step: forward, backward, norm pass and updates in one order. */
   readonly step: Graph;
   readonly plan: MemoryPlan;
+  /** Recomputed FLOPs as a fraction of one forward pass (0 without checkpointing). */
+  readonly recomputeRatio: number;
+  readonly checkpointDetail: string;
   readonly warnings: readonly Diagnostic[];
   /** Milliseconds per stage, in pipeline order. */
   readonly stages: Readonly<Record<string, number>>;
@@ -49,6 +56,19 @@ export function stepConfig(def: ModelDef, cfg: StepConfig): Config {
 }
 
 export function compileStep(def: ModelDef, cfg: StepConfig): CompiledStep {
+  const t0 = performance.now();
+  const config = stepConfig(def, cfg);
+  const { graph: forward, warnings } = traceModel(def, config); // DSL -> forward graph, a source location on every node
+  if (cfg.verifyEach) verify(forward, 'trace');
+  const traced = performance.now() - t0;
+  const step = compileForward(forward, cfg);
+  return { ...step, config, warnings, stages: { trace: traced, ...step.stages } };
+}
+
+export type CompiledForward = Omit<CompiledStep, 'config' | 'warnings'>;
+
+/** Everything after tracing: from a forward graph to a scheduled, planned training step. */
+export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 'sets' | 'batch' | 'seq'>): CompiledForward {
   const stages: Record<string, number> = {};
   const run = <T extends Graph | MemoryPlan>(name: string, f: () => T): T => {
     const t0 = performance.now();
@@ -57,13 +77,6 @@ export function compileStep(def: ModelDef, cfg: StepConfig): CompiledStep {
     if (cfg.verifyEach && 'nodes' in out) verify(out, name);
     return out;
   };
-  const config = stepConfig(def, cfg);
-  let warnings: readonly Diagnostic[] = [];
-  const forward = run('trace', () => {
-    const t = traceModel(def, config); // DSL -> forward graph with a source location on every node
-    warnings = t.warnings;
-    return t.graph;
-  });
   const narrowed = run('precision', () => withStorage(forward, cfg.dtype ?? 'f32')); // f16 storage, f32 math
   const grads = run('differentiate', () => differentiate(narrowed)); // reverse mode: a gradient per param
   const withStep = run('optimizer', () =>
@@ -71,10 +84,18 @@ export function compileStep(def: ModelDef, cfg: StepConfig): CompiledStep {
       optimizer: cfg.optimizer,
       clipNorm: cfg.clipNorm,
       clipValue: cfg.clipValue,
-      master: cfg.dtype === 'f16',
+      master: cfg.master ?? cfg.dtype === 'f16',
     }),
   );
-  const step = run('schedule', () => schedule(withStep, cfg.optimizer === 'lomo' ? 'lomo' : 'textbook')); // LOMO: update as soon as the gradient is complete
+  const order = cfg.optimizer === 'lomo' ? 'lomo' : 'textbook';
+  let choice = { recomputeRatio: 0, detail: 'none' };
+  const checkpointed = run('checkpoint', () => {
+    // recompute segments in backward instead of keeping them; `budget` plans each candidate
+    const c = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => planMemory(schedule(g, order), cfg.plan).peak, `the ${cfg.optimizer} step`);
+    choice = c;
+    return c.graph;
+  });
+  const step = run('schedule', () => schedule(checkpointed, order)); // LOMO: update as soon as the gradient is complete
   const plan = run('plan', () => planMemory(step, cfg.plan)); // offsets and lifetimes of every byte
-  return { config, forward, step, plan, warnings, stages };
+  return { forward, step, plan, recomputeRatio: choice.recomputeRatio, checkpointDetail: choice.detail, stages };
 }

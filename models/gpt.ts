@@ -1,7 +1,7 @@
 // GPT-2: learned token and position embeddings, pre-LayerNorm blocks of causal multi-head
 // attention and a 4x GELU MLP, a final LayerNorm, and an LM head tied to the token embedding.
 import {
-  add, attention, crossEntropy, embedding, gelu, input, layerNorm, matmul, mean, mergeHeads, model, normal,
+  add, block, attention, crossEntropy, embedding, gelu, input, layerNorm, matmul, mean, mergeHeads, model, normal,
   ones, param, splitHeads, zeros, type Tensor,
 } from '../compiler/dsl/index.ts';
 
@@ -25,7 +25,7 @@ function norm(name: string, x: Tensor, width: number): Tensor {
 }
 
 /** One transformer block: x + attn(ln1(x)), then + mlp(ln2(x)). */
-function block(cfg: GptConfig, i: number, x: Tensor): Tensor {
+function transformerBlock(cfg: GptConfig, i: number, x: Tensor): Tensor {
   const p = `h.${i}`;
   const d = cfg.width;
   // GPT-2 scales the residual projections' init by 1/sqrt(2 * layers): two per block.
@@ -50,7 +50,7 @@ export default model(
     const wpe = param('wpe', [cfg.seq, cfg.width], normal(0.01));
     // [B, T, D] + [T, D]: the position table broadcasts over the batch.
     let x = add(embedding(wte, tokens), wpe);
-    for (let i = 0; i < cfg.layers; i++) x = block(cfg, i, x);
+    for (let i = 0; i < cfg.layers; i++) x = block(`h.${i}`, () => transformerBlock(cfg, i, x));
     const h = norm('ln_f', x, cfg.width);
     // The LM head reuses wte (tied weights): its gradient sums both uses.
     const logits = matmul(h, wte, { transB: true });

@@ -1,7 +1,7 @@
 // LLaMA: RMSNorm, rotary position embeddings on q and k, a SwiGLU MLP, no biases, a final
 // RMSNorm and an untied LM head. `llama-7b` has the real dimensions of LLaMA-7B.
 import {
-  add, attention, crossEntropy, embedding, fanIn, input, matmul, mean, mergeHeads, model, mul, normal, ones,
+  add, block, attention, crossEntropy, embedding, fanIn, input, matmul, mean, mergeHeads, model, mul, normal, ones,
   param, rmsNorm, rope, silu, splitHeads, type Tensor,
 } from '../compiler/dsl/index.ts';
 
@@ -21,7 +21,7 @@ const linear = (name: string, x: Tensor, from: number, to: number): Tensor =>
 const norm = (name: string, x: Tensor, width: number): Tensor => rmsNorm(x, param(name, [width], ones()), 1e-6);
 
 /** One transformer block: x + attn(norm(x)), then + swiglu(norm(x)). */
-function block(cfg: LlamaConfig, i: number, x: Tensor): Tensor {
+function transformerBlock(cfg: LlamaConfig, i: number, x: Tensor): Tensor {
   const p = `h.${i}`;
   const d = cfg.width;
   const a = norm(`${p}.attn_norm`, x, d);
@@ -42,7 +42,7 @@ export default model(
     const tokens = input('tokens', [cfg.batch, cfg.seq], 'i32');
     const targets = input('targets', [cfg.batch, cfg.seq], 'i32');
     let x = embedding(param('tok_embeddings', [cfg.vocab, cfg.width], normal(0.02)), tokens);
-    for (let i = 0; i < cfg.layers; i++) x = block(cfg, i, x);
+    for (let i = 0; i < cfg.layers; i++) x = block(`h.${i}`, () => transformerBlock(cfg, i, x));
     const h = norm('norm', x, cfg.width);
     const logits = linear('output', h, cfg.width, cfg.vocab);
     return mean(crossEntropy(logits, targets));

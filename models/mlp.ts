@@ -1,6 +1,6 @@
 // A multi-layer perceptron classifier: float features in, i32 class labels, cross-entropy loss.
 // The smallest model that exercises matmul, broadcasting bias adds and the loss.
-import { add, crossEntropy, fanIn, input, matmul, mean, model, param, relu, zeros, type Tensor } from '../compiler/dsl/index.ts';
+import { add, block, crossEntropy, fanIn, input, matmul, mean, model, param, relu, zeros, type Tensor } from '../compiler/dsl/index.ts';
 
 type MlpConfig = {
   readonly batch: number;
@@ -24,7 +24,8 @@ export default model(
     let h = x;
     let width = cfg.features;
     for (let i = 0; i < cfg.layers; i++) {
-      h = relu(dense(`layers.${i}`, h, width, cfg.hidden));
+      const [input, from] = [h, width];
+      h = block(`layers.${i}`, () => relu(dense(`layers.${i}`, input, from, cfg.hidden)));
       width = cfg.hidden;
     }
     const logits = dense('head', h, width, cfg.classes);

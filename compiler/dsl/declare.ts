@@ -70,3 +70,25 @@ export function param(name: string, shape: Shape, init: Init = normal()): Tensor
   t.params.set(name, { tensor, init, loc });
   return tensor;
 }
+
+/**
+ * Marks the ops traced inside `body` as one block: a unit that activation checkpointing may
+ * recompute in backward instead of keeping its intermediate values. Blocks do not nest: ops in
+ * an inner block belong to the outermost one.
+ * @example x = block(`h.${i}`, () => transformerBlock(cfg, i, x))
+ */
+export function block<T>(name: string, body: () => T): T {
+  const t = active('block');
+  const loc = callerLoc();
+  if (typeof body !== 'function') throw new LomocError(`block '${name}': expected a function to trace, got ${describe(body)}`, loc);
+  if (t.builder.block !== undefined) return body();
+  const prev = t.blocks.find((b) => b.name === name);
+  if (prev) throw new LomocError(`block '${name}': declared twice`, loc, [{ loc: prev.loc, message: 'first declared here' }]);
+  t.builder.block = t.blocks.length;
+  t.blocks.push({ name, loc });
+  try {
+    return body();
+  } finally {
+    t.builder.block = undefined;
+  }
+}

@@ -118,6 +118,7 @@ export function traceModel<C extends Config>(def: ModelDef<C>, cfg: C): Traced {
     inputs: t.builder.inputs,
     params: t.builder.params,
     loss: loss.id,
+    ...(t.blocks.length ? { blocks: t.blocks } : {}),
   };
   const reach = ancestors(graph, [loss.id]);
   const warnings = graph.params

@@ -4,7 +4,7 @@ import { GraphBuilder } from '../ir/builder.ts';
 import type { Op, OpAttrs } from '../ir/ops.ts';
 import { ShapeError } from '../ir/shape-rules.ts';
 import { fmtShape } from '../ir/shape.ts';
-import type { DType, Init, Loc, Shape } from '../ir/types.ts';
+import type { BlockDecl, DType, Init, Loc, Shape } from '../ir/types.ts';
 import { LomocError, type Note } from '../diagnostics.ts';
 import { callerLoc } from './location.ts';
 import type { Tensor } from './tensor.ts';
@@ -14,15 +14,15 @@ export interface TraceState {
   readonly builder: GraphBuilder;
   readonly params: Map<string, { tensor: Tensor; init: Init; loc: Loc }>;
   readonly inputs: Map<string, { tensor: Tensor; loc: Loc }>;
-  /** Segment marks for activation checkpointing: stack of open block ids. */
-  readonly blockStack: number[];
+  /** Blocks marked with `block(name, ...)`, for activation checkpointing. */
+  readonly blocks: BlockDecl[];
 }
 
 let current: TraceState | undefined;
 let traces = 0;
 
 export function openTrace(name: string): TraceState {
-  current = { id: ++traces, builder: new GraphBuilder(name), params: new Map(), inputs: new Map(), blockStack: [] };
+  current = { id: ++traces, builder: new GraphBuilder(name), params: new Map(), inputs: new Map(), blocks: [] };
   return current;
 }
 export function closeTrace(): void {

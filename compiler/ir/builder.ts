@@ -10,6 +10,8 @@ export class GraphBuilder {
   readonly nodes: Node[];
   readonly inputs: InputDecl[];
   readonly params: ParamDecl[];
+  /** Forward nodes made while this is set belong to that block (the DSL's `block` scope). */
+  block: number | undefined;
 
   constructor(readonly name: string, from?: Graph) {
     this.values = from ? [...from.values] : [];
@@ -37,7 +39,8 @@ export class GraphBuilder {
     const outputs = types.map((t, i) =>
       this.value(t.shape, t.dtype, typeof role === 'string' ? role : role[i] ?? 'activation', loc),
     );
-    this.nodes.push({ id: this.nodes.length, op, inputs, outputs, attrs, loc, phase } as NodeOf<O> as Node);
+    const node = { id: this.nodes.length, op, inputs, outputs, attrs, loc, phase };
+    this.nodes.push((this.block === undefined || phase !== 'forward' ? node : { ...node, block: this.block }) as NodeOf<O> as Node);
     return outputs;
   }
 

@@ -43,6 +43,8 @@ export interface NodeOf<O extends Op> {
   readonly attrs: OpAttrs[O];
   readonly loc: Loc;
   readonly phase: Phase;
+  /** The user-marked block (index into Graph.blocks) a forward node was traced in (recompute nodes keep it). */
+  readonly block?: number;
 }
 /** A node of any op, discriminated on `op`. */
 export type Node = { [O in Op]: NodeOf<O> }[Op];
@@ -66,6 +68,12 @@ export interface ParamDecl {
   readonly loc: Loc;
 }
 
+/** A segment the user marked with `block(name, ...)`: a unit for activation checkpointing. */
+export interface BlockDecl {
+  readonly name: string;
+  readonly loc: Loc;
+}
+
 export interface Graph {
   readonly name: string;
   readonly values: readonly Value[]; // values[i].id === i
@@ -80,6 +88,8 @@ export interface Graph {
   readonly updates?: Readonly<Record<string, ValueId>>;
   /** Optimizer state values read by the step and their new values, by state name. */
   readonly state?: readonly StateDecl[];
+  /** Blocks marked in the DSL (forward nodes name theirs in `block`). */
+  readonly blocks?: readonly BlockDecl[];
 }
 
 export interface StateDecl {

@@ -27,6 +27,8 @@ export interface ModelRecipe {
   readonly steps: readonly Step[];
   readonly head: 'crossEntropy' | 'meanSquare';
   readonly mix: number;
+  /** Steps are traced in blocks of this many (0: no blocks), the units of checkpointing. */
+  readonly blockSize: number;
 }
 
 const src = fc.nat(1000);
@@ -51,6 +53,7 @@ export const modelRecipe: fc.Arbitrary<ModelRecipe> = fc.record({
   steps: fc.array(stepArb, { minLength: 1, maxLength: 7 }),
   head: fc.constantFrom('crossEntropy' as const, 'meanSquare' as const),
   mix: src,
+  blockSize: fc.integer({ min: 0, max: 3 }),
 });
 
 function unary(op: (typeof unaryOps)[number], x: Tensor): Tensor {
@@ -73,7 +76,8 @@ export function buildRecipe(r: ModelRecipe): Tensor {
   const vec = (name: string, i: number) => L.param(`${name}${i}`, [w], L.ones());
   const pool: Tensor[] = [L.embedding(emb, L.input('tokens', [b], 'i32')), L.input('x', [b, w])];
   const at = (i: number) => pool[i % pool.length];
-  for (const s of r.steps) {
+  const steps = (from: number, to: number) => r.steps.slice(from, to).forEach(step);
+  const step = (s: Step) => {
     switch (s.kind) {
       case 'unary': pool.push(unary(s.op, at(s.src))); break;
       case 'binary': {
@@ -115,7 +119,9 @@ export function buildRecipe(r: ModelRecipe): Tensor {
         break;
       }
     }
-  }
+  };
+  if (r.blockSize === 0) steps(0, r.steps.length);
+  else for (let i = 0; i < r.steps.length; i += r.blockSize) L.block(`b${i}`, () => steps(i, i + r.blockSize));
   const last = L.add(pool[pool.length - 1], at(r.mix));
   if (r.head === 'crossEntropy')
     return L.mean(L.crossEntropy(L.matmul(last, emb, { transB: true }), L.input('targets', [b], 'i32')));

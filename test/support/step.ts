@@ -1,13 +1,10 @@
 // Builds training steps the way the pipeline does, and runs them on the reference executor:
 // `plainStep` unplanned in textbook order (the oracle), `plannedStep` inside its memory plan.
-import { differentiate } from '../../compiler/autodiff/index.ts';
 import type { MemoryPlan } from '../../compiler/ir/memory-plan.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
-import { verify } from '../../compiler/ir/verify.ts';
-import { appendOptimizer, type StepOptions } from '../../compiler/passes/optimizer-step.ts';
-import { planMemory } from '../../compiler/passes/plan-memory.ts';
-import { withStorage } from '../../compiler/passes/precision.ts';
-import { schedule } from '../../compiler/passes/schedule.ts';
+import type { CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
+import type { StepOptions } from '../../compiler/passes/optimizer-step.ts';
+import { compileForward } from '../../compiler/pipeline.ts';
 import { execute, type Feeds } from '../../runtime/reference/execute.ts';
 import { executePlanned } from '../../runtime/reference/execute-planned.ts';
 import type { HostTensor } from '../../runtime/reference/tensor.ts';
@@ -23,12 +20,10 @@ export interface BuiltStep {
   readonly plan: MemoryPlan;
 }
 
-/** differentiate -> optimizer -> schedule -> plan, verifying after every pass. */
-export function buildStep(forward: Graph, opts: StepOptions & { dtype?: 'f32' | 'f16' }): BuiltStep {
-  const narrowed = verify(withStorage(forward, opts.dtype ?? 'f32'), 'precision');
-  const withStep = verify(appendOptimizer(verify(differentiate(narrowed), 'differentiate'), opts), 'optimizer');
-  const step = verify(schedule(withStep, opts.optimizer === 'lomo' ? 'lomo' : 'textbook'), 'schedule');
-  return { step, plan: planMemory(step) };
+/** The pipeline from a forward graph, verifying after every pass. */
+export function buildStep(forward: Graph, opts: StepOptions & { dtype?: 'f32' | 'f16'; checkpoint?: CheckpointPolicy }): BuiltStep & { recomputeRatio: number } {
+  const c = compileForward(forward, { ...opts, verifyEach: true });
+  return { step: c.step, plan: c.plan, recomputeRatio: c.recomputeRatio };
 }
 
 /** Feeds for a step: the forward feeds plus the step's scalars and zeroed (or copied) state. */

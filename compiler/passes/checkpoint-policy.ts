@@ -1,0 +1,146 @@
+// Which segments to recompute. Policies:
+//   none          keep every activation;
+//   blocks        recompute every block the user marked with `block(...)`;
+//   sqrt          Chen et al. 2016: group the n blocks (or, unmarked, the forward nodes) into runs
+//                 of ceil(sqrt n); keep only the runs' boundaries, recompute each run once per
+//                 backward pass (at most one extra forward);
+//   budget=SIZE   the least recomputation whose planned peak fits SIZE: blocks ordered by saved
+//                 bytes per recomputed FLOP, the fewest that fit found by bisection (the peak
+//                 falls as more are recomputed), then coarser runs if every block is not enough.
+// Each candidate is judged by the real schedule and plan (`peakOf`), as XLA's rematerialization
+// judges its choices by the real memory of the scheduled module.
+import { LomocError } from '../diagnostics.ts';
+import { totalFlops } from '../ir/cost.ts';
+import { byteSize } from '../ir/shape.ts';
+import type { Graph, Node } from '../ir/types.ts';
+import { recomputeSegments, type Segment } from './checkpoint.ts';
+
+export type CheckpointPolicy =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'blocks' }
+  | { readonly kind: 'sqrt' }
+  | { readonly kind: 'budget'; readonly bytes: number };
+
+const units: Readonly<Record<string, number>> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40 };
+
+/** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB). */
+export function parseCheckpointPolicy(text: string): CheckpointPolicy {
+  if (text === 'none' || text === 'blocks' || text === 'sqrt') return { kind: text };
+  const m = /^budget=([0-9]*\.?[0-9]+)\s*([A-Za-z]*)$/.exec(text);
+  if (m && (m[2] === '' || m[2] in units) && Number(m[1]) > 0)
+    return { kind: 'budget', bytes: Math.floor(Number(m[1]) * (units[m[2] || 'B'] ?? 1)) };
+  throw new LomocError(`--checkpoint: expected none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got '${text}'`);
+}
+
+export interface CheckpointChoice {
+  readonly graph: Graph;
+  readonly segments: readonly Segment[];
+  /** Recomputed FLOPs as a fraction of one forward pass. */
+  readonly recomputeRatio: number;
+  /** How the choice was made, for reports. */
+  readonly detail: string;
+}
+
+/** Recompute units: the marked blocks, or else runs of about sqrt(n) forward nodes. */
+function unitsOf(g: Graph): Segment[] {
+  const forward = g.nodes.filter((n) => n.phase === 'forward');
+  if (g.blocks?.length) {
+    const byBlock = g.blocks.map((): number[] => []);
+    for (const n of forward) if (n.block !== undefined) byBlock[n.block].push(n.id);
+    return byBlock.filter((s) => s.length > 0);
+  }
+  return runs(forward.map((n) => [n.id]), Math.ceil(Math.sqrt(forward.length)));
+}
+
+/** Consecutive runs of `size` units, merged. */
+const runs = (us: readonly Segment[], size: number): Segment[] =>
+  Array.from({ length: Math.ceil(us.length / size) }, (_, i) => us.slice(i * size, (i + 1) * size).flat());
+
+function ratio(g: Graph, out: Graph): number {
+  const fwd = totalFlops(g, g.nodes.filter((n) => n.phase === 'forward'));
+  const re = totalFlops(out, out.nodes.filter((n) => n.phase === 'recompute'));
+  return fwd === 0 ? 0 : re / fwd;
+}
+
+function choose(g: Graph, segments: readonly Segment[], detail: string): CheckpointChoice {
+  const graph = recomputeSegments(g, segments);
+  return { graph, segments, recomputeRatio: ratio(g, graph), detail };
+}
+
+/** Bytes a unit stops keeping for backward, per FLOP it recomputes. */
+function benefit(g: Graph, unit: Segment): number {
+  const inUnit = new Set(unit);
+  const nodes: Node[] = g.nodes.filter((n) => inUnit.has(n.id));
+  const made = new Set(nodes.flatMap((n) => n.outputs));
+  let bytes = 0;
+  const counted = new Set<number>();
+  for (const n of g.nodes)
+    if (n.phase !== 'forward')
+      for (const x of n.inputs)
+        if (made.has(x) && !counted.has(x)) {
+          counted.add(x);
+          bytes += byteSize(g.values[x].shape, g.values[x].dtype);
+        }
+  return bytes / Math.max(1, totalFlops(g, nodes));
+}
+
+/** Params and optimizer state: no checkpointing plan is smaller. */
+function persistentBytes(g: Graph): number {
+  const vs = [...g.params.map((p) => p.value), ...(g.state ?? []).map((s) => s.value)];
+  return vs.reduce((a, v) => a + byteSize(g.values[v].shape, g.values[v].dtype), 0);
+}
+
+/** `what` names the step in errors (e.g. "the adamw step"). */
+export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (g: Graph) => number, what = 'the step'): CheckpointChoice {
+  if (policy.kind === 'none') return { graph: g, segments: [], recomputeRatio: 0, detail: 'none' };
+  const us = unitsOf(g);
+  if (policy.kind === 'blocks') {
+    if (!g.blocks?.length)
+      throw new LomocError(`--checkpoint blocks: model '${g.name}' marks no blocks; mark them with block(name, () => ...) or use --checkpoint sqrt`);
+    return choose(g, us, `${us.length} blocks`);
+  }
+  if (policy.kind === 'sqrt') {
+    const size = Math.ceil(Math.sqrt(us.length));
+    return choose(g, runs(us, size), `runs of ${size} of ${us.length} units`);
+  }
+  // budget: the fewest units (best first) whose plan fits, by bisection.
+  const order = us.map((u, i) => ({ u, b: benefit(g, u), i })).sort((a, c) => c.b - a.b || a.i - c.i);
+  const first = (m: number) => order.slice(0, m).sort((a, c) => a.i - c.i).map((x) => x.u);
+  const tried = new Map<number, CheckpointChoice & { peak: number }>();
+  const attempt = (m: number) => {
+    if (!tried.has(m)) {
+      const c = choose(g, first(m), `${m} of ${us.length} units`);
+      tried.set(m, { ...c, peak: peakOf(c.graph) });
+    }
+    return tried.get(m)!;
+  };
+  if (attempt(0).peak <= policy.bytes) return attempt(0);
+  if (attempt(us.length).peak <= policy.bytes) {
+    let [lo, hi] = [0, us.length]; // attempt(lo) does not fit, attempt(hi) does
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (attempt(mid).peak <= policy.bytes) hi = mid;
+      else lo = mid;
+    }
+    return attempt(hi);
+  }
+  // Every unit recomputed is not enough: keep fewer checkpoints by recomputing runs of units.
+  // (Below the params and state alone nothing fits: then only the sqrt runs are tried, for the message.)
+  let best = attempt(us.length);
+  const sqrt = Math.ceil(Math.sqrt(us.length));
+  const sizes = policy.bytes < persistentBytes(g) ? [sqrt] : Array.from({ length: us.length - 1 }, (_, i) => i + 2);
+  for (const size of sizes) {
+    const c = choose(g, runs(us, size), `runs of ${size} of ${us.length} units`);
+    const peak = peakOf(c.graph);
+    if (peak <= policy.bytes) return c;
+    if (peak < best.peak) best = { ...c, peak };
+  }
+  throw new LomocError(
+    `--checkpoint budget=${fmtGiB(policy.bytes)}: ${what} cannot fit; the smallest peak lomoc can plan is ${fmtGiB(best.peak)} (${best.detail} recomputed): use --checkpoint budget=${atLeast(best.peak)} or more`,
+  );
+}
+
+const fmtGiB = (b: number): string =>
+  b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)}GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)}MiB` : `${(b / 2 ** 10).toFixed(2)}KiB`;
+/** A budget that is at least `b` bytes, in round units. */
+const atLeast = (b: number): string => (b >= 2 ** 30 ? `${Math.ceil(b / 2 ** 20)}MiB` : `${Math.ceil(b / 2 ** 10)}KiB`);

@@ -1,0 +1,153 @@
+// Activation checkpointing changes no bit of the step, keeps the peak within a feasible budget,
+// and `sqrt` keeps O(sqrt n) segment outputs with at most one extra forward.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import * as L from '../../compiler/dsl/index.ts';
+import { LomocError } from '../../compiler/diagnostics.ts';
+import { resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/model.ts';
+import type { Graph } from '../../compiler/ir/types.ts';
+import { parseCheckpointPolicy, type CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
+import type { OptimizerName } from '../../compiler/passes/optimizer-step.ts';
+import gpt from '../../models/gpt.ts';
+import llama from '../../models/llama.ts';
+import mlp from '../../models/mlp.ts';
+import { initParams } from '../../runtime/reference/init.ts';
+import { arbitraryModel } from '../support/arbitrary-model.ts';
+import { bitDifferences, buildStep, plainStep, plannedStep, stepFeeds } from '../support/step.ts';
+import { freshnessViolations, planViolations } from '../support/step-checks.ts';
+import { randomFeeds, traceFn } from '../support/trace.ts';
+import type { Feeds } from '../../runtime/reference/execute.ts';
+
+const hyper = { lr: 0.05, weightDecay: 0.01, step: 2 };
+
+/** The checkpointed step in its plan vs the plain step without checkpointing (LOMO's plain step is SGD's). */
+function sameAsWithout(graph: Graph, feeds: Feeds, optimizer: OptimizerName, checkpoint: CheckpointPolicy, clipNorm?: number) {
+  const built = buildStep(graph, { optimizer, checkpoint, clipNorm });
+  const plain = buildStep(graph, { optimizer: optimizer === 'lomo' ? 'sgd' : optimizer, clipNorm });
+  expect(bitDifferences(plannedStep(built, stepFeeds(built.step, feeds, hyper)), plainStep(plain.step, stepFeeds(plain.step, feeds, hyper)))).toEqual([]);
+  expect(freshnessViolations(built.step)).toEqual([]);
+  return built;
+}
+
+const policies: CheckpointPolicy[] = [{ kind: 'blocks' }, { kind: 'sqrt' }];
+const optimizers: OptimizerName[] = ['lomo', 'sgd', 'adamw'];
+
+describe('checkpointing changes no result (bit for bit, f32, inside the plan)', () => {
+  it('random models: every policy, optimizer, with and without clip-norm', () =>
+    fc.assert(
+      fc.property(
+        arbitraryModel.filter(({ recipe }) => recipe.blockSize > 0),
+        fc.constantFrom(...policies),
+        fc.constantFrom(...optimizers),
+        fc.option(fc.constant(0.05)),
+        fc.integer(),
+        ({ recipe, graph }, policy, optimizer, clipNorm, seed) => {
+          const feeds = randomFeeds(graph, seed, { vocab: { tokens: recipe.vocab, targets: recipe.vocab } });
+          sameAsWithout(graph, feeds, optimizer, policy, clipNorm ?? undefined);
+        },
+      ),
+      { numRuns: 60 },
+    ));
+
+  for (const [name, def] of [['mlp', mlp], ['gpt', gpt], ['llama', llama]] as const) {
+    it(`${name} (tiny): blocks, sqrt and a budget, under lomo, sgd and adamw, with and without clip-norm`, () => {
+      const cfg = resolveConfig(def as ModelDef, 'tiny');
+      const { graph } = traceModel(def as ModelDef, cfg);
+      const vocab = Number(cfg.vocab ?? cfg.classes);
+      const feeds = { ...randomFeeds(graph, 4, { vocab: Object.fromEntries(graph.inputs.map((i) => [i.name, vocab])) }), params: initParams(graph, 4, 'f64') };
+      for (const optimizer of optimizers)
+        for (const clipNorm of [undefined, 0.05]) {
+          const none = buildStep(graph, { optimizer, clipNorm }).plan.peak;
+          const least = buildStep(graph, { optimizer, clipNorm, checkpoint: { kind: 'blocks' } }).plan.peak;
+          for (const policy of [...policies, { kind: 'budget', bytes: Math.floor((none + least) / 2) } as const]) {
+            const built = sameAsWithout(graph, feeds, optimizer, policy, clipNorm);
+            if (policy.kind !== "budget") expect(built.recomputeRatio).toBeGreaterThan(0);
+          }
+        }
+    });
+  }
+});
+
+describe('budget', () => {
+  it('a feasible budget is met with the fewest recomputed units; an infeasible one names the smallest', () =>
+    fc.assert(
+      fc.property(arbitraryModel.filter(({ recipe }) => recipe.blockSize > 0), fc.constantFrom(...optimizers), fc.double({ min: 0, max: 1, noNaN: true }), ({ graph }, optimizer, t) => {
+        const none = buildStep(graph, { optimizer }).plan.peak;
+        const least = Math.min(
+          buildStep(graph, { optimizer, checkpoint: { kind: 'blocks' } }).plan.peak,
+          buildStep(graph, { optimizer, checkpoint: { kind: 'sqrt' } }).plan.peak,
+        );
+        const budget = Math.floor(least + t * (none - least));
+        const built = buildStep(graph, { optimizer, checkpoint: { kind: 'budget', bytes: budget } });
+        expect(built.plan.peak).toBeLessThanOrEqual(budget);
+        expect(planViolations(built.plan)).toEqual([]);
+      }),
+      { numRuns: 40 },
+    ));
+
+  it('an infeasible budget is a clear error stating the smallest budget, which then fits', () => {
+    const { graph } = traceModel(gpt as ModelDef, resolveConfig(gpt as ModelDef, 'tiny'));
+    let message = '';
+    try {
+      buildStep(graph, { optimizer: 'lomo', checkpoint: { kind: 'budget', bytes: 1000 } });
+    } catch (e) {
+      expect(e).toBeInstanceOf(LomocError);
+      message = (e as Error).message;
+    }
+    const m = /^error: --checkpoint budget=0\.98KiB: the lomo step cannot fit; the smallest peak lomoc can plan is [0-9.]+KiB \(.+ recomputed\): use --checkpoint budget=(\d+)KiB or more$/.exec(message);
+    expect(m, message).not.toBeNull();
+    const built = buildStep(graph, { optimizer: 'lomo', checkpoint: parseCheckpointPolicy(`budget=${m![1]}KiB`) });
+    expect(built.plan.peak).toBeLessThanOrEqual(Number(m![1]) * 2 ** 10);
+  });
+
+  it('parses sizes and rejects nonsense', () => {
+    expect(parseCheckpointPolicy('budget=14GiB')).toEqual({ kind: 'budget', bytes: 14 * 2 ** 30 });
+    expect(parseCheckpointPolicy('budget=1.5MB')).toEqual({ kind: 'budget', bytes: 1.5e6 });
+    expect(() => parseCheckpointPolicy('budget=lots')).toThrow(
+      "--checkpoint: expected none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got 'budget=lots'",
+    );
+  });
+});
+
+describe('sqrt on a chain of n equal segments', () => {
+  /** n blocks of tanh(x W_i): a chain whose segment outputs are the only values crossing blocks. */
+  const chain = (n: number) =>
+    traceFn(() => {
+      let x = L.input('x', [4, 8]);
+      for (let i = 0; i < n; i++) {
+        const w = L.param(`w${i}`, [8, 8], L.fanIn());
+        x = L.block(`b${i}`, () => L.tanh(L.matmul(L.tanh(x), w)));
+      }
+      return L.mean(L.mul(x, x));
+    }, 'chain');
+
+  it('keeps O(sqrt n) segment outputs and recomputes at most one extra forward', () =>
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.constantFrom(...optimizers), (n, optimizer) => {
+        const g = chain(n);
+        const built = buildStep(g, { optimizer, checkpoint: { kind: 'sqrt' } });
+        // Saved: forward values still read by backward-half nodes (recompute, backward, updates).
+        const forwardMade = new Set(built.step.nodes.filter((x) => x.phase === 'forward').flatMap((x) => x.outputs));
+        const saved = new Set(built.step.nodes.filter((x) => x.phase !== 'forward').flatMap((x) => x.inputs).filter((v) => forwardMade.has(v) && built.step.values[v].shape.length === 2 && built.step.values[v].shape[0] === 4));
+        expect(saved.size).toBeLessThanOrEqual(Math.ceil(Math.sqrt(n)) + 2);
+        expect(built.recomputeRatio).toBeLessThanOrEqual(1);
+        const recomputes = built.step.nodes.filter((x) => x.phase === 'recompute').length;
+        expect(recomputes).toBeLessThanOrEqual(built.step.nodes.filter((x) => x.phase === 'forward').length);
+      }),
+      { numRuns: 30 },
+    ));
+});
+
+describe('clip-norm with checkpointing', () => {
+  it('recomputes segments once per backward pass, never the whole forward', () => {
+    const { graph } = traceModel(llama as ModelDef, resolveConfig(llama as ModelDef, 'tiny'));
+    const built = buildStep(graph, { optimizer: 'lomo', clipNorm: 1, checkpoint: { kind: 'blocks' } });
+    const forward = built.step.nodes.filter((n) => n.phase === 'forward');
+    const inBlocks = forward.filter((n) => n.block !== undefined).length;
+    const recomputed = built.step.nodes.filter((n) => n.phase === 'recompute');
+    expect(recomputed.length).toBeGreaterThan(0);
+    expect(recomputed.length).toBeLessThanOrEqual(2 * inBlocks);
+    // nothing outside the blocks (embedding, head, loss) is ever recomputed
+    expect(recomputed.every((n) => n.block !== undefined)).toBe(true);
+  });
+});
