@@ -37,6 +37,8 @@ export interface MemoryPlan {
   readonly buffers: readonly PlannedBuffer[];
   /** For each value id, the index of its buffer (-1 for values with no storage). */
   readonly bufferOf: readonly number[];
+  /** For each kernel group (when planned with a fusion), its scratch buffers' indices. */
+  readonly scratchOf: readonly (readonly number[])[];
   /** Sum of the arenas: what the device allocates. */
   readonly peak: number;
   /** The most aligned bytes live at one moment: no plan can be smaller. */

@@ -9,6 +9,7 @@
 //     reader; the loss stays to the end, where it is read back.
 import { byteSize } from '../ir/shape.ts';
 import type { Category } from '../ir/memory-plan.ts';
+import type { Fusion } from '../ir/fusion.ts';
 import type { Graph, ValueId } from '../ir/types.ts';
 
 export interface Lifetime {
@@ -22,7 +23,18 @@ export interface Lifetime {
 
 const rank: Readonly<Record<Category, number>> = { params: 0, optimizerState: 1, grads: 2, activations: 3, workspace: 4 };
 
-export function lifetimes(g: Graph): { readonly buffers: Lifetime[]; readonly bufferOf: number[] } {
+/**
+ * With `fusion`, a group's nodes run as one dispatch: everything it reads stays live until its last
+ * node, everything it writes is live from its first, and values internal to it get no storage.
+ * `scratch` gives the bytes of each group's temporary buffers (reductions' partial results),
+ * live only while the group runs. Returns, per group, the indices of its scratch buffers.
+ */
+export function lifetimes(
+  g: Graph,
+  fusion?: Fusion,
+  scratch?: (group: number) => readonly number[],
+  keep: readonly ValueId[] = [],
+): { readonly buffers: Lifetime[]; readonly bufferOf: number[]; readonly scratchOf: number[][] } {
   const last = g.nodes.length - 1;
   const root = g.values.map((v) => v.id);
   const find = (v: ValueId): ValueId => (root[v] === v ? v : (root[v] = find(root[v])));
@@ -46,18 +58,20 @@ export function lifetimes(g: Graph): { readonly buffers: Lifetime[]; readonly bu
   const lastUse = new Array<number>(g.values.length).fill(-1);
   const phaseOfDef = new Array<string>(g.values.length).fill('input');
   const readLater = new Array<boolean>(g.values.length).fill(false);
+  const span = g.nodes.map((_, i): [number, number] => [i, i]);
+  for (const grp of fusion?.groups ?? []) for (const i of grp.nodes) span[i] = [grp.nodes[0], grp.nodes[grp.nodes.length - 1]];
   g.nodes.forEach((n, i) => {
     for (const o of n.outputs) {
-      def[o] = i;
+      def[o] = span[i][0];
       phaseOfDef[o] = n.phase;
     }
     for (const x of n.inputs) {
-      lastUse[x] = Math.max(lastUse[x], i);
+      lastUse[x] = Math.max(lastUse[x], span[i][1]);
       // Saved for backward: made by forward work (or fed), read by the backward half of the step.
       if (n.phase !== 'forward' && (phaseOfDef[x] === 'forward' || phaseOfDef[x] === 'input')) readLater[x] = true;
     }
   });
-  lastUse[g.loss] = last;
+  for (const v of [g.loss, ...keep]) lastUse[v] = Math.max(last, def[v]);
 
   const classes = new Map<ValueId, ValueId[]>();
   for (const v of g.values) {
@@ -65,9 +79,11 @@ export function lifetimes(g: Graph): { readonly buffers: Lifetime[]; readonly bu
     if (!classes.has(r)) classes.set(r, []);
     classes.get(r)!.push(v.id);
   }
+  const internal = new Set(fusion?.internal ?? []);
   const bufferOf = new Array<number>(g.values.length).fill(-1);
   const buffers: Lifetime[] = [];
   for (const [r, members] of classes) {
+    if (members.every((v) => internal.has(v))) continue; // lives in registers
     const isPersistent = persistent.has(r);
     const used = members.some((v) => def[v] >= 0 || lastUse[v] >= 0) || isPersistent;
     if (!used) continue; // declared but never read nor made: no storage
@@ -90,5 +106,12 @@ export function lifetimes(g: Graph): { readonly buffers: Lifetime[]; readonly bu
     for (const v of members) bufferOf[v] = buffers.length;
     buffers.push({ values: members, category, bytes: byteSize(g.values[r].shape, g.values[r].dtype), start, end: Math.max(end, start), persistent: isPersistent });
   }
-  return { buffers, bufferOf };
+  const scratchOf = (fusion?.groups ?? []).map((grp, k) =>
+    (scratch?.(k) ?? []).map((bytes) => {
+      const [start, end] = [grp.nodes[0], grp.nodes[grp.nodes.length - 1]];
+      buffers.push({ values: [], category: 'workspace', bytes, start, end, persistent: false });
+      return buffers.length - 1;
+    }),
+  );
+  return { buffers, bufferOf, scratchOf };
 }

@@ -8,6 +8,7 @@
 // storage binding (WebGPU's default maxStorageBufferBindingSize is 128 MiB) is split into pieces,
 // which kernels address one binding each.
 import type { MemoryPlan, Piece, PlannedBuffer } from '../ir/memory-plan.ts';
+import type { Fusion } from '../ir/fusion.ts';
 import type { Graph } from '../ir/types.ts';
 import { lifetimes } from './lifetimes.ts';
 
@@ -17,6 +18,12 @@ export interface PlanOptions {
   readonly maxBindingBytes?: number;
   /** One arena is one device buffer; adapters commonly allow 2 GiB and more, WebGPU's default is 256 MiB. */
   readonly maxBufferBytes?: number;
+  /** Kernel groups (passes/fuse.ts): internal values get no storage. */
+  readonly fusion?: Fusion;
+  /** Scratch bytes each kernel group needs while it runs (codegen decides them). */
+  readonly scratch?: (group: number) => readonly number[];
+  /** Values to keep until the end of the step (read back by tests or the host). */
+  readonly keep?: readonly number[];
 }
 
 export const defaultPlanOptions = { alignment: 256, maxBindingBytes: 128 * 2 ** 20, maxBufferBytes: 2 * 2 ** 30 } as const;
@@ -33,7 +40,7 @@ interface Placed {
 export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
   const { alignment, maxBindingBytes, maxBufferBytes } = { ...defaultPlanOptions, ...opts };
   const maxPiece = Math.floor(Math.min(maxBindingBytes, maxBufferBytes) / alignment) * alignment;
-  const { buffers: lives, bufferOf } = lifetimes(g);
+  const { buffers: lives, bufferOf, scratchOf } = lifetimes(g, opts.fusion, opts.scratch, opts.keep);
 
   // Split into pieces of at most one binding, each aligned.
   const pieces: { buffer: number; index: number; size: number; start: number; end: number }[] = [];
@@ -81,6 +88,7 @@ export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
     arenas: arenaSize,
     buffers,
     bufferOf,
+    scratchOf,
     peak: arenaSize.reduce((a, b) => a + b, 0),
     lowerBound: liveBytesBound(pieces, g.nodes.length),
     steps: g.nodes.length,

@@ -1,0 +1,3 @@
+// reduce kernels (to be written).
+import type { Emitter } from './emitter.ts';
+export const reduceEmitters = {} satisfies { readonly [O in never]: Emitter<O> };

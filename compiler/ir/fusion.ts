@@ -1,0 +1,30 @@
+// Kernel groups: which scheduled nodes run as one dispatch. Made by passes/fuse.ts, read by the
+// planner (values made and read inside one group need no storage) and by codegen.
+import type { ValueId } from './types.ts';
+
+export type GroupKind =
+  /** One node, its own kernel(s). */
+  | 'single'
+  /** A chain of elementwise nodes evaluated per element in registers. */
+  | 'elementwise'
+  /** A matmul whose output goes through elementwise nodes before it is stored. */
+  | 'matmulEpilogue'
+  /** LOMO: a weight-gradient matmul and the update it feeds: the gradient never exists in memory. */
+  | 'matmulUpdate';
+
+export interface KernelGroup {
+  readonly kind: GroupKind;
+  /** Schedule positions, consecutive and ascending. */
+  readonly nodes: readonly number[];
+}
+
+export interface Fusion {
+  readonly groups: readonly KernelGroup[];
+  /** Values made and read only inside one group: they live in registers, not in the plan. */
+  readonly internal: readonly ValueId[];
+}
+
+/** Every node its own group: what the planner assumes when there is no fusion. */
+export function noFusion(nodes: number): Fusion {
+  return { groups: Array.from({ length: nodes }, (_, i) => ({ kind: 'single', nodes: [i] })), internal: [] };
+}

@@ -1,0 +1,59 @@
+// The compiled training step as the runtime sees it: plain data, no code from the compiler.
+// The compiler's codegen writes it; a bundle stores it as manifest.json + kernels/*.wgsl;
+// runtime/webgpu executes it. Nothing here imports compiler/.
+
+export type StorageDType = 'f32' | 'f16' | 'i32';
+
+/** A byte range in one arena (one device buffer). Offsets are multiples of 256. */
+export interface BufferRef {
+  readonly arena: number;
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+/** A named tensor the host reads or writes: an input, a param, optimizer state, the loss. */
+export interface TensorSlot extends BufferRef {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: StorageDType;
+}
+
+export type ParamInit =
+  | { readonly kind: 'normal'; readonly std: number }
+  | { readonly kind: 'zeros' }
+  | { readonly kind: 'ones' }
+  | { readonly kind: 'fanIn'; readonly gain: number };
+
+/**
+ * One compute dispatch. Storage binding i of group 0 is `bindings[i]` (read-only unless
+ * `write`); when `uniforms` is non-empty it is bound right after them as a uniform buffer of
+ * u32 words (f32 scalars stored as their bits). Every shader's entry point is `main`.
+ */
+export interface Dispatch {
+  /** Key into StepProgram.shaders: exactly what is baked into the WGSL text. */
+  readonly shader: string;
+  /** What it computes and where the user wrote it, for profiles and errors. */
+  readonly label: string;
+  readonly bindings: readonly (BufferRef & { readonly write: boolean })[];
+  readonly uniforms: readonly number[];
+  readonly workgroups: readonly [number, number, number];
+}
+
+export interface StepProgram {
+  readonly version: 1;
+  readonly name: string;
+  /** Bytes of each arena; their sum is the plan's peak, what the device allocates. */
+  readonly arenas: readonly number[];
+  readonly inputs: readonly TensorSlot[];
+  readonly params: readonly (TensorSlot & { readonly init: ParamInit })[];
+  readonly state: readonly TensorSlot[];
+  readonly loss: TensorSlot;
+  /** WGSL source by key. */
+  readonly shaders: Readonly<Record<string, string>>;
+  /** The whole step, in order: recorded into one command encoder. */
+  readonly dispatches: readonly Dispatch[];
+  /** Device limits the program needs beyond WebGPU's defaults. */
+  readonly limits: { readonly maxStorageBuffersPerShaderStage: number; readonly maxComputeInvocationsPerWorkgroup: number; readonly maxComputeWorkgroupStorageSize: number };
+  /** Features the program needs (e.g. 'shader-f16'). */
+  readonly features: readonly string[];
+}

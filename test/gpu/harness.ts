@@ -1,0 +1,55 @@
+// Runs graphs on the WebGPU device through the real pipeline (plan -> lowerStep -> executor), for
+// kernel tests against the reference executor. One device per test process.
+import type { Fusion } from '../../compiler/ir/fusion.ts';
+import { noFusion } from '../../compiler/ir/fusion.ts';
+import type { Graph, ValueId } from '../../compiler/ir/types.ts';
+import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
+import { scratchRules } from '../../compiler/codegen/wgsl/emitters.ts';
+import { planMemory } from '../../compiler/passes/plan-memory.ts';
+import type { Feeds } from '../../runtime/reference/execute.ts';
+import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import { acquireDevice, type Acquired } from '../../runtime/webgpu/device.ts';
+import { createExecutor } from '../../runtime/webgpu/executor.ts';
+import type { Op } from '../../compiler/ir/ops.ts';
+import type { ScratchRule } from '../../compiler/codegen/wgsl/emitter.ts';
+
+let acquired: Promise<Acquired> | undefined;
+/** The process's device; a test fails (never skips) when there is none, naming the setup script. */
+export const gpu = (): Promise<Acquired> => (acquired ??= acquireDevice());
+
+/** Scratch bytes per group, from the codegen's rules. */
+export function scratchFor(g: Graph, fusion: Fusion): (group: number) => readonly number[] {
+  return (k) => {
+    const group = fusion.groups[k];
+    if (group.kind !== 'single') return [];
+    const n = g.nodes[group.nodes[0]];
+    const rule = scratchRules[n.op] as ScratchRule<Op> | undefined;
+    return rule ? rule(n as never, g) : [];
+  };
+}
+
+const toDevice = (t: HostTensor): Float32Array | Int32Array =>
+  t.data instanceof Int32Array ? t.data : Float32Array.from(t.data);
+
+/** Runs every node of `g` once on the GPU and reads back the values in `read`. */
+export async function runOnGpu(g: Graph, feeds: Feeds, read: readonly ValueId[], fusion: Fusion = noFusion(g.nodes.length)): Promise<Map<ValueId, Float32Array | Int32Array>> {
+  const { device } = await gpu();
+  const plan = planMemory(g, { fusion, scratch: scratchFor(g, fusion), keep: read });
+  const program = lowerStep(g, plan, fusion);
+  const ex = createExecutor(device, program);
+  try {
+    for (const s of program.inputs) ex.write(s, toDevice(feeds.inputs[s.name]));
+    for (const s of program.params) ex.write(s, toDevice(feeds.params[s.name]));
+    for (const s of program.state) ex.write(s, toDevice(feeds.state![s.name]));
+    ex.step();
+    const out = new Map<ValueId, Float32Array | Int32Array>();
+    for (const v of read) {
+      const b = plan.buffers[plan.bufferOf[v]];
+      const value = g.values[v];
+      out.set(v, await ex.read({ name: `%${v}`, ...b.pieces[0], bytes: value.shape.reduce((a, x) => a * x, 1) * 4, shape: value.shape, dtype: value.dtype }));
+    }
+    return out;
+  } finally {
+    ex.destroy();
+  }
+}
