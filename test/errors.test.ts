@@ -33,6 +33,14 @@ describe('user mistakes point at the user\'s line', () => {
     );
   });
 
+  it('matmul inside a user helper: the note names the call of the helper', async () => {
+    expect(await errorOf(fx('helper-shapes'))).toBe(
+      'test/fixtures/errors/helper-shapes.ts:6:10: error: matmul: inner dimensions must match, got [2, 8] and [4, 3]\n' +
+        '  note: test/fixtures/errors/helper-shapes.ts:6:20: the right operand was created here\n' +
+        '  note: test/fixtures/errors/helper-shapes.ts:12:15: called from here',
+    );
+  });
+
   it('embedding: float token ids where i32 is needed', async () => {
     expect(await errorOf(fx('embedding-dtype'))).toBe(
       'test/fixtures/errors/embedding-dtype.ts:12:15: error: embedding: token ids must be an i32 tensor, got f32\n' +

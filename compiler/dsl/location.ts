@@ -26,6 +26,31 @@ export function userFrame(stack: string | undefined): Loc | undefined {
   return undefined;
 }
 
+/**
+ * The user's frames around the current DSL call: where it was made, then (when that was inside
+ * a helper of the user's, like a `linear()` function) where the helper was called from.
+ */
+export function callerChain(): Loc[] {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 30;
+  const stack = new Error().stack ?? '';
+  Error.stackTraceLimit = limit;
+  const out: Loc[] = [];
+  for (const line of stack.split('\n').slice(1)) {
+    const m = framePattern.exec(line.trim());
+    if (!m) continue;
+    const file = toPath(m[1]);
+    const internal = file.startsWith('node:') || file.includes(`${path.sep}node_modules${path.sep}`) || path.resolve(file).startsWith(compilerDir);
+    if (internal) {
+      if (out.length) break; // back inside lomoc: the user's part of the stack has ended
+      continue;
+    }
+    out.push({ file: path.relative(process.cwd(), file) || file, line: Number(m[2]), col: Number(m[3]) });
+    if (out.length === 2) break;
+  }
+  return out;
+}
+
 /** Where the current DSL call was made. */
 export function callerLoc(): Loc {
   const limit = Error.stackTraceLimit;

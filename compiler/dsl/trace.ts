@@ -6,7 +6,7 @@ import { ShapeError } from '../ir/shape-rules.ts';
 import { fmtShape } from '../ir/shape.ts';
 import type { BlockDecl, DType, Init, Loc, Shape } from '../ir/types.ts';
 import { LomocError, type Note } from '../diagnostics.ts';
-import { callerLoc } from './location.ts';
+import { callerChain, callerLoc, unknownLoc } from './location.ts';
 import type { Tensor } from './tensor.ts';
 
 export interface TraceState {
@@ -42,7 +42,7 @@ const operandNames = (n: number, i: number): string =>
 /** Appends one op to the trace and returns its outputs; shape errors become user diagnostics. */
 export function emit<O extends Op>(op: O, ins: readonly Tensor[], attrs: OpAttrs[O], name: string = op): Tensor[] {
   const t = active(name);
-  const loc = callerLoc();
+  const [loc = unknownLoc, calledFrom] = callerChain();
   ins.forEach((x, i) => {
     if (x === null || typeof x !== 'object' || typeof (x as Tensor).id !== 'number')
       throw new LomocError(`${name}: ${operandNames(ins.length, i)} must be a tensor, got ${describe(x)}`, loc);
@@ -59,6 +59,7 @@ export function emit<O extends Op>(op: O, ins: readonly Tensor[], attrs: OpAttrs
       const v = t.builder.values[ins[e.operand].id];
       notes.push({ loc: v.loc, message: `${operandNames(ins.length, e.operand)} was created here` });
     }
+    if (calledFrom) notes.push({ loc: calledFrom, message: 'called from here' });
     throw new LomocError(`${name}: ${e.message}`, loc, notes);
   }
   return ids.map((id) => tensorOf(t, id));
