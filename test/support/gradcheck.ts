@@ -6,23 +6,13 @@ import { differentiate } from '../../compiler/autodiff/index.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
 import { verify } from '../../compiler/ir/verify.ts';
 import { execute, type Feeds } from '../../runtime/reference/execute.ts';
+import { mulberry32 } from '../../runtime/reference/random.ts';
 import type { HostTensor } from '../../runtime/reference/tensor.ts';
 
 export interface GradcheckResult {
   readonly ok: boolean;
   readonly worst: { readonly what: string; readonly fd: number; readonly ad: number; readonly err: number };
 }
-
-const rng = (seed: number) => {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 function perturbed(params: Feeds['params'], dir: Record<string, Float64Array>, eps: number): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
@@ -46,7 +36,7 @@ export function checkGradients(
   const grads: Record<string, HostTensor> = {};
   for (const p of g.params) grads[p.name] = run.values[dg.grads![p.name]]!;
 
-  const rand = rng(seed);
+  const rand = mulberry32(seed);
   const lossAt = (dir: Record<string, Float64Array>, e: number) =>
     execute(g, { ...feeds, params: perturbed(feeds.params, dir, e) }, 'f64').loss;
   let worst = { what: 'none', fd: 0, ad: 0, err: -Infinity };
