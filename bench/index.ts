@@ -1,8 +1,14 @@
 // `npm run bench`: every benchmark in bench/, each printing a markdown table. Timings are
 // medians of repeated runs after a warm-up, on whatever machine runs this; they are not tests.
+import { formatSavedTable } from './activations.ts';
+import { benchPlan, formatPlanBench, planArgv } from './plan.ts';
 import { benchTrace, formatTraceTable } from './trace.ts';
 
 const started = performance.now();
 console.log('## trace + differentiate: models/llama.ts --preset llama-7b --set layers=N\n');
 console.log(formatTraceTable(await benchTrace()));
+console.log(`\n## lomoc ${planArgv.slice(0, -1).join(' ')}, beside the paper's Table 1 (GiB)\n`);
+console.log(formatPlanBench(await benchPlan()));
+console.log('\n## what LLaMA-7B saves for backward (f16, batch 8, seq 512, no checkpointing)\n');
+console.log(formatSavedTable());
 console.log(`\n(${process.version}, ${((performance.now() - started) / 1000).toFixed(1)} s in all)`);

@@ -48,8 +48,9 @@ export function parseCommandArgs(spec: CommandSpec, argv: readonly string[]): Pa
       values[tok.name] = true;
       continue;
     }
-    // Non-strict parseArgs takes the next word as the value even when it is another option.
-    if (tok.value === undefined || (!tok.inlineValue && tok.value.startsWith('-')))
+    // Non-strict parseArgs takes the next word as the value even when it is another option
+    // ('-' alone is a value: stdout).
+    if (tok.value === undefined || (!tok.inlineValue && tok.value.startsWith('-') && tok.value !== '-'))
       throw new LomocError(`lomoc ${spec.name}: option '--${tok.name}' expects a value (${opt.value ?? 'VALUE'})`);
     if (opt.multiple) values[tok.name] = [...((values[tok.name] as string[] | undefined) ?? []), tok.value];
     else if (values[tok.name] !== undefined)

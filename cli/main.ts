@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { formatHelp, parseCommandArgs, type CommandSpec } from './args.ts';
 import { graphSpec, runGraph } from './graph.ts';
+import { planSpec, runPlan } from './plan.ts';
 import { processIo, reportError, type Io } from './report.ts';
 
 interface Command {
@@ -13,6 +14,7 @@ interface Command {
 
 const commands: Readonly<Record<string, Command>> = {
   graph: { spec: graphSpec, run: runGraph },
+  plan: { spec: planSpec, run: runPlan },
 };
 
 function version(): string {
