@@ -143,7 +143,7 @@ describe('lomoc plan', () => {
   it('llama-7b with --checkpoint blocks: the paper\'s AC rows beside ours; LOMO below its 14.58 GiB', async () => {
     const result = await planSteps({ ...llama7b, step: { ...llama7b.step, checkpoint: { kind: 'blocks' } } });
     const j = planJson(result);
-    expect(j.checkpoint).toBe('blocks');
+    expect((j as Record<string, unknown>).checkpoint).toBe('blocks');
     for (const row of j.rows) {
       expect(row.recomputeRatio).toBeGreaterThan(0);
       expect(row.recomputeRatio).toBeLessThanOrEqual(1);
