@@ -2,6 +2,7 @@
 // medians of repeated runs after a warm-up, on whatever machine runs this; they are not tests.
 import { formatSavedTable } from './activations.ts';
 import { benchPlan, formatPlanBench, planArgv } from './plan.ts';
+import { benchStep, formatStepTable } from './step.ts';
 import { benchTrace, formatTraceTable } from './trace.ts';
 
 const started = performance.now();
@@ -11,4 +12,6 @@ console.log(`\n## lomoc ${planArgv.slice(0, -1).join(' ')}, beside the paper's T
 console.log(formatPlanBench(await benchPlan()));
 console.log('\n## what LLaMA-7B saves for backward (f16, batch 8, seq 512, no checkpointing)\n');
 console.log(formatSavedTable());
+console.log('\n## training step on WebGPU: models/gpt.ts --preset small, median of 5 steps\n');
+console.log(formatStepTable(await benchStep()));
 console.log(`\n(${process.version}, ${((performance.now() - started) / 1000).toFixed(1)} s in all)`);

@@ -6,6 +6,7 @@ import { formatHelp, parseCommandArgs, type CommandSpec } from './args.ts';
 import { graphSpec, runGraph } from './graph.ts';
 import { planSpec, runPlan } from './plan.ts';
 import { processIo, reportError, type Io } from './report.ts';
+import { runRun, runSpec } from './run.ts';
 
 interface Command {
   readonly spec: CommandSpec;
@@ -15,6 +16,7 @@ interface Command {
 const commands: Readonly<Record<string, Command>> = {
   graph: { spec: graphSpec, run: runGraph },
   plan: { spec: planSpec, run: runPlan },
+  run: { spec: runSpec, run: runRun },
 };
 
 function version(): string {

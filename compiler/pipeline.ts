@@ -2,10 +2,12 @@
 import { differentiate } from './autodiff/index.ts';
 import { LomocError, type Diagnostic } from './diagnostics.ts';
 import { resolveConfig, traceModel, type Config, type ModelDef } from './dsl/model.ts';
+import type { Fusion } from './ir/fusion.ts';
 import type { MemoryPlan } from './ir/memory-plan.ts';
 import type { Graph } from './ir/types.ts';
 import { verify } from './ir/verify.ts';
 import { applyCheckpointing, type CheckpointPolicy } from './passes/checkpoint-policy.ts';
+import { fuse, type FuseOptions } from './passes/fuse.ts';
 import { appendOptimizer, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
 import { withStorage } from './passes/precision.ts';
@@ -28,11 +30,18 @@ export interface StepConfig {
   readonly verifyEach?: boolean;
 }
 
+/** Which kernel groups to form (default: matmul + update under LOMO, elementwise chains, matmul epilogues). */
+export interface FuseConfig {
+  readonly fusion?: Partial<FuseOptions>;
+}
+
 export interface CompiledStep {
   readonly config: Config;
   readonly forward: Graph;
   /** The scheduled training step: forward, backward, norm pass and updates in one order. */
   readonly step: Graph;
+  /** Kernel groups of `step`; `plan` gives their internal values no storage. */
+  readonly fusion: Fusion;
   readonly plan: MemoryPlan;
   /** Recomputed FLOPs as a fraction of one forward pass (0 without checkpointing). */
   readonly recomputeRatio: number;
@@ -55,7 +64,7 @@ export function stepConfig(def: ModelDef, cfg: StepConfig): Config {
   return resolveConfig(def, cfg.preset, sets);
 }
 
-export function compileStep(def: ModelDef, cfg: StepConfig): CompiledStep {
+export function compileStep(def: ModelDef, cfg: StepConfig & FuseConfig): CompiledStep {
   const t0 = performance.now();
   const config = stepConfig(def, cfg);
   const { graph: forward, warnings } = traceModel(def, config); // DSL -> forward graph, a source location on every node
@@ -68,9 +77,9 @@ export function compileStep(def: ModelDef, cfg: StepConfig): CompiledStep {
 export type CompiledForward = Omit<CompiledStep, 'config' | 'warnings'>;
 
 /** Everything after tracing: from a forward graph to a scheduled, planned training step. */
-export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 'sets' | 'batch' | 'seq'>): CompiledForward {
+export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 'sets' | 'batch' | 'seq'> & FuseConfig): CompiledForward {
   const stages: Record<string, number> = {};
-  const run = <T extends Graph | MemoryPlan>(name: string, f: () => T): T => {
+  const run = <T extends Graph | Fusion | MemoryPlan>(name: string, f: () => T): T => {
     const t0 = performance.now();
     const out = f();
     stages[name] = performance.now() - t0;
@@ -88,14 +97,17 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
     }),
   );
   const order = cfg.optimizer === 'lomo' ? 'lomo' : 'textbook';
+  const fusing = { matmulUpdate: order === 'lomo', elementwise: true, matmulEpilogue: true, ...cfg.fusion };
+  const peakOf = (g: Graph) => planMemory(g, { ...cfg.plan, fusion: fuse(g, fusing) }).peak;
   let choice = { recomputeRatio: 0, detail: 'none' };
   const checkpointed = run('checkpoint', () => {
     // recompute segments in backward instead of keeping them; `budget` plans each candidate
-    const c = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => planMemory(schedule(g, order), cfg.plan).peak, `the ${cfg.optimizer} step`);
+    const c = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => peakOf(schedule(g, order)), `the ${cfg.optimizer} step`);
     choice = c;
     return c.graph;
   });
   const step = run('schedule', () => schedule(checkpointed, order)); // LOMO: update as soon as the gradient is complete
-  const plan = run('plan', () => planMemory(step, cfg.plan)); // offsets and lifetimes of every byte
-  return { forward, step, plan, recomputeRatio: choice.recomputeRatio, checkpointDetail: choice.detail, stages };
+  const fusion = run('fuse', () => fuse(step, fusing)); // one kernel per group; LOMO gradients never stored
+  const plan = run('plan', () => planMemory(step, { ...cfg.plan, fusion })); // offsets and lifetimes of every byte
+  return { forward, step, fusion, plan, recomputeRatio: choice.recomputeRatio, checkpointDetail: choice.detail, stages };
 }

@@ -42,16 +42,23 @@ export function lifetimes(
 
   for (const s of g.state ?? []) root[s.next] = find(s.value);
   for (const p of g.params) if (g.updates?.[p.name] !== undefined) root[g.updates[p.name]] = find(p.value);
+  // The last read of each storage class so far (a class: a value and its views).
   const lastRead = new Array<number>(g.values.length).fill(-1);
   g.nodes.forEach((n, i) => n.inputs.forEach((x) => (lastRead[x] = i)));
+  const join = (v: ValueId, into: ValueId) => {
+    const r = find(into);
+    root[v] = r;
+    lastRead[r] = Math.max(lastRead[r], lastRead[v]);
+  };
   g.nodes.forEach((n, i) => {
-    if (n.op === 'reshape' && !persistent.has(find(n.inputs[0]))) root[n.outputs[0]] = find(n.inputs[0]);
-    // A partial gradient sum accumulates in place (grad += contribution) when the old sum dies here.
+    if (n.op === 'reshape' && !persistent.has(find(n.inputs[0]))) join(n.outputs[0], n.inputs[0]);
+    // A partial gradient sum accumulates in place (grad += contribution) when the old sum, and
+    // every view of it, dies here.
     const [acc, part] = n.inputs;
     if (n.op === 'add' && g.values[n.outputs[0]].role === 'grad' && g.values[acc].role === 'grad' &&
-        acc !== part && lastRead[acc] === i && !persistent.has(find(acc)) && g.values[acc].shape.length === g.values[n.outputs[0]].shape.length &&
+        acc !== part && lastRead[find(acc)] === i && !persistent.has(find(acc)) && g.values[acc].shape.length === g.values[n.outputs[0]].shape.length &&
         g.values[acc].shape.every((d, k) => d === g.values[n.outputs[0]].shape[k]))
-      root[n.outputs[0]] = find(acc);
+      join(n.outputs[0], acc);
   });
 
   const def = new Array<number>(g.values.length).fill(-1);

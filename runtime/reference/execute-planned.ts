@@ -69,13 +69,17 @@ export function executePlanned(g: Graph, plan: MemoryPlan, feeds: Feeds): Planne
   feed('param', g.params, feeds.params);
   feed('state', g.state ?? [], feeds.state);
 
+  // Values fused away (no storage) live only in registers between the nodes of their kernel:
+  // here they stay in `scratch` from the node that makes them to the one that reads them.
+  const stored = (v: ValueId) => plan.bufferOf[v] >= 0;
   const scratch = new Array<HostTensor | undefined>(g.values.length).fill(undefined);
   for (const n of g.nodes) {
-    for (const x of n.inputs) scratch[x] = read(g.values[x]);
+    for (const x of n.inputs) if (stored(x)) scratch[x] = read(g.values[x]);
     runNode(n, g, scratch, 'f32');
-    for (const x of n.inputs) scratch[x] = undefined;
+    for (const x of n.inputs) if (stored(x)) scratch[x] = undefined;
     for (const o of n.outputs) {
-      if (plan.bufferOf[o] >= 0) write(g.values[o], scratch[o]!);
+      if (!stored(o)) continue;
+      write(g.values[o], scratch[o]!);
       scratch[o] = undefined;
     }
   }

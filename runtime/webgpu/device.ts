@@ -1,83 +1,124 @@
-// Acquiring a WebGPU device in Node through Dawn (the `webgpu` package): the default adapter
-// (Vulkan; lavapipe on machines without a GPU), else GLES in compatibility mode (llvmpipe).
-// Dawn's `create()` result must outlive every device made from it: when it is collected,
-// Dawn crashes intermittently in ProcessEvents. So it is kept in a module-level reference.
+// Acquiring a WebGPU device for a StepProgram, from any source of adapters: browser-safe (no
+// Node APIs). runtime/webgpu/node.ts supplies Dawn's adapters in Node; a page passes
+// `navigator.gpu`. The device gets exactly the limits and features the program declares,
+// checked against the adapter first so that a shortfall names the limit, not a Dawn error.
 import type { StepProgram } from '../program.ts';
+import { watchDevice, type DeviceWatch } from './guard.ts';
+
+/** One way to get an adapter: Dawn's Vulkan or GLES backend, or a browser's `navigator.gpu`. */
+export interface AdapterSource {
+  /** For reports and errors: 'vulkan', 'opengles', 'browser'. */
+  readonly backend: string;
+  request(): Promise<GPUAdapter | null>;
+}
 
 export interface Acquired {
   readonly device: GPUDevice;
   readonly adapter: GPUAdapter;
+  readonly backend: string;
   /** Which adapter: backend and description, for reports. */
   readonly description: string;
+  /** Device-lost and uncaptured-error tracking: every await of the runtime races it. */
+  readonly watch: DeviceWatch;
 }
 
-const keepAlive: unknown[] = [];
-export const setupHint = 'run `bash scripts/setup-gpu.sh` to install Mesa\'s software Vulkan (lavapipe) and GLES drivers';
+export type ProgramNeeds = Pick<StepProgram, 'limits' | 'arenas' | 'features'> & Partial<Pick<StepProgram, 'dispatches'>>;
 
-interface Candidate {
-  readonly backend: string;
-  readonly flags: string[];
-  readonly options: GPURequestAdapterOptions;
-}
-const candidates: readonly Candidate[] = [
-  { backend: 'vulkan', flags: [], options: {} },
-  { backend: 'opengles', flags: ['backend=opengles'], options: { featureLevel: 'compatibility' } as GPURequestAdapterOptions },
-];
+/** Features used when present but not required: GPU timestamps for profiles. */
+const optionalFeatures: readonly GPUFeatureName[] = ['timestamp-query'];
 
-async function dawn(): Promise<typeof import('webgpu')> {
-  process.env.XDG_RUNTIME_DIR ??= '/tmp'; // silences a Mesa warning
-  process.env.EGL_PLATFORM ??= 'surfaceless'; // GLES without a display
-  const mod = await import('webgpu');
-  Object.assign(globalThis, mod.globals); // GPUBufferUsage and friends
-  return mod;
-}
-
-function describeAdapter(backend: string, a: GPUAdapter): string {
+export function describeAdapter(backend: string, a: GPUAdapter): string {
   const info = a.info;
-  const parts = [info.vendor, info.architecture, info.device, info.description].filter((x) => x);
-  return `${backend}: ${parts.join(' ') || 'unknown adapter'}`;
+  const what = info.description || info.device || 'unknown adapter';
+  const more = [info.vendor, info.architecture].filter((x) => x).join(' ') || (info.description ? info.device : '');
+  return `${backend}: ${what}${more ? ` (${more})` : ''}`;
 }
 
-/** The limits a program needs, within what the adapter offers. */
-function limitsFor(a: GPUAdapter, program?: Pick<StepProgram, 'limits' | 'arenas'>): Record<string, number> {
-  const want: Record<string, number> = {
+/**
+ * The limits `program` needs, by WebGPU name. A compatibility-mode adapter (Dawn's GLES) grants
+ * only 128 invocations per workgroup by default, so everything above the core defaults is
+ * requested explicitly.
+ */
+export function neededLimits(program?: ProgramNeeds): Record<string, number> {
+  const invocations = Math.max(256, program?.limits.maxComputeInvocationsPerWorkgroup ?? 256);
+  const bindingBytes = Math.max(
+    128 * 2 ** 20,
+    ...(program?.dispatches ?? []).flatMap((d) => d.bindings.map((b) => Math.ceil(b.bytes / 4) * 4)),
+  );
+  return {
     maxStorageBuffersPerShaderStage: Math.max(8, program?.limits.maxStorageBuffersPerShaderStage ?? 8),
-    maxComputeInvocationsPerWorkgroup: Math.max(256, program?.limits.maxComputeInvocationsPerWorkgroup ?? 256),
-    maxComputeWorkgroupSizeX: 256,
+    maxComputeInvocationsPerWorkgroup: invocations,
+    maxComputeWorkgroupSizeX: invocations,
+    maxComputeWorkgroupSizeY: invocations,
     maxComputeWorkgroupStorageSize: Math.max(16384, program?.limits.maxComputeWorkgroupStorageSize ?? 16384),
-    maxBufferSize: Math.max(256 * 2 ** 20, ...(program?.arenas ?? [0])),
-    maxStorageBufferBindingSize: 128 * 2 ** 20,
+    maxBufferSize: Math.max(256 * 2 ** 20, ...(program?.arenas ?? [])),
+    maxStorageBufferBindingSize: bindingBytes,
   };
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(want)) {
-    const have = (a.limits as unknown as Record<string, number>)[k];
-    if (have !== undefined) out[k] = Math.min(v, have);
-  }
+}
+
+/** What the adapter cannot grant, as "name: needs x, has y" (empty when it fits). */
+export function shortfall(a: GPUAdapter, want: Record<string, number>, features: readonly string[]): string[] {
+  const have = a.limits as unknown as Record<string, number>;
+  const out = Object.entries(want)
+    .filter(([k, v]) => have[k] !== undefined && have[k] < v)
+    .map(([k, v]) => `${k}: needs ${v}, has ${have[k]}`);
+  for (const f of features) if (!a.features.has(f)) out.push(`feature ${f}: missing`);
   return out;
 }
 
-/** The first adapter that works, with a device holding the limits and features `program` needs. */
-export async function acquireDevice(program?: Pick<StepProgram, 'limits' | 'arenas' | 'features'>): Promise<Acquired> {
-  const { create } = await dawn();
+/**
+ * The first source whose adapter can run `program`, with a device holding its limits and
+ * features. Throws naming every source tried and `hint` (how to install a driver).
+ */
+export async function acquireFrom(sources: readonly AdapterSource[], program: ProgramNeeds | undefined, hint: string): Promise<Acquired> {
   const tried: string[] = [];
-  for (const c of candidates) {
-    const gpu = create(c.flags);
-    keepAlive.push(gpu);
-    const adapter = await gpu.requestAdapter(c.options);
+  const want = neededLimits(program);
+  const features = program?.features ?? [];
+  for (const s of sources) {
+    let adapter: GPUAdapter | null;
+    try {
+      adapter = await s.request();
+    } catch (e) {
+      // Dawn throws "no suitable backends found" rather than resolving null when a backend is absent.
+      tried.push(`${s.backend}: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+      continue;
+    }
     if (!adapter) {
-      tried.push(`${c.backend}: no adapter`);
+      tried.push(`${s.backend}: no adapter`);
       continue;
     }
-    const missing = (program?.features ?? []).filter((f) => !adapter.features.has(f));
+    const missing = shortfall(adapter, want, features);
     if (missing.length) {
-      tried.push(`${c.backend}: lacks ${missing.join(', ')}`);
+      tried.push(`${describeAdapter(s.backend, adapter)} cannot run it (${missing.join('; ')})`);
       continue;
     }
-    const device = await adapter.requestDevice({
-      requiredLimits: limitsFor(adapter, program),
-      requiredFeatures: (program?.features ?? []) as GPUFeatureName[],
-    });
-    return { device, adapter, description: describeAdapter(c.backend, adapter) };
+    const requiredLimits: Record<string, number> = {};
+    const have = adapter.limits as unknown as Record<string, number>;
+    for (const [k, v] of Object.entries(want)) if (have[k] !== undefined) requiredLimits[k] = v;
+    const requiredFeatures = [...features, ...optionalFeatures.filter((f) => adapter.features.has(f) && !features.includes(f))];
+    let device: GPUDevice;
+    try {
+      device = await adapter.requestDevice({ label: `lomoc (${s.backend})`, requiredLimits, requiredFeatures: requiredFeatures as GPUFeatureName[] });
+    } catch (e) {
+      tried.push(`${describeAdapter(s.backend, adapter)}: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
+    return { device, adapter, backend: s.backend, description: describeAdapter(s.backend, adapter), watch: watchDevice(device) };
   }
-  throw new Error(`no WebGPU adapter found (${tried.join('; ')}); ${setupHint}`);
+  throw new NoAdapterError(`no WebGPU adapter can run this (${tried.join('; ') || 'no adapter sources'}); ${hint}`);
+}
+
+export class NoAdapterError extends Error {
+  override readonly name = 'NoAdapterError';
+}
+
+/** A browser's adapter (`navigator.gpu`), high-performance first. */
+export function browserSources(gpu: GPU | undefined = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu): AdapterSource[] {
+  if (!gpu) return [];
+  return [{ backend: 'browser', request: () => gpu.requestAdapter({ powerPreference: 'high-performance' }) }];
+}
+
+/** In a browser: the page's WebGPU adapter, or an error saying WebGPU is unavailable. */
+export function acquireBrowserDevice(program?: ProgramNeeds): Promise<Acquired> {
+  return acquireFrom(browserSources(), program, 'this browser offers no WebGPU (navigator.gpu is missing or gave no adapter)');
 }

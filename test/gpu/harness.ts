@@ -8,10 +8,11 @@ import { scratchRules } from '../../compiler/codegen/wgsl/emitters.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import type { Feeds } from '../../runtime/reference/execute.ts';
 import type { HostTensor } from '../../runtime/reference/tensor.ts';
-import { acquireDevice, type Acquired } from '../../runtime/webgpu/device.ts';
+import type { Acquired } from '../../runtime/webgpu/device.ts';
+import { acquireDevice } from '../../runtime/webgpu/node.ts';
 import { createExecutor } from '../../runtime/webgpu/executor.ts';
 import type { Op } from '../../compiler/ir/ops.ts';
-import type { ScratchRule } from '../../compiler/codegen/wgsl/emitter.ts';
+import type { Limits, ScratchRule } from '../../compiler/codegen/wgsl/emitter.ts';
 
 let acquired: Promise<Acquired> | undefined;
 /** The process's device; a test fails (never skips) when there is none, naming the setup script. */
@@ -32,11 +33,11 @@ const toDevice = (t: HostTensor): Float32Array | Int32Array =>
   t.data instanceof Int32Array ? t.data : Float32Array.from(t.data);
 
 /** Runs every node of `g` once on the GPU and reads back the values in `read`. */
-export async function runOnGpu(g: Graph, feeds: Feeds, read: readonly ValueId[], fusion: Fusion = noFusion(g.nodes.length)): Promise<Map<ValueId, Float32Array | Int32Array>> {
+export async function runOnGpu(g: Graph, feeds: Feeds, read: readonly ValueId[], fusion: Fusion = noFusion(g.nodes.length), limits?: Limits): Promise<Map<ValueId, Float32Array | Int32Array>> {
   const { device } = await gpu();
   const plan = planMemory(g, { fusion, scratch: scratchFor(g, fusion), keep: read });
-  const program = lowerStep(g, plan, fusion);
-  const ex = createExecutor(device, program);
+  const program = lowerStep(g, plan, fusion, limits);
+  const ex = await createExecutor(device, program);
   try {
     for (const s of program.inputs) ex.write(s, toDevice(feeds.inputs[s.name]));
     for (const s of program.params) ex.write(s, toDevice(feeds.params[s.name]));

@@ -1,3 +1,65 @@
-// reduce kernels (to be written).
-import type { Emitter } from './emitter.ts';
-export const reduceEmitters = {} satisfies { readonly [O in never]: Emitter<O> };
+// Reductions: sum, mean and max over sorted axes (keepDims only changes the output's shape, not
+// its layout), the clip-norm's sumSquares (a full reduction to an f32 scalar) and clipFactor.
+// All go through reduce-kernel.ts: one pass, or two through a scratch buffer of partial results
+// when a large reduction would otherwise run on few workgroups.
+import type { Op } from '../../ir/ops.ts';
+import type { NodeOf } from '../../ir/types.ts';
+import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
+import { partialsPlan, planReduce, reducePass, type ReduceMode, type ReducePlan, reduceScratchBytes } from './reduce-kernel.ts';
+import { Bindings, entryArgs, f32lit, floatOnly, kernel, Uniforms } from './wgsl-kernel.ts';
+
+type ReduceOp = 'sum' | 'mean' | 'max' | 'sumSquares';
+
+const allAxes = (rank: number): number[] => Array.from({ length: rank }, (_, i) => i);
+
+function planOf(n: NodeOf<ReduceOp>, shape: readonly number[]): ReducePlan {
+  return planReduce(shape, n.op === 'sumSquares' ? allAxes(shape.length) : (n as NodeOf<'sum'>).attrs.axes);
+}
+
+function reduce(n: NodeOf<ReduceOp>, c: EmitContext): KernelCall[] {
+  floatOnly(n, c);
+  const p = planOf(n, c.g.values[n.inputs[0]].shape);
+  const mode: ReduceMode = n.op === 'max' ? 'max' : n.op === 'sumSquares' ? 'sumSquares' : 'sum';
+  const divisor = n.op === 'mean' ? p.count : 1;
+  const input = { value: n.inputs[0] };
+  const output = { value: n.outputs[0] };
+  if (p.splits === 1) return [reducePass(c, p, mode, { input, output }, divisor)];
+  // Pass 2 reduces the partials [outputs, splits] over their last axis.
+  const partials = { ref: c.scratch(0) };
+  return [
+    reducePass(c, p, mode, { input, output: partials }, 1),
+    reducePass(c, partialsPlan(p.outputs, p.splits), mode === 'max' ? 'max' : 'sum', { input: partials, output }, divisor),
+  ];
+}
+
+/** The clip-norm factor min(1, maxNorm / (sqrt(total) + 1e-6)), one thread. */
+const clipFactor = (n: NodeOf<'clipFactor'>, c: EmitContext): KernelCall[] => {
+  floatOnly(n, c);
+  const b = new Bindings(c);
+  const total = b.value(n.inputs[0], false);
+  const out = b.value(n.outputs[0], true);
+  const u = new Uniforms().f32('maxNorm', n.attrs.maxNorm);
+  const body = `@compute @workgroup_size(1)
+fn main(${entryArgs}) {
+  ${out}[0] = min(1.0, u.maxNorm / (sqrt(${total}[0]) + ${f32lit(1e-6)}));
+}`;
+  return [kernel('clipFactor', b, u, body, [1, 1, 1])];
+};
+
+export const reduceEmitters = {
+  sum: reduce,
+  mean: reduce,
+  max: reduce,
+  sumSquares: reduce,
+  clipFactor,
+} satisfies { readonly [O in Extract<Op, ReduceOp | 'clipFactor'>]: Emitter<O> };
+
+const scratchRule: ScratchRule<ReduceOp> = (n, g) => reduceScratchBytes(planOf(n, g.values[n.inputs[0]].shape));
+
+/** Scratch for two-pass reductions (exported through emit-rows.ts's rowScratch, which the scratch table reads). */
+export const reduceScratch: { readonly [O in ReduceOp]: ScratchRule<O> } = {
+  sum: scratchRule,
+  mean: scratchRule,
+  max: scratchRule,
+  sumSquares: scratchRule,
+};

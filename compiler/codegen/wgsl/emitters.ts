@@ -6,9 +6,9 @@ import { attentionEmitters, attentionScratch } from './emit-attention.ts';
 import { elementwiseEmitters } from './emit-elementwise.ts';
 import { matmulEmitters } from './emit-matmul.ts';
 import { optimizerEmitters } from './emit-optimizer.ts';
-import { reduceEmitters } from './emit-reduce.ts';
+import { reduceEmitters, reduceScratch } from './emit-reduce.ts';
 import { rowEmitters, rowScratch } from './emit-rows.ts';
-import { tokenEmitters } from './emit-tokens.ts';
+import { tokenEmitters, tokenScratch } from './emit-tokens.ts';
 
 export const emitters = {
   ...elementwiseEmitters,
@@ -21,4 +21,4 @@ export const emitters = {
 } satisfies { readonly [O in Op]: Emitter<O> };
 
 /** Ops whose kernels need scratch buffers while they run. */
-export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = { ...rowScratch, ...attentionScratch };
+export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = { ...rowScratch, ...reduceScratch, ...attentionScratch, ...tokenScratch };

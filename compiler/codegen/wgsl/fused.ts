@@ -1,9 +1,193 @@
-// Fused kernel groups (to be written with passes/fuse.ts).
+// Kernels for the groups passes/fuse.ts forms; one dispatch each.
+//   elementwise:    one thread per element evaluates the whole chain in registers; operands read
+//                   through the same broadcast index walks as the single-op kernels (wgsl-index.ts).
+//   matmulEpilogue: the matmul kernel (emit-matmul.ts), each finished output element run through
+//                   the chain before it is stored.
+//   matmulUpdate:   LOMO. The matmul kernel computes a block of the weight gradient in registers
+//                   and applies SGD to those elements of the param in place: the gradient is
+//                   never stored (the planner gives it no bytes). The param and its new value
+//                   share storage, so they are bound once, read_write.
+// A value is stored when it has storage in the plan (it is read after the group, or shares a
+// buffer with one that is); values internal to the group have none and live in registers.
 import { CompilerBug } from '../../diagnostics.ts';
 import type { KernelGroup } from '../../ir/fusion.ts';
-import type { Node } from '../../ir/types.ts';
-import type { EmitContext, KernelCall } from './emitter.ts';
+import { numel } from '../../ir/shape.ts';
+import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
+import { grid, type EmitContext, type KernelCall } from './emitter.ts';
+import { matmulKernel, requireF32, type MatmulEpilogue } from './emit-matmul.ts';
+import { sgdStepWgsl } from './emit-optimizer.ts';
+import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
+import { Bindings, entryArgs, f32lit, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
+
+/** Threads per workgroup of the elementwise chain kernel (as the single-op map kernels). */
+const chainWorkgroup = 256;
+
+// The formulas of runtime/reference/kernels-elementwise.ts, as emit-elementwise.ts writes them.
+const GELU_C = f32lit(Math.sqrt(2 / Math.PI));
+const GELU_K = f32lit(0.044715);
+const helpers: Readonly<Record<string, string>> = {
+  // Some drivers evaluate tanh as sinh/cosh, NaN past |x| ~ 44; tanh(+-15) is +-1 in f32 already.
+  tanhC: 'fn tanhC(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }',
+  sigmoid: 'fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }',
+  geluT: `fn geluT(x: f32) -> f32 { return tanhC(${GELU_C} * (x + ${GELU_K} * x * x * x)); }`,
+  gelu: 'fn gelu(x: f32) -> f32 { return 0.5 * x * (1.0 + geluT(x)); }',
+  geluGrad: `fn geluGrad(x: f32, dy: f32) -> f32 {
+  let t = geluT(x);
+  return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * ${GELU_C} * (1.0 + 3.0 * ${GELU_K} * x * x));
+}`,
+  siluGrad: 'fn siluGrad(x: f32, dy: f32) -> f32 { let s = sigmoid(x); return dy * s * (1.0 + x * (1.0 - s)); }',
+};
+const needs: Readonly<Record<string, readonly string[]>> = {
+  tanh: ['tanhC'], gelu: ['tanhC', 'geluT', 'gelu'], geluGrad: ['tanhC', 'geluT', 'geluGrad'], siluGrad: ['sigmoid', 'siluGrad'],
+};
+
+/** WGSL of one elementwise node over argument names; `scale` reads its constant as a uniform. */
+function formula(n: Node, a: readonly string[], c: string): string {
+  const [x, y] = a;
+  switch (n.op) {
+    case 'add': return `${x} + ${y}`;
+    case 'sub': return `${x} - ${y}`;
+    case 'mul': return `${x} * ${y}`;
+    case 'div': return `${x} / ${y}`;
+    case 'neg': return `-${x}`;
+    case 'scale': return `${c} * ${x}`;
+    case 'exp': return `exp(${x})`;
+    case 'log': return `log(${x})`;
+    case 'sqrt': return `sqrt(${x})`;
+    case 'rsqrt': return `inverseSqrt(${x})`;
+    case 'tanh': return `tanhC(${x})`;
+    case 'gelu': return `gelu(${x})`;
+    case 'silu': return `${x} / (1.0 + exp(-${x}))`;
+    // x < 0 is false for NaN, so NaN passes through as Math.max(x, 0) lets it.
+    case 'relu': return `select(${x}, 0.0, ${x} < 0.0)`;
+    case 'geluGrad': return `geluGrad(${x}, ${y})`;
+    case 'siluGrad': return `siluGrad(${x}, ${y})`;
+    case 'reluGrad': return `select(0.0, ${y}, ${x} > 0.0)`;
+    case 'tanhGrad': return `${y} * (1.0 - ${x} * ${x})`;
+    default: throw new CompilerBug(`codegen: ${n.op} is not an elementwise op a fused kernel can evaluate`);
+  }
+}
+
+/** Whether `v` has storage in the plan (a value always shares storage with itself when it has any). */
+const stored = (c: EmitContext, v: ValueId): boolean => c.sameStorage(v, v);
+
+interface Chain {
+  /** Key part: the expression DAG and which results are stored. */
+  readonly tag: string;
+  readonly fns: string;
+  /** Statements computing the chain at element `index`, loading operands and storing results. */
+  readonly code: string;
+}
+
+/**
+ * Binds the chain's operands and results and writes its per-element code. `seed` values are
+ * already in registers (a matmul's accumulator); every other input is loaded at its broadcast
+ * position of flat index `at` in `shape`. Loads come first and stores last, so a result stored
+ * over one of its operands (an in-place gradient sum) is safe.
+ */
+function chain(nodes: readonly Node[], c: EmitContext, b: Bindings, u: Uniforms, shape: Shape, at: string, seed: ReadonlyMap<ValueId, string>, prefix: string): Chain {
+  const made = new Set<ValueId>(seed.keys());
+  const name = new Map<ValueId, string>(seed);
+  const external: ValueId[] = [];
+  for (const n of nodes) {
+    for (const x of n.inputs) if (!made.has(x) && !external.includes(x)) external.push(x);
+    for (const o of n.outputs) made.add(o);
+  }
+  const bound = external.map((v) => b.value(v, false));
+  const results = nodes.flatMap((n) => n.outputs).filter((v) => stored(c, v));
+  const outs = results.map((v) => b.value(v, true));
+  const space = coalesce(shape, [contiguous(shape), ...external.map((v) => ({ strides: broadcastStrides(c.g.values[v].shape, shape), offset: 0 }))]);
+  const index = indexCode(space, [`${prefix}o`, ...external.map((_, k) => `x${k}`)], u, at, prefix);
+  const lines = [index.code];
+  external.forEach((v, k) => {
+    name.set(v, `e${k}`);
+    lines.push(`let e${k} = ${bound[k]}[x${k}];`);
+  });
+  const sig: string[] = [];
+  const ref = (v: ValueId) => name.get(v)!;
+  nodes.forEach((n, j) => {
+    const args = n.inputs.map(ref);
+    let cst = '';
+    if (n.op === 'scale') {
+      u.f32(`${prefix}c${j}`, n.attrs.c);
+      cst = `u.${prefix}c${j}`;
+    }
+    name.set(n.outputs[0], `t${j}`);
+    lines.push(`let t${j} = ${formula(n, args, cst)};`);
+    sig.push(`${n.op}(${args.join(',')})`);
+  });
+  results.forEach((v, k) => lines.push(`${outs[k]}[${prefix}o] = ${ref(v)};`));
+  const fns = [...new Set(nodes.flatMap((n) => needs[n.op] ?? []))].map((h) => helpers[h]).join('\n');
+  return { tag: `${sig.join(';')}>${results.map(ref).join(',')}|${index.key}`, fns, code: lines.join('\n') };
+}
+
+function elementwiseGroup(nodes: readonly Node[], c: EmitContext): KernelCall {
+  const shape = c.g.values[nodes[0].outputs[0]].shape;
+  const total = numel(shape);
+  const b = new Bindings(c);
+  const u = new Uniforms();
+  u.u32('n', total);
+  const ch = chain(nodes, c, b, u, shape, 'i', new Map(), '');
+  const body = `${ch.fns}
+@compute @workgroup_size(${chainWorkgroup})
+fn main(${entryArgs}) {
+  ${flatGroup}
+  let i = wg * ${chainWorkgroup}u + lid;
+  if (i >= u.n) { return; }
+  ${ch.code.split('\n').join('\n  ')}
+}`;
+  return kernel(`fused:ew:${ch.tag}|wg${chainWorkgroup}`, b, u, body, grid(total, chainWorkgroup, c.limits));
+}
+
+/** The matmul's output element goes through the chain; stored too when it has storage of its own. */
+function epilogueOf(mm: NodeOf<'matmul'>, rest: readonly Node[], c: EmitContext): MatmulEpilogue {
+  const y = mm.outputs[0];
+  return {
+    bind: (b, u) => {
+      const keep = stored(c, y) ? b.value(y, true) : undefined;
+      const ch = chain(rest, c, b, u, c.g.values[y].shape, 'o', new Map([[y, 'acc']]), 'e');
+      return {
+        tag: `${keep ? 'y' : ''}${ch.tag}`,
+        fns: `${ch.fns}\nfn finish(o: u32, acc: f32) {\n  ${keep ? `${keep}[o] = acc;\n  ` : ''}${ch.code.split('\n').join('\n  ')}\n}`,
+      };
+    },
+  };
+}
+
+/** LOMO: the gradient block in registers, the SGD step applied to the param in place. */
+function updateEpilogue(up: NodeOf<'sgdUpdate'>, c: EmitContext): MatmulEpilogue {
+  const [p, , lr, wd] = up.inputs;
+  const scale = up.attrs.scaled ? up.inputs[4] : undefined;
+  const a = up.attrs;
+  return {
+    bind: (b, u) => {
+      const w = b.value(p, false);
+      const next = b.value(up.outputs[0], true); // the same binding as `w` when in place
+      const [rate, decay] = [b.value(lr, false), b.value(wd, false)];
+      const factor = scale === undefined ? '1.0' : `${b.value(scale, false)}[0]`;
+      u.f32('clip', a.clipValue ?? 0);
+      return {
+        tag: `sgd${a.clipValue === null ? '' : 'c'}${scale === undefined ? '' : 's'}`,
+        fns: `${sgdStepWgsl(a)}\nfn finish(o: u32, acc: f32) { ${next}[o] = sgdStep(${w}[o], acc, ${rate}[0], ${decay}[0], ${factor}, u.clip); }`,
+      };
+    },
+  };
+}
+
 export function emitGroup(group: KernelGroup, nodes: readonly Node[], c: EmitContext): KernelCall[] {
-  void nodes; void c;
-  throw new CompilerBug(`codegen: no emitter for ${group.kind} groups yet`);
+  for (const n of nodes) requireF32(n, c);
+  const [first, second] = nodes;
+  switch (group.kind) {
+    case 'elementwise':
+      return [elementwiseGroup(nodes, c)];
+    case 'matmulEpilogue':
+      if (first.op !== 'matmul') break;
+      return [matmulKernel(first, c, epilogueOf(first, nodes.slice(1), c))];
+    case 'matmulUpdate':
+      if (first.op !== 'matmul' || second?.op !== 'sgdUpdate' || nodes.length !== 2) break;
+      return [matmulKernel(first, c, updateEpilogue(second, c))];
+    case 'single':
+      break;
+  }
+  throw new CompilerBug(`codegen: no fused kernel for a ${group.kind} group of ${nodes.map((n) => n.op).join(', ')}`);
 }

@@ -1,0 +1,196 @@
+// Matmul tile shapes, measured: `node bin/run-ts.js bench/matmul.ts [sizes...]` times each
+// candidate on square f32 matmuls (through the emitter itself, results checked) and prints
+// GFLOP/s (2 n^3 / best of 5 seconds). The winner is what compiler/codegen/wgsl/emit-matmul.ts
+// bakes in (`matmulTile`). Classic 16x16 shared-memory tiling with barriers is here only to be
+// compared against.
+//
+// lavapipe (Mesa 25.0.7, LLVM 15, 2 cores), the machine shared with other jobs (load ~2.5):
+//   | kernel                                   |   256 |   512 |  1024 |
+//   | 1x1 per thread, 16x16 threads            |  1.30 |  1.45 |  1.62 |
+//   | 4x4 per thread, 8x8 threads              |  6.80 |  5.63 |  7.25 |
+//   | 8x8 per thread, 8x8 threads              |  9.47 | 10.43 | 13.60 |
+//   | 8x8 per thread, 8x1 threads              | 10.49 | 12.30 |  9.76 |
+//   | 8x16 per thread, 8x1 threads (the winner)| 10.90 | 12.28 | 15.44 |
+//   | 16x16 per thread, 8x1 threads            | 11.32 | 13.49 | 15.65 |
+//   | 8x32 per thread, 8x1 threads             |  8.24 |  9.90 |  9.45 |
+//   | shared-memory 16x16 tiles, barriers      |  0.59 |  0.77 |  0.70 |
+// 16x16 ties 8x16 within the noise (+-10% between runs) with twice the registers, a longer
+// compile, and more wasted work on small matrices; 8x16 stays. Unrolling k (2, 4) and sizes and
+// strides as uniforms instead of baked transposes each measured 10-50% slower.
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { matmulKernel, storeEpilogue, type MatmulTile } from '../compiler/codegen/wgsl/emit-matmul.ts';
+import { defaultLimits, type EmitContext } from '../compiler/codegen/wgsl/emitter.ts';
+import { GraphBuilder } from '../compiler/ir/builder.ts';
+import { byteSize } from '../compiler/ir/shape.ts';
+import type { Graph, NodeOf } from '../compiler/ir/types.ts';
+import { acquireDevice } from '../runtime/webgpu/node.ts';
+
+export const candidates: readonly MatmulTile[] = [
+  { wgX: 16, wgY: 16, tm: 1, tn: 1, layout: 'interleaved' },
+  { wgX: 16, wgY: 16, tm: 2, tn: 2, layout: 'interleaved' },
+  { wgX: 8, wgY: 8, tm: 4, tn: 4, layout: 'interleaved' },
+  { wgX: 8, wgY: 8, tm: 4, tn: 4, layout: 'blocked' },
+  { wgX: 16, wgY: 16, tm: 4, tn: 4, layout: 'interleaved' },
+  { wgX: 8, wgY: 8, tm: 8, tn: 8, layout: 'interleaved' },
+  // One SIMD row of invocations (lavapipe runs 8 lanes): A's loads are the same for every lane.
+  { wgX: 8, wgY: 1, tm: 4, tn: 16, layout: 'interleaved' },
+  { wgX: 8, wgY: 1, tm: 8, tn: 8, layout: 'interleaved' },
+  { wgX: 8, wgY: 1, tm: 16, tn: 8, layout: 'interleaved' },
+  { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'interleaved' },
+  { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'blocked' },
+  { wgX: 16, wgY: 1, tm: 8, tn: 16, layout: 'interleaved' },
+  { wgX: 8, wgY: 1, tm: 16, tn: 16, layout: 'interleaved' },
+  { wgX: 8, wgY: 1, tm: 8, tn: 32, layout: 'interleaved' },
+];
+
+const sharedTiled = (t: number) => `struct U { m: u32, k: u32, n: u32 }
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+var<workgroup> ta: array<f32, ${t * t}>;
+var<workgroup> tb: array<f32, ${t * t}>;
+@compute @workgroup_size(${t}, ${t}, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = wid.y * ${t}u + lid.y;
+  let col = wid.x * ${t}u + lid.x;
+  var acc = 0.0;
+  for (var l0 = 0u; l0 < u.k; l0 = l0 + ${t}u) {
+    ta[lid.y * ${t}u + lid.x] = select(0.0, A[row * u.k + l0 + lid.x], row < u.m && l0 + lid.x < u.k);
+    tb[lid.y * ${t}u + lid.x] = select(0.0, B[(l0 + lid.y) * u.n + col], l0 + lid.y < u.k && col < u.n);
+    workgroupBarrier();
+    for (var l = 0u; l < ${t}u; l = l + 1u) { acc = fma(ta[lid.y * ${t}u + l], tb[l * ${t}u + lid.x], acc); }
+    workgroupBarrier();
+  }
+  if (row < u.m && col < u.n) { C[row * u.n + col] = acc; }
+}
+`;
+
+interface Kernel {
+  readonly name: string;
+  readonly code: string;
+  readonly uniforms: readonly number[];
+  readonly workgroups: readonly [number, number, number];
+}
+
+const tileName = (t: MatmulTile) => `${t.tm}x${t.tn} per thread, ${t.wgX}x${t.wgY} threads, ${t.layout}`;
+
+/** C = A B at `size`, through the emitter itself: binding k is A, B, C for k = 0, 1, 2. */
+function kernels(size: number): Kernel[] {
+  const b = new GraphBuilder('bench');
+  const loc = { file: 'bench/matmul.ts', line: 1, col: 1 };
+  const [x, y] = [b.value([size, size], 'f32', 'input', loc), b.value([size, size], 'f32', 'input', loc)];
+  b.node('matmul', [x, y], { transA: false, transB: false }, loc, 'forward');
+  const g: Graph = { name: 'bench', values: b.values, nodes: b.nodes, inputs: [], params: [], loss: 2 };
+  const ctx: EmitContext = {
+    g,
+    limits: defaultLimits,
+    slot: (v) => ({ value: v, ref: { arena: v, offset: 0, bytes: byteSize(g.values[v].shape, 'f32') }, shape: g.values[v].shape, dtype: 'f32' }),
+    scratch: () => { throw new Error('no scratch'); },
+    sameStorage: (p, q) => p === q,
+  };
+  const n = g.nodes[0] as NodeOf<'matmul'>;
+  const out: Kernel[] = candidates.map((t) => ({ name: tileName(t), ...matmulKernel(n, ctx, storeEpilogue(2), t) }));
+  const groups = Math.ceil(size / 16);
+  out.push({ name: 'shared-memory 16x16 tiles, barriers', code: sharedTiled(16), uniforms: [size, size, size], workgroups: [groups, groups, 1] });
+  return out;
+}
+
+export interface MatmulBench {
+  readonly adapter: string;
+  readonly sizes: readonly number[];
+  /** GFLOP/s by kernel name, one per size. */
+  readonly rows: readonly { readonly name: string; readonly gflops: readonly number[] }[];
+}
+
+/**
+ * Times every kernel at each size. The machine is shared and noisy, so rounds interleave the
+ * kernels and each keeps its best (least disturbed) time.
+ */
+export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], rounds = 5): Promise<MatmulBench> {
+  const { device, description } = await acquireDevice();
+  const results = new Map<string, number[]>();
+  for (const size of sizes) {
+    const bytes = size * size * 4;
+    const mk = (usage: number) => device.createBuffer({ size: bytes, usage });
+    const [a, b, c] = [mk(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST), mk(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST), mk(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST)];
+    const staging = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const data = Float32Array.from({ length: size * size }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+    device.queue.writeBuffer(a, 0, data);
+    device.queue.writeBuffer(b, 0, data);
+    // A few elements of C = A A, in doubles: every kernel's result is checked before it is timed.
+    const probes = [0, size - 1, size * size - 1, Math.floor(size * size / 2) + 3].map((e) => {
+      const [i, j] = [Math.floor(e / size), e % size];
+      let acc = 0;
+      for (let l = 0; l < size; l++) acc += data[i * size + l] * data[l * size + j];
+      return [e, acc];
+    });
+    const check = async (name: string) => {
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(c, 0, staging, 0, bytes);
+      device.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      const got = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      for (const [e, want] of probes)
+        if (!(Math.abs(got[e] - want) <= 1e-3 * (1 + Math.abs(want)))) throw new Error(`${name} at ${size}: C[${e}] = ${got[e]}, expected ${want}`);
+    };
+    const runs = kernels(size).map((k) => {
+      device.pushErrorScope('validation');
+      const module = device.createShaderModule({ code: k.code });
+      const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const ubuf = device.createBuffer({ size: Math.max(16, Math.ceil((k.uniforms.length * 4) / 16) * 16), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(ubuf, 0, Uint32Array.from(k.uniforms));
+      const bind = device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [a, b, c, ubuf].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      });
+      const run = async () => {
+        const enc = device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bind);
+        pass.dispatchWorkgroups(k.workgroups[0], k.workgroups[1], k.workgroups[2]);
+        pass.end();
+        const t0 = performance.now();
+        device.queue.submit([enc.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        return performance.now() - t0;
+      };
+      const error = device.popErrorScope().then((e) => {
+        if (e) throw new Error(`${k.name}: ${e.message}`);
+      });
+      return { name: k.name, run, ubuf, best: Infinity, error };
+    });
+    for (const r of runs) {
+      await r.error;
+      device.queue.writeBuffer(c, 0, new Float32Array(size * size).fill(NaN));
+      await r.run(); // warm-up: compiles the pipeline
+      await check(r.name);
+    }
+    for (let round = 0; round < rounds; round++) for (const r of runs) r.best = Math.min(r.best, await r.run());
+    for (const r of runs) {
+      if (!results.has(r.name)) results.set(r.name, []);
+      results.get(r.name)!.push((2 * size ** 3) / (r.best / 1000) / 1e9);
+      r.ubuf.destroy();
+    }
+    for (const buf of [a, b, c, staging]) buf.destroy();
+  }
+  return { adapter: description, sizes, rows: [...results].map(([name, gflops]) => ({ name, gflops })) };
+}
+
+export function formatMatmulBench(r: MatmulBench): string {
+  const head = `| kernel | ${r.sizes.map((s) => `${s}`).join(' | ')} |\n|---|${r.sizes.map(() => '---:').join('|')}|`;
+  const best = r.sizes.map((_, i) => Math.max(...r.rows.map((row) => row.gflops[i])));
+  const rows = r.rows.map(
+    (row) => `| ${row.name} | ${row.gflops.map((g, i) => (g === best[i] ? `**${g.toFixed(2)}**` : g.toFixed(2))).join(' | ')} |`,
+  );
+  return [`GFLOP/s, f32 square matmul, ${r.adapter}`, '', head, ...rows].join('\n');
+}
+
+if (import.meta.url === pathToFileURL(path.resolve(process.argv[1] ?? '')).href) {
+  const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+  console.log(formatMatmulBench(await benchMatmul(sizes.length ? sizes : undefined)));
+  process.exit(0);
+}

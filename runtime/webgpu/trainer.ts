@@ -1,0 +1,190 @@
+// Training with a compiled step: initialise the params on the host and upload them, then per
+// step upload the batch and the step's scalars, submit the whole step as one command buffer,
+// and read the loss back (every step, or every `lossEvery` steps). Every wait races the
+// device's loss, so a lost device stops training with an error instead of a hang.
+import type { StepProgram, TensorSlot } from '../program.ts';
+import type { Acquired } from './device.ts';
+import { createExecutor, type Executor } from './executor.ts';
+import { GpuError, watchDevice } from './guard.ts';
+import { fromDeviceBytes, numel, type HostArray } from './host-data.ts';
+import { initialParams } from './init.ts';
+
+/** Scalar inputs the optimizer step declares (compiler/passes/optimizer-step.ts: stepInputNames). */
+export const hyperInputs = { lr: 'lr', weightDecay: 'weightDecay', step: 'step' } as const;
+
+export const isHyperInput = (name: string): boolean => (Object.values(hyperInputs) as string[]).includes(name);
+
+/** The inputs a batch must fill: every stored input but the step's scalars. */
+export const dataInputs = (program: Pick<StepProgram, 'inputs'>): TensorSlot[] => program.inputs.filter((s) => !isHyperInput(s.name));
+
+export interface Hyper {
+  readonly lr: number;
+  readonly weightDecay: number;
+  /** AdamW's step count for bias correction, 1-based (default: this trainer's step number). */
+  readonly step?: number;
+}
+
+export interface TrainerOptions {
+  /** An acquired device (its description is reported), or a bare GPUDevice. */
+  readonly device: Acquired | GPUDevice;
+  readonly program: StepProgram;
+  /** Seed of the param init streams (default 0). */
+  readonly seed?: number;
+  /** Read the loss back every k steps (default 1); other steps return undefined. */
+  readonly lossEvery?: number;
+  /**
+   * Run every shader once (one workgroup each) before initialising (default true). Drivers
+   * compile pipelines lazily at first use (lavapipe: about a second for a GPT), which would
+   * otherwise land in step 1.
+   */
+  readonly warmUp?: boolean;
+}
+
+export interface Trainer {
+  /** Runs one step; resolves to its loss when this step reads it back. */
+  step(batch: Readonly<Record<string, HostArray>>, hyper: Hyper): Promise<number | undefined>;
+  readParams(): Promise<Record<string, Float32Array>>;
+  /** Optimizer state (moments, master copies) by name. */
+  readState(): Promise<Record<string, Float32Array>>;
+  /** Overwrites params (and resets nothing else): to start from given values. */
+  writeParams(params: Readonly<Record<string, ArrayLike<number>>>): void;
+  /** Everything this trainer holds on the device: the arenas plus the uniform buffer and loss staging. */
+  readonly deviceBytes: number;
+  /** The arenas alone: equal to planBytes. */
+  readonly arenaBytes: number;
+  /** The plan's peak: the sum of the program's arenas. */
+  readonly planBytes: number;
+  readonly adapter: string;
+  readonly executor: Executor;
+  /** Steps run so far. */
+  readonly steps: number;
+  /** Milliseconds to compile the pipelines and run the warm-up step. */
+  readonly setupMs: number;
+  /** Wall-clock milliseconds of each step so far: upload, submit, and wait for completion. */
+  readonly stepMs: readonly number[];
+  destroy(): void;
+}
+
+/** A step's validation error, naming the dispatch that causes it. */
+async function invalidStep(ex: Executor, when: string, message: string): Promise<GpuError> {
+  const found = await ex.findInvalid();
+  if (!found) return new GpuError(`WebGPU validation error ${when}: ${message.trim()}`);
+  const d = ex.program.dispatches[found.index];
+  return new GpuError(`WebGPU validation error ${when}, dispatch #${found.index} '${d.label}' (shader '${d.shader}'): ${found.message}`);
+}
+
+const isAcquired = (d: Acquired | GPUDevice): d is Acquired => 'device' in d && 'watch' in d;
+
+export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
+  const { program } = opts;
+  const device = isAcquired(opts.device) ? opts.device.device : opts.device;
+  const watch = isAcquired(opts.device) ? opts.device.watch : watchDevice(device);
+  const adapter = isAcquired(opts.device) ? opts.device.description : 'unknown adapter (a bare GPUDevice)';
+  const lossEvery = opts.lossEvery ?? 1;
+  if (!(Number.isInteger(lossEvery) && lossEvery >= 1)) throw new RangeError(`lossEvery must be a positive integer, got ${lossEvery}`);
+  const t0 = performance.now();
+  const ex = await createExecutor(device, program, { watch });
+  if (opts.warmUp ?? true) {
+    device.pushErrorScope('validation');
+    const enc = device.createCommandEncoder({ label: `${program.name} warm-up` });
+    ex.encodeWarmUp(enc);
+    ex.clear(enc); // back to the zeros of a fresh allocation
+    device.queue.submit([enc.finish()]);
+    await watch.race(device.queue.onSubmittedWorkDone(), 'warming up (the first run of every kernel)');
+    const error = await watch.race(device.popErrorScope(), 'warming up');
+    if (error) throw await invalidStep(ex, 'in the warm-up run', error.message);
+  }
+  const setupMs = performance.now() - t0;
+
+  // Params from their inits; optimizer state starts at zero (the arenas are zeroed, and nothing
+  // else shares a persistent tensor's bytes), except master copies, which start as the params.
+  const init = initialParams(program, opts.seed ?? 0);
+  for (const p of program.params) ex.write(p, init[p.name]);
+  for (const s of program.state) {
+    const param = s.name.startsWith('master.') ? s.name.slice('master.'.length) : undefined;
+    if (param !== undefined && init[param]) ex.write(s, init[param]);
+  }
+
+  const hyperSlots = new Map<string, TensorSlot>();
+  const dataSlots: TensorSlot[] = [];
+  for (const s of program.inputs) (isHyperInput(s.name) ? hyperSlots.set(s.name, s) : dataSlots.push(s));
+  const lossBytes = Math.ceil(program.loss.bytes / 4) * 4;
+  const lossStaging = device.createBuffer({ label: 'loss readback', size: lossBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+
+  let steps = 0;
+  const stepMs: number[] = [];
+
+  const checkBatch = (batch: Readonly<Record<string, HostArray>>) => {
+    const missing = dataSlots.filter((s) => !(s.name in batch)).map((s) => s.name);
+    if (missing.length) throw new Error(`step: the batch lacks ${missing.map((m) => `'${m}'`).join(', ')}`);
+    const known = new Set(dataSlots.map((s) => s.name));
+    const extra = Object.keys(batch).filter((k) => !known.has(k));
+    if (extra.length) throw new Error(`step: the program has no input ${extra.map((m) => `'${m}'`).join(', ')} (inputs: ${[...known].join(', ')})`);
+    for (const s of dataSlots) {
+      const data = batch[s.name];
+      if (data.length !== numel(s.shape))
+        throw new Error(`step: input '${s.name}' must hold ${numel(s.shape)} elements for shape [${s.shape.join(', ')}], got ${data.length}`);
+      if ((s.dtype === 'i32') !== data instanceof Int32Array)
+        throw new Error(`step: input '${s.name}' is ${s.dtype}: expected ${s.dtype === 'i32' ? 'an Int32Array' : 'a Float32Array'}, got a ${data.constructor.name}`);
+    }
+  };
+
+  const readNamed = async (slots: readonly TensorSlot[]) => {
+    const values = await ex.readMany(slots);
+    return Object.fromEntries(slots.map((s, i) => [s.name, values[i] as Float32Array]));
+  };
+
+  return {
+    async step(batch, hyper) {
+      watch.check(`starting step ${steps + 1}`);
+      checkBatch(batch);
+      const n = steps + 1;
+      const doing = `running step ${n}`;
+      const t0 = performance.now();
+      for (const s of dataSlots) ex.write(s, batch[s.name]);
+      const scalars: Record<string, number> = { lr: hyper.lr, weightDecay: hyper.weightDecay, step: hyper.step ?? n };
+      for (const [name, s] of hyperSlots) ex.write(s, Float32Array.of(scalars[name]));
+      const readLoss = n % lossEvery === 0;
+      device.pushErrorScope('validation');
+      const enc = device.createCommandEncoder({ label: `${program.name} step ${n}` });
+      ex.encode(enc);
+      if (readLoss) ex.copyOut(enc, program.loss, lossStaging);
+      device.queue.submit([enc.finish()]);
+      const invalid = watch.race(device.popErrorScope(), doing);
+      invalid.catch(() => undefined); // awaited below unless the wait for the step fails first
+      let loss: number | undefined;
+      if (readLoss) {
+        await watch.race(lossStaging.mapAsync(GPUMapMode.READ, 0, lossBytes), doing);
+        loss = fromDeviceBytes(program.loss.dtype, lossStaging.getMappedRange(0, lossBytes).slice(0), 1)[0];
+        lossStaging.unmap();
+      } else {
+        await watch.race(device.queue.onSubmittedWorkDone(), doing);
+      }
+      stepMs.push(performance.now() - t0);
+      const error = await invalid;
+      if (error) throw await invalidStep(ex, `in step ${n}`, error.message);
+      watch.check(doing);
+      steps = n;
+      return loss;
+    },
+    readParams: () => readNamed(program.params),
+    readState: () => readNamed(program.state),
+    writeParams(params) {
+      for (const p of program.params) if (params[p.name]) ex.write(p, params[p.name]);
+    },
+    deviceBytes: ex.arenaBytes + ex.overheadBytes + lossStaging.size,
+    arenaBytes: ex.arenaBytes,
+    planBytes: program.arenas.reduce((a, b) => a + b, 0),
+    adapter,
+    executor: ex,
+    get steps() {
+      return steps;
+    },
+    stepMs,
+    setupMs,
+    destroy() {
+      ex.destroy();
+      lossStaging.destroy();
+    },
+  };
+}

@@ -1,0 +1,124 @@
+// The matmul kernel matches the reference executor (invariant 7): sizes 1..70 on every axis, so
+// below, at and past the tile edges; transA / transB; batch axes that broadcast (missing or of
+// size 1 in either operand); more workgroups than one dispatch dimension holds.
+// Each property run puts all its cases in one graph: lavapipe compiles a matmul pipeline in
+// about a second, and one program compiles each distinct shader once.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { matmulGeometry, matmulTile } from '../../compiler/codegen/wgsl/emit-matmul.ts';
+import { defaultLimits } from '../../compiler/codegen/wgsl/emitter.ts';
+import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
+import { noFusion } from '../../compiler/ir/fusion.ts';
+import { planMemory } from '../../compiler/passes/plan-memory.ts';
+import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import { execute } from '../../runtime/reference/execute.ts';
+import { TestGraph } from '../reference/graphs.ts';
+import { runOnGpu } from './harness.ts';
+import { expectWithin, random, runs, seed, type Tolerance } from './kernel-check.ts';
+
+/**
+ * The reference sums K products in doubles and rounds once; the kernel accumulates in f32 with
+ * one fma rounding per product. For K <= 70 and N(0, 1) inputs the partial sums stay below ~30,
+ * so the error stays well under 70 * 2^-24 * 30 ~ 1.3e-4.
+ */
+const tol: Tolerance = { abs: 1.5e-4, rel: 1e-5 };
+
+interface Case {
+  readonly a: readonly number[];
+  readonly b: readonly number[];
+  readonly transA: boolean;
+  readonly transB: boolean;
+}
+
+/** A [..., rows, cols] operand shape, its last two axes swapped when transposed. */
+const operand = (batch: readonly number[], rows: number, cols: number, trans: boolean) => [...batch, ...(trans ? [cols, rows] : [rows, cols])];
+
+/** Runs every case as one matmul node of one graph; compares each output with the reference. */
+async function check(cases: readonly Case[], s: number, opts: { tol?: Tolerance; limits?: typeof defaultLimits } = {}): Promise<void> {
+  const g = new TestGraph('matmuls');
+  const inputs: Record<string, HostTensor> = {};
+  const outs = cases.map((c, i) => {
+    inputs[`a${i}`] = random(c.a, s + 2 * i);
+    inputs[`b${i}`] = random(c.b, s + 2 * i + 1);
+    return g.one('matmul', [g.input(`a${i}`, c.a), g.input(`b${i}`, c.b)], { transA: c.transA, transB: c.transB });
+  });
+  const graph = g.finish(g.one('fill', [], { value: 0, shape: [], dtype: 'f32' }));
+  const feeds = { inputs, params: {} };
+  const ref = execute(graph, feeds, 'f32');
+  const gpu = await runOnGpu(graph, feeds, outs, undefined, opts.limits);
+  cases.forEach((c, i) => expectWithin(gpu.get(outs[i])!, ref.values[outs[i]]!.data, opts.tol ?? tol, `matmul ${JSON.stringify(c)}`));
+}
+
+const tileM = matmulTile.tm * matmulTile.wgY;
+const tileN = matmulTile.tn * matmulTile.wgX;
+/** 1..70, often on the tile edges. */
+const size = fc.oneof(
+  fc.integer({ min: 1, max: 70 }),
+  fc.constantFrom(...new Set([1, tileM - 1, tileM, tileM + 1, Math.min(70, tileN - 1), Math.min(70, tileN + 1)].filter((x) => x >= 1))),
+);
+
+const plain: fc.Arbitrary<Case> = fc.tuple(size, size, size, fc.boolean(), fc.boolean()).map(([m, k, n, transA, transB]) => ({
+  a: operand([], m, k, transA), b: operand([], k, n, transB), transA, transB,
+}));
+
+/** Output batch axes, and each operand's: a suffix of them with some axes set to 1. */
+const batched: fc.Arbitrary<Case> = fc
+  .array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 3 })
+  .chain((out) => {
+    const side = fc.tuple(fc.integer({ min: 0, max: out.length }), fc.array(fc.boolean(), { minLength: out.length, maxLength: out.length }))
+      .map(([drop, ones]) => out.slice(drop).map((d, i) => (ones[i + drop] ? 1 : d)));
+    const dim = fc.integer({ min: 1, max: 20 });
+    return fc.tuple(side, side, dim, dim, dim, fc.boolean(), fc.boolean());
+  })
+  .map(([ba, bb, m, k, n, transA, transB]) => ({ a: operand(ba, m, k, transA), b: operand(bb, k, n, transB), transA, transB }));
+
+describe('matmul kernel', () => {
+  it('2-D: sizes 1..70 on every axis, transA and transB', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(plain, { minLength: 8, maxLength: 8 }), seed, (cases, s) => check(cases, s)), runs(4));
+  });
+
+  it('batched: batch axes broadcast (missing or of size 1 in either operand)', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(batched, { minLength: 8, maxLength: 8 }), seed, (cases, s) => check(cases, s)), runs(4));
+  });
+
+  it('size 1 on every axis, and a long inner dimension', async () => {
+    await check([
+      { a: [1, 1], b: [1, 1], transA: false, transB: false },
+      { a: [1, 1, 1], b: [1, 1], transA: true, transB: true },
+      { a: [3, 1, 1], b: [1, 1, 1], transA: false, transB: true },
+    ], 1);
+    await check([{ a: [1, 1000], b: [1000, 1], transA: false, transB: false }], 2, { tol: { abs: 1e-3, rel: 1e-5 } });
+  });
+
+  it('more workgroups than one dispatch dimension holds: the grid folds into 2-D', async () => {
+    // maxWorkgroupsPerDimension 3 folds 4 x 2 x 5 = 40 tiles into a 3 x 14 grid, 2 left idle.
+    await check([{ a: [5, 2 * tileM, 3], b: [3, 2 * tileN], transA: false, transB: false }], 3, {
+      limits: { ...defaultLimits, maxWorkgroupsPerDimension: 3 },
+    });
+  });
+
+  it('batch axes merge when both operands walk them contiguously or both broadcast', () => {
+    expect(matmulGeometry([2, 3, 4, 5], [2, 3, 5, 6], false, false).batch).toEqual([{ size: 6, a: 20, b: 30 }]);
+    expect(matmulGeometry([2, 3, 4, 5], [5, 6], false, false).batch).toEqual([{ size: 6, a: 20, b: 0 }]);
+    expect(matmulGeometry([2, 1, 4, 5], [3, 5, 6], false, false).batch).toEqual([{ size: 2, a: 20, b: 0 }, { size: 3, a: 0, b: 30 }]);
+    expect(matmulGeometry([1, 4, 5], [1, 5, 6], false, false)).toMatchObject({ batch: [], count: 1 });
+  });
+
+  it('matmul(x, x) binds its one operand once', async () => {
+    const g = new TestGraph('square');
+    const x = g.input('x', [5, 5]);
+    const y = g.one('matmul', [x, x], { transA: false, transB: false });
+    const graph = g.finish(g.one('fill', [], { value: 0, shape: [], dtype: 'f32' }));
+    const feeds = { inputs: { x: random([5, 5], 9) }, params: {} };
+    const gpu = await runOnGpu(graph, feeds, [y]);
+    expectWithin(gpu.get(y)!, execute(graph, feeds, 'f32').values[y]!.data, tol, 'matmul(x, x)');
+  });
+
+  it('f16 storage is an error that names the op, not garbage', () => {
+    const g = new TestGraph('half');
+    g.one('matmul', [g.input('a', [2, 3], 'f16'), g.input('b', [3, 4], 'f16')], { transA: false, transB: false });
+    const graph = g.finish(g.one('fill', [], { value: 0, shape: [], dtype: 'f32' }));
+    const fusion = noFusion(graph.nodes.length);
+    expect(() => lowerStep(graph, planMemory(graph, { fusion }), fusion)).toThrow(/error: matmul: f16 kernels are not implemented yet$/);
+  });
+});

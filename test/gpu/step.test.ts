@@ -1,0 +1,114 @@
+// Whole training steps on WebGPU against the reference executor running the same compiled step:
+// every model's tiny preset under LOMO, SGD and AdamW, with and without checkpointing and
+// clip-norm, and random models; after 3 steps the losses, params and optimizer state agree
+// within stepMismatches' tolerance, and the device holds exactly the plan's peak.
+import { spawnSync } from 'node:child_process';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compileProgram, idRanges, lowerCompiled } from '../../compiler/compile-program.ts';
+import type { ModelDef } from '../../compiler/dsl/model.ts';
+import type { CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
+import type { OptimizerName } from '../../compiler/passes/optimizer-step.ts';
+import { compileForward } from '../../compiler/pipeline.ts';
+import gpt from '../../models/gpt.ts';
+import llama from '../../models/llama.ts';
+import mlp from '../../models/mlp.ts';
+import { arbitraryModel } from '../support/arbitrary-model.ts';
+import { acquireDevice } from '../../runtime/webgpu/node.ts';
+import { gpu } from './harness.ts';
+import { runBoth, stepMismatches, toleranceFor } from './step-compare.ts';
+
+const models: readonly [string, ModelDef][] = [['mlp', mlp], ['gpt', gpt], ['llama', llama]];
+const optimizers: readonly OptimizerName[] = ['lomo', 'sgd', 'adamw'];
+const checkpoints: readonly CheckpointPolicy[] = [{ kind: 'none' }, { kind: 'blocks' }];
+const clips: readonly (number | undefined)[] = [undefined, 0.5];
+
+describe('a compiled step on WebGPU equals the reference executor after 3 steps', () => {
+  for (const [name, def] of models)
+    for (const optimizer of optimizers)
+      for (const checkpoint of checkpoints)
+        for (const clipNorm of clips) {
+          const what = `${name} tiny, ${optimizer}, checkpoint ${checkpoint.kind}${clipNorm ? `, clip-norm ${clipNorm}` : ''}`;
+          it(what, async () => {
+            const c = compileProgram(def, { preset: 'tiny', optimizer, checkpoint, clipNorm });
+            const vocab = idRanges(c.step);
+            const run = await runBoth(await gpu(), c, { vocab, seed: 7 });
+            expect(stepMismatches(run, { rel: toleranceFor(optimizer) })).toEqual([]);
+            expect(run.arenaBytes).toBe(c.plan.peak);
+          });
+        }
+
+  it('unfused (one dispatch per node) too: gpt tiny, lomo with clip-norm', async () => {
+    const c = compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo', clipNorm: 0.5, fuse: false });
+    const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 8 });
+    expect(stepMismatches(run)).toEqual([]);
+    expect(run.arenaBytes).toBe(c.plan.peak);
+  });
+
+  it('on random models, under every optimizer, checkpoint policy and clipping', async () => {
+    const acq = await gpu();
+    await fc.assert(
+      fc.asyncProperty(
+        arbitraryModel,
+        fc.constantFrom(...optimizers),
+        fc.constantFrom<CheckpointPolicy>({ kind: 'none' }, { kind: 'blocks' }, { kind: 'sqrt' }),
+        fc.constantFrom<{ clipNorm?: number; clipValue?: number }>({}, { clipNorm: 0.5 }, { clipValue: 0.05 }),
+        fc.integer({ min: 1, max: 1000 }),
+        async ({ recipe, graph }, optimizer, policy, clip, seed) => {
+          const checkpoint: CheckpointPolicy = policy.kind === 'blocks' && recipe.blockSize === 0 ? { kind: 'sqrt' } : policy;
+          const step = compileForward(graph, { optimizer, checkpoint, ...clip });
+          const { program, plan } = lowerCompiled(step, { optimizer });
+          const run = await runBoth(acq, { program, step: step.step }, { vocab: idRanges(step.step), seed, lr: 0.05 });
+          expect(stepMismatches(run, { lr: 0.05, rel: toleranceFor(optimizer) })).toEqual([]);
+          expect(run.arenaBytes).toBe(plan.peak);
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+});
+
+describe("the same steps on Dawn's GLES adapter (compatibility mode)", () => {
+  let gles: ReturnType<typeof acquireDevice> | undefined;
+  const cases: readonly [string, ModelDef, OptimizerName][] = [['mlp', mlp, 'sgd'], ['gpt', gpt, 'lomo'], ['gpt', gpt, 'adamw'], ['llama', llama, 'lomo']];
+  for (const [name, def, optimizer] of cases)
+    it(`${name} tiny, ${optimizer}, checkpoint blocks, clip-norm 0.5`, async () => {
+      const c = compileProgram(def, { preset: 'tiny', optimizer, checkpoint: { kind: 'blocks' }, clipNorm: 0.5 });
+      const acq = await (gles ??= acquireDevice(undefined, 'gles'));
+      expect(acq.backend).toBe('opengles');
+      const run = await runBoth(acq, c, { vocab: idRanges(c.step), seed: 9 });
+      expect(stepMismatches(run, { rel: toleranceFor(optimizer) })).toEqual([]);
+      expect(run.arenaBytes).toBe(c.plan.peak);
+    });
+});
+
+describe('lomoc run', () => {
+  it('--json through the real binary: losses, timing and the bytes on the device', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['bin/lomoc.js', 'run', 'models/gpt.ts', '--preset', 'tiny', '--optimizer', 'lomo', '--steps', '3', '--lr', '0.05', '--json'],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(r.stderr.split('\n').filter((l) => l && !/^Warning: .*artificially reduced/.test(l))).toEqual([]);
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(Object.keys(out)).toEqual(expect.arrayContaining(['adapter', 'losses', 'msPerStep', 'tokensPerSecond', 'deviceBytes', 'planBytes']));
+    expect(out.adapter).toMatch(/^(vulkan|opengles): /);
+    expect(out.losses).toHaveLength(3);
+    for (const l of out.losses) expect(l).toBeGreaterThan(0);
+    expect(out.msPerStep).toBeGreaterThan(0);
+    expect(out.tokensPerSecond).toBeCloseTo((2 * 8 * 1000) / out.msPerStep, 0); // gpt tiny: batch 2, seq 8
+    expect(out.arenaBytes).toBe(out.planBytes);
+    expect(out.deviceBytes).toBeGreaterThanOrEqual(out.planBytes);
+
+    // The same step on the reference executor starts from the same params and batches: same losses.
+    const cpu = spawnSync(
+      process.execPath,
+      ['bin/lomoc.js', 'run', 'models/gpt.ts', '--preset', 'tiny', '--optimizer', 'lomo', '--steps', '3', '--lr', '0.05', '--json', '--device', 'cpu'],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(cpu.status).toBe(0);
+    const ref = JSON.parse(cpu.stdout);
+    ref.losses.forEach((l: number, i: number) => expect(out.losses[i]).toBeCloseTo(l, 4));
+  });
+});
