@@ -189,7 +189,7 @@ export function formatMatmulBench(r: MatmulBench): string {
   return [`GFLOP/s, f32 square matmul, ${r.adapter}`, '', head, ...rows].join('\n');
 }
 
-if (import.meta.url === pathToFileURL(path.resolve(process.argv[1] ?? '')).href) {
+if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href.endsWith('/bench/matmul.ts')) {
   const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
   console.log(formatMatmulBench(await benchMatmul(sizes.length ? sizes : undefined)));
   process.exit(0);

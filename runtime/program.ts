@@ -25,9 +25,12 @@ export type ParamInit =
   | { readonly kind: 'fanIn'; readonly gain: number };
 
 /**
- * One compute dispatch. Storage binding i of group 0 is `bindings[i]` (read-only unless
- * `write`); when `uniforms` is non-empty it is bound right after them as a uniform buffer of
- * u32 words (f32 scalars stored as their bits). Every shader's entry point is `main`.
+ * One compute dispatch. Storage binding i of group 0 is `bindings[i]`; when `uniforms` is
+ * non-empty it is bound right after them as a uniform buffer of u32 words (f32 scalars stored as
+ * their bits). Every shader's entry point is `main`. The runtime binds every storage binding as
+ * writable storage (`write` only documents intent): the bindings usually share one arena buffer,
+ * and WebGPU forbids one buffer to be both read-only and writable in a dispatch. So no two
+ * bindings of a dispatch may overlap: a tensor read twice is bound once.
  */
 export interface Dispatch {
   /** Key into StepProgram.shaders: exactly what is baked into the WGSL text. */

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs scripts/gpu-check.ts on a lent machine with a real GPU, where nothing can be installed:
+# node, Dawn and the GL/Vulkan loaders travel in .gpu-kit/ and .gl/ (git-ignored), made here by
+#   xz -c $(command -v node) > .gpu-kit/node.xz
+#   tar -C node_modules/webgpu -cJf .gpu-kit/webgpu.tar.xz index.js package.json dist/linux-x64
+#   npx esbuild scripts/gpu-check.ts --bundle --platform=node --format=esm --external:webgpu --outfile=.gpu-kit/check.mjs
+# and Debian's libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 downloaded into .gl/.
+# The adapter is chosen as usual: Vulkan (NVIDIA's ICD), else GLES on NVIDIA's EGL.
+set -u
+for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+export LD_LIBRARY_PATH=/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}
+run=/tmp/lomoc-gpu; mkdir -p "$run/node_modules/webgpu"
+xz -dc .gpu-kit/node.xz > "$run/node" && chmod +x "$run/node"
+tar -xJf .gpu-kit/webgpu.tar.xz -C "$run/node_modules/webgpu"
+cp .gpu-kit/check.mjs "$run/"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -2
+cd "$run" && timeout "${1:-300}" ./node check.mjs "${OUT:-/tmp}" 2>&1 | grep -v 'artificially reduced'
