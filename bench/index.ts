@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark in bench/, each printing a markdown table. Timings are
 // medians of repeated runs after a warm-up, on whatever machine runs this; they are not tests.
 import { formatSavedTable } from './activations.ts';
+import { benchMatmul, formatMatmulBench } from './matmul.ts';
 import { benchPlan, formatPlanBench, planArgv } from './plan.ts';
 import { benchStep, formatStepTable } from './step.ts';
 import { benchTrace, formatTraceTable } from './trace.ts';
@@ -12,6 +13,8 @@ console.log(`\n## lomoc ${planArgv.slice(0, -1).join(' ')}, beside the paper's T
 console.log(formatPlanBench(await benchPlan()));
 console.log('\n## what LLaMA-7B saves for backward (f16, batch 8, seq 512, no checkpointing)\n');
 console.log(formatSavedTable());
-console.log('\n## training step on WebGPU: models/gpt.ts --preset small, median of 5 steps\n');
+console.log("\n## matmul on WebGPU: lomoc's tile (matmulTile) beside TF.js's tf.matMul on the same adapter\n");
+console.log(formatMatmulBench(await benchMatmul([256, 512, 1024], 5, { winnerOnly: true })));
+console.log('\n## training step on WebGPU: models/gpt.ts --preset small, median of 5 steps, beside TF.js WebGPU and PyTorch CPU\n');
 console.log(formatStepTable(await benchStep()));
 console.log(`\n(${process.version}, ${((performance.now() - started) / 1000).toFixed(1)} s in all)`);

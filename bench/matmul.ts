@@ -2,7 +2,9 @@
 // candidate on square f32 matmuls (through the emitter itself, results checked) and prints
 // GFLOP/s (2 n^3 / best of 5 seconds). The winner is what compiler/codegen/wgsl/emit-matmul.ts
 // bakes in (`matmulTile`). Classic 16x16 shared-memory tiling with barriers is here only to be
-// compared against.
+// compared against. TF.js's tf.matMul (@tensorflow/tfjs-backend-webgpu, bench/tfjs.ts) runs in the
+// same rounds on the same adapter, with lomoc's best over it; `--winner` times only matmulTile and
+// TF.js, as `npm run bench` does.
 //
 // lavapipe (Mesa 25.0.7, LLVM 15, 2 cores), the machine shared with other jobs (load ~2.5):
 //   | kernel                                   |   256 |   512 |  1024 |
@@ -19,12 +21,13 @@
 // strides as uniforms instead of baked transposes each measured 10-50% slower.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { matmulKernel, storeEpilogue, type MatmulTile } from '../compiler/codegen/wgsl/emit-matmul.ts';
+import { matmulKernel, matmulTile, storeEpilogue, type MatmulTile } from '../compiler/codegen/wgsl/emit-matmul.ts';
 import { defaultLimits, type EmitContext } from '../compiler/codegen/wgsl/emitter.ts';
 import { GraphBuilder } from '../compiler/ir/builder.ts';
 import { byteSize } from '../compiler/ir/shape.ts';
 import type { Graph, NodeOf } from '../compiler/ir/types.ts';
 import { acquireDevice } from '../runtime/webgpu/node.ts';
+import { loadTfjs } from './tfjs.ts';
 
 export const candidates: readonly MatmulTile[] = [
   { wgX: 16, wgY: 16, tm: 1, tn: 1, layout: 'interleaved' },
@@ -76,8 +79,11 @@ interface Kernel {
 
 const tileName = (t: MatmulTile) => `${t.tm}x${t.tn} per thread, ${t.wgX}x${t.wgY} threads, ${t.layout}`;
 
-/** C = A B at `size`, through the emitter itself: binding k is A, B, C for k = 0, 1, 2. */
-function kernels(size: number): Kernel[] {
+/**
+ * C = A B at `size`, through the emitter itself: binding k is A, B, C for k = 0, 1, 2. `winner`:
+ * only the tile lomoc bakes in (`matmulTile`), as `npm run bench` times it.
+ */
+function kernels(size: number, winner = false): Kernel[] {
   const b = new GraphBuilder('bench');
   const loc = { file: 'bench/matmul.ts', line: 1, col: 1 };
   const [x, y] = [b.value([size, size], 'f32', 'input', loc), b.value([size, size], 'f32', 'input', loc)];
@@ -91,7 +97,9 @@ function kernels(size: number): Kernel[] {
     sameStorage: (p, q) => p === q,
   };
   const n = g.nodes[0] as NodeOf<'matmul'>;
-  const out: Kernel[] = candidates.map((t) => ({ name: tileName(t), ...matmulKernel(n, ctx, storeEpilogue(2), t) }));
+  const tiles = winner ? [matmulTile] : candidates;
+  const out: Kernel[] = tiles.map((t) => ({ name: `lomoc ${tileName(t)}${winner ? ' (matmulTile)' : ''}`, ...matmulKernel(n, ctx, storeEpilogue(2), t) }));
+  if (winner) return out;
   const groups = Math.ceil(size / 16);
   out.push({ name: 'shared-memory 16x16 tiles, barriers', code: sharedTiled(16), uniforms: [size, size, size], workgroups: [groups, groups, 1] });
   return out;
@@ -102,15 +110,41 @@ export interface MatmulBench {
   readonly sizes: readonly number[];
   /** GFLOP/s by kernel name, one per size. */
   readonly rows: readonly { readonly name: string; readonly gflops: readonly number[] }[];
+  /** The peers, timed in the same rounds: GFLOP/s per size, or why a peer has no numbers. */
+  readonly peers: readonly { readonly name: string; readonly gflops?: readonly number[]; readonly missing?: string }[];
+}
+
+export interface MatmulOptions {
+  /** Only lomoc's baked-in tile (`npm run bench`), not every candidate. */
+  readonly winnerOnly?: boolean;
+  /** Time TF.js's WebGPU tf.matMul beside the kernels (default true). */
+  readonly tfjs?: boolean;
 }
 
 /**
  * Times every kernel at each size. The machine is shared and noisy, so rounds interleave the
- * kernels and each keeps its best (least disturbed) time.
+ * kernels and each keeps its best (least disturbed) time. TF.js's tf.matMul on the WebGPU backend
+ * (its own Dawn device on the same adapter) runs in the same rounds, timed the same way: from the
+ * call to the queue's completion (`submitQueue` + `onSubmittedWorkDone`), no readback, its result
+ * checked against the same probes first.
  */
-export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], rounds = 5): Promise<MatmulBench> {
+export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], rounds = 5, opts: MatmulOptions = {}): Promise<MatmulBench> {
+  const { winnerOnly = false, tfjs = true } = opts;
   const { device, description } = await acquireDevice();
   const results = new Map<string, number[]>();
+  let peer: Awaited<ReturnType<typeof loadTfjs>> | undefined;
+  let peerMissing: string | undefined;
+  if (tfjs) {
+    try {
+      peer = await loadTfjs();
+    } catch (e) {
+      peerMissing = `TF.js WebGPU failed to start: ${(e as Error).message.split('\n')[0]}`;
+    }
+  }
+  const peerName = peer
+    ? `TF.js WebGPU tf.matMul (${peer.version}${peer.adapter === description ? ', same adapter' : `; ${peer.adapter}`})`
+    : 'TF.js WebGPU tf.matMul';
+  const peerGflops: number[] = [];
   for (const size of sizes) {
     const bytes = size * size * 4;
     const mk = (usage: number) => device.createBuffer({ size: bytes, usage });
@@ -136,7 +170,7 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
       for (const [e, want] of probes)
         if (!(Math.abs(got[e] - want) <= 1e-3 * (1 + Math.abs(want)))) throw new Error(`${name} at ${size}: C[${e}] = ${got[e]}, expected ${want}`);
     };
-    const runs = kernels(size).map((k) => {
+    const runs = kernels(size, winnerOnly).map((k) => {
       device.pushErrorScope('validation');
       const module = device.createShaderModule({ code: k.code });
       const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
@@ -169,7 +203,32 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
       await r.run(); // warm-up: compiles the pipeline
       await check(r.name);
     }
-    for (let round = 0; round < rounds; round++) for (const r of runs) r.best = Math.min(r.best, await r.run());
+    let tfRun: (() => Promise<number>) | undefined;
+    let tfBest = Infinity;
+    const tfA = peer?.tf.tensor2d(data, [size, size]);
+    if (peer && tfA) {
+      const { tf, sync } = peer;
+      const warm = tf.matMul(tfA, tfA);
+      const got = await warm.data(); // warm-up (compiles TF.js's shader), and the check
+      warm.dispose();
+      for (const [e, want] of probes)
+        if (!(Math.abs(got[e] - want) <= 1e-3 * (1 + Math.abs(want)))) throw new Error(`TF.js matMul at ${size}: C[${e}] = ${got[e]}, expected ${want}`);
+      tfRun = async () => {
+        await sync();
+        const t0 = performance.now();
+        const out = tf.matMul(tfA, tfA);
+        await sync();
+        const ms = performance.now() - t0;
+        out.dispose();
+        return ms;
+      };
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const r of runs) r.best = Math.min(r.best, await r.run());
+      if (tfRun) tfBest = Math.min(tfBest, await tfRun());
+    }
+    tfA?.dispose();
+    if (tfRun) peerGflops.push((2 * size ** 3) / (tfBest / 1000) / 1e9);
     for (const r of runs) {
       if (!results.has(r.name)) results.set(r.name, []);
       results.get(r.name)!.push((2 * size ** 3) / (r.best / 1000) / 1e9);
@@ -177,7 +236,9 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
     }
     for (const buf of [a, b, c, staging]) buf.destroy();
   }
-  return { adapter: description, sizes, rows: [...results].map(([name, gflops]) => ({ name, gflops })) };
+  device.destroy();
+  const peers = tfjs ? [peer ? { name: peerName, gflops: peerGflops } : { name: peerName, missing: peerMissing }] : [];
+  return { adapter: description, sizes, rows: [...results].map(([name, gflops]) => ({ name, gflops })), peers };
 }
 
 export function formatMatmulBench(r: MatmulBench): string {
@@ -186,11 +247,17 @@ export function formatMatmulBench(r: MatmulBench): string {
   const rows = r.rows.map(
     (row) => `| ${row.name} | ${row.gflops.map((g, i) => (g === best[i] ? `**${g.toFixed(2)}**` : g.toFixed(2))).join(' | ')} |`,
   );
-  return [`GFLOP/s, f32 square matmul, ${r.adapter}`, '', head, ...rows].join('\n');
+  const peerRows = r.peers.map((p) =>
+    p.gflops ? `| ${p.name} | ${p.gflops.map((g) => g.toFixed(2)).join(' | ')} |` : `| ${p.name}: not measured (${p.missing}) | ${r.sizes.map(() => '').join(' | ')} |`);
+  const ratioRows = r.peers.flatMap((p) =>
+    p.gflops ? [`| lomoc's best / ${p.name.split(' (')[0]} | ${best.map((b, i) => `${(b / p.gflops![i]).toFixed(2)}x`).join(' | ')} |`] : []);
+  return [`GFLOP/s, f32 square matmul, best of the rounds; lomoc on ${r.adapter}`, '', head, ...rows, ...peerRows, ...ratioRows].join('\n');
 }
 
 if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href.endsWith('/bench/matmul.ts')) {
+  // `--winner`: only lomoc's baked-in tile (and the peers), as `npm run bench` runs it.
   const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
-  console.log(formatMatmulBench(await benchMatmul(sizes.length ? sizes : undefined)));
+  const winnerOnly = process.argv.includes('--winner');
+  console.log(formatMatmulBench(await benchMatmul(sizes.length ? sizes : undefined, 5, { winnerOnly })));
   process.exit(0);
 }
