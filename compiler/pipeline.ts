@@ -7,6 +7,7 @@ import type { MemoryPlan } from './ir/memory-plan.ts';
 import type { Graph } from './ir/types.ts';
 import { verify } from './ir/verify.ts';
 import { applyCheckpointing, type CheckpointPolicy } from './passes/checkpoint-policy.ts';
+import { groupScratch } from './codegen/wgsl/emitters.ts';
 import { fuse, type FuseOptions } from './passes/fuse.ts';
 import { appendOptimizer, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
@@ -98,7 +99,10 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   );
   const order = cfg.optimizer === 'lomo' ? 'lomo' : 'textbook';
   const fusing = { matmulUpdate: order === 'lomo', elementwise: true, matmulEpilogue: true, ...cfg.fusion };
-  const peakOf = (g: Graph) => planMemory(g, { ...cfg.plan, fusion: fuse(g, fusing) }).peak;
+  // The plan the device allocates: fused kernels' internal values take no bytes, and each kernel's
+  // scratch (codegen's choice) is reserved while it runs. `lomoc plan` and `lomoc run` share it.
+  const planOf = (g: Graph, fusion: Fusion) => planMemory(g, { ...cfg.plan, fusion, scratch: groupScratch(g, fusion) });
+  const peakOf = (g: Graph) => planOf(g, fuse(g, fusing)).peak;
   let choice = { recomputeRatio: 0, detail: 'none' };
   const checkpointed = run('checkpoint', () => {
     // recompute segments in backward instead of keeping them; `budget` plans each candidate
@@ -108,6 +112,6 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   });
   const step = run('schedule', () => schedule(checkpointed, order)); // LOMO: update as soon as the gradient is complete
   const fusion = run('fuse', () => fuse(step, fusing)); // one kernel per group; LOMO gradients never stored
-  const plan = run('plan', () => planMemory(step, { ...cfg.plan, fusion })); // offsets and lifetimes of every byte
+  const plan = run('plan', () => planOf(step, fusion)); // offsets and lifetimes of every byte
   return { forward, step, fusion, plan, recomputeRatio: choice.recomputeRatio, checkpointDetail: choice.detail, stages };
 }

@@ -4,30 +4,21 @@ import type { Fusion } from '../../compiler/ir/fusion.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
 import type { Graph, ValueId } from '../../compiler/ir/types.ts';
 import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
-import { scratchRules } from '../../compiler/codegen/wgsl/emitters.ts';
+import { groupScratch } from '../../compiler/codegen/wgsl/emitters.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import type { Feeds } from '../../runtime/reference/execute.ts';
 import type { HostTensor } from '../../runtime/reference/tensor.ts';
 import type { Acquired } from '../../runtime/webgpu/device.ts';
 import { acquireDevice } from '../../runtime/webgpu/node.ts';
 import { createExecutor } from '../../runtime/webgpu/executor.ts';
-import type { Op } from '../../compiler/ir/ops.ts';
-import type { Limits, ScratchRule } from '../../compiler/codegen/wgsl/emitter.ts';
+import type { Limits } from '../../compiler/codegen/wgsl/emitter.ts';
 
 let acquired: Promise<Acquired> | undefined;
 /** The process's device; a test fails (never skips) when there is none, naming the setup script. */
 export const gpu = (): Promise<Acquired> => (acquired ??= acquireDevice());
 
 /** Scratch bytes per group, from the codegen's rules. */
-export function scratchFor(g: Graph, fusion: Fusion): (group: number) => readonly number[] {
-  return (k) => {
-    const group = fusion.groups[k];
-    if (group.kind !== 'single') return [];
-    const n = g.nodes[group.nodes[0]];
-    const rule = scratchRules[n.op] as ScratchRule<Op> | undefined;
-    return rule ? rule(n as never, g) : [];
-  };
-}
+export const scratchFor = groupScratch;
 
 const toDevice = (t: HostTensor): Float32Array | Int32Array =>
   t.data instanceof Int32Array ? t.data : Float32Array.from(t.data);

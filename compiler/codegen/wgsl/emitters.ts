@@ -1,6 +1,8 @@
 // The WGSL emitter of every op, in one table: an op without an emitter is a compile error.
 // One file per family of kernels.
+import type { Fusion } from '../../ir/fusion.ts';
 import type { Op } from '../../ir/ops.ts';
+import type { Graph } from '../../ir/types.ts';
 import type { Emitter, ScratchRule } from './emitter.ts';
 import { attentionEmitters, attentionScratch } from './emit-attention.ts';
 import { elementwiseEmitters } from './emit-elementwise.ts';
@@ -22,3 +24,14 @@ export const emitters = {
 
 /** Ops whose kernels need scratch buffers while they run. */
 export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = { ...rowScratch, ...reduceScratch, ...attentionScratch, ...tokenScratch };
+
+/** Scratch bytes each kernel group needs (fused groups need none): the planner reserves them. */
+export function groupScratch(g: Graph, fusion: Fusion): (group: number) => readonly number[] {
+  return (k) => {
+    const group = fusion.groups[k];
+    if (group.kind !== 'single') return [];
+    const n = g.nodes[group.nodes[0]];
+    const rule = scratchRules[n.op] as ScratchRule<Op> | undefined;
+    return rule ? rule(n as never, g) : [];
+  };
+}
