@@ -2,6 +2,7 @@
 // node's, so it runs non-strict and the checks below say what lomoc expected and what it got.
 import { parseArgs } from 'node:util';
 import { LomocError } from '../compiler/diagnostics.ts';
+import { parseCheckpointPolicy, type CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -82,3 +83,46 @@ export function formatHelp(spec: CommandSpec): string {
   if (spec.examples?.length) lines.push('', 'examples:', ...spec.examples.map((e) => `  ${e}`));
   return lines.join('\n');
 }
+
+/** Checks for option values, with errors that name the command, the option, what it expects and what it got. */
+export function optionChecks(command: string) {
+  const error = (option: string, expected: string, got: string) =>
+    new LomocError(`lomoc ${command}: option '--${option}' expects ${expected}, got '${got}'`);
+  return {
+    error,
+    /** An integer >= min (1: "a positive integer"). */
+    integer(text: string, option: string, min = 1): number {
+      if (!/^[0-9]+$/.test(text) || Number(text) < min) throw error(option, min > 0 ? 'a positive integer' : `an integer >= ${min}`, text);
+      return Number(text);
+    },
+    /** A number above 0, or >= 0 when `zeroOk`. */
+    number(text: string, option: string, zeroOk = false): number {
+      const n = Number(text);
+      if (text.trim() === '' || !Number.isFinite(n) || n < 0 || (!zeroOk && n === 0))
+        throw error(option, zeroOk ? 'a number >= 0' : 'a number above 0', text);
+      return n;
+    },
+    checkpoint(text: string, option = 'checkpoint'): CheckpointPolicy {
+      try {
+        return parseCheckpointPolicy(text);
+      } catch {
+        throw error(option, 'none, blocks, sqrt or budget=SIZE (SIZE like 14GiB)', text);
+      }
+    },
+    oneOf<T extends string>(choices: readonly T[], text: string, option: string): T {
+      if (!(choices as readonly string[]).includes(text)) throw error(option, `${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}`, text);
+      return text as T;
+    },
+  };
+}
+
+/** The options that say which training step to compile: shared by the commands that compile one. */
+export const stepOptionSpecs: Readonly<Record<string, OptionSpec>> = {
+  preset: { type: 'string', value: 'NAME', help: "the model's preset (default: its first)" },
+  set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key of the preset' },
+  batch: { type: 'string', value: 'B', help: 'batch size (sets the config key batch)' },
+  seq: { type: 'string', value: 'T', help: 'sequence length (sets the config key seq)' },
+  checkpoint: { type: 'string', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB (default none)' },
+  'clip-norm': { type: 'string', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)' },
+  'clip-value': { type: 'string', value: 'V', help: 'clamp each gradient element to [-V, V]' },
+};

@@ -7,11 +7,11 @@ import { LomocError, type Diagnostic } from '../compiler/diagnostics.ts';
 import type { Config } from '../compiler/dsl/model.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
-import { parseCheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
+import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 import { compileStep, type CompiledStep, type StepConfig } from '../compiler/pipeline.ts';
 import { memoryReport, type MemoryReport } from '../compiler/report/memory-report.ts';
 import { timelineHtml } from '../compiler/report/timeline-html.ts';
-import { parseCommandArgs, type CommandSpec, type OptionValue } from './args.ts';
+import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { formatPlanTable } from './plan-table.ts';
 import { printWarnings, type Io } from './report.ts';
@@ -21,15 +21,9 @@ export const planSpec: CommandSpec = {
   summary: "Compile the training step, plan its memory, and print the bytes by category (the paper's Table 1).",
   positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
   options: {
-    preset: { type: 'string', value: 'NAME', help: "the model's preset (default: its first)" },
-    set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key of the preset' },
-    batch: { type: 'string', value: 'B', help: 'batch size (sets the config key batch)' },
-    seq: { type: 'string', value: 'T', help: 'sequence length (sets the config key seq)' },
+    ...stepOptionSpecs,
     dtype: { type: 'string', value: 'f32|f16', help: 'storage of params and activations (default f32)' },
-    checkpoint: { type: 'string', value: 'POLICY', help: 'none, blocks, sqrt or budget=SIZE (e.g. budget=14GiB): recompute activations in backward (default none)' },
     optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw, lomo, or all of them (default all)' },
-    'clip-norm': { type: 'string', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)' },
-    'clip-value': { type: 'string', value: 'V', help: 'clamp each gradient element to [-V, V]' },
     json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
     timeline: { type: 'string', value: 'FILE', help: "write the memory timeline page (HTML) to FILE, '-' for stdout" },
   },
@@ -60,23 +54,11 @@ interface StepOption<T> {
   readonly show?: (value: T) => string | number;
 }
 
-const optionError = (option: string, expected: string, got: string) =>
-  new LomocError(`lomoc plan: option '--${option}' expects ${expected}, got '${got}'`);
-
-const positiveInteger = (text: string, option: string): number => {
-  if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw optionError(option, 'a positive integer', text);
-  return Number(text);
-};
-const positiveNumber = (text: string, option: string): number => {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw optionError(option, 'a number above 0', text);
-  return n;
-};
-const oneOf = <T extends string>(choices: readonly T[]) => (text: string, option: string): T => {
-  if (!(choices as readonly string[]).includes(text))
-    throw optionError(option, `${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}`, text);
-  return text as T;
-};
+const checks = optionChecks('plan');
+const positiveInteger = (text: string, option: string): number => checks.integer(text, option);
+const positiveNumber = (text: string, option: string): number => checks.number(text, option);
+const oneOf = <T extends string>(choices: readonly T[]) => (text: string, option: string): T => checks.oneOf(choices, text, option);
+const checkpointPolicy = (text: string, option: string): CheckpointPolicy => checks.checkpoint(text, option);
 
 /**
  * One entry per step option, in --json order. A new StepConfig field is a type error here until
@@ -90,7 +72,7 @@ export const stepOptions: { readonly [K in keyof Required<StepFields>]: StepOpti
   clipValue: { option: 'clip-value', parse: positiveNumber, json: { default: null } },
   checkpoint: {
     option: 'checkpoint',
-    parse: (text) => parseCheckpointPolicy(text),
+    parse: checkpointPolicy,
     json: { default: { kind: 'none' } },
     show: (p) => (p.kind === 'budget' ? `budget=${p.bytes}B` : p.kind),
   },

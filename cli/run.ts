@@ -6,7 +6,7 @@ import { LomocError } from '../compiler/diagnostics.ts';
 import type { Config } from '../compiler/dsl/model.ts';
 import type { Graph } from '../compiler/ir/types.ts';
 import { loadModel } from '../compiler/load-model.ts';
-import { parseCheckpointPolicy, type CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
+import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import { compileStep, type StepConfig } from '../compiler/pipeline.ts';
 import { execute } from '../runtime/reference/execute.ts';
@@ -17,7 +17,7 @@ import { initialParams, randomBatch } from '../runtime/webgpu/init.ts';
 import { acquireDevice } from '../runtime/webgpu/node.ts';
 import { byShader, profileStep } from '../runtime/webgpu/timing.ts';
 import { createTrainer, dataInputs, isHyperInput } from '../runtime/webgpu/trainer.ts';
-import { parseCommandArgs, type CommandSpec, type OptionValue } from './args.ts';
+import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { printWarnings, type Io } from './report.ts';
 
@@ -26,14 +26,8 @@ export const runSpec: CommandSpec = {
   summary: 'Compile the training step to WebGPU and train it on random data, timing each step.',
   positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
   options: {
-    preset: { type: 'string', value: 'NAME', help: "the model's preset (default: its first)" },
-    set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key of the preset' },
-    batch: { type: 'string', value: 'B', help: 'batch size (sets the config key batch)' },
-    seq: { type: 'string', value: 'T', help: 'sequence length (sets the config key seq)' },
+    ...stepOptionSpecs,
     optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' },
-    checkpoint: { type: 'string', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE (default none)' },
-    'clip-norm': { type: 'string', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)' },
-    'clip-value': { type: 'string', value: 'V', help: 'clamp each gradient element to [-V, V]' },
     lr: { type: 'string', value: 'X', help: 'learning rate (default 0.01)' },
     'weight-decay': { type: 'string', value: 'X', help: 'weight decay (default 0)' },
     steps: { type: 'string', value: 'N', help: 'training steps to run (required)' },
@@ -61,34 +55,13 @@ export interface RunRequest {
   readonly json: boolean;
 }
 
-const optionError = (option: string, expected: string, got: string) =>
-  new LomocError(`lomoc run: option '--${option}' expects ${expected}, got '${got}'`);
-const integer = (text: string, option: string, min: number): number => {
-  if (!/^[0-9]+$/.test(text) || Number(text) < min) throw optionError(option, min > 0 ? 'a positive integer' : 'an integer >= 0', text);
-  return Number(text);
-};
-const number = (text: string, option: string, zeroOk = false): number => {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || (!zeroOk && n === 0)) throw optionError(option, zeroOk ? 'a number >= 0' : 'a number above 0', text);
-  return n;
-};
-const oneOf = <T extends string>(choices: readonly T[], text: string, option: string): T => {
-  if (!(choices as readonly string[]).includes(text)) throw optionError(option, `${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`, text);
-  return text as T;
-};
+const { integer, number, oneOf, checkpoint: checkpointOption } = optionChecks('run');
 
 /** Checks every option before anything is compiled. */
 export function runRequest(positionals: readonly string[], values: Readonly<Record<string, OptionValue>>): RunRequest {
   const str = (k: string) => values[k] as string | undefined;
   if (str('steps') === undefined) throw new LomocError("lomoc run: option '--steps N' is required");
-  let checkpoint: CheckpointPolicy = { kind: 'none' };
-  if (str('checkpoint') !== undefined) {
-    try {
-      checkpoint = parseCheckpointPolicy(str('checkpoint')!);
-    } catch {
-      throw optionError('checkpoint', 'none, blocks, sqrt or budget=SIZE (SIZE like 64MiB)', str('checkpoint')!);
-    }
-  }
+  const checkpoint: CheckpointPolicy = str('checkpoint') === undefined ? { kind: 'none' } : checkpointOption(str('checkpoint')!);
   const clipNorm = str('clip-norm') === undefined ? undefined : number(str('clip-norm')!, 'clip-norm');
   const clipValue = str('clip-value') === undefined ? undefined : number(str('clip-value')!, 'clip-value');
   return {

@@ -55,7 +55,7 @@ describe('lomoc plan', () => {
       [['--timeline', 'test'], "error: lomoc plan: option '--timeline': cannot write 'test': it is a folder"],
       [['--timeline'], "error: lomoc plan: option '--timeline' expects a value (FILE)"],
       [['--dtype', 'f16', '--dtype', 'f32'], "error: lomoc plan: option '--dtype' given twice"],
-      [['--checkpoint', 'some'], "error: --checkpoint: expected none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got 'some'"],
+      [['--checkpoint', 'some'], "error: lomoc plan: option '--checkpoint' expects none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got 'some'"],
     ];
     for (const [argv, message] of cases)
       expect(await run('plan', 'models/mlp.ts', ...argv)).toEqual({ code: 1, stdout: '', stderr: message });
