@@ -59,6 +59,8 @@ describe('a compiled step on WebGPU equals the reference executor after 3 steps'
           const step = compileForward(graph, { optimizer, checkpoint, ...clip });
           const { program } = lowerCompiled(step);
           const run = await runBoth(acq, { program, step: step.step }, { vocab: idRanges(step.step), seed, lr: 0.05 });
+          // A random model may diverge (the reference's own loss overflows): nothing to compare then.
+          fc.pre(run.ref.losses.every(Number.isFinite));
           expect(stepMismatches(run, { lr: 0.05, rel: toleranceFor(optimizer) })).toEqual([]);
           expect(run.arenaBytes).toBe(step.plan.peak);
         },

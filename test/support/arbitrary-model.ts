@@ -113,9 +113,9 @@ export function buildRecipe(r: ModelRecipe): Tensor {
         break;
       }
       case 'transposeMix': {
-        // [w, b] x [b, w]: mixes positions, then back to [b, w] through a weight.
+        // [w, b] x [b, w]: mixes positions, then back to [b, w]; tanh keeps repeated mixes bounded.
         const m = L.matmul(L.transpose(at(s.src)), at(s.other));
-        pool.push(L.matmul(at(s.other), m));
+        pool.push(L.tanh(L.matmul(at(s.other), m)));
         break;
       }
     }
