@@ -1,0 +1,64 @@
+// `lomoc compile <model.ts> --out DIR`: compile the training step and write it as a bundle
+// (manifest.json + kernels/*.wgsl) that the runtime loads with no compiler (runtime/bundle/).
+import path from 'node:path';
+import { LomocError } from '../compiler/diagnostics.ts';
+import { writeBundle } from '../compiler/bundle/write-bundle.ts';
+import { compileProgram } from '../compiler/compile-program.ts';
+import { loadModel } from '../compiler/load-model.ts';
+import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
+import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec } from './args.ts';
+import { fmtBytes } from './graph.ts';
+import { printWarnings, type Io } from './report.ts';
+
+export const compileSpec: CommandSpec = {
+  name: 'compile',
+  summary: 'Compile the training step into a bundle folder that the runtime loads without the compiler.',
+  positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
+  options: {
+    ...stepOptionSpecs,
+    optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' },
+    out: { type: 'string', value: 'DIR', help: 'the bundle folder to write (replaced whole; required)' },
+  },
+  examples: ['lomoc compile models/gpt.ts --preset small --optimizer lomo --out out/gpt-small'],
+};
+
+export async function runCompile(argv: readonly string[], io: Io): Promise<number> {
+  const { positionals, values } = parseCommandArgs(compileSpec, argv);
+  const check = optionChecks('compile');
+  const str = (k: string) => values[k] as string | undefined;
+  const out = str('out');
+  if (out === undefined) throw new LomocError("lomoc compile: option '--out DIR' is required");
+  const optimizer = check.oneOf<OptimizerName>(['sgd', 'adamw', 'lomo'], str('optimizer') ?? 'lomo', 'optimizer');
+  const checkpoint = str('checkpoint') === undefined ? { kind: 'none' as const } : check.checkpoint(str('checkpoint')!);
+  const opt = (k: string, f: (t: string, o: string) => number) => (str(k) === undefined ? undefined : f(str(k)!, k));
+  const def = await loadModel(positionals[0]);
+  const c = compileProgram(def, {
+    preset: str('preset'),
+    sets: (values.set as string[] | undefined) ?? [],
+    batch: opt('batch', (t, o) => check.integer(t, o)),
+    seq: opt('seq', (t, o) => check.integer(t, o)),
+    optimizer,
+    checkpoint,
+    clipNorm: opt('clip-norm', (t, o) => check.number(t, o)),
+    clipValue: opt('clip-value', (t, o) => check.number(t, o)),
+  });
+  printWarnings(io, c.warnings);
+  const manifest = writeBundle(out, c.program, {
+    model: def.name,
+    preset: str('preset') ?? def.defaultPreset,
+    config: c.config,
+    step: {
+      optimizer,
+      dtype: 'f32',
+      checkpoint: c.checkpointDetail,
+      clipNorm: opt('clip-norm', Number) ?? null,
+      clipValue: opt('clip-value', Number) ?? null,
+    },
+    plan: c.plan,
+  });
+  const kernels = Object.keys(manifest.program.kernels).length;
+  io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
+  io.out(`step        ${def.name}, preset ${manifest.preset}, ${optimizer}; ${c.program.dispatches.length} dispatches per step`);
+  io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
+  return 0;
+}

@@ -1,0 +1,57 @@
+// The bundle's manifest.json: what `lomoc compile` writes and the runtime reads. It is data only;
+// nothing in it is ever evaluated. The schema (zod) is checked before anything else is trusted.
+import { z } from 'zod';
+
+const int = z.number().int();
+const count = int.nonnegative();
+const ref = z.object({ arena: count, offset: count, bytes: int.positive() });
+const dtype = z.enum(['f32', 'f16', 'i32']);
+const tensor = ref.extend({ name: z.string().min(1), shape: z.array(int.positive()), dtype });
+const init = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('normal'), std: z.number().nonnegative() }),
+  z.object({ kind: z.literal('zeros') }),
+  z.object({ kind: z.literal('ones') }),
+  z.object({ kind: z.literal('fanIn'), gain: z.number() }),
+]);
+const dispatch = z.object({
+  shader: z.string().min(1),
+  label: z.string(),
+  // Browsers grant 8 to 10 storage buffers per stage: a bundle never asks for more than 8.
+  bindings: z.array(ref.extend({ write: z.boolean() })).max(8),
+  uniforms: z.array(int.min(0).max(0xffffffff)),
+  workgroups: z.tuple([int.min(1).max(65535), int.min(1).max(65535), int.min(1).max(65535)]),
+});
+/** Kernel files live in kernels/, named plainly: no path can leave the bundle's folder. */
+const kernelFile = z.string().regex(/^kernels\/[A-Za-z0-9_-]+\.wgsl$/, 'expected kernels/NAME.wgsl');
+
+export const manifestSchema = z.object({
+  format: z.literal('lomoc-bundle'),
+  version: z.literal(1),
+  model: z.string(),
+  preset: z.string(),
+  config: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+  step: z.object({
+    optimizer: z.enum(['sgd', 'adamw', 'lomo']),
+    dtype: z.enum(['f32', 'f16']),
+    checkpoint: z.string(),
+    clipNorm: z.number().positive().nullable(),
+    clipValue: z.number().positive().nullable(),
+  }),
+  /** The memory plan's totals, in bytes (the arenas below are its layout). */
+  plan: z.object({ peak: count, lowerBound: count, byCategory: z.record(z.string(), count) }),
+  program: z.object({
+    name: z.string(),
+    arenas: z.array(count),
+    inputs: z.array(tensor),
+    params: z.array(tensor.extend({ init })),
+    state: z.array(tensor),
+    loss: tensor,
+    /** Shader key -> its file. */
+    kernels: z.record(z.string(), kernelFile),
+    dispatches: z.array(dispatch),
+    limits: z.object({ maxStorageBuffersPerShaderStage: count, maxComputeInvocationsPerWorkgroup: count, maxComputeWorkgroupStorageSize: count }),
+    features: z.array(z.string()),
+  }),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
