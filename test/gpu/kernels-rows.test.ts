@@ -51,6 +51,20 @@ describe('softmax kernels', () => {
     await compareOp('layerNorm', [x, random([5000], 9), random([5000], 10)], { eps: 1e-5 }, normTol);
     await compareOp('rmsNormGrad', [x, random([5000], 9), random([2, 5000], 11)], { eps: 1e-5 }, normTol);
   });
+  it('many short rows (a thread per row, rows past a workgroup of 64) match the reference', async () => {
+    const [rows, n] = [300, 129];
+    await compareOp('softmax', [random([rows, n], 1, undefined, 3)], {}, softmaxTol);
+    await compareOp('logSoftmax', [random([rows, n], 2, undefined, 3)], {}, softmaxTol);
+    await compareOp('softmaxGrad', [random([rows, n], 3, (v) => Math.exp(v) / n), random([rows, n], 4)], {}, { abs: 1e-5, rel: 1e-5 });
+    await compareOp('logSoftmaxGrad', [random([rows, n], 3, (v) => -Math.abs(v) - 1), random([rows, n], 4)], {}, { abs: 1e-5, rel: 1e-5 });
+    const logits = random([rows, n], 5, undefined, 3);
+    const targets = randomTokens([rows], n, 6);
+    await compareOp('crossEntropy', [logits, targets], {}, { abs: 1e-5, rel: 1e-5 });
+    await compareOp('crossEntropyGrad', [logits, targets, random([rows], 7)], {}, softmaxTol);
+    const x = random([rows, n], 8);
+    await compareOp('layerNorm', [x, random([n], 9), random([n], 10)], { eps: 1e-5 }, normTol);
+    await compareOp('rmsNorm', [x, random([n], 9)], { eps: 1e-5 }, normTol);
+  });
 });
 
 /**

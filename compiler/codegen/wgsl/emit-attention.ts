@@ -2,17 +2,20 @@
 // pass is an online softmax over the keys; the backward pass recomputes the probabilities from
 // q, k and two numbers per query row (log-sum-exp and D = sum_j p_ij dp_ij) kept in scratch.
 //
-// One thread per row (a query row; a key row for dk and dv), its q (or k and v) row, and its
-// accumulators in private arrays; no workgroup memory and no barriers. A workgroup takes WG
-// consecutive rows of one sequence, so every address into the rows it streams over is the same
-// for all its threads: a GPU broadcasts the load, and lavapipe (which runs a workgroup as SIMD
-// lanes) loads once for all lanes. Causal threads mask the keys they must not see.
+// A thread takes up to R rows (query rows; key rows for dk and dv), each with its q (or k and v)
+// row and its accumulators in private arrays; no workgroup memory and no barriers. A workgroup
+// takes WG * R consecutive rows of one sequence, so every address into the rows it streams over
+// is the same for all its threads: a GPU broadcasts the load, and lavapipe (which runs a workgroup
+// as SIMD lanes) loads once for all lanes; each streamed row loaded serves the thread's R rows.
+// Causal threads mask the keys they must not see.
 //
-// Baked into a shader: the load width (vec4f when Dh % 4 == 0), the private rows' capacity (128
-// floats for every Dh up to 128, else Dh rounded up to a power of two) and which inputs share
-// storage. T, Dh, the scale and the causal flag are uniforms. Dh itself is not baked: lavapipe
-// unrolls loops of a constant trip count, and then took tens of seconds to JIT one shader; as it
-// is, the first dispatch of each shader costs it 0.5 to 5 s of JIT (Mesa caches the result on disk).
+// Baked into a shader: R, the load width (vec4f when Dh % 4 == 0), the private rows' capacity (64
+// floats for every Dh up to 64, else Dh rounded up to a power of two; R shrinks so that a thread's
+// rows fit rowBudget) and which inputs share storage. T, Dh, the scale and the causal flag are
+// uniforms. Dh itself is not baked: lavapipe unrolls loops of a constant trip count, and then took
+// tens of seconds to JIT one shader; as it is, the first dispatch of each shader costs it seconds
+// of JIT (Mesa caches the result on disk). Baking Dh <= 64 with the rows as vec4f registers
+// (no private arrays) measured 2-3x slower on lavapipe than the arrays, with R = 1.
 //
 // Work per row: the forward pass 2 T Dh multiply-adds, the gradient 9 T Dh (kernel 1 scores the
 // keys twice, 2 dot products each, then one axpy; kernel 2 two dots and two axpys per query).
@@ -22,8 +25,20 @@ import type { NodeOf } from '../../ir/types.ts';
 import type { BufferRef } from '../../../runtime/program.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall, type ScratchRule } from './emitter.ts';
 
-const WG = 64;
-/** WGSL caps a function's private variables at 8192 bytes: the dk/dv kernel keeps four rows. */
+/**
+ * Threads per workgroup, and the most rows a thread takes (rows i, i + WG, ...): one SIMD row of
+ * lavapipe lanes, like the matmul's 8 x 1 workgroups. Each key (or query) row a thread loads
+ * serves all of its rows, so loads (gathers on lavapipe) per multiply-add drop R-fold. Measured on
+ * lavapipe (B=8, H=4, T=128, Dh=32, causal; machine shared, best of 40): WG=64, R=1 fwd 22 ms and
+ * dq+dkv 141-178 ms; WG=8, R=4 fwd 8 ms and dq+dkv 66-72 ms; R=8 ties R=4 with twice the code to
+ * compile; WG=16 and 32 (R=4) were slower. Not yet measured on a real GPU, where 8-thread
+ * workgroups fill a quarter of a 32-wide warp (as the matmul's do).
+ */
+const WG = 8;
+const MAXR = 4;
+/** Bytes of private rows a thread may keep (below WGSL's 8192-byte cap on a function's variables). */
+const rowBudget = 6144;
+/** WGSL caps a function's private variables at 8192 bytes: the dk/dv kernel keeps four private rows per row (R = 1 here). */
 const maxHeadDim = 512;
 
 interface Dims {
@@ -43,13 +58,20 @@ function dims(n: NodeOf<'attention' | 'attentionGrad'>, c: EmitContext): Dims {
   const [t, d] = shape.slice(-2);
   if (d > maxHeadDim) throw new LomocError(`${n.op}: head dimensions up to ${maxHeadDim} are implemented, got ${d}`, n.loc);
   const w = d % 4 === 0 ? 4 : 1;
-  // One capacity for every Dh up to 128, so that few shaders serve every model; powers of two past it.
-  const cap = Math.max(128, 2 ** Math.ceil(Math.log2(Math.max(1, d)))) / w;
+  // One capacity for every Dh up to 64, so that few shaders serve every model; powers of two past it.
+  const cap = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, d)))) / w;
   return { rows: d === 0 ? 0 : numel(shape) / d, t, d, w, cap };
 }
 
-/** Workgroups: one per block of WG rows of one sequence (B * blocks in all). */
-const blocksOf = (s: Dims) => Math.ceil(s.t / WG);
+/** Workgroups: one per block of WG * R rows of one sequence (B * blocks in all). */
+const blocksOf = (s: Dims, R: number) => Math.ceil(s.t / (WG * R));
+
+/** Rows per thread for a kernel that keeps `arrays` private rows per row: a power of two up to MAXR within rowBudget. */
+function rowsPerThread(s: Dims, arrays: number): number {
+  let R = 1;
+  while (R * 2 <= MAXR && R * 2 * arrays * s.cap * s.w * 4 <= rowBudget) R *= 2;
+  return R;
+}
 
 /** A kernel's storage operands in binding order: WGSL name, value or buffer, written. */
 type Operand = readonly [name: string, ref: BufferRef, write: boolean];
@@ -60,10 +82,11 @@ type Operand = readonly [name: string, ref: BufferRef, write: boolean];
  * binds all storage writable), the uniform struct, and the entry every attention kernel shares:
  * workgroup w takes rows lo..hi-1 of the sequence starting at row `seq`; this thread row i.
  */
-function kernel(kind: string, operands: readonly Operand[], body: string, s: Dims, a: { scale: number; causal: boolean }, c: EmitContext): KernelCall {
+function kernel(kind: string, operands: readonly Operand[], body: (R: number) => string, arrays: number, s: Dims, a: { scale: number; causal: boolean }, c: EmitContext): KernelCall {
+  const R = rowsPerThread(s, arrays);
   const bound: Operand[] = [];
   const alias: string[] = [];
-  let code = body;
+  let code = body(R);
   for (const [name, ref, write] of operands) {
     const same = bound.find(([, r]) => r.arena === ref.arena && r.offset === ref.offset);
     if (same && !write && !same[2]) {
@@ -74,7 +97,7 @@ function kernel(kind: string, operands: readonly Operand[], body: string, s: Dim
   const decls = bound.map(([name, , write], k) =>
     `@group(0) @binding(${k}) var<storage, ${write ? 'read_write' : 'read'}> ${name}: array<${name === 'stats' ? 'f32' : 'E'}>;`);
   return {
-    key: `attention.${kind}.wg${WG}.w${s.w}.cap${s.cap}${alias.map((x) => `.${x}`).join('')}`,
+    key: `attention.${kind}.wg${WG}.r${R}.w${s.w}.cap${s.cap}${alias.map((x) => `.${x}`).join('')}`,
     code: `${decls.join('\n')}
 struct U { seqs: u32, t: u32, blocks: u32, causal: u32, scale: f32, dw: u32 }
 @group(0) @binding(${bound.length}) var<uniform> u: U;
@@ -89,68 +112,71 @@ const NEG = -3.0e38;
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let w = wid.x + wid.y * nwg.x;
   if (w >= u.seqs * u.blocks) { return; }
-  let lo = (w % u.blocks) * WG;          // the workgroup's first row in its sequence
-  let hi = min(lo + WG, u.t);            // and one past its last
+  let lo = (w % u.blocks) * ${R}u * WG;   // the workgroup's first row in its sequence
+  let hi = min(lo + ${R}u * WG, u.t);    // and one past its last
   let seq = (w / u.blocks) * u.t;        // the sequence's first row
   let base = seq * u.dw;                 // and its first element (in units of E)
-  let i = lo + lid;                      // this thread's row in the sequence
-  let valid = i < u.t;
-  let ro = (seq + min(i, u.t - 1u)) * u.dw;
+  let i = lo + lid;                      // this thread's first row in the sequence (then i + WG, ...)
 ${code}`,
     bindings: bound.map(([, ref, write]) => ({ ...ref, write })),
-    uniforms: [s.rows / s.t, s.t, blocksOf(s), a.causal ? 1 : 0, f32bits(a.scale), s.d / s.w],
-    workgroups: grid((s.rows / s.t) * blocksOf(s), 1, c.limits),
+    uniforms: [s.rows / s.t, s.t, blocksOf(s, R), a.causal ? 1 : 0, f32bits(a.scale), s.d / s.w],
+    workgroups: grid((s.rows / s.t) * blocksOf(s, R), 1, c.limits),
   };
 }
 
-const load = (dst: string, src: string, f = '') => `var ${dst}: array<E, MAXD>;
-  for (var c = 0u; c < u.dw; c++) { ${dst}[c] = ${src}[ro + c]${f}; }`;
-
-/**
- * Rows r..r+3 of the streamed matrices (clamped to row `end` - 1, and masked by the caller), at
- * offsets o0..o3, dotted with this thread's private rows: one vec4f per (name, private, matrix).
- * Each pass over Dh serves four rows, so the private rows are read a quarter as often.
- */
-function dots4(r: string, end: string, dots: readonly [name: string, mine: string, mat: string][]): string {
-  const dot = (mine: string, mat: string) => [0, 1, 2, 3].map((k) => `dotE(${mine}[c], ${mat}[o${k} + c])`).join(', ');
-  return `${[0, 1, 2, 3].map((k) => `let o${k} = base + min(${r} + ${k}u, ${end} - 1u) * u.dw;`).join('\n    ')}
-    ${dots.map(([name]) => `var ${name} = vec4f();`).join(' ')}
-    for (var c = 0u; c < u.dw; c++) {
-      ${dots.map(([name, mine, mat]) => `${name} += vec4f(${dot(mine, mat)});`).join('\n      ')}
-    }`;
-}
-/** sum over the four rows of weight.k * mat[ok + c]. */
-const axpy4 = (weight: string, mat: string) => ['x', 'y', 'z', 'w'].map((x, k) => `${weight}.${x} * ${mat}[o${k} + c]`).join(' + ');
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+/** `f` of each of a thread's R rows, joined. */
+const per = (R: number, f: (r: number) => string, sep = '\n  ') => range(R).map(f).join(sep);
+/** Row r of this thread: index i<r> in the sequence and offset ro<r> (clamped to the last row). */
+const rowOf = (r: number) => `let i${r} = i + ${r}u * WG;
+  let ro${r} = (seq + min(i${r}, u.t - 1u)) * u.dw;`;
+const load = (dst: string, src: string, r: number, f = '') => `var ${dst}${r}: array<E, MAXD>;
+  for (var c = 0u; c < u.dw; c++) { ${dst}${r}[c] = ${src}[ro${r} + c]${f}; }`;
+/** Offsets o0..o3 of the streamed rows x..x+3, clamped to row end - 1 (the caller masks). */
+const offsets = (x: string, end: string) => range(4).map((k) => `let o${k} = base + min(${x} + ${k}u, ${end} - 1u) * u.dw;`).join('\n    ');
+/** The four streamed rows of `mat` at element c, loaded once for all of the thread's rows. */
+const rows4 = (mat: string, as: string) => range(4).map((k) => `let ${as}${k} = ${mat}[o${k} + c];`).join(' ');
+const dot4 = (mine: string, as: string) => `vec4f(${range(4).map((k) => `dotE(${mine}[c], ${as}${k})`).join(', ')})`;
+const axpy4 = (weight: string, as: string) => range(4).map((k) => `${weight}.${'xyzw'[k]} * ${as}${k}`).join(' + ');
 
 // Keys 0..hi-1 (causal) or all, the same for every thread of a workgroup; a causal thread masks
-// keys after its row (last = the last key it sees).
-const keyRange = `let keys = select(u.t, hi, u.causal != 0u);
-  let last = vec4u(select(keys - 1u, i, u.causal != 0u));`;
-const masked = (j: string) => `vec4u(${j}, ${j} + 1u, ${j} + 2u, ${j} + 3u) > last`;
+// keys after its row (last<r> = the last key row r sees).
+const keyRange = (R: number) => `let keys = select(u.t, hi, u.causal != 0u);
+  let js = vec4u(0u, 1u, 2u, 3u);
+  ${per(R, (r) => `let last${r} = vec4u(select(keys - 1u, i${r}, u.causal != 0u));`)}`;
 
-function forwardBody(): string {
-  return `  ${load('qs', 'q', ' * u.scale')}
-  ${keyRange}
-  var m = NEG;  // running max of the scores
-  var l = 0.0;  // running sum of exp(score - m)
-  var acc: array<E, MAXD>;
+function forwardBody(R: number): string {
+  return `  ${per(R, (r) => `${rowOf(r)}
+  ${load('qs', 'q', r, ' * u.scale')}
+  var m${r} = NEG;  // running max of the scores
+  var l${r} = 0.0;  // running sum of exp(score - m)
+  var acc${r}: array<E, MAXD>;`)}
+  ${keyRange(R)}
   for (var j = 0u; j < keys; j += 4u) {
-    ${dots4('j', 'keys', [['s', 'qs', 'k']])}
-    s = select(s, vec4f(NEG), ${masked('j')});
-    let top = max(max(s.x, s.y), max(s.z, s.w));
-    if (top > m) {  // rescale only when the max grows (O(log T) times for random scores)
-      let a = exp(m - top);
-      l *= a;
-      for (var c = 0u; c < u.dw; c++) { acc[c] *= a; }
-      m = top;
+    ${offsets('j', 'keys')}
+    ${per(R, (r) => `var s${r} = vec4f();`, ' ')}
+    for (var c = 0u; c < u.dw; c++) {
+      ${rows4('k', 'k')}
+      ${per(R, (r) => `s${r} += ${dot4(`qs${r}`, 'k')};`, '\n      ')}
     }
-    let p = exp(s - vec4f(m));
-    l += p.x + p.y + p.z + p.w;
-    for (var c = 0u; c < u.dw; c++) { acc[c] += ${axpy4('p', 'v')}; }
+    ${per(R, (r) => `s${r} = select(s${r}, vec4f(NEG), vec4u(j) + js > last${r});
+    let top${r} = max(max(s${r}.x, s${r}.y), max(s${r}.z, s${r}.w));
+    if (top${r} > m${r}) {  // rescale only when the max grows (O(log T) times for random scores)
+      let a = exp(m${r} - top${r});
+      l${r} *= a;
+      for (var c = 0u; c < u.dw; c++) { acc${r}[c] *= a; }
+      m${r} = top${r};
+    }
+    let p${r} = exp(s${r} - vec4f(m${r}));
+    l${r} += p${r}.x + p${r}.y + p${r}.z + p${r}.w;`, '\n    ')}
+    for (var c = 0u; c < u.dw; c++) {
+      ${rows4('v', 'v')}
+      ${per(R, (r) => `acc${r}[c] += ${axpy4(`p${r}`, 'v')};`, '\n      ')}
+    }
   }
-  if (valid) {
-    for (var c = 0u; c < u.dw; c++) { y[ro + c] = acc[c] / l; }
-  }
+  ${per(R, (r) => `if (i${r} < u.t) {
+    for (var c = 0u; c < u.dw; c++) { y[ro${r} + c] = acc${r}[c] / l${r}; }
+  }`)}
 }
 `;
 }
@@ -159,79 +185,100 @@ function forwardBody(): string {
  * Gradient kernel 1, per query row i: lse_i and D_i = sum_j p_ij dp_ij (into scratch, for kernel
  * 2), then dq_i = scale * sum_j ds_ij k_j with ds_ij = p_ij (dp_ij - D_i), dp_ij = dout_i . v_j.
  */
-function dqBody(): string {
-  return `  ${load('qs', 'q', ' * u.scale')}
-  ${load('gs', 'dout')}
-  ${keyRange}
-  var m = NEG;
-  var l = 0.0;
-  var dsum = 0.0;  // sum_j exp(s_ij - m) dp_ij
-  var lse = 0.0;
-  var dd = 0.0;
-  var acc: array<E, MAXD>;
+function dqBody(R: number): string {
+  return `  ${per(R, (r) => `${rowOf(r)}
+  ${load('qs', 'q', r, ' * u.scale')}
+  ${load('gs', 'dout', r)}
+  var m${r} = NEG;
+  var l${r} = 0.0;
+  var dsum${r} = 0.0;  // sum_j exp(s_ij - m) dp_ij
+  var lse${r} = 0.0;
+  var dd${r} = 0.0;
+  var acc${r}: array<E, MAXD>;`)}
+  ${keyRange(R)}
   // Two passes over the keys with one body (half the code for the driver to compile): the
   // statistics, then dq.
   for (var phase = 0u; phase < 2u; phase++) {
     for (var j = 0u; j < keys; j += 4u) {
-      ${dots4('j', 'keys', [['s', 'qs', 'k'], ['dp', 'gs', 'v']]).replace(/\n/g, '\n  ')}
-      s = select(s, vec4f(NEG), ${masked('j')});
+      ${offsets('j', 'keys')}
+      ${per(R, (r) => `var s${r} = vec4f(); var dp${r} = vec4f();`, ' ')}
+      for (var c = 0u; c < u.dw; c++) {
+        ${rows4('k', 'k')}
+        ${rows4('v', 'v')}
+        ${per(R, (r) => `s${r} += ${dot4(`qs${r}`, 'k')};
+        dp${r} += ${dot4(`gs${r}`, 'v')};`, '\n        ')}
+      }
+      ${per(R, (r) => `s${r} = select(s${r}, vec4f(NEG), vec4u(j) + js > last${r});`, '\n      ')}
       if (phase == 0u) {
-        let top = max(max(s.x, s.y), max(s.z, s.w));
-        if (top > m) {
-          let a = exp(m - top);
-          l *= a;
-          dsum *= a;
-          m = top;
+        ${per(R, (r) => `let top${r} = max(max(s${r}.x, s${r}.y), max(s${r}.z, s${r}.w));
+        if (top${r} > m${r}) {
+          let a = exp(m${r} - top${r});
+          l${r} *= a;
+          dsum${r} *= a;
+          m${r} = top${r};
         }
-        let e = exp(s - vec4f(m));
-        l += e.x + e.y + e.z + e.w;
-        dsum += dot(e, dp);
+        let e${r} = exp(s${r} - vec4f(m${r}));
+        l${r} += e${r}.x + e${r}.y + e${r}.z + e${r}.w;
+        dsum${r} += dot(e${r}, dp${r});`, '\n        ')}
       } else {
-        let ds = exp(s - vec4f(lse)) * (dp - vec4f(dd));  // masked: exp(NEG - lse) = 0
-        for (var c = 0u; c < u.dw; c++) { acc[c] += ${axpy4('ds', 'k')}; }
+        // masked: exp(NEG - lse) = 0
+        ${per(R, (r) => `let ds${r} = exp(s${r} - vec4f(lse${r})) * (dp${r} - vec4f(dd${r}));`, '\n        ')}
+        for (var c = 0u; c < u.dw; c++) {
+          ${rows4('k', 'k')}
+          ${per(R, (r) => `acc${r}[c] += ${axpy4(`ds${r}`, 'k')};`, '\n          ')}
+        }
       }
     }
-    lse = m + log(l);
-    dd = dsum / l;
+    ${per(R, (r) => `lse${r} = m${r} + log(l${r});
+    dd${r} = dsum${r} / l${r};`, '\n    ')}
   }
-  if (valid) {
-    stats[2u * (seq + i)] = lse;
-    stats[2u * (seq + i) + 1u] = dd;
-    for (var c = 0u; c < u.dw; c++) { dq[ro + c] = acc[c] * u.scale; }
-  }
+  ${per(R, (r) => `if (i${r} < u.t) {
+    stats[2u * (seq + i${r})] = lse${r};
+    stats[2u * (seq + i${r}) + 1u] = dd${r};
+    for (var c = 0u; c < u.dw; c++) { dq[ro${r} + c] = acc${r}[c] * u.scale; }
+  }`)}
 }
 `;
 }
 
 /** Gradient kernel 2, per key row j: dk_j = scale * sum_i ds_ij q_i and dv_j = sum_i p_ij dout_i. */
-function dkvBody(): string {
-  return `  ${load('ks', 'k', ' * u.scale')}
-  ${load('vs', 'v')}
-  var dka: array<E, MAXD>;
-  var dva: array<E, MAXD>;
+function dkvBody(R: number): string {
+  return `  ${per(R, (r) => `${rowOf(r)}
+  ${load('ks', 'k', r, ' * u.scale')}
+  ${load('vs', 'v', r)}
+  var dka${r}: array<E, MAXD>;
+  var dva${r}: array<E, MAXD>;`)}
   // Queries lo..t-1 (causal: those that may see a key of this workgroup) or all. This thread's
-  // key is row i: a causal thread masks the queries before it.
+  // keys are rows i<r>: a causal thread masks the queries before each.
   let first = select(0u, lo, u.causal != 0u);
-  for (var r = first; r < u.t; r += 4u) {
-    ${dots4('r', 'u.t', [['s', 'ks', 'q'], ['dp', 'vs', 'dout']])}
-    let rows = vec4u(r, r + 1u, r + 2u, r + 3u);
+  for (var x = first; x < u.t; x += 4u) {
+    ${offsets('x', 'u.t')}
+    ${per(R, (r) => `var s${r} = vec4f(); var dp${r} = vec4f();`, ' ')}
+    for (var c = 0u; c < u.dw; c++) {
+      ${rows4('q', 'q')}
+      ${rows4('dout', 'g')}
+      ${per(R, (r) => `s${r} += ${dot4(`ks${r}`, 'q')};
+      dp${r} += ${dot4(`vs${r}`, 'g')};`, '\n      ')}
+    }
+    let rows = vec4u(x, x + 1u, x + 2u, x + 3u);
     let at = 2u * (vec4u(seq) + min(rows, vec4u(u.t - 1u)));
     let lse = vec4f(stats[at.x], stats[at.y], stats[at.z], stats[at.w]);
     let dd = vec4f(stats[at.x + 1u], stats[at.y + 1u], stats[at.z + 1u], stats[at.w + 1u]);
-    let early = select(vec4<bool>(), rows < vec4u(i), u.causal != 0u);
-    let p = select(vec4f(), exp(s - lse), (rows < vec4u(u.t)) & !early);
-    let ds = p * (dp - dd);
+    ${per(R, (r) => `let p${r} = select(vec4f(), exp(s${r} - lse), (rows < vec4u(u.t)) & !select(vec4<bool>(), rows < vec4u(i${r}), u.causal != 0u));
+    let ds${r} = p${r} * (dp${r} - dd);`, '\n    ')}
     for (var c = 0u; c < u.dw; c++) {
-      dka[c] += ${axpy4('ds', 'q')};
-      dva[c] += ${axpy4('p', 'dout')};
+      ${rows4('q', 'q')}
+      ${rows4('dout', 'g')}
+      ${per(R, (r) => `dka${r}[c] += ${axpy4(`ds${r}`, 'q')};
+      dva${r}[c] += ${axpy4(`p${r}`, 'g')};`, '\n      ')}
     }
   }
-  if (valid) {
+  ${per(R, (r) => `if (i${r} < u.t) {
     for (var c = 0u; c < u.dw; c++) {
-      dk[ro + c] = dka[c] * u.scale;
-      dv[ro + c] = dva[c];
+      dk[ro${r} + c] = dka${r}[c] * u.scale;
+      dv[ro${r} + c] = dva${r}[c];
     }
-  }
+  }`)}
 }
 `;
 }
@@ -240,7 +287,7 @@ const attention: Emitter<'attention'> = (n, c) => {
   const s = dims(n, c);
   if (s.rows === 0) return [];
   const [q, k, v] = n.inputs.map((x) => c.slot(x).ref);
-  return [kernel('fwd', [['q', q, false], ['k', k, false], ['v', v, false], ['y', c.slot(n.outputs[0]).ref, true]], forwardBody(), s, n.attrs, c)];
+  return [kernel('fwd', [['q', q, false], ['k', k, false], ['v', v, false], ['y', c.slot(n.outputs[0]).ref, true]], forwardBody, 2, s, n.attrs, c)];
 };
 
 const attentionGrad: Emitter<'attentionGrad'> = (n, c) => {
@@ -251,8 +298,8 @@ const attentionGrad: Emitter<'attentionGrad'> = (n, c) => {
   const ins: Operand[] = [['q', q, false], ['k', k, false], ['v', v, false], ['dout', dout, false]];
   const stats = c.scratch(0);
   return [
-    kernel('dq', [...ins, ['stats', stats, true], ['dq', dq, true]], dqBody(), s, n.attrs, c),
-    kernel('dkv', [...ins, ['stats', stats, false], ['dk', dk, true], ['dv', dv, true]], dkvBody(), s, n.attrs, c),
+    kernel('dq', [...ins, ['stats', stats, true], ['dq', dq, true]], dqBody, 3, s, n.attrs, c),
+    kernel('dkv', [...ins, ['stats', stats, false], ['dk', dk, true], ['dv', dv, true]], dkvBody, 4, s, n.attrs, c),
   ];
 };
 

@@ -9,22 +9,22 @@ import type { BufferRef } from '../../../runtime/program.ts';
 import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
 import { grid } from './emitter.ts';
 import { partialsPlan, planReduce, type ReducePlan, reducePass } from './reduce-kernel.ts';
-import { rowKernel, rowsOf } from './row-kernel.ts';
+import { rowKernel, rowsOf, type RowSum } from './row-kernel.ts';
 import { Bindings, entryArgs, floatOnly, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
 
 type NormGrad = 'layerNormGrad' | 'rmsNormGrad';
 
 /** mean and rstd of the row of `x` (var `mean`, `rstd`), in every thread. */
-const moments = (x: string, loop: string) => `var sm = 0.0;
-${loop} { sm += ${x}[base + j]; }
+const moments = (x: string, sum: RowSum) => `var sm = 0.0;
+${sum(['sm'], `sm += ${x}[base + j];`)}
 let mean = wgSum(sm, t) / f32(u.n);
 var sq = 0.0;
-${loop} { let d = ${x}[base + j] - mean; sq += d * d; }
+${sum(['sq'], `let d = ${x}[base + j] - mean; sq += d * d;`)}
 let rstd = 1.0 / sqrt(wgSum(sq, t) / f32(u.n) + u.eps);`;
 
 /** 1/sqrt(mean(x^2) + eps) of the row (var `rs`). */
-const rms = (x: string, loop: string) => `var sq = 0.0;
-${loop} { let v = ${x}[base + j]; sq += v * v; }
+const rms = (x: string, sum: RowSum) => `var sq = 0.0;
+${sum(['sq'], `let v = ${x}[base + j]; sq += v * v;`)}
 let rs = 1.0 / sqrt(wgSum(sq, t) / f32(u.n) + u.eps);`;
 
 const layerNorm = (n: NodeOf<'layerNorm'>, c: EmitContext): KernelCall[] => {
@@ -33,7 +33,7 @@ const layerNorm = (n: NodeOf<'layerNorm'>, c: EmitContext): KernelCall[] => {
   const [x, gamma, beta] = n.inputs.map((v) => b.value(v, false));
   const y = b.value(n.outputs[0], true);
   const u = new Uniforms().f32('eps', n.attrs.eps);
-  return [rowKernel(c, 'row:layerNorm', b, u, rowsOf(c.g.values[n.inputs[0]].shape), (loop) => `${moments(x, loop)}
+  return [rowKernel(c, 'row:layerNorm', b, u, rowsOf(c.g.values[n.inputs[0]].shape), (loop, sum) => `${moments(x, sum)}
 ${loop} { ${y}[base + j] = (${x}[base + j] - mean) * rstd * ${gamma}[j] + ${beta}[j]; }`)];
 };
 
@@ -43,7 +43,7 @@ const rmsNorm = (n: NodeOf<'rmsNorm'>, c: EmitContext): KernelCall[] => {
   const [x, gamma] = n.inputs.map((v) => b.value(v, false));
   const y = b.value(n.outputs[0], true);
   const u = new Uniforms().f32('eps', n.attrs.eps);
-  return [rowKernel(c, 'row:rmsNorm', b, u, rowsOf(c.g.values[n.inputs[0]].shape), (loop) => `${rms(x, loop)}
+  return [rowKernel(c, 'row:rmsNorm', b, u, rowsOf(c.g.values[n.inputs[0]].shape), (loop, sum) => `${rms(x, sum)}
 ${loop} { ${y}[base + j] = ${x}[base + j] * rs * ${gamma}[j]; }`)];
 };
 
@@ -75,10 +75,10 @@ function normGrad(n: NodeOf<NormGrad>, c: EmitContext): KernelCall[] {
   const st = stats.map((ref) => b.buffer(ref, true));
   const u = new Uniforms().f32('eps', n.attrs.eps);
   const rowBody = layer
-    ? (loop: string) => `${moments(x, loop)}
+    ? (loop: string, sum: RowSum) => `${moments(x, sum)}
 var gs = 0.0;
 var gx = 0.0;
-${loop} { let g = ${dy}[base + j] * ${gamma}[j]; gs += g; gx += g * (${x}[base + j] - mean) * rstd; }
+${sum(['gs', 'gx'], `let g = ${dy}[base + j] * ${gamma}[j]; gs += g; gx += g * (${x}[base + j] - mean) * rstd;`)}
 let gMean = wgSum(gs, t) / f32(u.n);
 let gxMean = wgSum(gx, t) / f32(u.n);
 ${loop} {
@@ -86,9 +86,9 @@ ${loop} {
   ${dx}[base + j] = rstd * (${dy}[base + j] * ${gamma}[j] - gMean - xhat * gxMean);
 }
 if (t == 0u) { ${st[0]}[row] = mean; ${st[1]}[row] = rstd; }`
-    : (loop: string) => `${rms(x, loop)}
+    : (loop: string, sum: RowSum) => `${rms(x, sum)}
 var gx = 0.0;
-${loop} { gx += ${dy}[base + j] * ${gamma}[j] * ${x}[base + j]; }
+${sum(['gx'], `gx += ${dy}[base + j] * ${gamma}[j] * ${x}[base + j];`)}
 let gxMean = wgSum(gx, t) / f32(u.n);
 ${loop} { ${dx}[base + j] = rs * ${dy}[base + j] * ${gamma}[j] - rs * rs * rs * ${x}[base + j] * gxMean; }
 if (t == 0u) { ${st[0]}[row] = rs; }`;
@@ -120,7 +120,8 @@ function columnSums(c: EmitContext, n: NodeOf<NormGrad>, p: ReducePlan, stats: r
   u.u32('groups', groups).u32('tiles', p.tiles).u32('n', shape.n).u32('rows', shape.rows).u32('chunk', p.chunk).u32('splits', p.splits);
   const { tx, ty } = p;
   const sums = layer ? ['a', 'b'] : ['a'];
-  const shared = sums.map((s) => `var<workgroup> r${s}: array<f32, ${tx * ty}>;`).join('\n');
+  // One lane per column (ty = 1): no shared memory or barrier.
+  const shared = ty === 1 ? '' : sums.map((s) => `var<workgroup> r${s}: array<f32, ${tx * ty}>;`).join('\n');
   const accumulate = layer
     ? `let d = ${dy}[k];\n      a += d * (${x}[k] - ${st[0]}[r]) * ${st[1]}[r];\n      b += d;`
     : `a += ${dy}[k] * ${x}[k] * ${st[0]}[r];`;
@@ -143,11 +144,11 @@ fn main(${entryArgs}) {
       ${accumulate}
     }
   }
-  ${sums.map((s) => `r${s}[lid] = ${s};`).join(' ')}
+  ${ty === 1 ? '' : `${sums.map((s) => `r${s}[lid] = ${s};`).join(' ')}
   workgroupBarrier();
-  if (ty == 0u && col < u.n) {
-    for (var k = 1u; k < ${ty}u; k++) { ${sums.map((v) => `${v} += r${v}[tx + k * ${tx}u];`).join(' ')} }
-    ${sums.map((v, k) => `${outs[k]}[col * u.splits + split] = ${v};`).join(' ')}
+  `}if (${ty === 1 ? '' : 'ty == 0u && '}col < u.n) {
+    ${ty === 1 ? '' : `for (var k = 1u; k < ${ty}u; k++) { ${sums.map((v) => `${v} += r${v}[tx + k * ${tx}u];`).join(' ')} }
+    `}${sums.map((v, k) => `${outs[k]}[col * u.splits + split] = ${v};`).join(' ')}
   }
 }`;
   return kernel(`cols:${n.op}|${tx}x${ty}`, b, u, body, grid(groups * tx * ty, tx * ty, c.limits));

@@ -6,15 +6,15 @@ import type { NodeOf } from '../../ir/types.ts';
 import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
 import { normEmitters, normScratch } from './emit-norm.ts';
 import { ropeEmitters } from './emit-rope.ts';
-import { rowKernel, rowsOf } from './row-kernel.ts';
+import { rowKernel, rowsOf, type RowSum } from './row-kernel.ts';
 import { Bindings, elemOf, floatOnly, Uniforms } from './wgsl-kernel.ts';
 
 /** The row's max m and sum of exp(x - m) over `x[base + j]`, in every thread. */
-const stats = (x: string, loop: string) => `var m = negInfF32();
+const stats = (x: string, loop: string, sum: RowSum) => `var m = negInfF32();
 ${loop} { m = maxNan(m, ${x}[base + j]); }
 m = wgMax(m, t);
 var s = 0.0;
-${loop} { s += exp(${x}[base + j] - m); }
+${sum(['s'], `s += exp(${x}[base + j] - m);`)}
 s = wgSum(s, t);`;
 
 function rowOp(op: 'softmax' | 'logSoftmax' | 'softmaxGrad' | 'logSoftmaxGrad'): Emitter<Op> {
@@ -24,17 +24,17 @@ function rowOp(op: 'softmax' | 'logSoftmax' | 'softmaxGrad' | 'logSoftmaxGrad'):
     const ins = n.inputs.map((v) => b.value(v, false));
     const y = b.value(n.outputs[0], true);
     const [x, dy] = ins;
-    const body = (loop: string): string => {
+    const body = (loop: string, sum: RowSum): string => {
       switch (op) {
         case 'softmax':
-          return `${stats(x, loop)}\n${loop} { ${y}[base + j] = exp(${x}[base + j] - m) / s; }`;
+          return `${stats(x, loop, sum)}\n${loop} { ${y}[base + j] = exp(${x}[base + j] - m) / s; }`;
         case 'logSoftmax':
-          return `${stats(x, loop)}\nlet lse = m + log(s);\n${loop} { ${y}[base + j] = ${x}[base + j] - lse; }`;
+          return `${stats(x, loop, sum)}\nlet lse = m + log(s);\n${loop} { ${y}[base + j] = ${x}[base + j] - lse; }`;
         case 'softmaxGrad': // dx = y * (dy - sum(dy * y)), x holding y
-          return `var d = 0.0;\n${loop} { d += ${dy}[base + j] * ${x}[base + j]; }\nd = wgSum(d, t);
+          return `var d = 0.0;\n${sum(['d'], `d += ${dy}[base + j] * ${x}[base + j];`)}\nd = wgSum(d, t);
 ${loop} { ${y}[base + j] = ${x}[base + j] * (${dy}[base + j] - d); }`;
         case 'logSoftmaxGrad': // dx = dy - exp(y) * sum(dy), x holding y
-          return `var d = 0.0;\n${loop} { d += ${dy}[base + j]; }\nd = wgSum(d, t);
+          return `var d = 0.0;\n${sum(['d'], `d += ${dy}[base + j];`)}\nd = wgSum(d, t);
 ${loop} { ${y}[base + j] = ${dy}[base + j] - exp(${x}[base + j]) * d; }`;
       }
     };
@@ -57,7 +57,7 @@ const crossEntropy = (n: NodeOf<'crossEntropy'>, c: EmitContext): KernelCall[] =
   const x = b.value(n.inputs[0], false);
   const ids = b.value(n.inputs[1], false, 'i32');
   const loss = b.value(n.outputs[0], true);
-  return [rowKernel(c, 'row:crossEntropy', b, new Uniforms(), rowsOf(c.g.values[n.inputs[0]].shape), (loop) => `${stats(x, loop)}
+  return [rowKernel(c, 'row:crossEntropy', b, new Uniforms(), rowsOf(c.g.values[n.inputs[0]].shape), (loop, sum) => `${stats(x, loop, sum)}
 ${target(ids)}
 if (t == 0u) { ${loss}[row] = select(nanF32(), m + log(s) - ${x}[base + tj], valid); }`)];
 };
@@ -73,7 +73,7 @@ const crossEntropyGrad = (n: NodeOf<'crossEntropyGrad'>, c: EmitContext): Kernel
   const ids = b.value(n.inputs[1], false, 'i32');
   const dloss = b.value(n.inputs[2], false);
   const dx = b.value(n.outputs[0], true);
-  return [rowKernel(c, 'row:crossEntropyGrad', b, new Uniforms(), rowsOf(c.g.values[n.inputs[0]].shape), (loop) => `${stats(x, loop)}
+  return [rowKernel(c, 'row:crossEntropyGrad', b, new Uniforms(), rowsOf(c.g.values[n.inputs[0]].shape), (loop, sum) => `${stats(x, loop, sum)}
 ${target(ids)}
 let g = select(nanF32(), ${dloss}[row], valid);
 ${loop} { ${dx}[base + j] = (exp(${x}[base + j] - m) / s - select(0.0, 1.0, j == tj)) * g; }`)];

@@ -98,8 +98,15 @@ export function planReduce(shape: Shape, axes: readonly number[]): ReducePlan {
 
 /** Pass 2 of a split plan: the partials [outputs, splits] reduced over their last axis, in one pass. */
 export function partialsPlan(outputs: number, splits: number): ReducePlan {
-  return { ...planReduce([outputs, splits], [1]), splits: 1, chunk: splits };
+  const p = { ...planReduce([outputs, splits], [1]), splits: 1, chunk: splits };
+  if (splits > shortPartials) return p;
+  // A thread per output looping over its few partials: no barrier, 32x fewer workgroups (each
+  // ~3 us on lavapipe; 128 outputs of 32 partials took ~0.5 ms a call with 32 lanes per output).
+  const tx = Math.min(maxThreads, pow2At(outputs));
+  return { ...p, tx, ty: 1, tiles: Math.ceil(outputs / tx) };
 }
+/** Partials per output that one thread sums alone in pass 2. */
+const shortPartials = 64;
 
 /** Bytes of pass 1's partial results (none when one pass does). */
 export const reduceScratchBytes = (p: ReducePlan): readonly number[] => (p.splits > 1 ? [p.outputs * p.splits * 4] : []);
@@ -149,8 +156,8 @@ export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: 
   const { tx, ty } = p;
   const load = mode === 'sumSquares' ? `let v = ${x}[ko + ro];\n        acc = acc + v * v;` : `acc = ${combine(mode, 'acc', `${x}[ko + ro]`)};`;
   const init = mode === 'max' ? 'negInfF32()' : '0.0';
-  const body = `var<workgroup> red: array<f32, ${tx * ty}>;
-
+  // One lane per output (ty = 1): no partials to combine, so no shared memory or barrier.
+  const body = `${ty === 1 ? '' : `var<workgroup> red: array<f32, ${tx * ty}>;\n`}
 @compute @workgroup_size(${tx * ty})
 fn main(${entryArgs}) {
   ${flatGroup}
@@ -170,13 +177,13 @@ fn main(${entryArgs}) {
         ${load}
       }
     }
-    red[lid] = acc;
+    ${ty === 1 ? '' : `red[lid] = acc;
     workgroupBarrier();
-    if (ty == 0u && o < u.outs) {
-      for (var k = 1u; k < ${ty}u; k++) { acc = ${combine(mode, 'acc', `red[tx + k * ${tx}u]`)}; }
-      ${y}[o * u.splits + split] = acc${mode === 'max' ? '' : ' / u.div'};
-    }
-    workgroupBarrier();
+    `}if (${ty === 1 ? '' : 'ty == 0u && '}o < u.outs) {
+      ${ty === 1 ? '' : `for (var k = 1u; k < ${ty}u; k++) { acc = ${combine(mode, 'acc', `red[tx + k * ${tx}u]`)}; }
+      `}${y}[o * u.splits + split] = acc${mode === 'max' ? '' : ' / u.div'};
+    }${ty === 1 ? '' : `
+    workgroupBarrier();`}
   }
 }`;
   const key = `reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|${tx}x${ty}`;

@@ -2,9 +2,11 @@
 // rows; workgroups loop over rows when there are more than 1024), threads striding over the row's n elements,
 // and workgroup-shared reductions (sum, max) that every thread gets the result of. Barriers sit
 // only in uniform control flow: the row loop's bounds depend on the workgroup id and uniforms.
+// Many short rows instead run a thread per row (threadPerRow below): the same body, with the
+// reductions the identity and the loop over the whole row.
 import { numel } from '../../ir/shape.ts';
 import type { Shape } from '../../ir/types.ts';
-import type { EmitContext, KernelCall } from './emitter.ts';
+import { type EmitContext, grid, type KernelCall } from './emitter.ts';
 import { type Bindings, entryArgs, flatGroup, kernel, type Uniforms } from './wgsl-kernel.ts';
 
 /**
@@ -57,8 +59,28 @@ ${flat('wgMax', (a, b) => `maxNan(${a}, ${b})`)}`;
 const maxNan = 'fn maxNan(a: f32, b: f32) -> f32 { return select(a, b, b > a || isNan(b)); }';
 
 /**
+ * A loop over the row's elements `j` running `stmt`, which adds to the accumulators `accs`
+ * (f32 vars the body declared, then reduced with wgSum).
+ */
+export type RowSum = (accs: readonly string[], stmt: string) => string;
+
+/**
+ * In a thread per row: blocks of `sumBlock` elements summed apart, then added up, so rounding
+ * grows like n / sumBlock + sumBlock terms rather than n, as with 32 threads a row (a plain
+ * running sum over 1000 elements missed the softmax gradients' 1e-5 tolerance).
+ */
+const sumBlock = 32;
+const blockedSum: RowSum = (accs, stmt) => `for (var j0 = 0u; j0 < u.n; j0 += ${sumBlock}u) {
+  ${accs.map((a) => `let ${a}Prev = ${a}; ${a} = 0.0;`).join(' ')}
+  for (var j = j0; j < min(j0 + ${sumBlock}u, u.n); j++) { ${stmt} }
+  ${accs.map((a) => `${a} += ${a}Prev;`).join(' ')}
+}`;
+
+/**
  * A row kernel: `body` runs with `row` (< u.rows), `base` (the row's first element), `t` (the
- * thread), and loops `for (var j = t; j < u.n; j += WG)`, written `${loop}`.
+ * thread), and loops `for (var j = t; j < u.n; j += WG)`, written `${loop}`, or `sum(accs, stmt)`
+ * for a loop that only adds to accumulators (summed in blocks in a thread per row). `wgSum`/`wgMax`
+ * give every thread the row's result, and `t == 0u` picks one thread per row, in either mode.
  */
 export function rowKernel(
   c: EmitContext,
@@ -66,8 +88,9 @@ export function rowKernel(
   b: Bindings,
   u: Uniforms,
   shape: { rows: number; n: number },
-  body: (loop: string) => string,
+  body: (loop: string, sum: RowSum) => string,
 ): KernelCall {
+  if (threadPerRow(shape)) return threadRowKernel(c, key, b, u, shape, body);
   const wg = rowThreads(shape.n);
   const groups = Math.max(1, Math.min(shape.rows, rowMaxGroups));
   u.u32('rows', shape.rows).u32('n', shape.n).u32('groups', groups);
@@ -80,10 +103,44 @@ fn main(${entryArgs}) {
   let t = lid;
   for (var row = wg; row < u.rows; row += u.groups) {
     let base = row * u.n;
-    ${body(`for (var j = t; j < u.n; j += ${wg}u)`).split('\n').join('\n    ')}
+    ${body(`for (var j = t; j < u.n; j += ${wg}u)`, (_, stmt) => `for (var j = t; j < u.n; j += ${wg}u) { ${stmt} }`).split('\n').join('\n    ')}
   }
 }`;
   return kernel(`${key}|wg${wg}`, b, u, code, [groups, 1, 1]);
+}
+
+/**
+ * Whether a row kernel runs one thread per row: rows of at most `shortRow` elements, at least
+ * `manyRows` of them. Each invocation loops over its whole row and the "workgroup" reductions
+ * are the thread's own value: no barriers and no shared memory. On lavapipe, which runs a
+ * workgroup's invocations as SIMD lanes, barriers and per-workgroup costs dominated the
+ * workgroup-per-row frame: layerNorm of [1024, 128] took 6.4 ms a call with 32 threads a row,
+ * 0.3-0.7 ms a thread a row; its gradient's dx 15.8 ms against 0.9; softmax of [4096, 768]
+ * 35 ms against 7-18 (a loaded machine). 16, 64 or 256 rows a workgroup were within noise.
+ * Long rows (or few rows) keep a workgroup per row, which real GPUs want for parallelism within a row.
+ */
+export const threadPerRow = (shape: { rows: number; n: number }): boolean => shape.n <= shortRow && shape.rows >= manyRows;
+const shortRow = 2048;
+const manyRows = 256;
+/** Rows (threads) per workgroup in thread-per-row mode. */
+const rowsPerGroup = 64;
+
+function threadRowKernel(c: EmitContext, key: string, b: Bindings, u: Uniforms, shape: { rows: number; n: number }, body: (loop: string, sum: RowSum) => string): KernelCall {
+  u.u32('rows', shape.rows).u32('n', shape.n);
+  const code = `fn wgSum(v: f32, t: u32) -> f32 { return v; }
+fn wgMax(v: f32, t: u32) -> f32 { return v; }
+${maxNan}
+
+@compute @workgroup_size(${rowsPerGroup})
+fn main(${entryArgs}) {
+  ${flatGroup}
+  let row = wg * ${rowsPerGroup}u + lid;
+  if (row >= u.rows) { return; }
+  let t = 0u;
+  let base = row * u.n;
+  ${body('for (var j = 0u; j < u.n; j++)', blockedSum).split('\n').join('\n  ')}
+}`;
+  return kernel(`${key}|tpr${rowsPerGroup}`, b, u, code, grid(shape.rows, rowsPerGroup, c.limits));
 }
 
 /**

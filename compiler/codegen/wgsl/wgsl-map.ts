@@ -17,11 +17,18 @@ export const mapWorkgroup = 256;
  * a discrete GPU's memory pipes.
  */
 export const mapMaxGroups = 256;
+/**
+ * ...and at least this many elements per thread. On lavapipe the ~3 us per workgroup dominated
+ * small maps: a [1024, 128] add or transpose took 0.7-1.1 ms on 256 workgroups (2 elements a
+ * thread; the transpose's index divisions run once per thread, not per element), 0.26-0.5 ms on
+ * 64. On a discrete GPU such a map is launch-bound either way.
+ */
+const mapMinPerThread = 8;
 
 /** Threads per workgroup, workgroups and threads in all of a grid-stride map over `total` elements. */
 export function mapGrid(total: number, limits: Limits): { wg: number; groups: number; threads: number } {
   const wg = Math.min(mapWorkgroup, limits.maxWorkgroupSize);
-  const groups = Math.max(1, Math.min(mapMaxGroups, Math.ceil(total / wg)));
+  const groups = Math.max(1, Math.min(mapMaxGroups, Math.ceil(total / (wg * mapMinPerThread))));
   return { wg, groups, threads: groups * wg };
 }
 
