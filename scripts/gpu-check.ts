@@ -25,7 +25,7 @@ const log = (s: string) => console.log(s);
 
 async function main(): Promise<void> {
   if (!process.env.GPU_CHECK_SKIP_MATMUL) {
-    const matmul = await benchMatmul([256, 512, 1024, 2048], 2);
+    const matmul = await benchMatmul([256, 512, 1024, 2048], 2, { tfjs: false });
     report.matmul = matmul;
     log(formatMatmulBench(matmul));
   }
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   }
   report.checks = checks;
 
-  const step = await benchStep(8);
+  const step = await benchStep(8, ['lomo', 'sgd', 'adamw'], { tfjs: false, torch: false });
   report.step = step;
   log(formatStepTable(step));
 

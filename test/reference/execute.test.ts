@@ -165,10 +165,9 @@ describe('a tiny llama', () => {
     inputs: { tokens: randomTokens([2, 16], 256, 1), targets: randomTokens([2, 16], 256, 2) },
     params: initParams(g, 3, 'f64'),
   };
-  it('runs in well under a second, and its loss starts near log(vocab)', () => {
-    const start = performance.now();
+  // How fast it runs is a benchmark's business (bench/), not a test's.
+  it('runs a llama-sized graph, and its loss starts near log(vocab)', () => {
     const ex = execute(g, feeds, 'f64');
-    expect(performance.now() - start).toBeLessThan(500);
     expect(g.nodes.length).toBeGreaterThan(80);
     expect(Math.abs(ex.loss - Math.log(256))).toBeLessThan(0.1);
   });
