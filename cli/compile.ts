@@ -1,5 +1,6 @@
 // `lomoc compile <model.ts> --out DIR`: compile the training step and write it as a bundle
-// (manifest.json + kernels/*.wgsl) that the runtime loads with no compiler (runtime/bundle/).
+// (manifest.json + kernels/*.wgsl) that the runtime loads with no compiler (runtime/bundle/), with
+// its typed ES module entry (index.js, index.d.ts, node.js) and the runtime itself (runtime.js).
 import path from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { writeBundle } from '../compiler/bundle/write-bundle.ts';
@@ -58,6 +59,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   });
   const kernels = Object.keys(manifest.program.kernels).length;
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
+  io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
   io.out(`step        ${def.name}, preset ${manifest.preset}, ${optimizer}; ${c.program.dispatches.length} dispatches per step`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   return 0;

@@ -3,10 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { formatHelp, parseCommandArgs, type CommandSpec } from './args.ts';
+import { compileSpec, runCompile } from './compile.ts';
 import { graphSpec, runGraph } from './graph.ts';
 import { planSpec, runPlan } from './plan.ts';
 import { processIo, reportError, type Io } from './report.ts';
 import { runRun, runSpec } from './run.ts';
+import { runTrain, trainSpec } from './train.ts';
 
 interface Command {
   readonly spec: CommandSpec;
@@ -17,6 +19,8 @@ const commands: Readonly<Record<string, Command>> = {
   graph: { spec: graphSpec, run: runGraph },
   plan: { spec: planSpec, run: runPlan },
   run: { spec: runSpec, run: runRun },
+  compile: { spec: compileSpec, run: runCompile },
+  train: { spec: trainSpec, run: runTrain },
 };
 
 function version(): string {

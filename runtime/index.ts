@@ -10,3 +10,5 @@ export { createTrainer, dataInputs, hyperInputs, isHyperInput, type Hyper, type 
 export { initialParams, randomBatch } from './webgpu/init.ts';
 export { byShader, profileStep, type DispatchTime, type Profile } from './webgpu/timing.ts';
 export { ProgramError, validateProgram } from './webgpu/validate.ts';
+export { BundleError, loadBundle, type LoadedBundle } from './bundle/load-bundle.ts';
+export { manifestSchema, type Manifest } from './bundle/manifest.ts';

@@ -25,7 +25,7 @@ const info = {
 
 function bundle(name: string, edit?: (m: Record<string, any>) => void): string {
   const dir = path.join(root, name);
-  writeBundle(dir, compiled.program, info);
+  writeBundle(dir, compiled.program, info, { entry: false }); // the entry: test/bundle-entry.test.ts
   if (edit) {
     const file = path.join(dir, 'manifest.json');
     const m = JSON.parse(readFileSync(file, 'utf8'));

@@ -1,6 +1,8 @@
 // The bundle: a folder a runtime can load with no compiler and no TypeScript:
 //   manifest.json   the program (arenas, tensors, dispatches), the plan's totals, the step's options
 //   kernels/*.wgsl  one file per shader
+//   index.js, index.d.ts, node.js, node.d.ts, runtime.js, package.json: the typed ES module entry
+//                   and the runtime it runs on (compiler/bundle/write-entry.ts)
 // Shader keys (what is baked into each shader) stay in the manifest; file names are plain numbers.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,6 +10,7 @@ import type { Manifest } from '../../runtime/bundle/manifest.ts';
 import type { StepProgram } from '../../runtime/program.ts';
 import type { Config } from '../dsl/model.ts';
 import type { MemoryPlan } from '../ir/memory-plan.ts';
+import { entryFiles } from './write-entry.ts';
 
 export interface BundleInfo {
   readonly model: string;
@@ -41,14 +44,21 @@ export function bundleManifest(program: StepProgram, info: BundleInfo): { manife
   return { manifest, kernels };
 }
 
+export interface WriteOptions {
+  /** Write the typed entry and runtime.js too (default true): false writes manifest.json and kernels/ alone. */
+  readonly entry?: boolean;
+}
+
 /** Writes the bundle into `dir` (replacing it whole: written beside it, then renamed). */
-export function writeBundle(dir: string, program: StepProgram, info: BundleInfo): Manifest {
+export function writeBundle(dir: string, program: StepProgram, info: BundleInfo, options: WriteOptions = {}): Manifest {
   const { manifest, kernels } = bundleManifest(program, info);
+  const entry = (options.entry ?? true) ? entryFiles(manifest) : {};
   const tmp = `${dir.replace(/\/+$/, '')}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(path.join(tmp, 'kernels'), { recursive: true });
   for (const [file, code] of Object.entries(kernels)) writeFileSync(path.join(tmp, file), code);
   writeFileSync(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 1) + '\n');
+  for (const [file, text] of Object.entries(entry)) writeFileSync(path.join(tmp, file), text);
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
   return manifest;

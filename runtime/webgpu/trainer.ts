@@ -48,6 +48,8 @@ export interface Trainer {
   readState(): Promise<Record<string, Float32Array>>;
   /** Overwrites params (and resets nothing else): to start from given values. */
   writeParams(params: Readonly<Record<string, ArrayLike<number>>>): void;
+  /** Overwrites optimizer state by name (the values readState gives): to resume or restore it. */
+  writeState(state: Readonly<Record<string, ArrayLike<number>>>): void;
   /** Everything this trainer holds on the device: the arenas plus the uniform buffer and loss staging. */
   readonly deviceBytes: number;
   /** The arenas alone: equal to planBytes. */
@@ -171,6 +173,9 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
     readState: () => readNamed(program.state),
     writeParams(params) {
       for (const p of program.params) if (params[p.name]) ex.write(p, params[p.name]);
+    },
+    writeState(state) {
+      for (const s of program.state) if (state[s.name]) ex.write(s, state[s.name]);
     },
     deviceBytes: ex.arenaBytes + ex.overheadBytes + lossStaging.size,
     arenaBytes: ex.arenaBytes,

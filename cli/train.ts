@@ -1,0 +1,378 @@
+// `lomoc train <model.ts>`: compile the training step to WGSL and train it on WebGPU on real text
+// (Moby Dick, the State of the Union addresses, or a UTF-8 file), tokenised with GPT-2's BPE or
+// as bytes. Prints a line per step, evaluates a held-out validation split every k steps, logs
+// JSON lines, draws the loss curve to an SVG, and saves checkpoints in safetensors that
+// `--resume` continues exactly (the same batches, losses and parameters as a run never stopped).
+//
+// Validation loss runs the training program itself with lr = 0 and weight decay = 0, which leaves
+// every parameter bit for bit as it was (p - 0 * u = p); AdamW's moments (and any other optimizer
+// state) would still move, so the state is read before the validation batches and written back
+// after them.
+import { mkdirSync, appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compileProgram, idRanges } from '../compiler/compile-program.ts';
+import { LomocError } from '../compiler/diagnostics.ts';
+import { loadModel } from '../compiler/load-model.ts';
+import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
+import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
+import type { StepConfig } from '../compiler/pipeline.ts';
+import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
+import type { Decoded } from '../runtime/checkpoint/safetensors.ts';
+import { SafetensorsError, toFloat32, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
+import { NoAdapterError } from '../runtime/webgpu/device.ts';
+import { DeviceLostError } from '../runtime/webgpu/guard.ts';
+import { acquireDevice } from '../runtime/webgpu/node.ts';
+import { createTrainer, dataInputs, type Trainer } from '../runtime/webgpu/trainer.ts';
+import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
+import { fmtBytes } from './graph.ts';
+import { lossCurveSvg, type Point } from './loss-svg.ts';
+import { printWarnings, type Io } from './report.ts';
+import { loadText, split, tokenize, tokenizerVocab, trainBatch, unigramEntropy, valBatches, type TokenizerName } from './train-data.ts';
+
+export const trainSpec: CommandSpec = {
+  name: 'train',
+  summary: 'Train a model on real text on WebGPU, with validation, logs, a loss curve and checkpoints.',
+  positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...) with i32 inputs tokens and targets [batch, seq]' }],
+  options: {
+    ...stepOptionSpecs,
+    optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' },
+    lr: { type: 'string', value: 'X', help: 'peak learning rate (default 0.01)' },
+    'lr-schedule': { type: 'string', value: 'NAME', help: 'constant, linear or cosine decay to 0 over --steps (default constant)' },
+    'weight-decay': { type: 'string', value: 'X', help: 'weight decay (default 0)' },
+    data: { type: 'string', value: 'NAME|FILE', help: 'moby-dick (default), sotu, or a UTF-8 text file' },
+    tokenizer: { type: 'string', value: 'NAME', help: "bytes (default; vocab 256) or gpt2 (GPT-2's BPE, vocab 50257)" },
+    steps: { type: 'string', value: 'N', help: 'train until step N (required)' },
+    'eval-every': { type: 'string', value: 'K', help: 'validation loss every K steps and at the end (default: at the end only)' },
+    save: { type: 'string', value: 'DIR', help: 'write DIR/checkpoint.safetensors (and the log and loss curve there)' },
+    'save-every': { type: 'string', value: 'K', help: 'with --save: a checkpoint every K steps (default: at the end only)' },
+    resume: { type: 'string', value: 'DIR', help: 'continue from DIR/checkpoint.safetensors, exactly (same options required)' },
+    init: { type: 'string', value: 'FILE', help: 'start from the weights in a safetensors file, by name' },
+    'stop-at': { type: 'string', value: 'N', help: 'stop after step N as if interrupted (the schedule still runs over --steps)' },
+    log: { type: 'string', value: 'FILE', help: 'JSON-lines log (default DIR/log.jsonl with --save)' },
+    plot: { type: 'string', value: 'FILE', help: 'loss curve SVG (default DIR/loss.svg with --save)' },
+    seed: { type: 'string', value: 'N', help: 'seed of the param init and the batch stream (default 0)' },
+    json: { type: 'boolean', help: 'print one JSON object on stdout at the end instead of progress lines' },
+  },
+  examples: [
+    'lomoc train models/gpt.ts --preset small --data moby-dick --tokenizer bytes --optimizer adamw --lr 0.003 --steps 150 --eval-every 50 --save out/moby',
+    'lomoc train models/gpt.ts --preset small --steps 300 --resume out/moby',
+    'lomoc train models/gpt.ts --preset small --set vocab=50257 --tokenizer gpt2 --data sotu --optimizer lomo --steps 100 --init out/moby/checkpoint.safetensors',
+  ],
+};
+
+type Schedule = 'constant' | 'linear' | 'cosine';
+
+export interface TrainRequest {
+  readonly file: string;
+  readonly step: StepConfig;
+  readonly checkpointText: string;
+  readonly lr: number;
+  readonly schedule: Schedule;
+  readonly weightDecay: number;
+  readonly data: string;
+  readonly tokenizer: TokenizerName;
+  readonly steps: number;
+  readonly stopAt: number;
+  readonly evalEvery?: number;
+  readonly save?: string;
+  readonly saveEvery?: number;
+  readonly resume?: string;
+  readonly init?: string;
+  readonly log?: string;
+  readonly plot?: string;
+  readonly seed: number;
+  readonly json: boolean;
+}
+
+const { integer, number, oneOf, checkpoint: checkpointOption, error: optionError } = optionChecks('train');
+
+export function trainRequest(positionals: readonly string[], values: Readonly<Record<string, OptionValue>>): TrainRequest {
+  const str = (k: string) => values[k] as string | undefined;
+  if (str('steps') === undefined) throw new LomocError("lomoc train: option '--steps N' is required");
+  const checkpointText = str('checkpoint') ?? 'none';
+  const checkpoint: CheckpointPolicy = checkpointOption(checkpointText);
+  const steps = integer(str('steps')!, 'steps', 1);
+  const stopAt = str('stop-at') === undefined ? steps : integer(str('stop-at')!, 'stop-at', 1);
+  if (stopAt > steps) throw optionError('stop-at', `a step at most --steps (${steps})`, str('stop-at')!);
+  if (str('save-every') !== undefined && str('save') === undefined) throw new LomocError("lomoc train: option '--save-every' needs '--save DIR'");
+  return {
+    file: positionals[0],
+    step: {
+      preset: str('preset'),
+      sets: (values.set as string[] | undefined) ?? [],
+      batch: str('batch') === undefined ? undefined : integer(str('batch')!, 'batch', 1),
+      seq: str('seq') === undefined ? undefined : integer(str('seq')!, 'seq', 1),
+      optimizer: oneOf<OptimizerName>(['sgd', 'adamw', 'lomo'], str('optimizer') ?? 'lomo', 'optimizer'),
+      checkpoint,
+      clipNorm: str('clip-norm') === undefined ? undefined : number(str('clip-norm')!, 'clip-norm'),
+      clipValue: str('clip-value') === undefined ? undefined : number(str('clip-value')!, 'clip-value'),
+    },
+    checkpointText,
+    lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr'),
+    schedule: oneOf<Schedule>(['constant', 'linear', 'cosine'], str('lr-schedule') ?? 'constant', 'lr-schedule'),
+    weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),
+    data: str('data') ?? 'moby-dick',
+    tokenizer: oneOf<TokenizerName>(['gpt2', 'bytes'], str('tokenizer') ?? 'bytes', 'tokenizer'),
+    steps,
+    stopAt,
+    evalEvery: str('eval-every') === undefined ? undefined : integer(str('eval-every')!, 'eval-every', 1),
+    save: str('save'),
+    saveEvery: str('save-every') === undefined ? undefined : integer(str('save-every')!, 'save-every', 1),
+    resume: str('resume'),
+    init: str('init'),
+    log: str('log') ?? (str('save') !== undefined ? join(str('save')!, 'log.jsonl') : undefined),
+    plot: str('plot') ?? (str('save') !== undefined ? join(str('save')!, 'loss.svg') : undefined),
+    seed: str('seed') === undefined ? 0 : integer(str('seed')!, 'seed', 0),
+    json: values.json === true,
+  };
+}
+
+/** The learning rate of step s (1-based) of n. */
+export function lrAt(req: Pick<TrainRequest, 'lr' | 'schedule' | 'steps'>, s: number): number {
+  const t = (s - 1) / req.steps;
+  if (req.schedule === 'linear') return req.lr * (1 - t);
+  if (req.schedule === 'cosine') return req.lr * 0.5 * (1 + Math.cos(Math.PI * t));
+  return req.lr;
+}
+
+export interface TrainResult {
+  readonly adapter: string;
+  readonly model: string;
+  readonly preset: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly optimizer: OptimizerName;
+  readonly tokens: { readonly train: number; readonly val: number };
+  readonly unigramEntropy: number;
+  /** Training loss of each step run by this process (resumed runs: from the step after the checkpoint). */
+  readonly losses: readonly Point[];
+  readonly val: readonly Point[];
+  readonly params: Record<string, Float32Array>;
+  readonly deviceBytes: number;
+  readonly tokensPerSecond: number;
+  readonly files: { readonly checkpoint?: string; readonly log?: string; readonly plot?: string };
+}
+
+const format = 'lomoc-checkpoint/1';
+const statePrefix = 'optimizer.';
+
+/** What a resumed run must share with its checkpoint for the continuation to be exact. */
+function runIdentity(req: TrainRequest, model: string, config: unknown): Record<string, string> {
+  const s = req.step;
+  return {
+    model, config: JSON.stringify(config), optimizer: s.optimizer, checkpoint: req.checkpointText,
+    'clip-norm': String(s.clipNorm ?? ''), 'clip-value': String(s.clipValue ?? ''), lr: String(req.lr), 'lr-schedule': req.schedule,
+    'weight-decay': String(req.weightDecay), data: req.data, tokenizer: req.tokenizer, seed: String(req.seed),
+    // A decaying schedule runs over --steps; a constant one may be resumed to train for longer.
+    ...(req.schedule === 'constant' ? {} : { steps: String(req.steps) }),
+  };
+}
+
+/** --init: every param found with its shape is written; missing and unexpected ones are warnings, mis-shaped ones an error. */
+function initFrom(file: string, ckpt: Decoded, trainer: Trainer, params: readonly { name: string; shape: readonly number[] }[], io: Io): number {
+  const names = new Set(params.map((p) => p.name));
+  const missing: string[] = [];
+  const bad: string[] = [];
+  const values: Record<string, Float32Array> = {};
+  for (const p of params) {
+    const t = ckpt.tensors[p.name];
+    if (!t) {
+      missing.push(p.name);
+      continue;
+    }
+    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) bad.push(`'${p.name}' is [${t.shape.join(', ')}] in the file, the model's is [${p.shape.join(', ')}]`);
+    else if (t.dtype !== 'F32') bad.push(`'${p.name}' is ${t.dtype} in the file, expected F32`);
+    else values[p.name] = toFloat32(p.name, t);
+  }
+  const unexpected = Object.keys(ckpt.tensors).filter((n) => !names.has(n) && !n.startsWith(statePrefix));
+  if (bad.length) throw new LomocError(`lomoc train: --init ${file}: ${bad.length} mis-shaped tensor${bad.length > 1 ? 's' : ''}: ${bad.join('; ')}`);
+  if (missing.length) io.err(`warning: --init ${file}: ${missing.length} param${missing.length > 1 ? 's' : ''} not in the file keep their initial values: ${missing.join(', ')}`);
+  if (unexpected.length) io.err(`warning: --init ${file}: ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''} in the file match no param and are ignored: ${unexpected.join(', ')}`);
+  trainer.writeParams(values);
+  return Object.keys(values).length;
+}
+
+const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+
+export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult> {
+  const say = (t: string) => req.json || io.out(t);
+  const def = await loadModel(req.file);
+  const c = compileProgram(def, req.step);
+  printWarnings(io, c.warnings);
+  const preset = req.step.preset ?? def.defaultPreset;
+  const slots = dataInputs(c.program);
+  const tok = slots.find((s) => s.name === 'tokens');
+  const tgt = slots.find((s) => s.name === 'targets');
+  if (!tok || !tgt || slots.length !== 2 || tok.dtype !== 'i32' || tgt.dtype !== 'i32' || tok.shape.length !== 2 || tok.shape.join() !== tgt.shape.join())
+    throw new LomocError(`lomoc train: model '${def.name}' must take exactly two i32 inputs 'tokens' and 'targets' of shape [batch, seq]; it takes ${slots.map((s) => `'${s.name}' ${s.dtype} [${s.shape.join(', ')}]`).join(', ')}`);
+  const [batch, seq] = tok.shape;
+  const need = tokenizerVocab[req.tokenizer];
+  const ranges = idRanges(c.step);
+  const range = Math.min(ranges.tokens ?? Infinity, ranges.targets ?? Infinity);
+  const vocabKey = 'vocab' in c.config ? Number(c.config.vocab) : undefined;
+  if (vocabKey !== undefined ? vocabKey !== need : range < need)
+    throw new LomocError(`lomoc train: the ${req.tokenizer} tokenizer gives ${need} ids, but model '${def.name}' (preset ${preset}) has vocab ${vocabKey ?? range}: add --set vocab=${need}`);
+
+  const text = loadText(req.data);
+  const ids = await tokenize(text, req.tokenizer);
+  const { train, val } = split(ids, seq, req.data);
+  if (train.length < seq + 1) throw new LomocError(`lomoc train: --data '${req.data}' leaves ${train.length} training tokens: too few for one window of ${seq + 1}`);
+  const entropy = unigramEntropy(train);
+  const evalSet = valBatches(val, batch, seq);
+
+  let resumed: Decoded | undefined;
+  let resumeFile: string | undefined;
+  const identity = runIdentity(req, def.name, c.config);
+  if (req.resume) {
+    resumeFile = join(req.resume, 'checkpoint.safetensors');
+    try {
+      resumed = loadCheckpoint(resumeFile);
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw new LomocError(`lomoc train: --resume: ${e.message}`);
+      throw e;
+    }
+    const m = resumed.metadata;
+    if (m.format !== format) throw new LomocError(`lomoc train: --resume: ${resumeFile} is not a lomoc checkpoint (metadata format ${JSON.stringify(m.format)}, expected '${format}')`);
+    const theirs = JSON.parse(m.run ?? '{}') as Record<string, string>;
+    const diff = Object.keys(identity).filter((k) => theirs[k] !== identity[k]).map((k) => `${k} ${identity[k] || '(none)'} (the checkpoint's: ${theirs[k] || '(none)'})`);
+    if (diff.length) throw new LomocError(`lomoc train: --resume: this run differs from the one that wrote ${resumeFile}: ${diff.join('; ')}`);
+  }
+
+  let acquired;
+  try {
+    acquired = await acquireDevice(c.program);
+  } catch (e) {
+    if (e instanceof NoAdapterError) throw new LomocError(`lomoc train: ${e.message}`);
+    throw e;
+  }
+  const trainer = await createTrainer({ device: acquired, program: c.program, seed: req.seed });
+  try {
+    let start = 0;
+    let losses: Point[] = [];
+    let valPoints: Point[] = [];
+    if (resumed) {
+      const src = resumeFile!;
+      const get = (name: string, shape: readonly number[]) => {
+        const t = resumed!.tensors[name];
+        if (!t) throw new LomocError(`lomoc train: --resume: ${src} lacks tensor '${name}'`);
+        if (t.dtype !== 'F32' || t.shape.join() !== shape.join())
+          throw new LomocError(`lomoc train: --resume: tensor '${name}' in ${src} is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${shape.join(', ')}]`);
+        return toFloat32(name, t);
+      };
+      trainer.writeParams(Object.fromEntries(c.program.params.map((p) => [p.name, get(p.name, p.shape)])));
+      trainer.writeState(Object.fromEntries(c.program.state.map((s) => [s.name, get(statePrefix + s.name, s.shape)])));
+      start = Number(resumed.metadata.step);
+      if (Number(resumed.metadata.dataPosition) !== start) throw new LomocError(`lomoc train: --resume: ${src}: data position ${resumed.metadata.dataPosition} does not match step ${start}`);
+      losses = JSON.parse(resumed.metadata.losses ?? '[]') as Point[];
+      valPoints = JSON.parse(resumed.metadata.val ?? '[]') as Point[];
+    } else if (req.init) {
+      let ckpt: Decoded;
+      try {
+        ckpt = loadCheckpoint(req.init);
+      } catch (e) {
+        if (e instanceof SafetensorsError) throw new LomocError(`lomoc train: --init: ${e.message}`);
+        throw e;
+      }
+      const n = initFrom(req.init, ckpt, trainer, c.program.params, io);
+      say(`init        ${n} of ${c.program.params.length} params from ${req.init}`);
+    }
+    const thisRun: Point[] = [];
+
+    say(`adapter     ${acquired.description}`);
+    say(`model       ${def.name}, preset ${preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})`);
+    say(`step        ${req.step.optimizer}, lr ${req.lr} (${req.schedule})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${req.step.clipNorm ? `, clip-norm ${req.step.clipNorm}` : ''}, checkpoint ${c.checkpointDetail}`);
+    say(`data        ${req.data}, ${req.tokenizer} tokenizer: ${train.length.toLocaleString('en-US')} training tokens, ${val.length.toLocaleString('en-US')} validation tokens (the last 10%)`);
+    say(`baseline    unigram entropy of the training tokens: ${entropy.toFixed(4)} nats/token (uniform over ${need}: ${Math.log(need).toFixed(4)})`);
+    say(`device      ${fmtBytes(trainer.deviceBytes)} allocated (plan peak ${fmtBytes(trainer.planBytes)})`);
+    if (resumed) say(`resume      from step ${start} (${resumeFile})`);
+
+    const evaluate = async (step: number) => {
+      const saved = c.program.state.length ? await trainer.readState() : undefined;
+      let sum = 0;
+      for (const b of evalSet) sum += (await trainer.step(b, { lr: 0, weightDecay: 0, step: Math.max(step, 1) }))!;
+      if (saved) trainer.writeState(saved);
+      return sum / evalSet.length;
+    };
+    const log = (entry: Record<string, unknown>) => req.log && appendFileSync(req.log, JSON.stringify(entry) + '\n');
+    if (req.log) mkdirSync(join(req.log, '..'), { recursive: true });
+    if (req.save) mkdirSync(req.save, { recursive: true });
+    const checkpointFile = req.save ? join(req.save, 'checkpoint.safetensors') : undefined;
+    const save = async (step: number) => {
+      const params = await trainer.readParams();
+      const state = await trainer.readState();
+      const tensors: Record<string, TensorInput> = {};
+      for (const p of c.program.params) tensors[p.name] = { shape: p.shape, data: params[p.name] };
+      for (const s of c.program.state) tensors[statePrefix + s.name] = { shape: s.shape, data: state[s.name] };
+      saveCheckpoint(checkpointFile!, tensors, {
+        format, step: String(step), dataPosition: String(step), seed: String(req.seed), run: JSON.stringify(identity),
+        compile: JSON.stringify({ ...req.step, checkpoint: req.checkpointText, config: c.config }),
+        losses: JSON.stringify(losses), val: JSON.stringify(valPoints),
+      });
+      log({ event: 'checkpoint', step, file: checkpointFile });
+    };
+
+    const tokensPerStep = batch * seq;
+    let trainMs = 0;
+    for (let s = start + 1; s <= req.stopAt; s++) {
+      const lr = lrAt(req, s);
+      const b = trainBatch(train, batch, seq, req.seed, s - 1);
+      const t0 = performance.now();
+      const loss = (await trainer.step(b, { lr, weightDecay: req.weightDecay, step: s }))!;
+      const ms = performance.now() - t0;
+      trainMs += ms;
+      losses.push({ step: s, loss });
+      thisRun.push({ step: s, loss });
+      const tps = (tokensPerStep * 1000) / ms;
+      log({ step: s, loss, lr, ms: round(ms, 2), tokensPerSecond: round(tps, 1) });
+      say(`step ${String(s).padStart(String(req.steps).length)}/${req.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${ms.toFixed(0).padStart(5)} ms  ${Math.round(tps).toLocaleString('en-US').padStart(7)} tok/s`);
+      if (!Number.isFinite(loss)) throw new LomocError(`lomoc train: the loss is ${loss} at step ${s}: lower --lr or add --clip-norm`);
+      const last = s === req.stopAt;
+      if ((req.evalEvery && s % req.evalEvery === 0) || last) {
+        const v = await evaluate(s);
+        valPoints.push({ step: s, loss: v });
+        log({ step: s, valLoss: v });
+        say(`  validation loss ${v.toFixed(4)} at step ${s} (unigram entropy ${entropy.toFixed(4)})`);
+      }
+      if (checkpointFile && ((req.saveEvery && s % req.saveEvery === 0) || last)) await save(s);
+    }
+    if (req.plot) {
+      mkdirSync(join(req.plot, '..'), { recursive: true });
+      writeFileSync(req.plot, lossCurveSvg(losses, valPoints, { title: `${def.name} ${preset}, ${req.step.optimizer}, ${req.data} (${req.tokenizer})`, baseline: entropy }));
+    }
+    const ran = req.stopAt - start;
+    return {
+      adapter: acquired.description,
+      model: def.name,
+      preset,
+      config: c.config,
+      optimizer: req.step.optimizer,
+      tokens: { train: train.length, val: val.length },
+      unigramEntropy: entropy,
+      losses: thisRun,
+      val: valPoints,
+      params: await trainer.readParams(),
+      deviceBytes: trainer.deviceBytes,
+      tokensPerSecond: ran > 0 ? (tokensPerStep * ran * 1000) / trainMs : 0,
+      files: { checkpoint: checkpointFile, log: req.log, plot: req.plot },
+    };
+  } catch (e) {
+    if (e instanceof DeviceLostError) throw new LomocError(`lomoc train: ${e.message}`);
+    throw e;
+  } finally {
+    trainer.destroy();
+    acquired.device.destroy();
+  }
+}
+
+export async function runTrain(argv: readonly string[], io: Io): Promise<number> {
+  const { positionals, values } = parseCommandArgs(trainSpec, argv);
+  const req = trainRequest(positionals, values);
+  const r = await trainSteps(req, io);
+  if (req.json) {
+    const { params: _params, ...rest } = r;
+    io.out(JSON.stringify({ ...rest, tokensPerSecond: round(r.tokensPerSecond, 1) }));
+  } else {
+    const files = Object.entries(r.files).filter(([, f]) => f).map(([k, f]) => `${k} ${f}`);
+    io.out(`\n${r.losses.length} steps, ${Math.round(r.tokensPerSecond).toLocaleString('en-US')} tokens/s${files.length ? `; wrote ${files.join(', ')}` : ''}`);
+  }
+  return 0;
+}

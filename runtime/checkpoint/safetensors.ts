@@ -1,0 +1,162 @@
+// The safetensors format, encoded and decoded by hand (no dependency; works in Node and browsers):
+// an 8-byte little-endian unsigned header length N, N bytes of UTF-8 JSON (padded with spaces to
+// a multiple of 8), then the data. The header maps each tensor name to
+// { dtype, shape, data_offsets: [begin, end] } (offsets relative to the start of the data) and
+// may hold "__metadata__", an object of string values. Decoding checks everything before any
+// byte is used: a header length that fits the file, valid JSON, known dtypes, integer shapes,
+// offsets in range, shapes that match their byte counts, and no two tensors sharing bytes.
+
+export type Dtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
+
+export const dtypeBytes: Readonly<Record<Dtype, number>> = {
+  BOOL: 1, U8: 1, I8: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
+};
+
+/** The largest header accepted (the reference implementation's limit: 100 MB). */
+export const maxHeaderBytes = 100_000_000;
+
+export class SafetensorsError extends Error {
+  override name = 'SafetensorsError';
+}
+
+/** One tensor: its dtype, shape, and raw little-endian bytes. */
+export interface SafeTensor {
+  readonly dtype: Dtype;
+  readonly shape: readonly number[];
+  readonly data: Uint8Array;
+}
+
+/** A tensor to encode: F32 from a Float32Array, I32 from an Int32Array, or explicit dtype and bytes. */
+export type TensorInput =
+  | { readonly shape: readonly number[]; readonly data: Float32Array | Int32Array }
+  | { readonly dtype: Dtype; readonly shape: readonly number[]; readonly data: Uint8Array };
+
+export interface Decoded {
+  readonly tensors: Record<string, SafeTensor>;
+  readonly metadata: Record<string, string>;
+}
+
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const littleEndian = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+function asSafe(name: string, t: TensorInput): SafeTensor {
+  let dtype: Dtype;
+  let data: Uint8Array;
+  if ('dtype' in t) {
+    dtype = t.dtype;
+    data = t.data;
+  } else {
+    dtype = t.data instanceof Float32Array ? 'F32' : 'I32';
+    data = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  }
+  if (!(dtype in dtypeBytes)) throw new SafetensorsError(`tensor '${name}': unknown dtype '${dtype}'`);
+  if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`tensor '${name}': shape [${t.shape.join(', ')}] must hold integers >= 0`);
+  const want = numel(t.shape) * dtypeBytes[dtype];
+  if (data.byteLength !== want)
+    throw new SafetensorsError(`tensor '${name}': shape [${t.shape.join(', ')}] of ${dtype} needs ${want} bytes, got ${data.byteLength}`);
+  return { dtype, shape: [...t.shape], data };
+}
+
+/** The bytes of a safetensors file holding `tensors` (in the given order) and `metadata`. */
+export function encodeSafetensors(tensors: Readonly<Record<string, TensorInput>>, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
+  if (!littleEndian) throw new SafetensorsError('safetensors needs a little-endian host');
+  const header: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(metadata))
+    if (typeof v !== 'string') throw new SafetensorsError(`__metadata__.${k} must be a string, got ${typeof v}`);
+  if (Object.keys(metadata).length) header.__metadata__ = { ...metadata };
+  const safe: SafeTensor[] = [];
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name === '__metadata__') throw new SafetensorsError("a tensor cannot be named '__metadata__'");
+    const s = asSafe(name, t);
+    header[name] = { dtype: s.dtype, shape: s.shape, data_offsets: [offset, offset + s.data.byteLength] };
+    offset += s.data.byteLength;
+    safe.push(s);
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) {
+    const p = new Uint8Array(padded).fill(0x20);
+    p.set(json);
+    json = p;
+  }
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const s of safe) {
+    out.set(s.data, at);
+    at += s.data.byteLength;
+  }
+  return out;
+}
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** Parses and checks a safetensors file; every error names `source` and the tensor or field at fault. */
+export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Decoded {
+  const fail = (msg: string) => new SafetensorsError(`${source}: ${msg}`);
+  if (!littleEndian) throw fail('safetensors needs a little-endian host');
+  if (bytes.byteLength < 8) throw fail(`the file is ${bytes.byteLength} bytes, too short for the 8-byte header length`);
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(maxHeaderBytes)) throw fail(`the header length ${n} exceeds the limit of ${maxHeaderBytes} bytes (not a safetensors file?)`);
+  if (n > BigInt(bytes.byteLength - 8)) throw fail(`the header length ${n} runs past the end of the file (${bytes.byteLength - 8} bytes after the length): truncated?`);
+  if (n < 2n) throw fail(`the header length ${n} is too short for a JSON object`);
+  const headerLen = Number(n);
+  let header: unknown;
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
+    header = JSON.parse(text);
+  } catch (e) {
+    throw fail(`the header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (!isObject(header)) throw fail('the header must be a JSON object');
+  const dataStart = 8 + headerLen;
+  const dataLen = bytes.byteLength - dataStart;
+  const metadata: Record<string, string> = {};
+  if ('__metadata__' in header) {
+    const m = header.__metadata__;
+    if (!isObject(m)) throw fail('__metadata__ must be an object of strings');
+    for (const [k, v] of Object.entries(m)) {
+      if (typeof v !== 'string') throw fail(`__metadata__.${k} must be a string, got ${JSON.stringify(v)}`);
+      metadata[k] = v;
+    }
+  }
+  const tensors: Record<string, SafeTensor> = {};
+  const spans: { name: string; begin: number; end: number }[] = [];
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const at = `tensor '${name}'`;
+    if (!isObject(entry)) throw fail(`${at}: the entry must be an object with dtype, shape and data_offsets`);
+    const { dtype, shape, data_offsets: offsets } = entry;
+    if (typeof dtype !== 'string' || !(dtype in dtypeBytes))
+      throw fail(`${at}: unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(dtypeBytes).join(', ')})`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw fail(`${at}: shape must be an array of integers >= 0, got ${JSON.stringify(shape)}`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0))
+      throw fail(`${at}: data_offsets must be [begin, end], two integers >= 0, got ${JSON.stringify(offsets)}`);
+    const [begin, end] = offsets as [number, number];
+    if (begin > end) throw fail(`${at}: data_offsets [${begin}, ${end}] ends before it begins`);
+    if (end > dataLen) throw fail(`${at}: data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes): truncated?`);
+    const want = numel(shape as number[]) * dtypeBytes[dtype as Dtype];
+    if (end - begin !== want)
+      throw fail(`${at}: shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+    spans.push({ name, begin, end });
+    // A copy with its own buffer (a Node Buffer's slice is a view into a shared pool).
+    tensors[name] = { dtype: dtype as Dtype, shape: shape as number[], data: new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end)) };
+  }
+  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  for (let i = 1; i < spans.length; i++) {
+    const a = spans[i - 1];
+    const b = spans[i];
+    if (b.begin < a.end && b.end > b.begin && a.end > a.begin)
+      throw fail(`tensors '${a.name}' [${a.begin}, ${a.end}] and '${b.name}' [${b.begin}, ${b.end}] overlap`);
+  }
+  return { tensors, metadata };
+}
+
+/** An F32 tensor's values (a copy); an error naming the tensor for any other dtype. */
+export function toFloat32(name: string, t: SafeTensor): Float32Array {
+  if (t.dtype !== 'F32') throw new SafetensorsError(`tensor '${name}' is ${t.dtype}, expected F32`);
+  return new Float32Array(new Uint8Array(t.data).buffer);
+}

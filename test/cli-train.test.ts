@@ -1,0 +1,119 @@
+// `lomoc train` without a GPU: option, data, vocabulary and resume errors (all raised before a
+// device is acquired), and the pieces: batches, validation windows, schedules, the baseline, the
+// SVG. The training runs themselves, resume included, are in test/gpu/train.test.ts.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { lossCurveSvg } from '../cli/loss-svg.ts';
+import { main } from '../cli/main.ts';
+import type { Io } from '../cli/report.ts';
+import { loadText, split, tokenize, trainBatch, unigramEntropy, valBatches } from '../cli/train-data.ts';
+import { lrAt } from '../cli/train.ts';
+import { saveCheckpoint } from '../runtime/checkpoint/node.ts';
+
+async function run(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  const code = await main(argv, io);
+  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'lomoc-train-'));
+
+describe('lomoc train: errors before the device', () => {
+  it('help lists its options', async () => {
+    const r = await run('help', 'train');
+    expect(r.code).toBe(0);
+    for (const opt of ['--data NAME|FILE', '--tokenizer NAME', '--steps N', '--eval-every K', '--save DIR', '--save-every K', '--resume DIR', '--init FILE', '--lr-schedule NAME', '--json'])
+      expect(r.stdout).toContain(opt);
+  });
+
+  it('option, data and vocabulary mistakes: one whole message each, exit 1', async () => {
+    const dir = tmp();
+    const empty = join(dir, 'empty.txt');
+    writeFileSync(empty, '');
+    const latin1 = join(dir, 'latin1.txt');
+    writeFileSync(latin1, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0x61]));
+    const short = join(dir, 'short.txt');
+    writeFileSync(short, 'hello world');
+    const gpt = ['models/gpt.ts', '--preset', 'tiny'];
+    const cases: [string[], string][] = [
+      [[...gpt], "error: lomoc train: option '--steps N' is required"],
+      [[...gpt, '--steps', '2', '--lr-schedule', 'step'], "error: lomoc train: option '--lr-schedule' expects constant, linear or cosine, got 'step'"],
+      [[...gpt, '--steps', '2', '--tokenizer', 'bpe'], "error: lomoc train: option '--tokenizer' expects gpt2 or bytes, got 'bpe'"],
+      [[...gpt, '--steps', '2', '--stop-at', '3'], "error: lomoc train: option '--stop-at' expects a step at most --steps (2), got '3'"],
+      [[...gpt, '--steps', '2', '--save-every', '1'], "error: lomoc train: option '--save-every' needs '--save DIR'"],
+      [[...gpt, '--steps', '2'], 'error: lomoc train: the bytes tokenizer gives 256 ids, but model \'gpt\' (preset tiny) has vocab 32: add --set vocab=256'],
+      [[...gpt, '--set', 'vocab=256', '--tokenizer', 'gpt2', '--steps', '2'], "error: lomoc train: the gpt2 tokenizer gives 50257 ids, but model 'gpt' (preset tiny) has vocab 256: add --set vocab=50257"],
+      [[...gpt, '--set', 'vocab=256', '--steps', '2', '--data', join(dir, 'nope.txt')], `error: lomoc train: --data '${join(dir, 'nope.txt')}' is neither moby-dick nor sotu nor a readable file (no such file)`],
+      [[...gpt, '--set', 'vocab=256', '--steps', '2', '--data', empty], `error: lomoc train: --data '${empty}' is empty`],
+      [[...gpt, '--set', 'vocab=256', '--steps', '2', '--data', latin1], `error: lomoc train: --data '${latin1}' is not UTF-8 text (invalid byte 0xe9 at offset 3)`],
+      [[...gpt, '--set', 'vocab=256', '--steps', '2', '--data', short], `error: lomoc train: --data '${short}' gives 11 tokens: too few for a validation window of 9 tokens in its last 10% (use a longer text or a shorter --seq)`],
+      [['models/mlp.ts', '--steps', '2'], "error: lomoc train: model 'mlp' must take exactly two i32 inputs 'tokens' and 'targets' of shape [batch, seq]; it takes 'x' f32 [4, 8], 'labels' i32 [4]"],
+      [[...gpt, '--set', 'vocab=256', '--steps', '2', '--resume', dir], `error: lomoc train: --resume: ${join(dir, 'checkpoint.safetensors')}: no such checkpoint file`],
+    ];
+    for (const [argv, message] of cases) {
+      const r = await run('train', ...argv);
+      expect(r, argv.join(' ')).toEqual({ code: 1, stdout: '', stderr: message });
+    }
+  });
+
+  it('--resume refuses a checkpoint from another run, naming each difference', async () => {
+    const dir = tmp();
+    saveCheckpoint(join(dir, 'checkpoint.safetensors'), {}, { format: 'x' });
+    const base = ['train', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--steps', '4', '--resume', dir];
+    expect((await run(...base)).stderr).toBe(`error: lomoc train: --resume: ${join(dir, 'checkpoint.safetensors')} is not a lomoc checkpoint (metadata format "x", expected 'lomoc-checkpoint/1')`);
+    const run0 = { model: 'gpt', config: '{}', optimizer: 'adamw', checkpoint: 'none', 'clip-norm': '', 'clip-value': '', lr: '0.01', 'lr-schedule': 'constant', 'weight-decay': '0', data: 'moby-dick', tokenizer: 'bytes', seed: '0' };
+    const config = JSON.stringify({ batch: 2, seq: 8, vocab: 256, width: 16, layers: 2, heads: 2 });
+    saveCheckpoint(join(dir, 'checkpoint.safetensors'), {}, { format: 'lomoc-checkpoint/1', run: JSON.stringify({ ...run0, config }) });
+    expect((await run(...base)).stderr).toBe(
+      `error: lomoc train: --resume: this run differs from the one that wrote ${join(dir, 'checkpoint.safetensors')}: optimizer lomo (the checkpoint's: adamw)`,
+    );
+  });
+});
+
+describe('lomoc train: data', () => {
+  it('the corpora load, and tokenise as bytes and GPT-2 BPE', async () => {
+    const moby = loadText('moby-dick');
+    expect(moby).toContain('Call me Ishmael.');
+    expect(loadText('sotu')).toContain('Fellow-Citizens of the Senate and House of Representatives');
+    expect([...(await tokenize('Call me', 'bytes'))]).toEqual([67, 97, 108, 108, 32, 109, 101]);
+    expect([...(await tokenize('Hello world', 'gpt2'))]).toEqual([15496, 995]); // GPT-2's ids
+  });
+
+  it('batches: windows shifted by one, a function of (seed, position) alone; validation from the held-out tail', () => {
+    const ids = Int32Array.from({ length: 1000 }, (_, i) => i);
+    const { train, val } = split(ids, 8, 'x');
+    expect([train.length, val.length, val[0]]).toEqual([900, 100, 900]);
+    const b = trainBatch(train, 4, 8, 7, 3);
+    expect(trainBatch(train, 4, 8, 7, 3)).toEqual(b);
+    expect(trainBatch(train, 4, 8, 7, 4)).not.toEqual(b);
+    for (let r = 0; r < 4; r++)
+      for (let t = 0; t < 8; t++) {
+        expect(b.targets[r * 8 + t]).toBe(b.tokens[r * 8 + t] + 1);
+        expect(b.tokens[r * 8 + t]).toBe(b.tokens[r * 8] + t);
+      }
+    expect(Math.max(...b.targets)).toBeLessThan(900);
+    const v = valBatches(val, 4, 8);
+    expect(v).toHaveLength(3); // 12 windows of 8 in 99 tokens, 4 per batch
+    expect([...v[0].tokens.slice(0, 9)]).toEqual([900, 901, 902, 903, 904, 905, 906, 907, 908]);
+    expect(v.every((x) => x.targets.every((t) => t < 1000))).toBe(true);
+  });
+
+  it('schedules, the unigram baseline and the SVG', () => {
+    const req = { lr: 0.1, steps: 10 };
+    expect(lrAt({ ...req, schedule: 'constant' }, 7)).toBe(0.1);
+    expect(lrAt({ ...req, schedule: 'linear' }, 1)).toBe(0.1);
+    expect(lrAt({ ...req, schedule: 'linear' }, 6)).toBeCloseTo(0.05);
+    expect(lrAt({ ...req, schedule: 'cosine' }, 6)).toBeCloseTo(0.05);
+    expect(unigramEntropy(Int32Array.of(1, 2, 3, 4))).toBeCloseTo(Math.log(4));
+    expect(unigramEntropy(Int32Array.of(5, 5, 5))).toBe(0);
+    const svg = lossCurveSvg([{ step: 1, loss: 5 }, { step: 2, loss: 4 }], [{ step: 2, loss: 4.5 }], { title: 'a < b', baseline: 3 });
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg).toContain('<polyline');
+    expect(svg).toContain('a &lt; b');
+    expect(svg.match(/<circle/g)).toHaveLength(2); // the validation point and the legend's
+  });
+});

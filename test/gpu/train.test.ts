@@ -1,0 +1,81 @@
+// `lomoc train` on WebGPU: resuming equals never stopping (losses and every saved tensor, bit for
+// bit, with AdamW's moments and validation in between), and --init's reports.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../../cli/main.ts';
+import type { Io } from '../../cli/report.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../runtime/checkpoint/node.ts';
+import { toFloat32, type TensorInput } from '../../runtime/checkpoint/safetensors.ts';
+
+async function run(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  const code = await main(argv, io);
+  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'lomoc-train-'));
+const gpt = ['train', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--data', 'moby-dick', '--seed', '3'];
+
+describe('lomoc train on WebGPU', () => {
+  for (const optimizer of ['adamw', 'lomo']) {
+    it(`${optimizer}: 6 steps straight equal 3 steps, a checkpoint, and 3 resumed steps, bit for bit`, async () => {
+      const opts = [...gpt, '--optimizer', optimizer, '--lr', '0.01', '--lr-schedule', 'cosine', '--weight-decay', '0.01', '--steps', '6', '--eval-every', '2', '--json'];
+      const a = tmp();
+      const straight = await run(...opts, '--save', a);
+      expect(straight.stderr).toBe('');
+      const b = tmp();
+      const first = await run(...opts, '--save', b, '--stop-at', '3');
+      expect(first.stderr).toBe('');
+      expect(loadCheckpoint(join(b, 'checkpoint.safetensors')).metadata.step).toBe('3');
+      const resumed = await run(...opts, '--save', b, '--resume', b);
+      expect(resumed.stderr).toBe('');
+      const losses = (r: { stdout: string }) => (JSON.parse(r.stdout).losses as { step: number; loss: number }[]).map((p) => p.loss);
+      expect(losses(straight)).toHaveLength(6);
+      expect([...losses(first), ...losses(resumed)]).toEqual(losses(straight));
+      expect(losses(straight)[5]).toBeLessThan(losses(straight)[0]);
+      const x = loadCheckpoint(join(a, 'checkpoint.safetensors'));
+      const y = loadCheckpoint(join(b, 'checkpoint.safetensors'));
+      expect(Object.keys(y.tensors).sort()).toEqual(Object.keys(x.tensors).sort());
+      if (optimizer === 'adamw') expect(Object.keys(x.tensors).some((k) => k.startsWith('optimizer.'))).toBe(true);
+      for (const [name, t] of Object.entries(x.tensors)) expect(Buffer.from(y.tensors[name].data).equals(Buffer.from(t.data)), name).toBe(true);
+      expect(y.metadata.step).toBe('6');
+      expect(JSON.parse(y.metadata.losses)).toEqual(JSON.parse(x.metadata.losses));
+      // The log holds every step once per run that ran it, and the plot exists.
+      const log = readFileSync(join(b, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(log.filter((e) => e.loss !== undefined).map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(readFileSync(join(b, 'loss.svg'), 'utf8')).toContain('<polyline');
+    });
+  }
+
+  it('--init loads weights by name: warnings for missing and unexpected tensors, an error for mis-shaped ones', async () => {
+    const a = tmp();
+    expect((await run(...gpt, '--steps', '2', '--save', a, '--json')).code).toBe(0);
+    const file = join(a, 'checkpoint.safetensors');
+    const ok = await run(...gpt, '--steps', '1', '--init', file);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toMatch(/^init {8}(\d+) of \1 params from /m);
+
+    const src = loadCheckpoint(file);
+    const tensors: Record<string, TensorInput> = {};
+    for (const [n, t] of Object.entries(src.tensors)) if (n !== 'wpe') tensors[n] = { shape: t.shape, data: toFloat32(n, t) };
+    tensors['extra.w'] = { shape: [2], data: Float32Array.of(1, 2) };
+    const partial = join(a, 'partial.safetensors');
+    saveCheckpoint(partial, tensors);
+    const warned = await run(...gpt, '--steps', '1', '--init', partial);
+    expect(warned.code).toBe(0);
+    expect(warned.stderr).toBe(
+      [
+        `warning: --init ${partial}: 1 param not in the file keep their initial values: wpe`,
+        `warning: --init ${partial}: 1 tensor in the file match no param and are ignored: extra.w`,
+      ].join('\n'),
+    );
+
+    const wrong = await run('train', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--set', 'width=32', '--steps', '1', '--init', file);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(new RegExp(`^error: lomoc train: --init ${file}: \\d+ mis-shaped tensors: 'wte' is \\[256, 16\\] in the file, the model's is \\[256, 32\\]; `));
+  });
+});
