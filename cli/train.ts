@@ -1,4 +1,5 @@
-// `lomoc train <model.ts>`: compile the training step to WGSL and train it on WebGPU on real text
+// `lomoc train <model.ts|bundle-dir>`: compile the training step to WGSL (or load a bundle that
+// `lomoc compile` wrote, whose manifest fixes the step's options) and train it on WebGPU on real text
 // (Moby Dick, the State of the Union addresses, or a UTF-8 file), tokenised with GPT-2's BPE or
 // as bytes. Prints a line per step, evaluates a held-out validation split every k steps, logs
 // JSON lines, draws the loss curve to an SVG, and saves checkpoints in safetensors that
@@ -8,7 +9,7 @@
 // every parameter bit for bit as it was (p - 0 * u = p); AdamW's moments (and any other optimizer
 // state) would still move, so the state is read before the validation batches and written back
 // after them.
-import { mkdirSync, appendFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, appendFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
@@ -19,6 +20,10 @@ import type { StepConfig } from '../compiler/pipeline.ts';
 import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
 import type { Decoded } from '../runtime/checkpoint/safetensors.ts';
 import { SafetensorsError, toFloat32, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
+import { BundleError } from '../runtime/bundle/load-bundle.ts';
+import type { Manifest } from '../runtime/bundle/manifest.ts';
+import { loadBundleDir } from '../runtime/bundle/node.ts';
+import type { StepProgram } from '../runtime/program.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
 import { DeviceLostError } from '../runtime/webgpu/guard.ts';
 import { acquireDevice } from '../runtime/webgpu/node.ts';
@@ -32,7 +37,7 @@ import { loadText, split, tokenize, tokenizerVocab, trainBatch, unigramEntropy, 
 export const trainSpec: CommandSpec = {
   name: 'train',
   summary: 'Train a model on real text on WebGPU, with validation, logs, a loss curve and checkpoints.',
-  positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...) with i32 inputs tokens and targets [batch, seq]' }],
+  positionals: [{ name: 'model.ts|bundle-dir', help: 'a model file whose default export is model(...) with i32 inputs tokens and targets [batch, seq], or a bundle folder written by lomoc compile' }],
   options: {
     ...stepOptionSpecs,
     optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' },
@@ -56,6 +61,7 @@ export const trainSpec: CommandSpec = {
   examples: [
     'lomoc train models/gpt.ts --preset small --data moby-dick --tokenizer bytes --optimizer adamw --lr 0.003 --steps 150 --eval-every 50 --save out/moby',
     'lomoc train models/gpt.ts --preset small --steps 300 --resume out/moby',
+    'lomoc train out/gpt-small --data moby-dick --steps 150',
     'lomoc train models/gpt.ts --preset small --set vocab=50257 --tokenizer gpt2 --data sotu --optimizer lomo --steps 100 --init out/moby/checkpoint.safetensors',
   ],
 };
@@ -64,6 +70,8 @@ type Schedule = 'constant' | 'linear' | 'cosine';
 
 export interface TrainRequest {
   readonly file: string;
+  /** The step options given on the command line (a bundle fixes them all: giving one is an error). */
+  readonly stepOptions?: readonly string[];
   readonly step: StepConfig;
   readonly checkpointText: string;
   readonly lr: number;
@@ -86,6 +94,72 @@ export interface TrainRequest {
 
 const { integer, number, oneOf, checkpoint: checkpointOption, error: optionError } = optionChecks('train');
 
+/** The options that change the compiled step: a bundle was compiled with them and fixes them. */
+const bundleFixed = ['optimizer', 'checkpoint', 'clip-norm', 'clip-value', 'batch', 'seq', 'set', 'preset'] as const;
+
+/** What the bundle fixed an option to, for the error. */
+function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string {
+  const cfg = (k: string) => (k in m.config ? String(m.config[k]) : '(none)');
+  switch (option) {
+    case 'optimizer': return `optimizer ${m.step.optimizer}`;
+    case 'checkpoint': return `checkpoint ${m.step.checkpoint}`;
+    case 'clip-norm': return `clip-norm ${m.step.clipNorm ?? '(none)'}`;
+    case 'clip-value': return `clip-value ${m.step.clipValue ?? '(none)'}`;
+    case 'batch': return `batch ${cfg('batch')}`;
+    case 'seq': return `seq ${cfg('seq')}`;
+    case 'set': return `config ${Object.entries(m.config).map(([k, v]) => `${k}=${v}`).join(' ')}`;
+    case 'preset': return `preset ${m.preset}`;
+  }
+}
+
+const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
+
+/** The compiled step to train: compiled from a model file now, or loaded from a bundle folder. */
+interface Source {
+  readonly name: string;
+  readonly preset: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly program: StepProgram;
+  readonly checkpointDetail: string;
+  /** The smallest id range of tokens and targets, where the compiler knows it. */
+  readonly idRange: number;
+  /** The step options in the checkpoint's identity and metadata. */
+  readonly step: TrainRequest['step'];
+  readonly checkpointText: string;
+  readonly bundle?: string;
+}
+
+async function trainSource(req: TrainRequest, io: Io): Promise<Source> {
+  if (!isDir(req.file)) {
+    const def = await loadModel(req.file);
+    const c = compileProgram(def, req.step);
+    printWarnings(io, c.warnings);
+    const ranges = idRanges(c.step);
+    return {
+      name: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config, program: c.program, checkpointDetail: c.checkpointDetail,
+      idRange: Math.min(ranges.tokens ?? Infinity, ranges.targets ?? Infinity), step: req.step, checkpointText: req.checkpointText,
+    };
+  }
+  let b;
+  try {
+    b = await loadBundleDir(req.file);
+  } catch (e) {
+    if (e instanceof BundleError) throw new LomocError(`lomoc train: ${e.message}`);
+    throw e;
+  }
+  const m = b.manifest;
+  const given = req.stepOptions ?? [];
+  if (given.length) {
+    const o = given[0] as (typeof bundleFixed)[number];
+    throw new LomocError(`lomoc train: option '--${o}' cannot be given with a bundle: the bundle ${req.file} fixes it (compiled with ${bundleValue(m, o)}); compile another bundle to change it`);
+  }
+  return {
+    name: m.model, preset: m.preset, config: m.config, program: b.program, checkpointDetail: m.step.checkpoint, idRange: Infinity,
+    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, checkpoint: { kind: 'none' }, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined },
+    checkpointText: m.step.checkpoint, bundle: req.file,
+  };
+}
+
 export function trainRequest(positionals: readonly string[], values: Readonly<Record<string, OptionValue>>): TrainRequest {
   const str = (k: string) => values[k] as string | undefined;
   if (str('steps') === undefined) throw new LomocError("lomoc train: option '--steps N' is required");
@@ -97,6 +171,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
   if (str('save-every') !== undefined && str('save') === undefined) throw new LomocError("lomoc train: option '--save-every' needs '--save DIR'");
   return {
     file: positionals[0],
+    stepOptions: bundleFixed.filter((k) => values[k] !== undefined),
     step: {
       preset: str('preset'),
       sets: (values.set as string[] | undefined) ?? [],
@@ -156,10 +231,10 @@ const format = 'lomoc-checkpoint/1';
 const statePrefix = 'optimizer.';
 
 /** What a resumed run must share with its checkpoint for the continuation to be exact. */
-function runIdentity(req: TrainRequest, model: string, config: unknown): Record<string, string> {
-  const s = req.step;
+function runIdentity(req: TrainRequest, src: Source): Record<string, string> {
+  const s = src.step;
   return {
-    model, config: JSON.stringify(config), optimizer: s.optimizer, checkpoint: req.checkpointText,
+    model: src.name, config: JSON.stringify(src.config), optimizer: s.optimizer, checkpoint: src.checkpointText,
     'clip-norm': String(s.clipNorm ?? ''), 'clip-value': String(s.clipValue ?? ''), lr: String(req.lr), 'lr-schedule': req.schedule,
     'weight-decay': String(req.weightDecay), data: req.data, tokenizer: req.tokenizer, seed: String(req.seed),
     // A decaying schedule runs over --steps; a constant one may be resumed to train for longer.
@@ -195,10 +270,9 @@ const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 
 export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult> {
   const say = (t: string) => req.json || io.out(t);
-  const def = await loadModel(req.file);
-  const c = compileProgram(def, req.step);
-  printWarnings(io, c.warnings);
-  const preset = req.step.preset ?? def.defaultPreset;
+  const c = await trainSource(req, io);
+  const def = { name: c.name };
+  const preset = c.preset;
   const slots = dataInputs(c.program);
   const tok = slots.find((s) => s.name === 'tokens');
   const tgt = slots.find((s) => s.name === 'targets');
@@ -206,8 +280,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     throw new LomocError(`lomoc train: model '${def.name}' must take exactly two i32 inputs 'tokens' and 'targets' of shape [batch, seq]; it takes ${slots.map((s) => `'${s.name}' ${s.dtype} [${s.shape.join(', ')}]`).join(', ')}`);
   const [batch, seq] = tok.shape;
   const need = tokenizerVocab[req.tokenizer];
-  const ranges = idRanges(c.step);
-  const range = Math.min(ranges.tokens ?? Infinity, ranges.targets ?? Infinity);
+  const range = c.idRange;
   const vocabKey = 'vocab' in c.config ? Number(c.config.vocab) : undefined;
   if (vocabKey !== undefined ? vocabKey !== need : range < need)
     throw new LomocError(`lomoc train: the ${req.tokenizer} tokenizer gives ${need} ids, but model '${def.name}' (preset ${preset}) has vocab ${vocabKey ?? range}: add --set vocab=${need}`);
@@ -221,7 +294,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
 
   let resumed: Decoded | undefined;
   let resumeFile: string | undefined;
-  const identity = runIdentity(req, def.name, c.config);
+  const identity = runIdentity(req, c);
   if (req.resume) {
     resumeFile = join(req.resume, 'checkpoint.safetensors');
     try {
@@ -278,8 +351,8 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     const thisRun: Point[] = [];
 
     say(`adapter     ${acquired.description}`);
-    say(`model       ${def.name}, preset ${preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})`);
-    say(`step        ${req.step.optimizer}, lr ${req.lr} (${req.schedule})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${req.step.clipNorm ? `, clip-norm ${req.step.clipNorm}` : ''}, checkpoint ${c.checkpointDetail}`);
+    say(`model       ${def.name}, preset ${preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})${c.bundle ? `, bundle ${c.bundle}` : ''}`);
+    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}, checkpoint ${c.checkpointDetail}`);
     say(`data        ${req.data}, ${req.tokenizer} tokenizer: ${train.length.toLocaleString('en-US')} training tokens, ${val.length.toLocaleString('en-US')} validation tokens (the last 10%)`);
     say(`baseline    unigram entropy of the training tokens: ${entropy.toFixed(4)} nats/token (uniform over ${need}: ${Math.log(need).toFixed(4)})`);
     say(`device      ${fmtBytes(trainer.deviceBytes)} allocated (plan peak ${fmtBytes(trainer.planBytes)})`);
@@ -304,7 +377,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       for (const s of c.program.state) tensors[statePrefix + s.name] = { shape: s.shape, data: state[s.name] };
       saveCheckpoint(checkpointFile!, tensors, {
         format, step: String(step), dataPosition: String(step), seed: String(req.seed), run: JSON.stringify(identity),
-        compile: JSON.stringify({ ...req.step, checkpoint: req.checkpointText, config: c.config }),
+        compile: JSON.stringify({ ...c.step, checkpoint: c.checkpointText, config: c.config, ...(c.bundle ? { bundle: c.bundle } : {}) }),
         losses: JSON.stringify(losses), val: JSON.stringify(valPoints),
       });
       log({ event: 'checkpoint', step, file: checkpointFile });
@@ -323,7 +396,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       thisRun.push({ step: s, loss });
       const tps = (tokensPerStep * 1000) / ms;
       log({ step: s, loss, lr, ms: round(ms, 2), tokensPerSecond: round(tps, 1) });
-      say(`step ${String(s).padStart(String(req.steps).length)}/${req.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${ms.toFixed(0).padStart(5)} ms  ${Math.round(tps).toLocaleString('en-US').padStart(7)} tok/s`);
+      say(`step ${String(s).padStart(String(req.steps).length)}/${req.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${ms.toFixed(0).padStart(5)} ms  ${Math.round(tps).toLocaleString('en-US').padStart(7)} tok/s  ${fmtBytes(trainer.deviceBytes)} on device`);
       if (!Number.isFinite(loss)) throw new LomocError(`lomoc train: the loss is ${loss} at step ${s}: lower --lr or add --clip-norm`);
       const last = s === req.stopAt;
       if ((req.evalEvery && s % req.evalEvery === 0) || last) {
@@ -336,7 +409,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     }
     if (req.plot) {
       mkdirSync(join(req.plot, '..'), { recursive: true });
-      writeFileSync(req.plot, lossCurveSvg(losses, valPoints, { title: `${def.name} ${preset}, ${req.step.optimizer}, ${req.data} (${req.tokenizer})`, baseline: entropy }));
+      writeFileSync(req.plot, lossCurveSvg(losses, valPoints, { title: `${def.name} ${preset}, ${c.step.optimizer}, ${req.data} (${req.tokenizer})`, baseline: entropy }));
     }
     const ran = req.stopAt - start;
     return {
@@ -344,7 +417,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       model: def.name,
       preset,
       config: c.config,
-      optimizer: req.step.optimizer,
+      optimizer: c.step.optimizer,
       tokens: { train: train.length, val: val.length },
       unigramEntropy: entropy,
       losses: thisRun,

@@ -74,6 +74,20 @@ describe('lomoc train: errors before the device', () => {
   });
 });
 
+describe('lomoc train: a bundle', () => {
+  it('a bundle fixes the step options: giving one is an error naming the bundle\'s value', async () => {
+    const out = join(tmp(), 'gpt-tiny');
+    expect((await run('compile', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--out', out)).code).toBe(0);
+    const cases: [string[], string][] = [
+      [['--optimizer', 'adamw'], `error: lomoc train: option '--optimizer' cannot be given with a bundle: the bundle ${out} fixes it (compiled with optimizer lomo); compile another bundle to change it`],
+      [['--seq', '16'], `error: lomoc train: option '--seq' cannot be given with a bundle: the bundle ${out} fixes it (compiled with seq 8); compile another bundle to change it`],
+    ];
+    for (const [opts, message] of cases) expect(await run('train', out, '--steps', '2', ...opts)).toEqual({ code: 1, stdout: '', stderr: message });
+    const empty = tmp();
+    expect((await run('train', empty, '--steps', '2')).stderr).toBe(`error: lomoc train: ${empty}: no manifest.json (is it a folder written by lomoc compile?)`);
+  });
+});
+
 describe('lomoc train: data', () => {
   it('the corpora load, and tokenise as bytes and GPT-2 BPE', async () => {
     const moby = loadText('moby-dick');

@@ -51,6 +51,24 @@ describe('lomoc train on WebGPU', () => {
     });
   }
 
+  it('a bundle from lomoc compile trains identically to the model file, and its checkpoints carry the same run identity', async () => {
+    const bundle = join(tmp(), 'gpt-tiny');
+    const step = ['--preset', 'tiny', '--set', 'vocab=256', '--optimizer', 'adamw'];
+    expect((await run('compile', 'models/gpt.ts', ...step, '--out', bundle)).code).toBe(0);
+    const opts = ['--data', 'moby-dick', '--seed', '3', '--lr', '0.01', '--steps', '3', '--json'];
+    const [a, b] = [tmp(), tmp()];
+    const fromBundle = await run('train', bundle, ...opts, '--save', a);
+    expect(fromBundle.stderr).toBe('');
+    const fromModel = await run('train', 'models/gpt.ts', ...step, ...opts, '--save', b);
+    expect(fromModel.stderr).toBe('');
+    const losses = (r: { stdout: string }) => (JSON.parse(r.stdout).losses as { step: number; loss: number }[]).map((p) => p.loss);
+    expect(losses(fromBundle)).toHaveLength(3);
+    expect(losses(fromBundle)).toEqual(losses(fromModel));
+    const [x, y] = [a, b].map((d) => loadCheckpoint(join(d, 'checkpoint.safetensors')).metadata);
+    expect(JSON.parse(x.run)).toEqual(JSON.parse(y.run));
+    expect(JSON.parse(x.compile)).toMatchObject({ optimizer: 'adamw', checkpoint: 'none', bundle });
+  });
+
   it('--init loads weights by name: warnings for missing and unexpected tensors, an error for mis-shaped ones', async () => {
     const a = tmp();
     expect((await run(...gpt, '--steps', '2', '--save', a, '--json')).code).toBe(0);
