@@ -5,19 +5,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../cli/main.ts';
+import { run } from './support/cli.ts';
 import { formatPlanTable } from '../cli/plan-table.ts';
 import { describeStep, planJson, planSteps, type PlanRequest } from '../cli/plan.ts';
-import type { Io } from '../cli/report.ts';
 import { paperTable1 } from '../compiler/report/paper.ts';
 
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  const code = await main(argv, io);
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-}
 
 const GiB = 2 ** 30;
 const llama7b: PlanRequest = {

@@ -1,16 +1,8 @@
 // `lomoc run` without a GPU: option errors and --device cpu (the reference executor). The WebGPU
 // runs, through the real binary, are in test/gpu/step.test.ts.
 import { describe, expect, it } from 'vitest';
-import { main } from '../cli/main.ts';
-import type { Io } from '../cli/report.ts';
+import { run } from './support/cli.ts';
 
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  const code = await main(argv, io);
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-}
 
 describe('lomoc run', () => {
   it('help lists its options', async () => {

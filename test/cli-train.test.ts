@@ -5,20 +5,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { run } from './support/cli.ts';
 import { lossCurveSvg } from '../cli/loss-svg.ts';
-import { main } from '../cli/main.ts';
-import type { Io } from '../cli/report.ts';
 import { loadText, split, tokenize, trainBatch, unigramEntropy, valBatches } from '../cli/train-data.ts';
 import { lrAt } from '../cli/train.ts';
 import { saveCheckpoint } from '../runtime/checkpoint/node.ts';
 
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  const code = await main(argv, io);
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-}
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'lomoc-train-'));
 

@@ -2,18 +2,11 @@
 // errors are reported. Most cases call `main` in-process; one runs the real binary end to end.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { run } from './support/cli.ts';
 import { fmtBytes } from '../cli/graph.ts';
-import { main } from '../cli/main.ts';
 import { reportError, type Io } from '../cli/report.ts';
 import { CompilerBug } from '../compiler/diagnostics.ts';
 
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  const code = await main(argv, io);
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-}
 
 describe('lomoc cli', () => {
   it('--help and help graph list the commands and the options', async () => {
