@@ -126,3 +126,6 @@ export const stepOptionSpecs: Readonly<Record<string, OptionSpec>> = {
   'clip-norm': { type: 'string', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)' },
   'clip-value': { type: 'string', value: 'V', help: 'clamp each gradient element to [-V, V]' },
 };
+
+/** `--optimizer` for the commands that compile one step (plan, which can take all, has its own). */
+export const optimizerSpec: OptionSpec = { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' };

@@ -7,7 +7,7 @@ import { writeBundle } from '../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
-import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec } from './args.ts';
+import { optimizerSpec, optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { printWarnings, type Io } from './report.ts';
 
@@ -17,7 +17,7 @@ export const compileSpec: CommandSpec = {
   positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
   options: {
     ...stepOptionSpecs,
-    optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' },
+    optimizer: optimizerSpec,
     out: { type: 'string', value: 'DIR', help: 'the bundle folder to write (replaced whole; required)' },
   },
   examples: ['lomoc compile models/gpt.ts --preset small --optimizer lomo --out out/gpt-small'],

@@ -17,7 +17,7 @@ import { initialParams, randomBatch } from '../runtime/webgpu/init.ts';
 import { acquireDevice } from '../runtime/webgpu/node.ts';
 import { byShader, profileStep } from '../runtime/webgpu/timing.ts';
 import { createTrainer, dataInputs, isHyperInput } from '../runtime/webgpu/trainer.ts';
-import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
+import { optimizerSpec, optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { printWarnings, type Io } from './report.ts';
 
@@ -27,7 +27,7 @@ export const runSpec: CommandSpec = {
   positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
   options: {
     ...stepOptionSpecs,
-    optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' },
+    optimizer: optimizerSpec,
     lr: { type: 'string', value: 'X', help: 'learning rate (default 0.01)' },
     'weight-decay': { type: 'string', value: 'X', help: 'weight decay (default 0)' },
     steps: { type: 'string', value: 'N', help: 'training steps to run (required)' },

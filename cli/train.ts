@@ -28,7 +28,7 @@ import { NoAdapterError } from '../runtime/webgpu/device.ts';
 import { DeviceLostError } from '../runtime/webgpu/guard.ts';
 import { acquireDevice } from '../runtime/webgpu/node.ts';
 import { createTrainer, dataInputs, type Trainer } from '../runtime/webgpu/trainer.ts';
-import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
+import { optimizerSpec, optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { lossCurveSvg, type Point } from './loss-svg.ts';
 import { printWarnings, type Io } from './report.ts';
@@ -40,7 +40,7 @@ export const trainSpec: CommandSpec = {
   positionals: [{ name: 'model.ts|bundle-dir', help: 'a model file whose default export is model(...) with i32 inputs tokens and targets [batch, seq], or a bundle folder written by lomoc compile' }],
   options: {
     ...stepOptionSpecs,
-    optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' },
+    optimizer: optimizerSpec,
     lr: { type: 'string', value: 'X', help: 'peak learning rate (default 0.01)' },
     'lr-schedule': { type: 'string', value: 'NAME', help: 'constant, linear or cosine decay to 0 over --steps (default constant)' },
     'weight-decay': { type: 'string', value: 'X', help: 'weight decay (default 0)' },
