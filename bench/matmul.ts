@@ -23,6 +23,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { matmulKernel, matmulTile, storeEpilogue, type MatmulTile } from '../compiler/codegen/wgsl/emit-matmul.ts';
 import { defaultLimits, type EmitContext } from '../compiler/codegen/wgsl/emitter.ts';
+import { kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import { GraphBuilder } from '../compiler/ir/builder.ts';
 import { byteSize } from '../compiler/ir/shape.ts';
 import type { Graph, NodeOf } from '../compiler/ir/types.ts';
@@ -92,6 +93,7 @@ function kernels(size: number, winner = false): Kernel[] {
   const ctx: EmitContext = {
     g,
     limits: defaultLimits,
+    target: kernelTargets.cpu, // its tile is passed explicitly below
     slot: (v) => ({ value: v, ref: { arena: v, offset: 0, bytes: byteSize(g.values[v].shape, 'f32') }, shape: g.values[v].shape, dtype: 'f32' }),
     scratch: () => { throw new Error('no scratch'); },
     sameStorage: (p, q) => p === q,

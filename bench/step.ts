@@ -8,16 +8,19 @@
 // the same adapter (bench/peer-tfjs-gpt.ts; its own Dawn device, stepped in the same rounds with
 // the same batches after one warm-up step), and in PyTorch on the CPU
 // (scripts/bench-peers/gpt_torch.py, run once the WebGPU devices are gone, with 1 thread and with
-// one per core). The last column is lomoc LOMO's tokens/s over each row's.
+// one per core). The last column is lomoc LOMO's tokens/s over each row's. lomoc compiles for the
+// adapter's kernel target (targetForAdapter: cpu on lavapipe, gpu on a real GPU); `otherTarget`
+// also times those optimizers compiled for the other target, on the same device, in the same rounds.
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
+import { targetForAdapter, type TargetName } from '../compiler/codegen/wgsl/target.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import gpt from '../models/gpt.ts';
 import { randomBatch } from '../runtime/webgpu/init.ts';
-import { acquireDevice } from '../runtime/webgpu/node.ts';
+import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { createTrainer, dataInputs, type Trainer } from '../runtime/webgpu/trainer.ts';
 import { loadTfjs } from './tfjs.ts';
 import { createTfGptTrainer, type GptConfig, type TfGptTrainer } from './peer-tfjs-gpt.ts';
@@ -85,13 +88,22 @@ export async function benchStep(
   steps = 5,
   optimizers: readonly OptimizerName[] = ['lomo', 'sgd', 'adamw'],
   peers: StepPeers = { tfjs: true, torch: true },
+  otherTarget: readonly OptimizerName[] = [],
 ): Promise<StepBench> {
-  const compiled = optimizers.map((optimizer) => ({ optimizer, c: compileProgram(gpt, { preset: 'small', optimizer }) }));
+  const probe = await probeAdapter();
+  const target: TargetName = probe ? targetForAdapter(probe.adapter.info) : 'cpu';
+  const other: TargetName = target === 'cpu' ? 'gpu' : 'cpu';
+  const variants = [...optimizers.map((optimizer) => ({ optimizer, target })), ...otherTarget.map((optimizer) => ({ optimizer, target: other }))];
+  const compiled = variants.map(({ optimizer, target: t }) => ({
+    optimizer,
+    name: t === target ? `lomoc ${optimizer}` : `lomoc ${optimizer} (${t} kernel target)`,
+    c: compileProgram(gpt, { preset: 'small', optimizer, target: t }),
+  }));
   const acq = await acquireDevice(compiled[0].c.program);
   const tokensPerStep = Number(compiled[0].c.config.batch) * Number(compiled[0].c.config.seq);
-  const runs: { optimizer: OptimizerName; t: Trainer; dispatches: number; losses: number[] }[] = [];
-  for (const { optimizer, c } of compiled)
-    runs.push({ optimizer, t: await createTrainer({ device: acq, program: c.program, seed: 1 }), dispatches: c.program.dispatches.length, losses: [] });
+  const runs: { name: string; t: Trainer; dispatches: number; losses: number[] }[] = [];
+  for (const { name, c } of compiled)
+    runs.push({ name, t: await createTrainer({ device: acq, program: c.program, seed: 1 }), dispatches: c.program.dispatches.length, losses: [] });
   const data = dataInputs(compiled[0].c.program);
   const vocab = idRanges(compiled[0].c.step);
   const cfg = compiled[0].c.config as unknown as GptConfig;
@@ -110,10 +122,10 @@ export async function benchStep(
     for (const r of runs) r.losses.push((await r.t.step(batch, { lr: 0.01, weightDecay: 0 }))!);
     if (tfjs) tfLosses.push(await tfjs.step(batch.tokens as Int32Array, batch.targets as Int32Array, 0.01));
   }
-  const rows = runs.map(({ optimizer, t, dispatches, losses }): StepRow => {
+  const rows = runs.map(({ name, t, dispatches, losses }): StepRow => {
     const ms = median(t.stepMs);
     return {
-      name: `lomoc ${optimizer}`,
+      name,
       msPerStep: ms,
       tokensPerSecond: (tokensPerStep * 1000) / ms,
       deviceBytes: t.deviceBytes,
@@ -141,7 +153,7 @@ export async function benchStep(
   for (const r of runs) r.t.destroy();
   acq.device.destroy();
   if (peers.torch) rows.push(...torchRows(cfg, steps));
-  return { adapter: acq.description, tokensPerStep, rows };
+  return { adapter: `${acq.description}; kernel target ${target}`, tokensPerStep, rows };
 }
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(2)} MiB`;

@@ -2,6 +2,7 @@
 // node's, so it runs non-strict and the checks below say what lomoc expected and what it got.
 import { parseArgs } from 'node:util';
 import { LomocError } from '../compiler/diagnostics.ts';
+import { targetForAdapter, type AdapterInfoLike, type TargetName } from '../compiler/codegen/wgsl/target.ts';
 import { parseCheckpointPolicy, type CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 
 export interface OptionSpec {
@@ -125,7 +126,27 @@ export const stepOptionSpecs: Readonly<Record<string, OptionSpec>> = {
   checkpoint: { type: 'string', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB (default none)' },
   'clip-norm': { type: 'string', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)' },
   'clip-value': { type: 'string', value: 'V', help: 'clamp each gradient element to [-V, V]' },
+  target: { type: 'string', value: 'auto|cpu|gpu', help: 'kernel shapes: gpu, cpu (software adapters like lavapipe) or auto, from the adapter (default auto)' },
 };
+
+export type TargetChoice = 'auto' | TargetName;
+
+/** `--target`: auto (default), cpu or gpu. */
+export function targetChoice(command: string, text: string | undefined): TargetChoice {
+  return optionChecks(command).oneOf<TargetChoice>(['auto', 'cpu', 'gpu'], text ?? 'auto', 'target');
+}
+
+/**
+ * The kernel target to compile for: `choice`, or with auto the one targetForAdapter picks for
+ * `adapter` (the adapter the device will come from; none: cpu, for the reference executor). `how`
+ * says why, for the printed adapter line.
+ */
+export function resolveTarget(choice: TargetChoice, adapter: { readonly info: AdapterInfoLike } | undefined): { target: TargetName; how: string } {
+  if (choice !== 'auto') return { target: choice, how: '--target' };
+  if (!adapter) return { target: 'cpu', how: 'auto: no adapter' };
+  const target = targetForAdapter(adapter.info);
+  return { target, how: target === 'cpu' ? 'auto: software adapter' : 'auto: hardware adapter' };
+}
 
 /** `--optimizer` for the commands that compile one step (plan, which can take all, has its own). */
 export const optimizerSpec: OptionSpec = { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' };

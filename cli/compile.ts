@@ -6,6 +6,7 @@ import { LomocError } from '../compiler/diagnostics.ts';
 import { writeBundle } from '../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
+import type { TargetName } from '../compiler/codegen/wgsl/target.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import { optimizerSpec, optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec } from './args.ts';
 import { fmtBytes } from './graph.ts';
@@ -17,6 +18,8 @@ export const compileSpec: CommandSpec = {
   positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
   options: {
     ...stepOptionSpecs,
+    // Not auto: a bundle runs on the machines that load it (browsers, GPUs), not on this one.
+    target: { type: 'string', value: 'cpu|gpu', help: 'kernel shapes: gpu, or cpu for software adapters like lavapipe (default gpu)' },
     optimizer: optimizerSpec,
     out: { type: 'string', value: 'DIR', help: 'the bundle folder to write (replaced whole; required)' },
   },
@@ -32,8 +35,10 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const optimizer = check.oneOf<OptimizerName>(['sgd', 'adamw', 'lomo'], str('optimizer') ?? 'lomo', 'optimizer');
   const checkpoint = str('checkpoint') === undefined ? { kind: 'none' as const } : check.checkpoint(str('checkpoint')!);
   const opt = (k: string, f: (t: string, o: string) => number) => (str(k) === undefined ? undefined : f(str(k)!, k));
+  const target = check.oneOf<TargetName>(['cpu', 'gpu'], str('target') ?? 'gpu', 'target');
   const def = await loadModel(positionals[0]);
   const c = compileProgram(def, {
+    target,
     preset: str('preset'),
     sets: (values.set as string[] | undefined) ?? [],
     batch: opt('batch', (t, o) => check.integer(t, o)),
@@ -54,13 +59,14 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       checkpoint: c.checkpointDetail,
       clipNorm: opt('clip-norm', Number) ?? null,
       clipValue: opt('clip-value', Number) ?? null,
+      target,
     },
     plan: c.plan,
   });
   const kernels = Object.keys(manifest.program.kernels).length;
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
-  io.out(`step        ${def.name}, preset ${manifest.preset}, ${optimizer}; ${c.program.dispatches.length} dispatches per step`);
+  io.out(`step        ${def.name}, preset ${manifest.preset}, ${optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target}`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   return 0;
 }

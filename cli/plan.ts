@@ -5,6 +5,8 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LomocError, type Diagnostic } from '../compiler/diagnostics.ts';
 import type { Config } from '../compiler/dsl/model.ts';
+import { groupScratch } from '../compiler/codegen/wgsl/emitters.ts';
+import { kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
@@ -22,6 +24,8 @@ export const planSpec: CommandSpec = {
   positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
   options: {
     ...stepOptionSpecs,
+    // No adapter is asked here: auto plans for gpu (the scratch of the cpu target is printed when it differs).
+    target: { type: 'string', value: 'auto|cpu|gpu', help: 'kernel shapes whose scratch the plan reserves: gpu or cpu (default auto: gpu)' },
     dtype: { type: 'string', value: 'f32|f16', help: 'storage of params and activations (default f32)' },
     optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw, lomo, or all of them (default all)' },
     json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
@@ -70,6 +74,7 @@ export const stepOptions: { readonly [K in keyof Required<StepFields>]: StepOpti
   dtype: { option: 'dtype', parse: oneOf(['f32', 'f16'] as const), json: { default: 'f32' } },
   clipNorm: { option: 'clip-norm', parse: positiveNumber, json: { default: null } },
   clipValue: { option: 'clip-value', parse: positiveNumber, json: { default: null } },
+  target: { option: 'target', parse: (text, option) => { const t = oneOf(['auto', 'cpu', 'gpu'] as const)(text, option); return t === 'auto' ? 'gpu' : t; } },
   checkpoint: {
     option: 'checkpoint',
     parse: checkpointPolicy,
@@ -105,6 +110,8 @@ export interface PlanResult {
   readonly step: StepFields;
   readonly rows: readonly PlanRow[];
   readonly warnings: readonly Diagnostic[];
+  /** Set when the other kernel target's scratch differs, so the plan depends on the target. */
+  readonly targetNote?: string;
 }
 
 /** Checks every option before anything is compiled. */
@@ -141,7 +148,7 @@ export async function planSteps(req: PlanRequest): Promise<PlanResult> {
   const def = await loadModel(req.file);
   const rows = req.optimizers.map((optimizer): PlanRow => {
     const t0 = performance.now();
-    const compiled = compileStep(def, { ...req.step, preset: req.preset, sets: req.sets, optimizer });
+    const compiled = compileStep(def, { ...req.step, target: req.step.target ?? 'gpu', preset: req.preset, sets: req.sets, optimizer });
     const planMs = performance.now() - t0;
     return { optimizer, compiled, report: memoryReport(compiled.step, compiled.plan), planMs };
   });
@@ -153,7 +160,19 @@ export async function planSteps(req: PlanRequest): Promise<PlanResult> {
     step: req.step,
     rows,
     warnings: rows[0].compiled.warnings,
+    targetNote: targetNote(rows),
   };
+}
+
+/** A line naming the kernel target when the other target's kernels would need other scratch (so another plan). */
+function targetNote(rows: readonly PlanRow[]): string | undefined {
+  const target = rows[0].compiled.target;
+  const other = kernelTargets[target.name === 'cpu' ? 'gpu' : 'cpu'];
+  const differs = rows.some(({ compiled: c }) => {
+    const [mine, theirs] = [groupScratch(c.step, c.fusion, target), groupScratch(c.step, c.fusion, other)];
+    return c.fusion.groups.some((_, k) => mine(k).join() !== theirs(k).join());
+  });
+  return differs ? `target      planned for the ${target.name} kernel target; the ${other.name} target's kernels need other scratch (--target ${other.name})` : undefined;
 }
 
 const shown = (o: StepOption<unknown>, v: unknown) => (o.show && v !== null ? o.show(v) : v);
@@ -228,6 +247,7 @@ export async function runPlan(argv: readonly string[], io: Io): Promise<number> 
   if (req.json) {
     io.out(JSON.stringify(planJson(result)));
     wrote.forEach((l) => io.err(l));
-  } else io.out([formatPlanTable(result, describeStep(result.step)), ...wrote].join('\n'));
+  } else io.out([formatPlanTable(result, describeStep(result.step)), ...(result.targetNote ? [result.targetNote] : []), ...wrote].join('\n'));
+  if (req.json && result.targetNote) io.err(result.targetNote);
   return 0;
 }

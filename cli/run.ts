@@ -14,10 +14,10 @@ import type { HostTensor } from '../runtime/reference/tensor.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
 import { DeviceLostError } from '../runtime/webgpu/guard.ts';
 import { initialParams, randomBatch } from '../runtime/webgpu/init.ts';
-import { acquireDevice } from '../runtime/webgpu/node.ts';
+import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { byShader, profileStep } from '../runtime/webgpu/timing.ts';
 import { createTrainer, dataInputs, isHyperInput } from '../runtime/webgpu/trainer.ts';
-import { optimizerSpec, optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
+import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { printWarnings, type Io } from './report.ts';
 
@@ -46,6 +46,8 @@ export const runSpec: CommandSpec = {
 export interface RunRequest {
   readonly file: string;
   readonly step: StepConfig;
+  /** Kernel shapes: auto picks from the adapter acquired (targetForAdapter). */
+  readonly target: TargetChoice;
   readonly lr: number;
   readonly weightDecay: number;
   readonly steps: number;
@@ -76,6 +78,7 @@ export function runRequest(positionals: readonly string[], values: Readonly<Reco
       clipNorm,
       clipValue,
     },
+    target: targetChoice('run', str('target')),
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr'),
     weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),
     steps: integer(str('steps')!, 'steps', 1),
@@ -140,7 +143,9 @@ export interface RunHooks {
 
 async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   const def = await loadModel(req.file);
-  const c = compileProgram(def, req.step);
+  // The adapter first: the kernel shapes depend on it.
+  const { target, how } = resolveTarget(req.target, req.target === 'auto' ? (await probeAdapter())?.adapter : undefined);
+  const c = compileProgram(def, { ...req.step, target });
   let acquired;
   try {
     acquired = await acquireDevice(c.program);
@@ -150,7 +155,8 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   }
   const vocab = vocabOf(c.step, c.config);
   const trainer = await createTrainer({ device: acquired, program: c.program, seed: req.seed });
-  hooks.onReady?.({ adapter: acquired.description, model: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config });
+  const adapter = `${acquired.description}; kernel target ${target} (${how})`;
+  hooks.onReady?.({ adapter, model: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config });
   const data = dataInputs(c.program);
   const losses: number[] = [];
   for (let i = 1; i <= req.steps; i++) {
@@ -163,7 +169,7 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   const out = {
     def,
     c,
-    adapter: acquired.description,
+    adapter,
     losses,
     stepMs: [...trainer.stepMs],
     deviceBytes: trainer.deviceBytes,

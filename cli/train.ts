@@ -26,9 +26,9 @@ import { loadBundleDir } from '../runtime/bundle/node.ts';
 import type { StepProgram } from '../runtime/program.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
 import { DeviceLostError } from '../runtime/webgpu/guard.ts';
-import { acquireDevice } from '../runtime/webgpu/node.ts';
+import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { createTrainer, dataInputs, type Trainer } from '../runtime/webgpu/trainer.ts';
-import { optimizerSpec, optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
+import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { lossCurveSvg, type Point } from './loss-svg.ts';
 import { printWarnings, type Io } from './report.ts';
@@ -73,6 +73,8 @@ export interface TrainRequest {
   /** The step options given on the command line (a bundle fixes them all: giving one is an error). */
   readonly stepOptions?: readonly string[];
   readonly step: StepConfig;
+  /** Kernel shapes for a model file: auto picks from the adapter (targetForAdapter). */
+  readonly target: TargetChoice;
   readonly checkpointText: string;
   readonly lr: number;
   readonly schedule: Schedule;
@@ -95,7 +97,7 @@ export interface TrainRequest {
 const { integer, number, oneOf, checkpoint: checkpointOption, error: optionError } = optionChecks('train');
 
 /** The options that change the compiled step: a bundle was compiled with them and fixes them. */
-const bundleFixed = ['optimizer', 'checkpoint', 'clip-norm', 'clip-value', 'batch', 'seq', 'set', 'preset'] as const;
+const bundleFixed = ['optimizer', 'checkpoint', 'clip-norm', 'clip-value', 'batch', 'seq', 'set', 'preset', 'target'] as const;
 
 /** What the bundle fixed an option to, for the error. */
 function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string {
@@ -109,6 +111,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'seq': return `seq ${cfg('seq')}`;
     case 'set': return `config ${Object.entries(m.config).map(([k, v]) => `${k}=${v}`).join(' ')}`;
     case 'preset': return `preset ${m.preset}`;
+    case 'target': return `target ${m.step.target}`;
   }
 }
 
@@ -127,17 +130,22 @@ interface Source {
   readonly step: TrainRequest['step'];
   readonly checkpointText: string;
   readonly bundle?: string;
+  /** The kernel target and why, for the adapter line: "gpu (auto: hardware adapter)". */
+  readonly target: string;
 }
 
 async function trainSource(req: TrainRequest, io: Io): Promise<Source> {
   if (!isDir(req.file)) {
     const def = await loadModel(req.file);
-    const c = compileProgram(def, req.step);
+    // The adapter first: the kernel shapes depend on it.
+    const { target, how } = resolveTarget(req.target, req.target === 'auto' ? (await probeAdapter())?.adapter : undefined);
+    const c = compileProgram(def, { ...req.step, target });
     printWarnings(io, c.warnings);
     const ranges = idRanges(c.step);
     return {
       name: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config, program: c.program, checkpointDetail: c.checkpointDetail,
       idRange: Math.min(ranges.tokens ?? Infinity, ranges.targets ?? Infinity), step: req.step, checkpointText: req.checkpointText,
+      target: `${target} (${how})`,
     };
   }
   let b;
@@ -156,7 +164,7 @@ async function trainSource(req: TrainRequest, io: Io): Promise<Source> {
   return {
     name: m.model, preset: m.preset, config: m.config, program: b.program, checkpointDetail: m.step.checkpoint, idRange: Infinity,
     step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, checkpoint: { kind: 'none' }, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined },
-    checkpointText: m.step.checkpoint, bundle: req.file,
+    checkpointText: m.step.checkpoint, bundle: req.file, target: `${m.step.target} (the bundle's)`,
   };
 }
 
@@ -183,6 +191,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
       clipValue: str('clip-value') === undefined ? undefined : number(str('clip-value')!, 'clip-value'),
     },
     checkpointText,
+    target: targetChoice('train', str('target')),
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr'),
     schedule: oneOf<Schedule>(['constant', 'linear', 'cosine'], str('lr-schedule') ?? 'constant', 'lr-schedule'),
     weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),
@@ -350,7 +359,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     }
     const thisRun: Point[] = [];
 
-    say(`adapter     ${acquired.description}`);
+    say(`adapter     ${acquired.description}; kernel target ${c.target}`);
     say(`model       ${def.name}, preset ${preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})${c.bundle ? `, bundle ${c.bundle}` : ''}`);
     say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}, checkpoint ${c.checkpointDetail}`);
     say(`data        ${req.data}, ${req.tokenizer} tokenizer: ${train.length.toLocaleString('en-US')} training tokens, ${val.length.toLocaleString('en-US')} validation tokens (the last 10%)`);
@@ -413,7 +422,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     }
     const ran = req.stopAt - start;
     return {
-      adapter: acquired.description,
+      adapter: `${acquired.description}; kernel target ${c.target}`,
       model: def.name,
       preset,
       config: c.config,

@@ -3,21 +3,24 @@
 // dispatches over that plan, the StepProgram (runtime/program.ts).
 import type { StepProgram } from '../runtime/program.ts';
 import { lowerStep } from './codegen/wgsl/lower.ts';
+import type { KernelTarget, TargetName } from './codegen/wgsl/target.ts';
 import type { ModelDef } from './dsl/model.ts';
 import type { Graph } from './ir/types.ts';
 import { compileStep, type CompiledForward, type CompiledStep, type StepConfig } from './pipeline.ts';
 
 export interface ProgramConfig extends StepConfig {
+  /** Required here: a device's target is targetForAdapter(adapter.info) (codegen/wgsl/target.ts). */
+  readonly target: TargetName | KernelTarget;
   /** Fuse kernels (default true); false gives one dispatch per node, for comparisons. */
   readonly fuse?: boolean;
 }
 
 export type CompiledProgram = CompiledStep & { readonly program: StepProgram };
 
-/** The StepProgram of a compiled step, over its own fusion and plan. */
-export function lowerCompiled(c: Pick<CompiledForward, 'step' | 'plan' | 'fusion'>): { program: StepProgram; lowerMs: number } {
+/** The StepProgram of a compiled step, over its own fusion and plan, for the target it was planned for. */
+export function lowerCompiled(c: Pick<CompiledForward, 'step' | 'plan' | 'fusion' | 'target'>): { program: StepProgram; lowerMs: number } {
   const t0 = performance.now();
-  const program = lowerStep(c.step, c.plan, c.fusion);
+  const program = lowerStep(c.step, c.plan, c.fusion, c.target);
   return { program, lowerMs: performance.now() - t0 };
 }
 

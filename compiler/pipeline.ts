@@ -8,6 +8,7 @@ import type { Graph } from './ir/types.ts';
 import { verify } from './ir/verify.ts';
 import { applyCheckpointing, type CheckpointPolicy } from './passes/checkpoint-policy.ts';
 import { groupScratch } from './codegen/wgsl/emitters.ts';
+import { kernelTarget, type KernelTarget, type TargetName } from './codegen/wgsl/target.ts';
 import { fuse, type FuseOptions } from './passes/fuse.ts';
 import { appendOptimizer, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
@@ -27,6 +28,11 @@ export interface StepConfig {
   /** An f32 master copy of f16 weights for sgd and adamw (default: with f16, as the paper's baselines). */
   readonly master?: boolean;
   readonly plan?: PlanOptions;
+  /**
+   * The kernel shapes the plan's scratch is reserved for (codegen/wgsl/target.ts). Default 'cpu'
+   * only for plans no device runs; compileProgram requires it: pass targetForAdapter of the device.
+   */
+  readonly target?: TargetName | KernelTarget;
   /** Run the IR verifier after every pass (tests do; it costs a little time on big graphs). */
   readonly verifyEach?: boolean;
 }
@@ -44,6 +50,8 @@ export interface CompiledStep {
   /** Kernel groups of `step`; `plan` gives their internal values no storage. */
   readonly fusion: Fusion;
   readonly plan: MemoryPlan;
+  /** The kernel target `plan` was made for; lowering must use the same. */
+  readonly target: KernelTarget;
   /** Recomputed FLOPs as a fraction of one forward pass (0 without checkpointing). */
   readonly recomputeRatio: number;
   readonly checkpointDetail: string;
@@ -101,7 +109,8 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   const fusing = { matmulUpdate: order === 'lomo', elementwise: true, matmulEpilogue: true, ...cfg.fusion };
   // The plan the device allocates: fused kernels' internal values take no bytes, and each kernel's
   // scratch (codegen's choice) is reserved while it runs. `lomoc plan` and `lomoc run` share it.
-  const planOf = (g: Graph, fusion: Fusion) => planMemory(g, { ...cfg.plan, fusion, scratch: groupScratch(g, fusion) });
+  const target = kernelTarget(cfg.target ?? 'cpu');
+  const planOf = (g: Graph, fusion: Fusion) => planMemory(g, { ...cfg.plan, fusion, scratch: groupScratch(g, fusion, target) });
   const peakOf = (g: Graph) => planOf(g, fuse(g, fusing)).peak;
   let choice = { recomputeRatio: 0, detail: 'none' };
   const checkpointed = run('checkpoint', () => {
@@ -113,5 +122,5 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   const step = run('schedule', () => schedule(checkpointed, order)); // LOMO: update as soon as the gradient is complete
   const fusion = run('fuse', () => fuse(step, fusing)); // one kernel per group; LOMO gradients never stored
   const plan = run('plan', () => planOf(step, fusion)); // offsets and lifetimes of every byte
-  return { forward, step, fusion, plan, recomputeRatio: choice.recomputeRatio, checkpointDetail: choice.detail, stages };
+  return { forward, step, fusion, plan, target, recomputeRatio: choice.recomputeRatio, checkpointDetail: choice.detail, stages };
 }

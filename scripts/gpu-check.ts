@@ -1,6 +1,7 @@
 // A short check for a machine with a real GPU (run where one is lent; CI has none): the adapter,
 // matmul GFLOP/s, every model's tiny step against the reference executor for 3 steps under each
-// optimizer, and the training-step throughput of gpt `small` (and a GPT-2-sized step).
+// optimizer, and the training-step throughput of gpt `small` (and a GPT-2-sized step), all with the
+// adapter's kernel target (targetForAdapter); gpt small under LOMO is also timed with the other target.
 // Bundled with esbuild so it needs only node and the `webgpu` package where it runs:
 //   npx esbuild scripts/gpu-check.ts --bundle --platform=node --format=esm --external:webgpu --outfile=.gpu-kit/check.mjs
 // Usage: node check.mjs [OUT_DIR]
@@ -9,13 +10,15 @@ import path from 'node:path';
 import { benchMatmul, formatMatmulBench } from '../bench/matmul.ts';
 import { benchStep, formatStepTable } from '../bench/step.ts';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
+import { targetForAdapter, type TargetName } from '../compiler/codegen/wgsl/target.ts';
 import type { ModelDef } from '../compiler/dsl/model.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import gpt from '../models/gpt.ts';
 import llama from '../models/llama.ts';
 import mlp from '../models/mlp.ts';
 import { randomBatch } from '../runtime/webgpu/init.ts';
-import { acquireDevice } from '../runtime/webgpu/node.ts';
+import { describeAdapter } from '../runtime/webgpu/device.ts';
+import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { createTrainer } from '../runtime/webgpu/trainer.ts';
 import { runBoth, stepMismatches } from '../test/gpu/step-compare.ts';
 
@@ -24,6 +27,10 @@ const report: Record<string, unknown> = {};
 const log = (s: string) => console.log(s);
 
 async function main(): Promise<void> {
+  const probe = await probeAdapter();
+  const target: TargetName = probe ? targetForAdapter(probe.adapter.info) : 'cpu';
+  report.target = target;
+  log(`kernel target ${target}${probe ? ` (${describeAdapter(probe.backend, probe.adapter)})` : ' (no adapter)'}`);
   if (!process.env.GPU_CHECK_SKIP_MATMUL) {
     const matmul = await benchMatmul([256, 512, 1024, 2048], 2, { tfjs: false });
     report.matmul = matmul;
@@ -34,7 +41,7 @@ async function main(): Promise<void> {
   for (const [name, def] of [['mlp', mlp], ['gpt', gpt], ['llama', llama]] as [string, ModelDef][]) {
     for (const optimizer of ['lomo', 'sgd', 'adamw'] as OptimizerName[]) {
       for (const checkpoint of (name === 'llama' ? ['none', 'blocks'] : ['none']) as ('none' | 'blocks')[]) {
-        const c = compileProgram(def, { preset: 'tiny', optimizer, checkpoint: { kind: checkpoint }, clipNorm: optimizer === 'lomo' ? 1 : undefined });
+        const c = compileProgram(def, { preset: 'tiny', optimizer, checkpoint: { kind: checkpoint }, clipNorm: optimizer === 'lomo' ? 1 : undefined, target });
         const acq = await acquireDevice(c.program);
         const r = await runBoth(acq, c, { vocab: idRanges(c.step) });
         const mismatches = stepMismatches(r);
@@ -46,7 +53,7 @@ async function main(): Promise<void> {
   }
   report.checks = checks;
 
-  const step = await benchStep(8, ['lomo', 'sgd', 'adamw'], { tfjs: false, torch: false });
+  const step = await benchStep(8, ['lomo', 'sgd', 'adamw'], { tfjs: false, torch: false }, ['lomo']);
   report.step = step;
   log(formatStepTable(step));
 
@@ -56,7 +63,7 @@ async function main(): Promise<void> {
   for (const optimizer of ['lomo', 'sgd'] as OptimizerName[]) {
     try {
       const t0 = performance.now();
-      const c = compileProgram(gpt, { preset: 'gpt2', optimizer, seq: 256, batch: 8, sets: ['vocab=8192'] });
+      const c = compileProgram(gpt, { preset: 'gpt2', optimizer, seq: 256, batch: 8, sets: ['vocab=8192'], target });
       const compileMs = performance.now() - t0;
       const acq = await acquireDevice(c.program);
       const t = await createTrainer({ device: acq, program: c.program, seed: 1 });
@@ -64,7 +71,7 @@ async function main(): Promise<void> {
       const losses: number[] = [];
       for (let i = 1; i <= 6; i++) losses.push((await t.step(randomBatch(data, idRanges(c.step), i), { lr: 1e-3, weightDecay: 0 }))!);
       const ms = [...t.stepMs].slice(1).sort((a, b) => a - b)[Math.floor((t.stepMs.length - 1) / 2)];
-      const row = { optimizer, compileMs, setupMs: t.setupMs, msPerStep: ms, tokensPerSecond: (8 * 256 * 1000) / ms, deviceBytes: t.deviceBytes, planBytes: t.planBytes, dispatches: c.program.dispatches.length, losses };
+      const row = { optimizer, target, compileMs, setupMs: t.setupMs, msPerStep: ms, tokensPerSecond: (8 * 256 * 1000) / ms, deviceBytes: t.deviceBytes, planBytes: t.planBytes, dispatches: c.program.dispatches.length, losses };
       big.push(row);
       log(`gpt2-shaped, vocab 8192, seq 256, batch 8, ${optimizer}: ${ms.toFixed(1)} ms/step, ${row.tokensPerSecond.toFixed(0)} tokens/s, ${(t.deviceBytes / 2 ** 20).toFixed(0)} MiB on device, ${row.dispatches} dispatches, losses ${losses.map((x) => x.toFixed(3)).join(' ')}`);
       t.destroy();

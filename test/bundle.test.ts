@@ -14,12 +14,12 @@ import { main } from '../cli/main.ts';
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const compiled = compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo' });
+const compiled = compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo', target: 'cpu' });
 const info = {
   model: 'gpt',
   preset: 'tiny',
   config: compiled.config,
-  step: { optimizer: 'lomo' as const, dtype: 'f32' as const, checkpoint: 'none', clipNorm: null, clipValue: null },
+  step: { optimizer: 'lomo' as const, dtype: 'f32' as const, checkpoint: 'none', clipNorm: null, clipValue: null, target: 'cpu' as const },
   plan: compiled.plan,
 };
 
@@ -50,6 +50,12 @@ describe('bundles', () => {
     const { program, manifest } = await loadBundleDir(bundle('ok'));
     expect(program).toEqual(compiled.program);
     expect(manifest.plan.peak).toBe(compiled.plan.peak);
+  });
+
+  it("a manifest without a kernel target (written before there was a choice) loads as the cpu target's; another value is rejected", async () => {
+    const { manifest } = await loadBundleDir(bundle('no-target', (m) => delete m.step.target));
+    expect(manifest.step.target).toBe('cpu');
+    expect(await rejection(bundle('bad-target', (m) => (m.step.target = 'tpu')))).toBe('manifest.json: step.target: Invalid option: expected one of "cpu"|"gpu"');
   });
 
   it('a broken or hostile bundle is rejected naming the field', async () => {
@@ -98,6 +104,13 @@ describe('bundles', () => {
     expect(await main(['compile', 'models/llama.ts', '--preset', 'tiny', '--optimizer', 'adamw', '--checkpoint', 'blocks', '--out', dir], ok.io)).toBe(0);
     expect(ok.out[0]).toMatch(/^wrote {7}.+manifest\.json and \d+ kernels/);
     const { manifest } = await loadBundleDir(dir);
-    expect(manifest.step).toEqual({ optimizer: 'adamw', dtype: 'f32', checkpoint: '2 blocks', clipNorm: null, clipValue: null });
+    expect(manifest.step).toEqual({ optimizer: 'adamw', dtype: 'f32', checkpoint: '2 blocks', clipNorm: null, clipValue: null, target: 'gpu' });
+    expect(ok.out[2]).toMatch(/; kernel target gpu$/);
+    const cpu = io();
+    expect(await main(['compile', 'models/mlp.ts', '--target', 'cpu', '--out', path.join(root, 'cli-cpu')], cpu.io)).toBe(0);
+    expect((await loadBundleDir(path.join(root, 'cli-cpu'))).manifest.step.target).toBe('cpu');
+    const auto = io();
+    expect(await main(['compile', 'models/mlp.ts', '--target', 'auto', '--out', path.join(root, 'cli-auto')], auto.io)).toBe(1);
+    expect(auto.err).toEqual(["error: lomoc compile: option '--target' expects cpu or gpu, got 'auto'"]);
   });
 });

@@ -36,6 +36,8 @@ export const manifestSchema = z.object({
     checkpoint: z.string(),
     clipNorm: z.number().positive().nullable(),
     clipValue: z.number().positive().nullable(),
+    /** The kernel shapes (compiler/codegen/wgsl/target.ts). Bundles written before there was a choice have none: theirs were cpu's. */
+    target: z.enum(['cpu', 'gpu']).default('cpu'),
   }),
   /** The memory plan's totals, in bytes (the arenas below are its layout). */
   plan: z.object({ peak: count, lowerBound: count, byCategory: z.record(z.string(), count) }),

@@ -108,6 +108,18 @@ export async function acquireFrom(sources: readonly AdapterSource[], program: Pr
   throw new NoAdapterError(`no WebGPU adapter can run this (${tried.join('; ') || 'no adapter sources'}); ${hint}`);
 }
 
+/**
+ * The adapter acquireFrom would try first, without a device: what a compiler that picks kernel
+ * shapes per adapter (targetForAdapter) reads before compiling. Undefined when no source has one.
+ */
+export async function firstAdapter(sources: readonly AdapterSource[]): Promise<{ backend: string; adapter: GPUAdapter } | undefined> {
+  for (const s of sources) {
+    const adapter = await s.request().catch(() => null);
+    if (adapter) return { backend: s.backend, adapter };
+  }
+  return undefined;
+}
+
 export class NoAdapterError extends Error {
   override readonly name = 'NoAdapterError';
 }

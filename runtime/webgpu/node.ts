@@ -5,7 +5,7 @@
 // Dawn's `create()` result must outlive every device made from it: when it is garbage-collected,
 // Dawn crashes intermittently in ProcessEvents. So each one is pinned on globalThis, which
 // survives test runners that re-evaluate modules in one process.
-import { acquireFrom, type Acquired, type AdapterSource, type ProgramNeeds } from './device.ts';
+import { acquireFrom, firstAdapter, type Acquired, type AdapterSource, type ProgramNeeds } from './device.ts';
 
 export const setupHint = "run `bash scripts/setup-gpu.sh` to install Mesa's software Vulkan (lavapipe) and GLES drivers";
 
@@ -58,4 +58,9 @@ export function nodeSources(choice: string = process.env.LOMOC_ADAPTER || 'auto'
  */
 export async function acquireDevice(program?: ProgramNeeds, choice?: string): Promise<Acquired> {
   return acquireFrom(nodeSources(choice), program, setupHint);
+}
+
+/** The first adapter LOMOC_ADAPTER's sources offer (no device), to choose kernel shapes before compiling. */
+export function probeAdapter(choice?: string): Promise<{ backend: string; adapter: GPUAdapter } | undefined> {
+  return firstAdapter(nodeSources(choice));
 }

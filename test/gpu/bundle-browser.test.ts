@@ -93,7 +93,7 @@ describe('a bundle trains in a browser', () => {
       const bundle = path.join(dir, 'gpt');
       const io = { out: () => undefined, err: (t: string) => expect.fail(t) };
       expect(await main(['compile', 'models/gpt.ts', '--preset', 'tiny', '--optimizer', 'lomo', '--out', bundle], io)).toBe(0);
-      const c = compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo' });
+      const c = compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo', target: 'gpu' }); // lomoc compile's default
       const vocab = idRanges(c.step);
       const batches = [1, 2, 3].map((i) => randomBatch(dataInputs(c.program), vocab, i));
       const job = { seed: 3, lr: 0.05, weightDecay: 0.01, batches: batches.map((b) => Object.fromEntries(Object.entries(b).map(([k, v]) => [k, Array.from(v)]))) };

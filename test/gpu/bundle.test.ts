@@ -34,11 +34,11 @@ async function train(program: StepProgram, vocab: Record<string, number>) {
 describe('a bundle trains identically to the in-process path', () => {
   for (const [name, def] of [['mlp', mlp], ['gpt', gpt], ['llama', llama]] as [string, ModelDef][]) {
     it(`${name} tiny, lomo`, async () => {
-      const c = compileProgram(def, { preset: 'tiny', optimizer: 'lomo' });
+      const c = compileProgram(def, { preset: 'tiny', optimizer: 'lomo', target: 'cpu' });
       const dir = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-'));
       try {
         writeBundle(dir, c.program, { model: name, preset: 'tiny', config: c.config, plan: c.plan,
-          step: { optimizer: 'lomo', dtype: 'f32', checkpoint: 'none', clipNorm: null, clipValue: null } }, { entry: false });
+          step: { optimizer: 'lomo', dtype: 'f32', checkpoint: 'none', clipNorm: null, clipValue: null, target: 'cpu' } }, { entry: false });
         const loaded = await loadBundleDir(dir);
         const vocab = idRanges(c.step);
         const [a, b] = [await train(c.program, vocab), await train(loaded.program, vocab)];
@@ -59,7 +59,8 @@ describe("a bundle's index.js trains in plain Node exactly as the in-process pat
         const bundle = path.join(dir, name);
         const io = { out: () => undefined, err: (t: string) => expect.fail(t) };
         expect(await main(['compile', `models/${name}.ts`, '--preset', 'tiny', '--optimizer', 'lomo', '--out', bundle], io)).toBe(0);
-        const c = compileProgram(def, { preset: 'tiny', optimizer: 'lomo' });
+        // lomoc compile's default target is gpu: its kernels must run (and match) on lavapipe too.
+        const c = compileProgram(def, { preset: 'tiny', optimizer: 'lomo', target: 'gpu' });
         const vocab = idRanges(c.step);
         const batches = [1, 2, 3].map((i) => randomBatch(dataInputs(c.program), vocab, i));
         const job = path.join(dir, 'batches.json');

@@ -12,22 +12,26 @@ import type { Acquired } from '../../runtime/webgpu/device.ts';
 import { acquireDevice } from '../../runtime/webgpu/node.ts';
 import { createExecutor } from '../../runtime/webgpu/executor.ts';
 import type { Limits } from '../../compiler/codegen/wgsl/emitter.ts';
+import { kernelTargets, targetNames, type KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
 
 let acquired: Promise<Acquired> | undefined;
 /** The process's device; a test fails (never skips) when there is none, naming the setup script. */
 export const gpu = (): Promise<Acquired> => (acquired ??= acquireDevice());
 
-/** Scratch bytes per group, from the codegen's rules. */
-export const scratchFor = groupScratch;
+/** Scratch bytes per group, from the codegen's rules for `target` (default cpu: lavapipe's). */
+export const scratchFor = (g: Graph, fusion: Fusion, target: KernelTarget = kernelTargets.cpu) => groupScratch(g, fusion, target);
+
+/** Both kernel targets, for tests that run each kernel under each (the gpu target's kernels must be right on lavapipe too). */
+export const bothTargets = targetNames.map((name) => kernelTargets[name]);
 
 const toDevice = (t: HostTensor): Float32Array | Int32Array =>
   t.data instanceof Int32Array ? t.data : Float32Array.from(t.data);
 
-/** Runs every node of `g` once on the GPU and reads back the values in `read`. */
-export async function runOnGpu(g: Graph, feeds: Feeds, read: readonly ValueId[], fusion: Fusion = noFusion(g.nodes.length), limits?: Limits): Promise<Map<ValueId, Float32Array | Int32Array>> {
+/** Runs every node of `g` once on the GPU, with `target`'s kernel shapes, and reads back the values in `read`. */
+export async function runOnGpu(g: Graph, feeds: Feeds, read: readonly ValueId[], fusion: Fusion = noFusion(g.nodes.length), limits?: Limits, target: KernelTarget = kernelTargets.cpu): Promise<Map<ValueId, Float32Array | Int32Array>> {
   const { device } = await gpu();
-  const plan = planMemory(g, { fusion, scratch: scratchFor(g, fusion), keep: read });
-  const program = lowerStep(g, plan, fusion, limits);
+  const plan = planMemory(g, { fusion, scratch: scratchFor(g, fusion, target), keep: read });
+  const program = lowerStep(g, plan, fusion, target, limits);
   const ex = await createExecutor(device, program);
   try {
     for (const s of program.inputs) ex.write(s, toDevice(feeds.inputs[s.name]));

@@ -10,7 +10,8 @@ import { execute, type Feeds } from '../../runtime/reference/execute.ts';
 import { randomTensor } from '../../runtime/reference/random.ts';
 import type { HostTensor } from '../../runtime/reference/tensor.ts';
 import { opGraph } from '../reference/helpers.ts';
-import { runOnGpu } from './harness.ts';
+import { kernelTargets, type KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
+import { bothTargets, runOnGpu } from './harness.ts';
 
 /** |gpu - ref| <= abs + rel * |ref| per element; NaN must meet NaN, and infinities their equal. */
 export interface Tolerance {
@@ -28,19 +29,19 @@ export function expectWithin(gpu: ArrayLike<number>, ref: ArrayLike<number>, tol
   }
 }
 
-/** Runs `g` on both executors and compares the values `outs`. */
-export async function compareGraph(g: Graph, feeds: Feeds, outs: readonly ValueId[], tol: Tolerance, what: string): Promise<void> {
+/** Runs `g` on both executors (the GPU with `target`'s kernel shapes) and compares the values `outs`. */
+export async function compareGraph(g: Graph, feeds: Feeds, outs: readonly ValueId[], tol: Tolerance, what: string, target: KernelTarget = kernelTargets.cpu): Promise<void> {
   const ref = execute(g, feeds, 'f32');
-  const gpu = await runOnGpu(g, feeds, outs);
-  outs.forEach((v, k) => expectWithin(gpu.get(v)!, ref.values[v]!.data, tol, `${what} output ${k}`));
+  const gpu = await runOnGpu(g, feeds, outs, undefined, undefined, target);
+  outs.forEach((v, k) => expectWithin(gpu.get(v)!, ref.values[v]!.data, tol, `${what} output ${k} (${target.name} target)`));
 }
 
 /** One `op` node over inputs x0, x1, ... fed with `ins`; every output compared. */
-export async function compareOp<O extends Op>(op: O, ins: readonly HostTensor[], attrs: OpAttrs[O], tol: Tolerance): Promise<void> {
+export async function compareOp<O extends Op>(op: O, ins: readonly HostTensor[], attrs: OpAttrs[O], tol: Tolerance, target: KernelTarget = kernelTargets.cpu): Promise<void> {
   const { g, outs } = opGraph(op, ins, attrs);
   const inputs = Object.fromEntries(ins.map((t, i) => [`x${i}`, t]));
   const shapes = ins.map((t) => `[${t.shape.join(',')}]`).join(' ');
-  await compareGraph(g, { inputs, params: {} }, outs, tol, `${op} ${shapes} ${JSON.stringify(attrs)}`);
+  await compareGraph(g, { inputs, params: {} }, outs, tol, `${op} ${shapes} ${JSON.stringify(attrs)}`, target);
 }
 
 /** Normal(0, std) f32 values; `map` reshapes the distribution (e.g. positive for log). */
@@ -59,6 +60,9 @@ export function shapes(min: number, max: number, maxElems = 1 << 15, size = awkw
 }
 
 export const seed = fc.integer({ min: 0, max: 2 ** 31 - 1 });
+
+/** A kernel target per property run: both get drawn, and a counterexample names its target. */
+export const anyTarget = fc.constantFrom(...bothTargets);
 
 /** Runs per property: each run compiles its pipelines (tens of ms on lavapipe). */
 export const runs = (n = 12) => ({ numRuns: n });

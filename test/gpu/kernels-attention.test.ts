@@ -11,8 +11,9 @@ import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import { execute } from '../../runtime/reference/execute.ts';
 import type { HostTensor } from '../../runtime/reference/tensor.ts';
 import { TestGraph } from '../reference/graphs.ts';
+import { kernelTargets, type KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
 import { runOnGpu, scratchFor } from './harness.ts';
-import { expectWithin, random, runs, seed } from './kernel-check.ts';
+import { anyTarget, expectWithin, random, runs, seed } from './kernel-check.ts';
 
 /**
  * Tolerance: 1e-4 per element, plus 1e-4 of the largest |reference| among the op's outputs. Both
@@ -50,18 +51,19 @@ function feedsFor(c: Case, s: number): Record<string, HostTensor> {
   return { q: random(shape, s), k: random(shape, s + 1), v: random(shape, s + 2), dout: random(shape, s + 3), zero };
 }
 
-async function check(c: Case, s: number, grad: boolean): Promise<void> {
+async function check(c: Case, s: number, grad: boolean, target: KernelTarget = kernelTargets.cpu): Promise<void> {
   const { g, outs } = attentionGraph(c, grad);
   const feeds = { inputs: feedsFor(c, s), params: {} };
   const ref = execute(g, feeds, 'f32');
-  const gpu = await runOnGpu(g, feeds, outs);
+  const gpu = await runOnGpu(g, feeds, outs, undefined, undefined, target);
   let scale = 1e-30;
   for (const v of outs) for (const x of ref.values[v]!.data) scale = Math.max(scale, Math.abs(x));
   outs.forEach((v, k) =>
-    expectWithin(gpu.get(v)!, ref.values[v]!.data, { abs: rel * scale, rel }, `${grad ? 'attentionGrad' : 'attention'} ${JSON.stringify(c)} output ${k}`));
+    expectWithin(gpu.get(v)!, ref.values[v]!.data, { abs: rel * scale, rel }, `${grad ? 'attentionGrad' : 'attention'} ${JSON.stringify(c)} output ${k} (${target.name} target)`));
 }
 
-// T and Dh around the workgroup size 64 (and Dh past it: two columns per thread), and 1.
+// T and Dh around the workgroup sizes (8 threads x 4 rows on the cpu target, 64 x 1 on the gpu
+// target), Dh past the private rows' least capacity (64 floats on cpu, 128 on gpu), and 1.
 const size = fc.constantFrom(1, 1, 2, 3, 5, 13, 31, 63, 64, 65, 100);
 const headDim = fc.constantFrom(1, 1, 2, 3, 8, 13, 32, 63, 64, 65, 100, 128);
 const arbitraryCase: fc.Arbitrary<Case> = fc
@@ -77,11 +79,11 @@ const arbitraryCase: fc.Arbitrary<Case> = fc
 
 describe('attention kernels', () => {
   it('attention: random shapes, causal or not, match the reference', async () => {
-    await fc.assert(fc.asyncProperty(arbitraryCase, seed, (c, s) => check(c, s, false)), runs(16));
+    await fc.assert(fc.asyncProperty(arbitraryCase, seed, anyTarget, (c, s, target) => check(c, s, false, target)), runs(16));
   });
 
   it('attentionGrad: dq, dk and dv on random shapes match the reference', async () => {
-    await fc.assert(fc.asyncProperty(arbitraryCase, seed, (c, s) => check(c, s, true)), runs(12));
+    await fc.assert(fc.asyncProperty(arbitraryCase, seed, anyTarget, (c, s, target) => check(c, s, true, target)), runs(12));
   });
 
   it('T = 1024 with Dh = 128 runs without a T x T buffer (forward; the gradient at Dh = 32)', async () => {
@@ -106,7 +108,7 @@ describe('attention kernels', () => {
     g.one('attention', [q, k, v], { scale: 1, causal: false });
     const graph = g.finish(g.input('zero', []));
     const plan = planMemory(graph, { fusion: noFusion(graph.nodes.length) });
-    expect(() => lowerStep(graph, plan, noFusion(graph.nodes.length))).toThrow(
+    expect(() => lowerStep(graph, plan, noFusion(graph.nodes.length), kernelTargets.cpu)).toThrow(
       new LomocError('attention: head dimensions up to 512 are implemented, got 513', { file: 'models/test.ts', line: 3, col: 7 }),
     );
   });
@@ -132,7 +134,7 @@ describe('attention kernels', () => {
     g.one('attention', [q, k, v], { scale: 1, causal: true });
     const graph = g.finish(g.input('zero', []));
     const plan = planMemory(graph, { fusion: noFusion(graph.nodes.length) });
-    expect(() => lowerStep(graph, plan, noFusion(graph.nodes.length))).toThrow(
+    expect(() => lowerStep(graph, plan, noFusion(graph.nodes.length), kernelTargets.cpu)).toThrow(
       new LomocError('attention: f16 kernels are not implemented yet', { file: 'models/test.ts', line: 3, col: 7 }),
     );
   });

@@ -3,6 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
+import { kernelTargets } from '../../compiler/codegen/wgsl/target.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import type { StepProgram } from '../../runtime/program.ts';
@@ -10,7 +11,7 @@ import type { Graph } from '../../compiler/ir/types.ts';
 import { randomTokens } from '../../runtime/reference/random.ts';
 import { loc, TestGraph } from '../reference/graphs.ts';
 import { scratchFor } from './harness.ts';
-import { compareGraph, compareOp, random, runs, seed, shapes, type Tolerance } from './kernel-check.ts';
+import { anyTarget, compareGraph, compareOp, random, runs, seed, shapes, type Tolerance } from './kernel-check.ts';
 
 /** Ops that only move or add and multiply once: f32 rounding of one operation, both sides. */
 const exact: Tolerance = { abs: 1e-6, rel: 1e-6 };
@@ -33,10 +34,11 @@ const positive = (x: number) => Math.abs(x) + 0.1;
 describe('elementwise kernels', () => {
   for (const op of ['add', 'sub', 'mul', 'div'] as const) {
     it(`${op}: broadcasting over random shapes matches the reference`, async () => {
-      await fc.assert(fc.asyncProperty(broadcastPair, seed, async ([a, b], s) => {
+      // Maps take 8+ elements a thread on the cpu target, 1 on the gpu target.
+      await fc.assert(fc.asyncProperty(broadcastPair, seed, anyTarget, async ([a, b], s, target) => {
         // Division by values near 0 amplifies the one rounding the reference shares: keep |b| >= 0.1.
         const y = random(b, s + 1, op === 'div' ? (x) => Math.sign(x || 1) * positive(x) : undefined);
-        await compareOp(op, [random(a, s), y], {}, exact);
+        await compareOp(op, [random(a, s), y], {}, exact, target);
       }), runs());
     });
   }
@@ -45,8 +47,8 @@ describe('elementwise kernels', () => {
   for (const [op, tol] of Object.entries(unary) as [keyof typeof unary, Tolerance][]) {
     it(`${op}: matches the reference`, async () => {
       const domain = op === 'log' || op === 'sqrt' || op === 'rsqrt' ? positive : undefined;
-      await fc.assert(fc.asyncProperty(shapes(1, 4), seed, async (shape, s) => {
-        await compareOp(op, [random(shape, s, domain, op === 'exp' ? 3 : 4)], {}, tol);
+      await fc.assert(fc.asyncProperty(shapes(1, 4), seed, anyTarget, async (shape, s, target) => {
+        await compareOp(op, [random(shape, s, domain, op === 'exp' ? 3 : 4)], {}, tol, target);
       }), runs(6));
     });
   }
@@ -90,7 +92,7 @@ describe('elementwise kernels', () => {
 /** The graph's program, planned without fusion, keeping `keep` to the end. */
 function lower(g: Graph, keep: readonly number[]): StepProgram {
   const fusion = noFusion(g.nodes.length);
-  return lowerStep(g, planMemory(g, { fusion, scratch: scratchFor(g, fusion), keep }), fusion);
+  return lowerStep(g, planMemory(g, { fusion, scratch: scratchFor(g, fusion), keep }), fusion, kernelTargets.cpu);
 }
 
 /** The graph with a constant scalar loss, so every tested value is an output the test reads. */
@@ -146,22 +148,22 @@ describe('layout kernels', () => {
   };
 
   it('transpose by a random permutation matches the reference', async () => {
-    await fc.assert(fc.asyncProperty(shapes(1, 4), seed, async (shape, s) => {
-      await compareOp('transpose', [random(shape, s)], { perm: perm(shape.length, s) }, exact);
+    await fc.assert(fc.asyncProperty(shapes(1, 4), seed, anyTarget, async (shape, s, target) => {
+      await compareOp('transpose', [random(shape, s)], { perm: perm(shape.length, s) }, exact, target);
     }), runs());
   });
 
   it('slice, pad and broadcastTo match the reference', async () => {
-    await fc.assert(fc.asyncProperty(shapes(1, 4), seed, async (shape, s) => {
+    await fc.assert(fc.asyncProperty(shapes(1, 4), seed, anyTarget, async (shape, s, target) => {
       const r = (k: number, n: number) => ((s >>> k) ^ (s >>> (k + 7))) % n;
       const starts = shape.map((d, i) => r(i, d));
       const ends = shape.map((d, i) => starts[i] + 1 + r(i + 11, d - starts[i]));
-      await compareOp('slice', [random(shape, s)], { starts, ends }, exact);
+      await compareOp('slice', [random(shape, s)], { starts, ends }, exact, target);
       const before = shape.map((_, i) => r(i + 3, 3) * (i % 2));
       const after = shape.map((_, i) => r(i + 5, 4));
-      await compareOp('pad', [random(shape, s)], { before, after }, exact);
+      await compareOp('pad', [random(shape, s)], { before, after }, exact, target);
       const to = [r(9, 3) + 1, ...shape.map((d, i) => (r(i + 13, 2) ? d : 1))];
-      await compareOp('broadcastTo', [random(shape.map((d, i) => (to[i + 1] === 1 ? 1 : d)), s)], { shape: to }, exact);
+      await compareOp('broadcastTo', [random(shape.map((d, i) => (to[i + 1] === 1 ? 1 : d)), s)], { shape: to }, exact, target);
     }), runs());
   });
 

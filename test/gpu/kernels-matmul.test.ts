@@ -5,15 +5,16 @@
 // about a second, and one program compiles each distinct shader once.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { matmulGeometry, matmulTile } from '../../compiler/codegen/wgsl/emit-matmul.ts';
+import { matmulGeometry } from '../../compiler/codegen/wgsl/emit-matmul.ts';
 import { defaultLimits } from '../../compiler/codegen/wgsl/emitter.ts';
 import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
+import { kernelTargets, type KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import type { HostTensor } from '../../runtime/reference/tensor.ts';
 import { execute } from '../../runtime/reference/execute.ts';
 import { TestGraph } from '../reference/graphs.ts';
-import { runOnGpu } from './harness.ts';
+import { bothTargets, runOnGpu } from './harness.ts';
 import { expectWithin, random, runs, seed, type Tolerance } from './kernel-check.ts';
 
 /**
@@ -34,7 +35,7 @@ interface Case {
 const operand = (batch: readonly number[], rows: number, cols: number, trans: boolean) => [...batch, ...(trans ? [cols, rows] : [rows, cols])];
 
 /** Runs every case as one matmul node of one graph; compares each output with the reference. */
-async function check(cases: readonly Case[], s: number, opts: { tol?: Tolerance; limits?: typeof defaultLimits } = {}): Promise<void> {
+async function check(cases: readonly Case[], s: number, target: KernelTarget, opts: { tol?: Tolerance; limits?: typeof defaultLimits } = {}): Promise<void> {
   const g = new TestGraph('matmuls');
   const inputs: Record<string, HostTensor> = {};
   const outs = cases.map((c, i) => {
@@ -45,19 +46,22 @@ async function check(cases: readonly Case[], s: number, opts: { tol?: Tolerance;
   const graph = g.finish(g.one('fill', [], { value: 0, shape: [], dtype: 'f32' }));
   const feeds = { inputs, params: {} };
   const ref = execute(graph, feeds, 'f32');
-  const gpu = await runOnGpu(graph, feeds, outs, undefined, opts.limits);
-  cases.forEach((c, i) => expectWithin(gpu.get(outs[i])!, ref.values[outs[i]]!.data, opts.tol ?? tol, `matmul ${JSON.stringify(c)}`));
+  const gpu = await runOnGpu(graph, feeds, outs, undefined, opts.limits, target);
+  cases.forEach((c, i) => expectWithin(gpu.get(outs[i])!, ref.values[outs[i]]!.data, opts.tol ?? tol, `matmul ${JSON.stringify(c)} (${target.name} target)`));
 }
 
-const tileM = matmulTile.tm * matmulTile.wgY;
-const tileN = matmulTile.tn * matmulTile.wgX;
+/** Rows and columns of output one workgroup of `target`'s tile covers. */
+const tileOf = ({ matmul: t }: KernelTarget) => ({ tileM: t.tm * t.wgY, tileN: t.tn * t.wgX });
 /** 1..70, often on the tile edges. */
-const size = fc.oneof(
-  fc.integer({ min: 1, max: 70 }),
-  fc.constantFrom(...new Set([1, tileM - 1, tileM, tileM + 1, Math.min(70, tileN - 1), Math.min(70, tileN + 1)].filter((x) => x >= 1))),
-);
+const sizeFor = (target: KernelTarget) => {
+  const { tileM, tileN } = tileOf(target);
+  return fc.oneof(
+    fc.integer({ min: 1, max: 70 }),
+    fc.constantFrom(...new Set([1, tileM - 1, tileM, tileM + 1, Math.min(70, tileN - 1), Math.min(70, tileN + 1)].filter((x) => x >= 1))),
+  );
+};
 
-const plain: fc.Arbitrary<Case> = fc.tuple(size, size, size, fc.boolean(), fc.boolean()).map(([m, k, n, transA, transB]) => ({
+const plainFor = (size: fc.Arbitrary<number>): fc.Arbitrary<Case> => fc.tuple(size, size, size, fc.boolean(), fc.boolean()).map(([m, k, n, transA, transB]) => ({
   a: operand([], m, k, transA), b: operand([], k, n, transB), transA, transB,
 }));
 
@@ -72,13 +76,15 @@ const batched: fc.Arbitrary<Case> = fc
   })
   .map(([ba, bb, m, k, n, transA, transB]) => ({ a: operand(ba, m, k, transA), b: operand(bb, k, n, transB), transA, transB }));
 
-describe('matmul kernel', () => {
+// Every kernel target's tile (8 x 16 per thread on 8 x 1 threads; 8 x 8 on 8 x 8) must be right
+// on every adapter, lavapipe included, whichever is faster there.
+describe.each(bothTargets)('matmul kernel ($name target)', (target) => {
   it('2-D: sizes 1..70 on every axis, transA and transB', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(plain, { minLength: 8, maxLength: 8 }), seed, (cases, s) => check(cases, s)), runs(4));
+    await fc.assert(fc.asyncProperty(fc.array(plainFor(sizeFor(target)), { minLength: 8, maxLength: 8 }), seed, (cases, s) => check(cases, s, target)), runs(4));
   });
 
   it('batched: batch axes broadcast (missing or of size 1 in either operand)', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(batched, { minLength: 8, maxLength: 8 }), seed, (cases, s) => check(cases, s)), runs(4));
+    await fc.assert(fc.asyncProperty(fc.array(batched, { minLength: 8, maxLength: 8 }), seed, (cases, s) => check(cases, s, target)), runs(4));
   });
 
   it('size 1 on every axis, and a long inner dimension', async () => {
@@ -86,16 +92,20 @@ describe('matmul kernel', () => {
       { a: [1, 1], b: [1, 1], transA: false, transB: false },
       { a: [1, 1, 1], b: [1, 1], transA: true, transB: true },
       { a: [3, 1, 1], b: [1, 1, 1], transA: false, transB: true },
-    ], 1);
-    await check([{ a: [1, 1000], b: [1000, 1], transA: false, transB: false }], 2, { tol: { abs: 1e-3, rel: 1e-5 } });
+    ], 1, target);
+    await check([{ a: [1, 1000], b: [1000, 1], transA: false, transB: false }], 2, target, { tol: { abs: 1e-3, rel: 1e-5 } });
   });
 
   it('more workgroups than one dispatch dimension holds: the grid folds into 2-D', async () => {
     // maxWorkgroupsPerDimension 3 folds 4 x 2 x 5 = 40 tiles into a 3 x 14 grid, 2 left idle.
-    await check([{ a: [5, 2 * tileM, 3], b: [3, 2 * tileN], transA: false, transB: false }], 3, {
+    const { tileM, tileN } = tileOf(target);
+    await check([{ a: [5, 2 * tileM, 3], b: [3, 2 * tileN], transA: false, transB: false }], 3, target, {
       limits: { ...defaultLimits, maxWorkgroupsPerDimension: 3 },
     });
   });
+});
+
+describe('matmul kernel', () => {
 
   it('batch axes merge when both operands walk them contiguously or both broadcast', () => {
     expect(matmulGeometry([2, 3, 4, 5], [2, 3, 5, 6], false, false).batch).toEqual([{ size: 6, a: 20, b: 30 }]);
@@ -119,6 +129,6 @@ describe('matmul kernel', () => {
     g.one('matmul', [g.input('a', [2, 3], 'f16'), g.input('b', [3, 4], 'f16')], { transA: false, transB: false });
     const graph = g.finish(g.one('fill', [], { value: 0, shape: [], dtype: 'f32' }));
     const fusion = noFusion(graph.nodes.length);
-    expect(() => lowerStep(graph, planMemory(graph, { fusion }), fusion)).toThrow(/error: matmul: f16 kernels are not implemented yet$/);
+    expect(() => lowerStep(graph, planMemory(graph, { fusion }), fusion, kernelTargets.cpu)).toThrow(/error: matmul: f16 kernels are not implemented yet$/);
   });
 });

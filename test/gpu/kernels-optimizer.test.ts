@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LomocError } from '../../compiler/diagnostics.ts';
 import { lowerStep, maxStorageBindings } from '../../compiler/codegen/wgsl/lower.ts';
+import { kernelTargets } from '../../compiler/codegen/wgsl/target.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
 import type { UpdateAttrs } from '../../compiler/ir/ops.ts';
 import type { DType, Graph, StateDecl, ValueId } from '../../compiler/ir/types.ts';
@@ -121,7 +122,7 @@ async function check(v: Variant, s: number): Promise<void> {
 
 const programOf = (g: Graph): StepProgram => {
   const f = noFusion(g.nodes.length);
-  return lowerStep(g, planMemory(g, { fusion: f, scratch: scratchFor(g, f) }), f);
+  return lowerStep(g, planMemory(g, { fusion: f, scratch: scratchFor(g, f) }), f, kernelTargets.cpu);
 };
 
 describe('optimizer kernels', () => {
@@ -148,7 +149,7 @@ describe('optimizer kernels', () => {
         const plan = planMemory(g, { fusion: f });
         expect(plan.bufferOf[outs[0]]).toBe(plan.bufferOf[p]);
         states.forEach((s, k) => expect(plan.bufferOf[outs[k + 1]]).toBe(plan.bufferOf[s]));
-        const program = lowerStep(g, plan, f);
+        const program = lowerStep(g, plan, f, kernelTargets.cpu);
         // No copies: one dispatch, or two when AdamW with a scale and a master copy would need 9.
         expect(program.dispatches.length).toBe(op === 'adamwUpdate' && scaled && master ? 2 : 1);
         for (const d of program.dispatches) {

@@ -7,8 +7,9 @@ import { numel } from '../../compiler/ir/shape.ts';
 import { execute } from '../../runtime/reference/execute.ts';
 import type { HostTensor } from '../../runtime/reference/tensor.ts';
 import { opGraph } from '../reference/helpers.ts';
-import { runOnGpu } from './harness.ts';
-import { compareOp, expectWithin, random, runs, seed, shapes } from './kernel-check.ts';
+import type { KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
+import { bothTargets, runOnGpu } from './harness.ts';
+import { anyTarget, compareOp, expectWithin, random, runs, seed, shapes } from './kernel-check.ts';
 
 /**
  * Sums round differently on the two sides (the reference adds in row-major order in doubles, the
@@ -19,11 +20,11 @@ import { compareOp, expectWithin, random, runs, seed, shapes } from './kernel-ch
  */
 const sumBound = 1e-6;
 
-async function checkReduce(op: 'sum' | 'mean' | 'max', x: HostTensor, axes: number[], keepDims: boolean): Promise<void> {
+async function checkReduce(op: 'sum' | 'mean' | 'max', x: HostTensor, axes: number[], keepDims: boolean, target?: KernelTarget): Promise<void> {
   const { g, outs } = opGraph(op, [x], { axes, keepDims });
-  const what = `${op} [${x.shape}] axes [${axes}] keepDims ${keepDims}`;
+  const what = `${op} [${x.shape}] axes [${axes}] keepDims ${keepDims}${target ? ` (${target.name} target)` : ''}`;
   const ref = execute(g, { inputs: { x0: x }, params: {} }, 'f32').values[outs[0]]!.data;
-  const gpu = (await runOnGpu(g, { inputs: { x0: x }, params: {} }, outs)).get(outs[0])!;
+  const gpu = (await runOnGpu(g, { inputs: { x0: x }, params: {} }, outs, undefined, undefined, target)).get(outs[0])!;
   if (op === 'max') return expectWithin(gpu, ref, { abs: 0, rel: 0 }, what);
   // sum|x| per output, from the reference on |x|.
   const abs = { shape: x.shape, data: Float32Array.from(x.data, Math.abs) };
@@ -39,8 +40,8 @@ const axesOf = (rank: number, bits: number): number[] => Array.from({ length: ra
 describe('reduction kernels', () => {
   for (const op of ['sum', 'mean', 'max'] as const) {
     it(`${op} over random axes of random shapes matches the reference`, async () => {
-      await fc.assert(fc.asyncProperty(shapes(1, 4), seed, fc.boolean(), async (shape, s, keepDims) => {
-        await checkReduce(op, random(shape, s), axesOf(shape.length, s), keepDims);
+      await fc.assert(fc.asyncProperty(shapes(1, 4), seed, fc.boolean(), anyTarget, async (shape, s, keepDims, target) => {
+        await checkReduce(op, random(shape, s), axesOf(shape.length, s), keepDims, target);
       }), runs(15));
     });
   }
@@ -50,15 +51,16 @@ describe('reduction kernels', () => {
     await checkReduce('mean', random([], 2), [], true);
   });
 
-  it('large reductions (two passes through scratch) match the reference', async () => {
+  // Pass 2 differs by target: the cpu target sums few partials a thread per output.
+  it.each(bothTargets)('large reductions (two passes through scratch) match the reference ($name target)', async (target) => {
     // A bias gradient: [B*T, D] over rows, leading axes; the loss mean over every position;
     // a row sum over a long trailing axis; max over a leading axis.
-    await checkReduce('sum', random([4096, 768], 1), [0], false);
-    await checkReduce('sum', random([8, 512, 96], 2), [0, 1], true);
-    await checkReduce('mean', random([16, 1031], 3), [0, 1], false);
-    await checkReduce('sum', random([3, 70001], 4), [1], false);
-    await checkReduce('max', random([20000, 7], 5), [0], true);
-    await checkReduce('mean', random([5, 9000, 3], 6), [1], false);
+    await checkReduce('sum', random([4096, 768], 1), [0], false, target);
+    await checkReduce('sum', random([8, 512, 96], 2), [0, 1], true, target);
+    await checkReduce('mean', random([16, 1031], 3), [0, 1], false, target);
+    await checkReduce('sum', random([3, 70001], 4), [1], false, target);
+    await checkReduce('max', random([20000, 7], 5), [0], true, target);
+    await checkReduce('mean', random([5, 9000, 3], 6), [1], false, target);
   });
 
   it('sumSquares of any shape matches the reference, one pass or two', async () => {

@@ -7,8 +7,8 @@ import { numel } from '../../compiler/ir/shape.ts';
 import { randomTokens } from '../../runtime/reference/random.ts';
 import type { HostTensor } from '../../runtime/reference/tensor.ts';
 import { opGraph } from '../reference/helpers.ts';
-import { runOnGpu } from './harness.ts';
-import { awkwardSize, compareOp, random, runs, seed, shapes, type Tolerance } from './kernel-check.ts';
+import { bothTargets, runOnGpu } from './harness.ts';
+import { anyTarget, awkwardSize, compareOp, compareOp as compare, random, runs, seed, shapes, type Tolerance } from './kernel-check.ts';
 
 /** Rows end in sizes around the row workgroup sizes (32..128) and past them. */
 const rowShapes = fc.tuple(shapes(0, 3, 1 << 12), fc.constantFrom(1, 2, 3, 31, 33, 65, 127, 129, 257, 1000)).map(([lead, n]) => [...lead, n]);
@@ -25,17 +25,17 @@ const normTol: Tolerance = { abs: 1e-5, rel: 1e-5 };
 describe('softmax kernels', () => {
   for (const op of ['softmax', 'logSoftmax'] as const) {
     it(`${op} over the last axis matches the reference`, async () => {
-      await fc.assert(fc.asyncProperty(rowShapes, seed, async (shape, s) => {
-        await compareOp(op, [random(shape, s, undefined, 3)], {}, softmaxTol);
+      await fc.assert(fc.asyncProperty(rowShapes, seed, anyTarget, async (shape, s, target) => {
+        await compareOp(op, [random(shape, s, undefined, 3)], {}, softmaxTol, target);
       }), runs(10));
     });
   }
   for (const op of ['softmaxGrad', 'logSoftmaxGrad'] as const) {
     it(`${op} matches the reference`, async () => {
-      await fc.assert(fc.asyncProperty(rowShapes, seed, async (shape, s) => {
+      await fc.assert(fc.asyncProperty(rowShapes, seed, anyTarget, async (shape, s, target) => {
         // y is a (log-)softmax output and dy an arbitrary gradient.
         const y = random(shape, s, op === 'softmaxGrad' ? (v) => Math.exp(v) / shape[shape.length - 1] : (v) => -Math.abs(v) - 1);
-        await compareOp(op, [y, random(shape, s + 1)], {}, { abs: 1e-5, rel: 1e-5 });
+        await compareOp(op, [y, random(shape, s + 1)], {}, { abs: 1e-5, rel: 1e-5 }, target);
       }), runs(10));
     });
   }
@@ -51,8 +51,9 @@ describe('softmax kernels', () => {
     await compareOp('layerNorm', [x, random([5000], 9), random([5000], 10)], { eps: 1e-5 }, normTol);
     await compareOp('rmsNormGrad', [x, random([5000], 9), random([2, 5000], 11)], { eps: 1e-5 }, normTol);
   });
-  it('many short rows (a thread per row, rows past a workgroup of 64) match the reference', async () => {
+  it.each(bothTargets)('many short rows (cpu target: a thread per row, rows past a workgroup of 64) match the reference ($name target)', async (target) => {
     const [rows, n] = [300, 129];
+    const compareOp = (...a: Parameters<typeof compare>) => compare(a[0], a[1], a[2], a[3], target);
     await compareOp('softmax', [random([rows, n], 1, undefined, 3)], {}, softmaxTol);
     await compareOp('logSoftmax', [random([rows, n], 2, undefined, 3)], {}, softmaxTol);
     await compareOp('softmaxGrad', [random([rows, n], 3, (v) => Math.exp(v) / n), random([rows, n], 4)], {}, { abs: 1e-5, rel: 1e-5 });
@@ -89,15 +90,15 @@ function spreadRows(x: HostTensor, d: number): HostTensor {
 describe('norm kernels', () => {
   const eps = fc.constantFrom(1e-5, 1e-6);
   it('layerNorm and rmsNorm match the reference', async () => {
-    await fc.assert(fc.asyncProperty(rowShapes, seed, eps, async (shape, s, e) => {
+    await fc.assert(fc.asyncProperty(rowShapes, seed, eps, anyTarget, async (shape, s, e, target) => {
       const d = shape[shape.length - 1];
       const x = spreadRows(random(shape, s, (v) => v * 2 + 0.5), d);
-      await compareOp('layerNorm', [x, random([d], s + 1), random([d], s + 2)], { eps: e }, normTol);
-      await compareOp('rmsNorm', [x, random([d], s + 1)], { eps: e }, normTol);
+      await compareOp('layerNorm', [x, random([d], s + 1), random([d], s + 2)], { eps: e }, normTol, target);
+      await compareOp('rmsNorm', [x, random([d], s + 1)], { eps: e }, normTol, target);
     }), runs(10));
   });
   it('layerNormGrad and rmsNormGrad (dx, dgamma, dbeta) match the reference', async () => {
-    await fc.assert(fc.asyncProperty(rowShapes, seed, eps, async (shape, s, e) => {
+    await fc.assert(fc.asyncProperty(rowShapes, seed, eps, anyTarget, async (shape, s, e, target) => {
       const d = shape[shape.length - 1];
       const rows = numel(shape) / d;
       const x = spreadRows(random(shape, s, (v) => v * 2 + 0.5), d);
@@ -106,29 +107,29 @@ describe('norm kernels', () => {
       // variance 0 and rstd = 1/sqrt(eps), so a rounding of g (an FMA contraction on NVIDIA gives
       // one) is amplified ~300x; spreadRows keeps rstd <= 2 elsewhere.
       const tol = { abs: 1e-5 * Math.sqrt(rows) * (d === 1 ? 1 / Math.sqrt(e) : 1), rel: 1e-5 };
-      await compareOp('layerNormGrad', [x, random([d], s + 1), random(shape, s + 2)], { eps: e }, tol);
-      await compareOp('rmsNormGrad', [x, random([d], s + 1), random(shape, s + 2)], { eps: e }, tol);
+      await compareOp('layerNormGrad', [x, random([d], s + 1), random(shape, s + 2)], { eps: e }, tol, target);
+      await compareOp('rmsNormGrad', [x, random([d], s + 1), random(shape, s + 2)], { eps: e }, tol, target);
     }), runs(10));
   });
-  it('norm gradients over many rows (column sums split through scratch) match the reference', async () => {
+  it.each(bothTargets)('norm gradients over many rows (column sums split through scratch) match the reference ($name target)', async (target) => {
     const tol = { abs: 1e-5 * Math.sqrt(4096), rel: 1e-5 };
     for (const [rows, d] of [[4096, 768], [9000, 3], [2048, 1]]) {
       const x = spreadRows(random([rows, d], rows), d);
-      await compareOp('layerNormGrad', [x, random([d], 2), random([rows, d], 3)], { eps: 1e-5 }, tol);
-      await compareOp('rmsNormGrad', [x, random([d], 2), random([rows, d], 3)], { eps: 1e-5 }, tol);
+      await compareOp('layerNormGrad', [x, random([d], 2), random([rows, d], 3)], { eps: 1e-5 }, tol, target);
+      await compareOp('rmsNormGrad', [x, random([d], 2), random([rows, d], 3)], { eps: 1e-5 }, tol, target);
     }
   });
 });
 
 describe('cross-entropy kernels', () => {
   it('crossEntropy and crossEntropyGrad match the reference', async () => {
-    await fc.assert(fc.asyncProperty(rowShapes, seed, async (shape, s) => {
+    await fc.assert(fc.asyncProperty(rowShapes, seed, anyTarget, async (shape, s, target) => {
       const v = shape[shape.length - 1];
       const logits = random(shape, s, undefined, 3);
       const targets = randomTokens(shape.slice(0, -1), v, s + 1);
       // The loss is logsumexp - logit: absolute error of f32 exp/log sums, relative to its size.
-      await compareOp('crossEntropy', [logits, targets], {}, { abs: 1e-5, rel: 1e-5 });
-      await compareOp('crossEntropyGrad', [logits, targets, random(shape.slice(0, -1), s + 2)], {}, softmaxTol);
+      await compareOp('crossEntropy', [logits, targets], {}, { abs: 1e-5, rel: 1e-5 }, target);
+      await compareOp('crossEntropyGrad', [logits, targets, random(shape.slice(0, -1), s + 2)], {}, softmaxTol, target);
     }), runs(10));
   });
 

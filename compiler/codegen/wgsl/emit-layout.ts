@@ -76,7 +76,7 @@ const pad = (n: NodeOf<'pad'>, c: EmitContext): KernelCall[] => {
   const y = b.value(n.outputs[0], true, elem);
   const u = new Uniforms();
   const total = numel(shapeOf(c, n.outputs[0]));
-  const { wg, groups, threads } = mapGrid(total, c.limits);
+  const { wg, groups, threads } = mapGrid(total, c.limits, c.target);
   u.u32('n', total).u32('step', threads);
   const st = strides(dims);
   const lines: string[] = ['var rem = i;', 'var inside = true;', 'var src = 0u;'];
@@ -127,7 +127,7 @@ const concat = (n: NodeOf<'concat'>, c: EmitContext): KernelCall[] => {
     const sizes = part.map((v) => shapeOf(c, v)[axis]);
     const cols = sizes.reduce((a, s) => a + s, 0);
     const total = outer * cols * inner;
-    const { wg, groups, threads } = mapGrid(total, c.limits);
+    const { wg, groups, threads } = mapGrid(total, c.limits, c.target);
     u.u32('n', total).u32('step', threads).u32('inner', inner).u32('cols', cols).u32('size', shape[axis]).u32('start', start);
     let end = 0;
     const branches = part.map((_, k) => {

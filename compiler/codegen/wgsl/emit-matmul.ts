@@ -4,12 +4,13 @@
 // 8 SIMD lanes of one CPU thread, so an 8 x 1 workgroup's lanes share every load of A; bench/matmul.ts
 // measured the candidates (its header has the table): 8 x 16 outputs per invocation ran 11-15
 // GFLOP/s at 256-1024, 16 to 22 times the classic shared-memory tiling with barriers.
-// Baked into the WGSL: the tile, transA / transB, the number of batch axes (at least 3) and the
+// Baked into the WGSL: the tile (the kernel target's, target.ts), transA / transB, the number of batch axes (at least 3) and the
 // epilogue. Sizes and batch strides are uniforms, so one shader serves every shape.
 import { LomocError } from '../../diagnostics.ts';
 import { broadcastShapes, numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type Emitter, type KernelCall, type Limits } from './emitter.ts';
+import { kernelTargets } from './target.ts';
 import { Bindings, kernel, Uniforms } from './wgsl-kernel.ts';
 
 export interface MatmulTile {
@@ -23,8 +24,8 @@ export interface MatmulTile {
   readonly layout: 'interleaved' | 'blocked';
 }
 
-/** The measured winner on lavapipe (bench/matmul.ts). */
-export const matmulTile: MatmulTile = { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'interleaved' };
+/** The measured winner on lavapipe (bench/matmul.ts): the cpu target's tile (target.ts has the gpu one). */
+export const matmulTile: MatmulTile = kernelTargets.cpu.matmul;
 
 /** One merged batch axis: its size and each operand's element stride along it (0: broadcast). */
 export interface BatchAxis {
@@ -178,8 +179,8 @@ export function requireF32(n: Node, c: EmitContext): void {
     if (c.g.values[v].dtype === 'f16') throw new LomocError(`${n.op}: f16 kernels are not implemented yet`, n.loc);
 }
 
-/** One matmul node as one dispatch, each output element handed to `ep`. */
-export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpilogue, tile: MatmulTile = matmulTile): KernelCall {
+/** One matmul node as one dispatch, each output element handed to `ep` (the target's tile unless `tile`). */
+export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpilogue, tile: MatmulTile = c.target.matmul): KernelCall {
   const [a, b] = n.inputs;
   const geo = matmulGeometry(c.g.values[a].shape, c.g.values[b].shape, n.attrs.transA, n.attrs.transB);
   const bs = new Bindings(c);

@@ -101,7 +101,7 @@ if (t == 0u) { ${st[0]}[row] = rs; }`;
   calls.push(columnSums(c, n, p, stats, partials, shape));
   // 3. When split: each partial [n, splits] summed over its last axis.
   if (p.splits > 1) {
-    const second = partialsPlan(shape.n, p.splits);
+    const second = partialsPlan(shape.n, p.splits, c.target);
     outs.forEach((v, k) => calls.push(reducePass(c, second, 'sum', { input: { ref: partials[k] }, output: { value: v } }, 1)));
   }
   return calls;

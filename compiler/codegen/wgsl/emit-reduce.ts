@@ -28,7 +28,7 @@ function reduce(n: NodeOf<ReduceOp>, c: EmitContext): KernelCall[] {
   const partials = { ref: c.scratch(0) };
   return [
     reducePass(c, p, mode, { input, output: partials }, 1),
-    reducePass(c, partialsPlan(p.outputs, p.splits), mode === 'max' ? 'max' : 'sum', { input: partials, output }, divisor),
+    reducePass(c, partialsPlan(p.outputs, p.splits, c.target), mode === 'max' ? 'max' : 'sum', { input: partials, output }, divisor),
   ];
 }
 

@@ -5,6 +5,7 @@
 import type { Op } from '../../ir/ops.ts';
 import type { DType, Graph, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import type { BufferRef } from '../../../runtime/program.ts';
+import type { KernelTarget } from './target.ts';
 
 export interface Slot {
   readonly value: ValueId;
@@ -33,6 +34,8 @@ export const defaultLimits: Limits = { maxWorkgroupSize: 256, maxWorkgroupsPerDi
 export interface EmitContext {
   readonly g: Graph;
   readonly limits: Limits;
+  /** The kernel shapes to emit (target.ts); the plan's scratch came from the same target. */
+  readonly target: KernelTarget;
   /** The planned storage of a value (a CompilerBug when it has none). */
   slot(v: ValueId): Slot;
   /** The k-th scratch buffer of the node's group (see scratchRules). */
@@ -44,7 +47,7 @@ export interface EmitContext {
 export type Emitter<O extends Op> = (n: NodeOf<O>, c: EmitContext) => KernelCall[];
 
 /** Bytes of scratch buffers a node's kernels need (row statistics and the like). */
-export type ScratchRule<O extends Op> = (n: NodeOf<O>, g: Graph) => readonly number[];
+export type ScratchRule<O extends Op> = (n: NodeOf<O>, g: Graph, target: KernelTarget) => readonly number[];
 
 /** The bits of an f32, as a uniform word. */
 export function f32bits(x: number): number {

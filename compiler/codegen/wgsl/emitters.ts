@@ -11,6 +11,7 @@ import { optimizerEmitters } from './emit-optimizer.ts';
 import { reduceEmitters, reduceScratch } from './emit-reduce.ts';
 import { rowEmitters, rowScratch } from './emit-rows.ts';
 import { tokenEmitters, tokenScratch } from './emit-tokens.ts';
+import type { KernelTarget } from './target.ts';
 
 export const emitters = {
   ...elementwiseEmitters,
@@ -25,13 +26,13 @@ export const emitters = {
 /** Ops whose kernels need scratch buffers while they run. */
 export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = { ...rowScratch, ...reduceScratch, ...attentionScratch, ...tokenScratch };
 
-/** Scratch bytes each kernel group needs (fused groups need none): the planner reserves them. */
-export function groupScratch(g: Graph, fusion: Fusion): (group: number) => readonly number[] {
+/** Scratch bytes each kernel group needs (fused groups need none) on `target`: the planner reserves them. */
+export function groupScratch(g: Graph, fusion: Fusion, target: KernelTarget): (group: number) => readonly number[] {
   return (k) => {
     const group = fusion.groups[k];
     if (group.kind !== 'single') return [];
     const n = g.nodes[group.nodes[0]];
     const rule = scratchRules[n.op] as ScratchRule<Op> | undefined;
-    return rule ? rule(n as never, g) : [];
+    return rule ? rule(n as never, g, target) : [];
   };
 }

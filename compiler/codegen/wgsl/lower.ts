@@ -1,5 +1,5 @@
 // Codegen: the scheduled, fused and planned step becomes a StepProgram of WGSL dispatches.
-// Requires: a plan made with the same fusion (and the scratch rules of this codegen).
+// Requires: a plan made with the same fusion and the scratch rules of this codegen for the same target.
 // Ensures: dispatches in schedule order; every binding inside its planned range; at most 8
 // storage bindings per dispatch; identical shaders stored once.
 import { CompilerBug, LomocError } from '../../diagnostics.ts';
@@ -13,6 +13,7 @@ import type { Dispatch, StepProgram, TensorSlot } from '../../../runtime/program
 import { defaultLimits, type EmitContext, type Emitter, type KernelCall, type Limits, type Slot } from './emitter.ts';
 import { emitters } from './emitters.ts';
 import { emitGroup } from './fused.ts';
+import type { KernelTarget } from './target.ts';
 
 export const maxStorageBindings = 8;
 
@@ -28,7 +29,8 @@ function slotOf(g: Graph, plan: MemoryPlan, v: ValueId): Slot {
   return { value: v, ref: { arena: p.arena, offset: p.offset, bytes: byteSize(value.shape, value.dtype) }, shape: value.shape, dtype: value.dtype };
 }
 
-export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, limits: Limits = defaultLimits): StepProgram {
+/** `target` must be the one the plan's scratch was reserved for (groupScratch). */
+export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: KernelTarget, limits: Limits = defaultLimits): StepProgram {
   const shaders: Record<string, string> = {};
   const dispatches: Dispatch[] = [];
   let maxBindings = 0;
@@ -36,6 +38,7 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, limits: Li
     const ctx: EmitContext = {
       g,
       limits,
+      target,
       slot: (v) => slotOf(g, plan, v),
       scratch: (i) => {
         const b = plan.buffers[plan.scratchOf[k]?.[i]];

@@ -12,6 +12,7 @@ import type { Shape } from '../../ir/types.ts';
 import type { BufferRef } from '../../../runtime/program.ts';
 import type { EmitContext, KernelCall } from './emitter.ts';
 import { grid } from './emitter.ts';
+import type { KernelTarget } from './target.ts';
 import { Bindings, entryArgs, flatGroup, kernel, pow2At, Uniforms } from './wgsl-kernel.ts';
 
 /** Axes of one side (kept or reduced), coalesced: sizes and input strides. */
@@ -97,16 +98,15 @@ export function planReduce(shape: Shape, axes: readonly number[]): ReducePlan {
 }
 
 /** Pass 2 of a split plan: the partials [outputs, splits] reduced over their last axis, in one pass. */
-export function partialsPlan(outputs: number, splits: number): ReducePlan {
+export function partialsPlan(outputs: number, splits: number, target: KernelTarget): ReducePlan {
   const p = { ...planReduce([outputs, splits], [1]), splits: 1, chunk: splits };
-  if (splits > shortPartials) return p;
-  // A thread per output looping over its few partials: no barrier, 32x fewer workgroups (each
-  // ~3 us on lavapipe; 128 outputs of 32 partials took ~0.5 ms a call with 32 lanes per output).
+  if (splits > target.shortPartials) return p;
+  // On the cpu target, a thread per output looping over its few (<= 64) partials: no barrier,
+  // 32x fewer workgroups (each ~3 us on lavapipe; 128 outputs of 32 partials took ~0.5 ms a call
+  // with 32 lanes per output). The gpu target keeps 32 lanes per output, as before that tuning.
   const tx = Math.min(maxThreads, pow2At(outputs));
   return { ...p, tx, ty: 1, tiles: Math.ceil(outputs / tx) };
 }
-/** Partials per output that one thread sums alone in pass 2. */
-const shortPartials = 64;
 
 /** Bytes of pass 1's partial results (none when one pass does). */
 export const reduceScratchBytes = (p: ReducePlan): readonly number[] => (p.splits > 1 ? [p.outputs * p.splits * 4] : []);

@@ -7,6 +7,7 @@
 import { numel } from '../../ir/shape.ts';
 import type { Shape } from '../../ir/types.ts';
 import { type EmitContext, grid, type KernelCall } from './emitter.ts';
+import type { KernelTarget } from './target.ts';
 import { type Bindings, entryArgs, flatGroup, kernel, type Uniforms } from './wgsl-kernel.ts';
 
 /**
@@ -90,7 +91,7 @@ export function rowKernel(
   shape: { rows: number; n: number },
   body: (loop: string, sum: RowSum) => string,
 ): KernelCall {
-  if (threadPerRow(shape)) return threadRowKernel(c, key, b, u, shape, body);
+  if (threadPerRow(shape, c.target)) return threadRowKernel(c, key, b, u, shape, body);
   const wg = rowThreads(shape.n);
   const groups = Math.max(1, Math.min(shape.rows, rowMaxGroups));
   u.u32('rows', shape.rows).u32('n', shape.n).u32('groups', groups);
@@ -110,8 +111,8 @@ fn main(${entryArgs}) {
 }
 
 /**
- * Whether a row kernel runs one thread per row: rows of at most `shortRow` elements, at least
- * `manyRows` of them. Each invocation loops over its whole row and the "workgroup" reductions
+ * Whether a row kernel runs one thread per row: on the cpu target (target.ts), rows of at most
+ * 2048 elements, at least 256 of them; never on the gpu target. Each invocation loops over its whole row and the "workgroup" reductions
  * are the thread's own value: no barriers and no shared memory. On lavapipe, which runs a
  * workgroup's invocations as SIMD lanes, barriers and per-workgroup costs dominated the
  * workgroup-per-row frame: layerNorm of [1024, 128] took 6.4 ms a call with 32 threads a row,
@@ -119,9 +120,10 @@ fn main(${entryArgs}) {
  * 35 ms against 7-18 (a loaded machine). 16, 64 or 256 rows a workgroup were within noise.
  * Long rows (or few rows) keep a workgroup per row, which real GPUs want for parallelism within a row.
  */
-export const threadPerRow = (shape: { rows: number; n: number }): boolean => shape.n <= shortRow && shape.rows >= manyRows;
-const shortRow = 2048;
-const manyRows = 256;
+export function threadPerRow(shape: { rows: number; n: number }, target: KernelTarget): boolean {
+  const t = target.threadPerRow;
+  return t !== null && shape.n <= t.maxN && shape.rows >= t.minRows;
+}
 /** Rows (threads) per workgroup in thread-per-row mode. */
 const rowsPerGroup = 64;
 

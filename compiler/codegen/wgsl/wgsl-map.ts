@@ -5,6 +5,7 @@
 import { numel } from '../../ir/shape.ts';
 import type { Shape, ValueId } from '../../ir/types.ts';
 import type { EmitContext, KernelCall, Limits } from './emitter.ts';
+import type { KernelTarget } from './target.ts';
 import { coalesce, walkCode, type Walk } from './wgsl-index.ts';
 import { Bindings, type Elem, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
 
@@ -18,17 +19,16 @@ export const mapWorkgroup = 256;
  */
 export const mapMaxGroups = 256;
 /**
- * ...and at least this many elements per thread. On lavapipe the ~3 us per workgroup dominated
+ * ...and at least the target's mapMinPerThread elements per thread (8 on cpu, 1 on gpu). On lavapipe the ~3 us per workgroup dominated
  * small maps: a [1024, 128] add or transpose took 0.7-1.1 ms on 256 workgroups (2 elements a
  * thread; the transpose's index divisions run once per thread, not per element), 0.26-0.5 ms on
  * 64. On a discrete GPU such a map is launch-bound either way.
  */
-const mapMinPerThread = 8;
 
 /** Threads per workgroup, workgroups and threads in all of a grid-stride map over `total` elements. */
-export function mapGrid(total: number, limits: Limits): { wg: number; groups: number; threads: number } {
+export function mapGrid(total: number, limits: Limits, target: KernelTarget): { wg: number; groups: number; threads: number } {
   const wg = Math.min(mapWorkgroup, limits.maxWorkgroupSize);
-  const groups = Math.max(1, Math.min(mapMaxGroups, Math.ceil(total / (wg * mapMinPerThread))));
+  const groups = Math.max(1, Math.min(mapMaxGroups, Math.ceil(total / (wg * target.mapMinPerThread))));
   return { wg, groups, threads: groups * wg };
 }
 
@@ -62,7 +62,7 @@ export function mapKernel(c: EmitContext, s: MapSpec): KernelCall {
   const total = numel(s.shape);
   u.u32('n', total);
   s.scalars?.(u);
-  const { wg, groups, threads } = mapGrid(total, c.limits);
+  const { wg, groups, threads } = mapGrid(total, c.limits, c.target);
   u.u32('step', threads);
   const space = coalesce(s.shape, [s.out.walk, ...s.ins.map((o) => o.walk)]);
   const offsets = ['o', ...s.ins.map((_, k) => `x${k}`)];

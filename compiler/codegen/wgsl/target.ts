@@ -1,0 +1,87 @@
+// Kernel targets: every shape choice of the WGSL emitters that depends on what runs them. A
+// software adapter (lavapipe, llvmpipe, SwiftShader) runs a workgroup's invocations as SIMD lanes
+// of one CPU thread and pays ~3 us per workgroup and a lot per barrier; a real GPU wants many
+// threads per workgroup and much parallel work. Shapes tuned for one cost the other: on an NVIDIA
+// H200 (docs/gpu-check-h200*.json) the lavapipe shapes made the gpt small step 22.3 -> 24.2 ms
+// and a GPT-2-shaped step 372 -> 455 ms. Plain data: the plan's scratch rules and the emitters
+// read the same target, so the plan and the kernels agree.
+import type { MatmulTile } from './emit-matmul.ts';
+
+export type TargetName = 'cpu' | 'gpu';
+export const targetNames: readonly TargetName[] = ['cpu', 'gpu'];
+
+export interface KernelTarget {
+  readonly name: TargetName;
+  /** The register-blocked matmul's tile (emit-matmul.ts). */
+  readonly matmul: MatmulTile;
+  /** Attention (emit-attention.ts): threads per workgroup, rows per thread at most, private rows' least capacity in floats. */
+  readonly attention: { readonly workgroup: number; readonly maxRows: number; readonly minCap: number };
+  /** Row kernels (softmax, norms, cross-entropy): a thread per row for rows of at most maxN elements, at least minRows of them; null: never. */
+  readonly threadPerRow: { readonly maxN: number; readonly minRows: number } | null;
+  /** Grid-stride maps: at least this many elements per thread (wgsl-map.ts). */
+  readonly mapMinPerThread: number;
+  /** Pass 2 of split reductions: a thread per output when it has at most this many partials (0: never). */
+  readonly shortPartials: number;
+}
+
+/**
+ * lavapipe's shapes (commit db2a08e and bench/matmul.ts; each constant's comment in its emitter
+ * has the measurement): 8 x 16 outputs per invocation on 8 x 1 threads, 11-15 GFLOP/s at
+ * 256-1024, 16-22x shared-memory tiling; attention 8 threads x 4 rows (fwd 22 -> 8 ms, grad
+ * 141-178 -> 66-72 ms); a thread per short row (layerNorm [1024, 128] 6.4 -> 0.3-0.7 ms); 8+
+ * elements per map thread ([1024, 128] add 0.7-1.1 -> 0.26-0.5 ms); barrier-free pass 2.
+ */
+const cpu: KernelTarget = {
+  name: 'cpu',
+  matmul: { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'interleaved' },
+  attention: { workgroup: 8, maxRows: 4, minCap: 64 },
+  threadPerRow: { maxN: 2048, minRows: 256 },
+  mapMinPerThread: 8,
+  shortPartials: 64,
+};
+
+/**
+ * A real GPU's: the shapes before db2a08e, and the matmul tile measured best on an H200 at 2048
+ * (docs/gpu-check-h200.json, GFLOP/s at 2048): 8 x 8 per invocation on 8 x 8 threads, interleaved,
+ * 18.3 TFLOP/s; 4 x 4 on 16 x 16 13.3; the cpu tile (8 x 16 on 8 x 1) 5.2, its 8-thread workgroups
+ * filling a quarter of a warp. Attention a row per thread in 64-thread workgroups, rows
+ * spread over the SMs; rows always a workgroup each (parallel within a row); maps a thread per
+ * element up to 256 x 256 threads; pass 2 with 32 lanes per output.
+ */
+const gpu: KernelTarget = {
+  name: 'gpu',
+  matmul: { wgX: 8, wgY: 8, tm: 8, tn: 8, layout: 'interleaved' },
+  attention: { workgroup: 64, maxRows: 1, minCap: 128 },
+  threadPerRow: null,
+  mapMinPerThread: 1,
+  shortPartials: 0,
+};
+
+export const kernelTargets: Readonly<Record<TargetName, KernelTarget>> = { cpu, gpu };
+
+/** What targetForAdapter reads: a WebGPU GPUAdapterInfo (Dawn adds isFallbackAdapter and, in some versions, adapterType). */
+export interface AdapterInfoLike {
+  readonly vendor?: string;
+  readonly architecture?: string;
+  readonly device?: string;
+  readonly description?: string;
+  readonly isFallbackAdapter?: boolean;
+  readonly adapterType?: string;
+}
+
+/** Software rasterizers by the names their drivers report (Mesa's lavapipe is "llvmpipe" in its device name). */
+const software = /llvmpipe|lavapipe|softpipe|swiftshader|software|microsoft basic render/i;
+
+/**
+ * 'cpu' for software adapters: a fallback adapter, adapter type 'cpu', or a driver named like
+ * lavapipe / llvmpipe / SwiftShader (which is also how Dawn's GLES fallback on llvmpipe shows:
+ * vendor and architecture empty, device "llvmpipe-..."); 'gpu' for every other adapter.
+ */
+export function targetForAdapter(info: AdapterInfoLike): TargetName {
+  if (info.isFallbackAdapter || info.adapterType?.toLowerCase() === 'cpu') return 'cpu';
+  const names = [info.vendor, info.architecture, info.device, info.description].filter((x) => x).join(' ');
+  return software.test(names) ? 'cpu' : 'gpu';
+}
+
+/** A target by name, or the target itself. */
+export const kernelTarget = (t: TargetName | KernelTarget): KernelTarget => (typeof t === 'string' ? kernelTargets[t] : t);
