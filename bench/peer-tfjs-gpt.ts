@@ -5,16 +5,10 @@
 // embedding, mean cross-entropy; the same inits (normal 0.02, positions 0.01, residual projections
 // 0.02/sqrt(2 layers), zero biases, unit gains). A step is tf.train.sgd's minimize (forward,
 // gradients of every tf.variable, update) and one readback of the loss, as lomoc's step.
+import type { GptConfig } from '../models/gpt.ts';
 import { loadTfjs } from './tfjs.ts';
 
-export interface GptConfig {
-  readonly batch: number;
-  readonly seq: number;
-  readonly vocab: number;
-  readonly width: number;
-  readonly layers: number;
-  readonly heads: number;
-}
+export type { GptConfig };
 
 export interface TfGptTrainer {
   readonly adapter: string;

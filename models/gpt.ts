@@ -5,7 +5,7 @@ import {
   ones, param, splitHeads, zeros, type Tensor,
 } from '../compiler/dsl/index.ts';
 
-type GptConfig = {
+export type GptConfig = {
   readonly batch: number;
   readonly seq: number;
   readonly vocab: number;

@@ -4,6 +4,10 @@
 #   xz -c $(command -v node) > .gpu-kit/node.xz
 #   tar -C node_modules/webgpu -cJf .gpu-kit/webgpu.tar.xz index.js package.json dist/linux-x64
 #   npx esbuild scripts/gpu-check.ts --bundle --platform=node --format=esm --external:webgpu --outfile=.gpu-kit/check.mjs
+# Optionally a learning-rate sweep (scripts/lr-sweep.ts) after the check, when .gpu-kit/sweep.args
+# holds its arguments after DATA and OUT (STEPS BUNDLE:lr,... with bundles under .gpu-kit/):
+#   npx esbuild scripts/lr-sweep.ts --bundle --platform=node --format=esm --external:webgpu --outfile=.gpu-kit/sweep.mjs
+#   node -e "require('fs').writeFileSync('.gpu-kit/moby.txt', ...)"   (the text `--data moby-dick` loads)
 # and Debian's libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 downloaded into .gl/.
 # The adapter is chosen as usual: Vulkan (NVIDIA's ICD), else GLES on NVIDIA's EGL.
 set -u
@@ -15,5 +19,9 @@ run=/tmp/lomoc-gpu; mkdir -p "$run/node_modules/webgpu"
 xz -dc .gpu-kit/node.xz > "$run/node" && chmod +x "$run/node"
 tar -xJf .gpu-kit/webgpu.tar.xz -C "$run/node_modules/webgpu"
 cp .gpu-kit/check.mjs "$run/"
+kit=$(pwd)/.gpu-kit
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -2
 cd "$run" && timeout "${1:-300}" ./node check.mjs "${OUT:-/tmp}" 2>&1 | grep -v 'artificially reduced'
+if [ -f "$kit/sweep.args" ]; then
+  cp "$kit/sweep.mjs" "$run/" && cd "$kit" && timeout "${2:-300}" "$run/node" "$run/sweep.mjs" "$kit/moby.txt" "${OUT:-/tmp}" $(cat "$kit/sweep.args") 2>&1 | grep -v 'artificially reduced'
+fi
