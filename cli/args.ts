@@ -17,8 +17,8 @@ export interface OptionSpec {
 export interface CommandSpec {
   readonly name: string;
   readonly summary: string;
-  /** Positional arguments, in order; all required. */
-  readonly positionals: readonly { readonly name: string; readonly help: string }[];
+  /** Positional arguments, in order; all required. The last may repeat (`repeats`: one or more). */
+  readonly positionals: readonly { readonly name: string; readonly help: string; readonly repeats?: boolean }[];
   readonly options: Readonly<Record<string, OptionSpec>>;
   /** Lines of examples for `lomoc help <command>`. */
   readonly examples?: readonly string[];
@@ -60,10 +60,10 @@ export function parseCommandArgs(spec: CommandSpec, argv: readonly string[]): Pa
     else values[tok.name] = tok.value;
   }
   if (values.help) return { positionals, values };
-  const want = spec.positionals.map((p) => `<${p.name}>`).join(' ');
+  const want = spec.positionals.map((p) => `<${p.name}>${p.repeats ? '...' : ''}`).join(' ');
   if (positionals.length < spec.positionals.length)
     throw new LomocError(`lomoc ${spec.name}: expected ${want}, got ${positionals.length ? positionals.join(' ') : 'nothing'}; ${seeHelp(spec)}`);
-  if (positionals.length > spec.positionals.length)
+  if (positionals.length > spec.positionals.length && !spec.positionals.at(-1)?.repeats)
     throw new LomocError(`lomoc ${spec.name}: expected ${want}, got an extra argument '${positionals[spec.positionals.length]}'`);
   return { positionals, values };
 }
@@ -71,7 +71,7 @@ export function parseCommandArgs(spec: CommandSpec, argv: readonly string[]): Pa
 /** `lomoc help <command>`: usage, arguments, options, examples. */
 export function formatHelp(spec: CommandSpec): string {
   const opts = Object.entries({ ...spec.options, help: helpOption });
-  const usage = [`lomoc ${spec.name}`, ...spec.positionals.map((p) => `<${p.name}>`), '[options]'].join(' ');
+  const usage = [`lomoc ${spec.name}`, ...spec.positionals.map((p) => `<${p.name}>${p.repeats ? '...' : ''}`), '[options]'].join(' ');
   const flag = (name: string, o: OptionSpec) =>
     `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
   const rows: [string, string][] = [

@@ -6,6 +6,7 @@ import { formatHelp, parseCommandArgs, type CommandSpec } from './args.ts';
 import { compileSpec, runCompile } from './compile.ts';
 import { graphSpec, runGraph } from './graph.ts';
 import { planSpec, runPlan } from './plan.ts';
+import { plotSpec, runPlot } from './plot.ts';
 import { processIo, reportError, type Io } from './report.ts';
 import { runRun, runSpec } from './run.ts';
 import { runTrain, trainSpec } from './train.ts';
@@ -21,6 +22,7 @@ const commands: Readonly<Record<string, Command>> = {
   run: { spec: runSpec, run: runRun },
   compile: { spec: compileSpec, run: runCompile },
   train: { spec: trainSpec, run: runTrain },
+  plot: { spec: plotSpec, run: runPlot },
 };
 
 function version(): string {

@@ -6,11 +6,14 @@ import { CompilerBug, formatDiagnostic, LomocError, type Diagnostic } from '../c
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /** The terminal that `out` writes to, when it is one: live progress (train's bar) is drawn there. */
+  readonly tty?: NodeJS.WritableStream;
 }
 
 export const processIo: Io = {
   out: (text) => process.stdout.write(text + '\n'),
   err: (text) => process.stderr.write(text + '\n'),
+  tty: process.stdout.isTTY ? process.stdout : undefined,
 };
 
 export const EXIT_USER_ERROR = 1;

@@ -1,8 +1,9 @@
 // `lomoc train <model.ts|bundle-dir>`: compile the training step to WGSL (or load a bundle that
 // `lomoc compile` wrote, whose manifest fixes the step's options) and train it on WebGPU on real text
 // (Moby Dick, the State of the Union addresses, or a UTF-8 file), tokenised with GPT-2's BPE or
-// as bytes. Prints a line per step, evaluates a held-out validation split every k steps, logs
-// JSON lines, draws the loss curve to an SVG, and saves checkpoints in safetensors that
+// as bytes. Shows a live bar on a terminal and a line per step elsewhere (cli/train-progress.ts),
+// evaluates a held-out validation split every k steps, logs JSON lines (which `lomoc plot` draws),
+// draws the loss curve to an SVG, and saves checkpoints in safetensors that
 // `--resume` continues exactly (the same batches, losses and parameters as a run never stopped).
 //
 // Validation loss runs the training program itself with lr = 0 and weight decay = 0, which leaves
@@ -10,7 +11,7 @@
 // state) would still move, so the state is read before the validation batches and written back
 // after them.
 import { mkdirSync, appendFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadModel } from '../compiler/load-model.ts';
@@ -32,6 +33,7 @@ import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepOptio
 import { fmtBytes } from './graph.ts';
 import { lossCurveSvg, type Point } from './loss-svg.ts';
 import { printWarnings, type Io } from './report.ts';
+import { createProgress } from './train-progress.ts';
 import { loadText, split, tokenize, tokenizerVocab, trainBatch, unigramEntropy, valBatches, type TokenizerName } from './train-data.ts';
 
 export const trainSpec: CommandSpec = {
@@ -43,6 +45,7 @@ export const trainSpec: CommandSpec = {
     optimizer: optimizerSpec,
     lr: { type: 'string', value: 'X', help: 'peak learning rate (default 0.01)' },
     'lr-schedule': { type: 'string', value: 'NAME', help: 'constant, linear or cosine decay to 0 over --steps (default constant)' },
+    warmup: { type: 'string', value: 'N', help: 'rise linearly to --lr over the first N steps, then the schedule over the rest (default 0)' },
     'weight-decay': { type: 'string', value: 'X', help: 'weight decay (default 0)' },
     data: { type: 'string', value: 'NAME|FILE', help: 'moby-dick (default), sotu, or a UTF-8 text file' },
     tokenizer: { type: 'string', value: 'NAME', help: "bytes (default; vocab 256) or gpt2 (GPT-2's BPE, vocab 50257)" },
@@ -78,6 +81,8 @@ export interface TrainRequest {
   readonly checkpointText: string;
   readonly lr: number;
   readonly schedule: Schedule;
+  /** Steps of linear warmup before the schedule (0: none). */
+  readonly warmup: number;
   readonly weightDecay: number;
   readonly data: string;
   readonly tokenizer: TokenizerName;
@@ -176,6 +181,8 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
   const steps = integer(str('steps')!, 'steps', 1);
   const stopAt = str('stop-at') === undefined ? steps : integer(str('stop-at')!, 'stop-at', 1);
   if (stopAt > steps) throw optionError('stop-at', `a step at most --steps (${steps})`, str('stop-at')!);
+  const warmup = str('warmup') === undefined ? 0 : integer(str('warmup')!, 'warmup', 0);
+  if (warmup > steps) throw optionError('warmup', `a number of steps at most --steps (${steps})`, str('warmup')!);
   if (str('save-every') !== undefined && str('save') === undefined) throw new LomocError("lomoc train: option '--save-every' needs '--save DIR'");
   return {
     file: positionals[0],
@@ -194,6 +201,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
     target: targetChoice('train', str('target')),
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr'),
     schedule: oneOf<Schedule>(['constant', 'linear', 'cosine'], str('lr-schedule') ?? 'constant', 'lr-schedule'),
+    warmup,
     weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),
     data: str('data') ?? 'moby-dick',
     tokenizer: oneOf<TokenizerName>(['gpt2', 'bytes'], str('tokenizer') ?? 'bytes', 'tokenizer'),
@@ -211,9 +219,14 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
   };
 }
 
-/** The learning rate of step s (1-based) of n. */
-export function lrAt(req: Pick<TrainRequest, 'lr' | 'schedule' | 'steps'>, s: number): number {
-  const t = (s - 1) / req.steps;
+/**
+ * The learning rate of step s (1-based) of n: with warmup w, lr * s / w for s <= w (reaching the
+ * peak at step w), then the schedule over the remaining n - w steps as if they were the whole run.
+ */
+export function lrAt(req: Pick<TrainRequest, 'lr' | 'schedule' | 'steps'> & { readonly warmup?: number }, s: number): number {
+  const w = req.warmup ?? 0;
+  if (s <= w) return s === w ? req.lr : (req.lr * s) / w; // lr * w / w may round off lr
+  const t = (s - 1 - w) / (req.steps - w);
   if (req.schedule === 'linear') return req.lr * (1 - t);
   if (req.schedule === 'cosine') return req.lr * 0.5 * (1 + Math.cos(Math.PI * t));
   return req.lr;
@@ -248,6 +261,8 @@ function runIdentity(req: TrainRequest, src: Source): Record<string, string> {
     'weight-decay': String(req.weightDecay), data: req.data, tokenizer: req.tokenizer, seed: String(req.seed),
     // A decaying schedule runs over --steps; a constant one may be resumed to train for longer.
     ...(req.schedule === 'constant' ? {} : { steps: String(req.steps) }),
+    // Absent when 0, so checkpoints written before --warmup existed still resume.
+    ...(req.warmup ? { warmup: String(req.warmup) } : {}),
   };
 }
 
@@ -315,7 +330,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     const m = resumed.metadata;
     if (m.format !== format) throw new LomocError(`lomoc train: --resume: ${resumeFile} is not a lomoc checkpoint (metadata format ${JSON.stringify(m.format)}, expected '${format}')`);
     const theirs = JSON.parse(m.run ?? '{}') as Record<string, string>;
-    const diff = Object.keys(identity).filter((k) => theirs[k] !== identity[k]).map((k) => `${k} ${identity[k] || '(none)'} (the checkpoint's: ${theirs[k] || '(none)'})`);
+    const diff = [...new Set([...Object.keys(identity), ...Object.keys(theirs)])].filter((k) => theirs[k] !== identity[k]).map((k) => `${k} ${identity[k] || '(none)'} (the checkpoint's: ${theirs[k] || '(none)'})`);
     if (diff.length) throw new LomocError(`lomoc train: --resume: this run differs from the one that wrote ${resumeFile}: ${diff.join('; ')}`);
   }
 
@@ -361,7 +376,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
 
     say(`adapter     ${acquired.description}; kernel target ${c.target}`);
     say(`model       ${def.name}, preset ${preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})${c.bundle ? `, bundle ${c.bundle}` : ''}`);
-    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}, checkpoint ${c.checkpointDetail}`);
+    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule}${req.warmup ? `, warmup ${req.warmup}` : ''})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}, checkpoint ${c.checkpointDetail}`);
     say(`data        ${req.data}, ${req.tokenizer} tokenizer: ${train.length.toLocaleString('en-US')} training tokens, ${val.length.toLocaleString('en-US')} validation tokens (the last 10%)`);
     say(`baseline    unigram entropy of the training tokens: ${entropy.toFixed(4)} nats/token (uniform over ${need}: ${Math.log(need).toFixed(4)})`);
     say(`device      ${fmtBytes(trainer.deviceBytes)} allocated (plan peak ${fmtBytes(trainer.planBytes)})`);
@@ -378,6 +393,13 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     if (req.log) mkdirSync(join(req.log, '..'), { recursive: true });
     if (req.save) mkdirSync(req.save, { recursive: true });
     const checkpointFile = req.save ? join(req.save, 'checkpoint.safetensors') : undefined;
+    // What `lomoc plot` labels the run with; paths absolute so --concat can match a fine-tune's
+    // --init with the checkpoint another log wrote.
+    log({
+      event: 'start', model: def.name, preset, config: c.config, optimizer: c.step.optimizer, lr: req.lr, schedule: req.schedule, warmup: req.warmup,
+      weightDecay: req.weightDecay, data: req.data, tokenizer: req.tokenizer, steps: req.steps, seed: req.seed, unigramEntropy: entropy,
+      deviceBytes: trainer.deviceBytes, planBytes: trainer.planBytes, ...(req.init && !resumed ? { init: resolve(req.init) } : {}), ...(resumed ? { resumedFrom: start } : {}),
+    });
     const save = async (step: number) => {
       const params = await trainer.readParams();
       const state = await trainer.readState();
@@ -389,11 +411,13 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
         compile: JSON.stringify({ ...c.step, checkpoint: c.checkpointText, config: c.config, ...(c.bundle ? { bundle: c.bundle } : {}) }),
         losses: JSON.stringify(losses), val: JSON.stringify(valPoints),
       });
-      log({ event: 'checkpoint', step, file: checkpointFile });
+      log({ event: 'checkpoint', step, file: resolve(checkpointFile!) });
     };
 
     const tokensPerStep = batch * seq;
     let trainMs = 0;
+    const progress = createProgress(io, { total: req.steps, start, json: req.json });
+    try {
     for (let s = start + 1; s <= req.stopAt; s++) {
       const lr = lrAt(req, s);
       const b = trainBatch(train, batch, seq, req.seed, s - 1);
@@ -404,18 +428,22 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       losses.push({ step: s, loss });
       thisRun.push({ step: s, loss });
       const tps = (tokensPerStep * 1000) / ms;
-      log({ step: s, loss, lr, ms: round(ms, 2), tokensPerSecond: round(tps, 1) });
-      say(`step ${String(s).padStart(String(req.steps).length)}/${req.steps}  loss ${loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${ms.toFixed(0).padStart(5)} ms  ${Math.round(tps).toLocaleString('en-US').padStart(7)} tok/s  ${fmtBytes(trainer.deviceBytes)} on device`);
+      log({ step: s, loss, lr, ms: round(ms, 2), tokensPerSecond: round(tps, 1), deviceBytes: trainer.deviceBytes });
+      progress.step({ step: s, loss, lr, ms, tokensPerSecond: tps, deviceBytes: trainer.deviceBytes });
       if (!Number.isFinite(loss)) throw new LomocError(`lomoc train: the loss is ${loss} at step ${s}: lower --lr or add --clip-norm`);
       const last = s === req.stopAt;
       if ((req.evalEvery && s % req.evalEvery === 0) || last) {
         const v = await evaluate(s);
         valPoints.push({ step: s, loss: v });
         log({ step: s, valLoss: v });
-        say(`  validation loss ${v.toFixed(4)} at step ${s} (unigram entropy ${entropy.toFixed(4)})`);
+        progress.line(`  validation loss ${v.toFixed(4)} at step ${s} (unigram entropy ${entropy.toFixed(4)})`);
       }
       if (checkpointFile && ((req.saveEvery && s % req.saveEvery === 0) || last)) await save(s);
     }
+    } finally {
+      progress.stop();
+    }
+    log({ event: 'end', step: req.stopAt, deviceBytes: trainer.deviceBytes });
     if (req.plot) {
       mkdirSync(join(req.plot, '..'), { recursive: true });
       writeFileSync(req.plot, lossCurveSvg(losses, valPoints, { title: `${def.name} ${preset}, ${c.step.optimizer}, ${req.data} (${req.tokenizer})`, baseline: entropy }));

@@ -4,6 +4,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { run } from './support/cli.ts';
 import { lossCurveSvg } from '../cli/loss-svg.ts';
@@ -18,7 +19,7 @@ describe('lomoc train: errors before the device', () => {
   it('help lists its options', async () => {
     const r = await run('help', 'train');
     expect(r.code).toBe(0);
-    for (const opt of ['--data NAME|FILE', '--tokenizer NAME', '--steps N', '--eval-every K', '--save DIR', '--save-every K', '--resume DIR', '--init FILE', '--lr-schedule NAME', '--json'])
+    for (const opt of ['--data NAME|FILE', '--tokenizer NAME', '--steps N', '--eval-every K', '--save DIR', '--save-every K', '--resume DIR', '--init FILE', '--lr-schedule NAME', '--warmup N', '--json'])
       expect(r.stdout).toContain(opt);
   });
 
@@ -35,6 +36,8 @@ describe('lomoc train: errors before the device', () => {
       [[...gpt], "error: lomoc train: option '--steps N' is required"],
       [[...gpt, '--steps', '2', '--lr-schedule', 'step'], "error: lomoc train: option '--lr-schedule' expects constant, linear or cosine, got 'step'"],
       [[...gpt, '--steps', '2', '--tokenizer', 'bpe'], "error: lomoc train: option '--tokenizer' expects gpt2 or bytes, got 'bpe'"],
+      [[...gpt, '--steps', '10', '--warmup', '11'], "error: lomoc train: option '--warmup' expects a number of steps at most --steps (10), got '11'"],
+      [[...gpt, '--steps', '10', '--warmup', '-1'], "error: lomoc train: option '--warmup' expects a value (N)"],
       [[...gpt, '--steps', '2', '--stop-at', '3'], "error: lomoc train: option '--stop-at' expects a step at most --steps (2), got '3'"],
       [[...gpt, '--steps', '2', '--save-every', '1'], "error: lomoc train: option '--save-every' needs '--save DIR'"],
       [[...gpt, '--steps', '2'], 'error: lomoc train: the bytes tokenizer gives 256 ids, but model \'gpt\' (preset tiny) has vocab 32: add --set vocab=256'],
@@ -62,6 +65,14 @@ describe('lomoc train: errors before the device', () => {
     saveCheckpoint(join(dir, 'checkpoint.safetensors'), {}, { format: 'lomoc-checkpoint/1', run: JSON.stringify({ ...run0, config }) });
     expect((await run(...base)).stderr).toBe(
       `error: lomoc train: --resume: this run differs from the one that wrote ${join(dir, 'checkpoint.safetensors')}: optimizer lomo (the checkpoint's: adamw)`,
+    );
+    // --warmup is part of the schedule: a checkpoint with it does not resume without it, nor the reverse.
+    saveCheckpoint(join(dir, 'checkpoint.safetensors'), {}, { format: 'lomoc-checkpoint/1', run: JSON.stringify({ ...run0, optimizer: 'lomo', config, warmup: '5' }) });
+    expect((await run(...base)).stderr).toBe(
+      `error: lomoc train: --resume: this run differs from the one that wrote ${join(dir, 'checkpoint.safetensors')}: warmup (none) (the checkpoint's: 5)`,
+    );
+    expect((await run(...base, '--warmup', '3')).stderr).toBe(
+      `error: lomoc train: --resume: this run differs from the one that wrote ${join(dir, 'checkpoint.safetensors')}: warmup 3 (the checkpoint's: 5)`,
     );
   });
 });
@@ -121,5 +132,37 @@ describe('lomoc train: data', () => {
     expect(svg).toContain('<polyline');
     expect(svg).toContain('a &lt; b');
     expect(svg.match(/<circle/g)).toHaveLength(2); // the validation point and the legend's
+  });
+
+  it('warmup: lr rises linearly to the peak at step N, then the schedule runs over the remaining steps', () => {
+    const req = { lr: 0.1, steps: 10, warmup: 4 };
+    [0.025, 0.05, 0.075, 0.1].forEach((x, i) => expect(lrAt({ ...req, schedule: 'cosine' }, i + 1)).toBeCloseTo(x, 15));
+    expect(lrAt({ ...req, schedule: 'cosine' }, 5)).toBe(0.1); // the schedule's first step
+    expect(lrAt({ ...req, schedule: 'linear' }, 8)).toBeCloseTo(0.05); // 3 of the 6 remaining steps done
+    expect(lrAt({ ...req, schedule: 'constant' }, 9)).toBe(0.1);
+  });
+
+  it('warmup: lr never exceeds the peak, never falls during warmup, and warmup 0 is the schedule without it', () => {
+    // The schedules as they were before --warmup existed.
+    const old = (r: { lr: number; steps: number; schedule: string }, s: number) => {
+      const t = (s - 1) / r.steps;
+      return r.schedule === 'linear' ? r.lr * (1 - t) : r.schedule === 'cosine' ? r.lr * 0.5 * (1 + Math.cos(Math.PI * t)) : r.lr;
+    };
+    const run = fc.record({
+      lr: fc.double({ min: 1e-6, max: 10, noNaN: true }),
+      steps: fc.integer({ min: 1, max: 500 }),
+      schedule: fc.constantFrom('constant' as const, 'linear' as const, 'cosine' as const),
+      w: fc.double({ min: 0, max: 1, noNaN: true }),
+    });
+    fc.assert(
+      fc.property(run, ({ lr, steps, schedule, w }) => {
+        const warmup = Math.floor(w * steps);
+        const lrs = Array.from({ length: steps }, (_, i) => lrAt({ lr, steps, schedule, warmup }, i + 1));
+        expect(lrs.every((x) => x >= 0 && x <= lr)).toBe(true);
+        for (let s = 1; s < warmup; s++) expect(lrs[s]).toBeGreaterThan(lrs[s - 1]);
+        if (warmup > 0) expect(lrs[warmup - 1]).toBe(lr);
+        for (let s = 1; s <= steps; s++) expect(lrAt({ lr, steps, schedule, warmup: 0 }, s)).toBe(old({ lr, steps, schedule }, s));
+      }),
+    );
   });
 });

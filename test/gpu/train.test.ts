@@ -1,6 +1,7 @@
 // `lomoc train` on WebGPU: resuming equals never stopping (losses and every saved tensor, bit for
 // bit, with AdamW's moments and validation in between), and --init's reports.
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,8 +23,8 @@ const gpt = ['train', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256',
 
 describe('lomoc train on WebGPU', () => {
   for (const optimizer of ['adamw', 'lomo']) {
-    it(`${optimizer}: 6 steps straight equal 3 steps, a checkpoint, and 3 resumed steps, bit for bit`, async () => {
-      const opts = [...gpt, '--optimizer', optimizer, '--lr', '0.01', '--lr-schedule', 'cosine', '--weight-decay', '0.01', '--steps', '6', '--eval-every', '2', '--json'];
+    it(`${optimizer}: 6 steps straight (2 of warmup) equal 3 steps, a checkpoint, and 3 resumed steps, bit for bit`, async () => {
+      const opts = [...gpt, '--optimizer', optimizer, '--lr', '0.01', '--lr-schedule', 'cosine', '--warmup', '2', '--weight-decay', '0.01', '--steps', '6', '--eval-every', '2', '--json'];
       const a = tmp();
       const straight = await run(...opts, '--save', a);
       expect(straight.stderr).toBe('');
@@ -95,5 +96,34 @@ describe('lomoc train on WebGPU', () => {
     const wrong = await run('train', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--set', 'width=32', '--steps', '1', '--init', file);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(new RegExp(`^error: lomoc train: --init ${file}: \\d+ mis-shaped tensors: 'wte' is \\[256, 16\\] in the file, the model's is \\[256, 32\\]; `));
+  });
+
+  it('on a terminal: the live bar instead of step lines, validation above it, the summary last; the logs plot as one timeline', async () => {
+    const chunks: string[] = [];
+    const tty = Object.assign(new Writable({ write: (c, _e, done) => (chunks.push(String(c)), done()) }), { isTTY: true, columns: 120 });
+    const out: string[] = [];
+    const a = tmp();
+    const code = await main([...gpt, '--optimizer', 'adamw', '--steps', '3', '--warmup', '2', '--eval-every', '2', '--save', a], { out: (t) => out.push(t), err: () => {}, tty });
+    expect(code).toBe(0);
+    expect(out.filter((l) => /^step +\d+\/\d+/.test(l))).toEqual([]);
+    expect(out).toContain('step        adamw, lr 0.01 (constant, warmup 2), checkpoint none');
+    expect(out[out.length - 1]).toMatch(/^\n3 steps, [\d,]+ tokens\/s; wrote checkpoint /);
+    const screen = chunks.join('').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    expect(screen).toMatch(/validation loss \d\.\d{4} at step 2 \(unigram entropy \d\.\d{4}\)\n/);
+    expect(screen).toMatch(/step 3\/3 \[=+\] loss \d\.\d{4} \| [\d,]+ tok\/s \| [\d.]+ (KiB|MiB) \| ETA/);
+    // The log starts with what plot labels the run with and records the device memory.
+    const log = readFileSync(join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(log[0]).toMatchObject({ event: 'start', optimizer: 'adamw', data: 'moby-dick', warmup: 2 });
+    expect(log[log.length - 1]).toMatchObject({ event: 'end', step: 3 });
+    expect(log.filter((e) => e.loss !== undefined).every((e) => e.deviceBytes > 0)).toBe(true);
+    expect(log.filter((e) => e.loss !== undefined).map((e) => e.lr)).toEqual([0.005, 0.01, 0.01]);
+
+    const b = tmp();
+    const fine = await run('train', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--seed', '3', '--optimizer', 'lomo', '--data', 'sotu', '--steps', '2', '--init', join(a, 'checkpoint.safetensors'), '--save', b);
+    expect(fine.code).toBe(0);
+    const svg = join(b, 'both.svg');
+    const plotted = await run('plot', join(a, 'log.jsonl'), join(b, 'log.jsonl'), '--concat', '--out', svg);
+    expect(plotted.stdout).toBe(`wrote ${svg}: ${join(a, 'log.jsonl')} (3 steps), ${join(b, 'log.jsonl')} (2 steps, from step 3)`);
+    expect(readFileSync(svg, 'utf8')).toMatch(/lomo on sotu \(bytes\), lr 0\.01 constant, from .*; peak [\d.]+ (KiB|MiB) on device/);
   });
 });
