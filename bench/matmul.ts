@@ -1,24 +1,40 @@
 // Matmul tile shapes, measured: `node bin/run-ts.js bench/matmul.ts [sizes...]` times each
 // candidate on square f32 matmuls (through the emitter itself, results checked) and prints
-// GFLOP/s (2 n^3 / best of 5 seconds). The winner is what compiler/codegen/wgsl/emit-matmul.ts
-// bakes in (`matmulTile`). Classic 16x16 shared-memory tiling with barriers is here only to be
+// GFLOP/s (2 n^3 / best of 5 times, each from the submit to the queue's completion). The winner
+// is what compiler/codegen/wgsl/emit-matmul.ts bakes in (`matmulTile`). Classic 16x16 shared-memory tiling with barriers is here only to be
 // compared against. TF.js's tf.matMul (@tensorflow/tfjs-backend-webgpu, bench/tfjs.ts) runs in the
 // same rounds on the same adapter, with lomoc's best over it; `--winner` times only matmulTile and
 // TF.js, as `npm run bench` does.
 //
-// lavapipe (Mesa 25.0.7, LLVM 15, 2 cores), the machine shared with other jobs (load ~2.5):
-//   | kernel                                   |   256 |   512 |  1024 |
-//   | 1x1 per thread, 16x16 threads            |  1.30 |  1.45 |  1.62 |
-//   | 4x4 per thread, 8x8 threads              |  6.80 |  5.63 |  7.25 |
-//   | 8x8 per thread, 8x8 threads              |  9.47 | 10.43 | 13.60 |
-//   | 8x8 per thread, 8x1 threads              | 10.49 | 12.30 |  9.76 |
-//   | 8x16 per thread, 8x1 threads (the winner)| 10.90 | 12.28 | 15.44 |
-//   | 16x16 per thread, 8x1 threads            | 11.32 | 13.49 | 15.65 |
-//   | 8x32 per thread, 8x1 threads             |  8.24 |  9.90 |  9.45 |
-//   | shared-memory 16x16 tiles, barriers      |  0.59 |  0.77 |  0.70 |
-// 16x16 ties 8x16 within the noise (+-10% between runs) with twice the registers, a longer
-// compile, and more wasted work on small matrices; 8x16 stays. Unrolling k (2, 4) and sizes and
-// strides as uniforms instead of baked transposes each measured 10-50% slower.
+// Since B is read as vec4s where N allows (every candidate with tn a multiple of 4; 'B by floats'
+// is the kernel before), and since runs sleep 80% of their best time before waiting on the queue
+// (`--spin`: they don't; Dawn's node binding polls while a wait is pending and took 60-90% of one
+// of the 2 cores from lavapipe: 1024, 8x16: 20.5 spinning, 26.9 sleeping first, same run).
+// lavapipe (Mesa 25.0.7, LLVM 15, 2 cores, AVX2, no AVX-512; OpenBLAS ~150 GFLOP/s), the machine
+// shared with other jobs (load 1.5-2.9), one full run each way, GFLOP/s:
+//   | kernel                                     | 256  | 512  | 1024 | --spin: 256 | 512  | 1024 |
+//   | 1x1 per thread, 16x16 threads              |  2.2 |  2.7 |  2.6 |             |      |      |
+//   | 4x4 per thread, 8x8 threads                | 10.4 |  9.1 | 12.8 |             |      |      |
+//   | 8x8 per thread, 8x8 threads                | 15.8 | 20.1 | 19.1 |             |      |      |
+//   | 8x8 per thread, 8x1 threads                | 15.0 | 20.2 | 22.9 |             |      |      |
+//   | 16x8 per thread, 8x1 threads               | 22.1 | 22.7 | 22.0 |             |      |      |
+//   | 8x16 per thread, 8x1, B by floats (before) | 15.4 | 18.6 | 22.0 |        20.6 | 10.8 | 12.7 |
+//   | 8x16 per thread, 8x1 threads (the winner)  | 25.2 | 23.8 | 27.5 |        14.0 | 15.0 | 17.8 |
+//   | 8x16 per thread, 8x1 threads, blocked      | 22.6 | 29.1 | 29.7 |        14.4 | 14.6 | 17.6 |
+//   | 8x16 per thread, 16x1 threads              | 21.0 | 21.9 | 20.6 |             |      |      |
+//   | 16x16 per thread, 8x1 threads              | 27.9 | 29.1 | 34.4 |        31.9 | 31.7 | 20.0 |
+//   | 8x32 per thread, 8x1 threads               | 15.5 | 17.6 | 21.3 |             |      |      |
+//   | shared-memory 16x16 tiles, barriers        |  1.2 |  1.1 |  1.2 |             |      |      |
+//   | TF.js WebGPU tf.matMul                     |  3.8 |  6.6 |  7.3 |         4.2 |  3.8 |  4.4 |
+// Runs differ by +-30% (the B-by-floats row's 20.6 at 256 is one); A/B runs of the two 8x16
+// kernels alone, interleaved, in the quieter moments, gave B by floats 15.5-15.8 and vec4
+// 18.6-20.5 at 1024 spinning, 23.4 and 26.9 sleeping. 16x16 leads at 1024 in every run (21-34), with a compile of 3.9 s against 2.1 s
+// per shader (MESA_SHADER_CACHE_DISABLE) and 16 x 128 outputs per workgroup on small matrices; the
+// tile is the kernel target's (compiler/codegen/wgsl/target.ts). Losers: A read as vec4s along k
+// with k unrolled by 4 (2.5x slower, with B by floats or vec4), 4x16 and 16x8 per thread, 16 threads
+// in x; earlier, unrolling k (2, 4) and sizes and strides as uniforms instead of baked transposes
+// (10-50% slower). LP_NUM_THREADS=4 (2 cores) beat the default 2 when spinning (vec4 8x16 at 1024:
+// 14.4 with 1 thread, 18.6 with 2, 22.9 with 4), the polling thread taking a smaller share.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { matmulKernel, matmulTile, storeEpilogue, type MatmulTile } from '../compiler/codegen/wgsl/emit-matmul.ts';
@@ -31,6 +47,7 @@ import { acquireDevice } from '../runtime/webgpu/node.ts';
 import { loadTfjs } from './tfjs.ts';
 
 export const candidates: readonly MatmulTile[] = [
+  { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'interleaved', vec4: false },
   { wgX: 16, wgY: 16, tm: 1, tn: 1, layout: 'interleaved' },
   { wgX: 16, wgY: 16, tm: 2, tn: 2, layout: 'interleaved' },
   { wgX: 8, wgY: 8, tm: 4, tn: 4, layout: 'interleaved' },
@@ -78,7 +95,7 @@ interface Kernel {
   readonly workgroups: readonly [number, number, number];
 }
 
-const tileName = (t: MatmulTile) => `${t.tm}x${t.tn} per thread, ${t.wgX}x${t.wgY} threads, ${t.layout}`;
+const tileName = (t: MatmulTile) => `${t.tm}x${t.tn} per thread, ${t.wgX}x${t.wgY} threads, ${t.layout}${t.vec4 === false ? ', B by floats' : ''}`;
 
 /**
  * C = A B at `size`, through the emitter itself: binding k is A, B, C for k = 0, 1, 2. `winner`:
@@ -121,6 +138,8 @@ export interface MatmulOptions {
   readonly winnerOnly?: boolean;
   /** Time TF.js's WebGPU tf.matMul beside the kernels (default true). */
   readonly tfjs?: boolean;
+  /** Wait on the queue from the submit on, the host thread polling all along (default false: sleep first). */
+  readonly spin?: boolean;
 }
 
 /**
@@ -131,7 +150,12 @@ export interface MatmulOptions {
  * checked against the same probes first.
  */
 export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], rounds = 5, opts: MatmulOptions = {}): Promise<MatmulBench> {
-  const { winnerOnly = false, tfjs = true } = opts;
+  const { winnerOnly = false, tfjs = true, spin = false } = opts;
+  // Waiting on the queue (onSubmittedWorkDone) keeps Dawn's node binding polling: the main thread
+  // then burns ~60-90% of a core while lavapipe's 2 threads compute, on a 2-core machine. So after
+  // the first round each run sleeps 80% of its best time so far before it starts waiting (TF.js
+  // too); `spin`: never sleep (the numbers before this change).
+  const lead = (best: number) => (spin || !Number.isFinite(best) ? 0 : 0.8 * best);
   const { device, description } = await acquireDevice();
   const results = new Map<string, number[]>();
   let peer: Awaited<ReturnType<typeof loadTfjs>> | undefined;
@@ -182,7 +206,7 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
         layout: pipeline.getBindGroupLayout(0),
         entries: [a, b, c, ubuf].map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
-      const run = async () => {
+      const run = async (leadMs = 0) => {
         const enc = device.createCommandEncoder();
         const pass = enc.beginComputePass();
         pass.setPipeline(pipeline);
@@ -191,6 +215,7 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
         pass.end();
         const t0 = performance.now();
         device.queue.submit([enc.finish()]);
+        if (leadMs > 0) await new Promise((r) => setTimeout(r, leadMs));
         await device.queue.onSubmittedWorkDone();
         return performance.now() - t0;
       };
@@ -205,7 +230,7 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
       await r.run(); // warm-up: compiles the pipeline
       await check(r.name);
     }
-    let tfRun: (() => Promise<number>) | undefined;
+    let tfRun: ((leadMs?: number) => Promise<number>) | undefined;
     let tfBest = Infinity;
     const tfA = peer?.tf.tensor2d(data, [size, size]);
     if (peer && tfA) {
@@ -215,19 +240,19 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
       warm.dispose();
       for (const [e, want] of probes)
         if (!(Math.abs(got[e] - want) <= 1e-3 * (1 + Math.abs(want)))) throw new Error(`TF.js matMul at ${size}: C[${e}] = ${got[e]}, expected ${want}`);
-      tfRun = async () => {
+      tfRun = async (leadMs = 0) => {
         await sync();
         const t0 = performance.now();
         const out = tf.matMul(tfA, tfA);
-        await sync();
+        await sync(leadMs);
         const ms = performance.now() - t0;
         out.dispose();
         return ms;
       };
     }
     for (let round = 0; round < rounds; round++) {
-      for (const r of runs) r.best = Math.min(r.best, await r.run());
-      if (tfRun) tfBest = Math.min(tfBest, await tfRun());
+      for (const r of runs) r.best = Math.min(r.best, await r.run(lead(r.best)));
+      if (tfRun) tfBest = Math.min(tfBest, await tfRun(lead(tfBest)));
     }
     tfA?.dispose();
     if (tfRun) peerGflops.push((2 * size ** 3) / (tfBest / 1000) / 1e9);
@@ -260,6 +285,7 @@ if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href.endsWit
   // `--winner`: only lomoc's baked-in tile (and the peers), as `npm run bench` runs it.
   const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
   const winnerOnly = process.argv.includes('--winner');
-  console.log(formatMatmulBench(await benchMatmul(sizes.length ? sizes : undefined, 5, { winnerOnly })));
+  const spin = process.argv.includes('--spin');
+  console.log(formatMatmulBench(await benchMatmul(sizes.length ? sizes : undefined, 5, { winnerOnly, spin })));
   process.exit(0);
 }

@@ -18,7 +18,8 @@ export interface TfPeer {
   /** Package versions, for the tables. */
   readonly version: string;
   /** Waits until every kernel TF.js has recorded so far has finished on the device. */
-  readonly sync: () => Promise<void>;
+  /** Submits what TF.js recorded and waits for the queue; `leadMs`: sleeps that long first (see bench/matmul.ts). */
+  readonly sync: (leadMs?: number) => Promise<void>;
 }
 
 const pinned = Symbol.for('lomoc.bench.tfjs');
@@ -58,10 +59,11 @@ export function loadTfjs(): Promise<TfPeer> {
       queue: GPUQueue;
     };
     // TF.js records kernels into one encoder until a read; this is the sequence its reads use.
-    const sync = async () => {
+    const sync = async (leadMs = 0) => {
       backend.ensureCommandEncoderReady();
       backend.endComputePassEncoder();
       backend.submitQueue();
+      if (leadMs > 0) await new Promise((r) => setTimeout(r, leadMs));
       await backend.queue.onSubmittedWorkDone();
     };
     return { tf, adapter, version: `@tensorflow/tfjs ${tf.version_core}, tfjs-backend-webgpu ${version}`, sync };

@@ -96,6 +96,31 @@ describe.each(bothTargets)('matmul kernel ($name target)', (target) => {
     await check([{ a: [1, 1000], b: [1000, 1], transA: false, transB: false }], 2, target, { tol: { abs: 1e-3, rel: 1e-5 } });
   });
 
+  it('B read as vec4 (N a multiple of 4, B not transposed) and by floats (every other case)', async () => {
+    const { tileN } = tileOf(target);
+    const cases: Case[] = [
+      // vec4: N = 4, 8, a tile and a tile plus 4; M and K off the tile; B broadcast over A's batch, and batched.
+      { a: [3, 5], b: [5, 4], transA: false, transB: false },
+      { a: [2, 9, 7], b: [7, 8], transA: false, transB: false },
+      { a: [17, 3], b: [17, tileN], transA: true, transB: false },
+      { a: [2, 1, 6, 3], b: [3, 3, tileN + 4], transA: false, transB: false },
+      // floats: N not a multiple of 4, or B transposed.
+      { a: [3, 5], b: [5, 6], transA: false, transB: false },
+      { a: [2, 9, 7], b: [8, 7], transA: false, transB: true },
+    ];
+    const vec4 = [true, true, true, true, false, false];
+    await check(cases, 4, target);
+    // Each case on its own: which path its shader took.
+    for (const [i, c] of cases.entries()) {
+      const g = new TestGraph('one');
+      g.one('matmul', [g.input('a', c.a), g.input('b', c.b)], c);
+      const graph = g.finish(g.one('fill', [], { value: 0, shape: [], dtype: 'f32' }));
+      const fusion = noFusion(graph.nodes.length);
+      const code = Object.values(lowerStep(graph, planMemory(graph, { fusion }), fusion, target).shaders).filter((s) => s.includes('acc0_0')).join('');
+      expect(code.includes('array<vec4<f32>>'), JSON.stringify(c)).toBe(vec4[i]);
+    }
+  });
+
   it('more workgroups than one dispatch dimension holds: the grid folds into 2-D', async () => {
     // maxWorkgroupsPerDimension 3 folds 4 x 2 x 5 = 40 tiles into a 3 x 14 grid, 2 left idle.
     const { tileM, tileN } = tileOf(target);

@@ -1,9 +1,15 @@
 // Matmul kernels: batched [..., M, K] x [..., K, N] with transA / transB and broadcast batch axes.
 // Register-blocked, no workgroup memory: each invocation keeps a tm x tn block of outputs in
 // registers and reads A and B straight from storage. lavapipe runs a workgroup's invocations as
-// 8 SIMD lanes of one CPU thread, so an 8 x 1 workgroup's lanes share every load of A; bench/matmul.ts
-// measured the candidates (its header has the table): 8 x 16 outputs per invocation ran 11-15
-// GFLOP/s at 256-1024, 16 to 22 times the classic shared-memory tiling with barriers.
+// 8 SIMD lanes of one CPU thread (AVX2 here), and its LLVM IR (GALLIVM_DEBUG=ir) shows what a
+// storage load inside the k loop costs: a loop over the 8 lanes, each lane testing its exec mask,
+// reloading the buffer's pointer and size, and bounds-checking every component, whether or not the
+// address is the same in every lane (the load of A is). Loads, not FMAs, bound the kernel: at
+// 512, replacing A's loads by arithmetic took 8 x 16 (B as vec4s) from 18 to 25 GFLOP/s per 2
+// cores of process CPU time, B's to 30. So B, where N and its offset allow it, is read as vec4s
+// (the lane test and pointer reload once per 4 floats): bench/matmul.ts (its header has the
+// table), 8 x 16 at 1024: 22.0 -> 27.5 GFLOP/s (256: 15.4 -> 25.2), 15.5 -> 18.6-20.5 while the
+// host thread polls the queue. Reading A as vec4s along k (k unrolled by 4) ran 2.5x slower.
 // Baked into the WGSL: the tile (the kernel target's, target.ts), transA / transB, the number of batch axes (at least 3) and the
 // epilogue. Sizes and batch strides are uniforms, so one shader serves every shape.
 import { LomocError } from '../../diagnostics.ts';
@@ -22,6 +28,8 @@ export interface MatmulTile {
   readonly tn: number;
   /** 'interleaved': invocation x owns columns x, x + wgX, ...; 'blocked': columns x*tn .. x*tn + tn - 1. */
   readonly layout: 'interleaved' | 'blocked';
+  /** false: B is always read a float at a time (bench/matmul.ts's baseline); default: as vec4 where the shapes allow. */
+  readonly vec4?: boolean;
 }
 
 /** The measured winner on lavapipe (bench/matmul.ts): the cpu target's tile (target.ts has the gpu one). */
@@ -116,13 +124,18 @@ function launch(geo: MatmulGeometry, t: MatmulTile, u: Uniforms, limits: Limits)
   return grid(total, 1, limits);
 }
 
-/** WGSL of the kernel body: A and B are the names bound to the operands. */
-function body(t: MatmulTile, geo: MatmulGeometry, A: string, B: string, ep: EpilogueCode): string {
+/**
+ * WGSL of the kernel body: A and B are the names bound to the operands. `bVec4`: B is bound as
+ * array<vec4<f32>> (see `matmulKernel`), and an invocation's tn columns are tn / 4 groups of 4
+ * adjacent ones, read as one vec4 each; the layout then places groups, not columns.
+ */
+function body(t: MatmulTile, geo: MatmulGeometry, A: string, B: string, ep: EpilogueCode, bVec4 = false): string {
   const { wgX, wgY, tm, tn } = t;
   const rows = range(tm);
   const cols = range(tn);
+  const groups = range(tn / 4);
   const [rowStep, colStep] = t.layout === 'interleaved' ? [wgY, wgX] : [1, 1];
-  const [rowBase, colBase] = t.layout === 'interleaved' ? ['lid.y', 'lid.x'] : [`lid.y * ${tm}u`, `lid.x * ${tn}u`];
+  const [rowBase, colBase] = t.layout === 'interleaved' ? ['lid.y', 'lid.x'] : [`lid.y * ${tm}u`, `lid.x * ${bVec4 ? tn / 4 : tn}u`];
   // A(i, l) and B(l, j) as (stride of the free index, stride of l).
   const [aFree, aL] = geo.transA ? ['1u', 'u.m'] : ['u.k', '1u'];
   const [bFree, bL] = geo.transB ? ['u.k', '1u'] : ['1u', 'u.n'];
@@ -139,7 +152,7 @@ function body(t: MatmulTile, geo: MatmulGeometry, A: string, B: string, ep: Epil
     `    let row = row0 + r * ${rowStep}u;`,
     '    if (row >= u.m) { break; }',
     `    for (var c = 0u; c < ${tn}u; c = c + 1u) {`,
-    `      let col = col0 + c * ${colStep}u;`,
+    bVec4 ? `      let col = (col0 + (c / 4u) * ${colStep}u) * 4u + c % 4u;` : `      let col = col0 + c * ${colStep}u;`,
     `      if (col < u.n) { finish(oOff + row * u.n + col, out[r * ${tn}u + c]); }`,
     '    }',
     '  }',
@@ -159,15 +172,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 ${batchCode.join('\n')}
   let oOff = mat * u.m * u.n;
   let row0 = ti * ${tm * wgY}u + ${rowBase};
-  let col0 = tj * ${tn * wgX}u + ${colBase};
+  let col0 = tj * ${bVec4 ? (tn / 4) * wgX : tn * wgX}u + ${colBase};${bVec4 ? ' // in vec4s' : ''}
   // Out-of-range rows and columns load a clamped (valid) element and are never stored.
 ${rows.map((r) => `  let pa${r} = aOff + min(row0 + ${r * rowStep}u, u.m - 1u) * ${aFree};`).join('\n')}
-${cols.map((c) => `  let pb${c} = bOff + min(col0 + ${c * colStep}u, u.n - 1u) * ${bFree};`).join('\n')}
+${bVec4
+  ? ['  let nv = u.n / 4u;', ...groups.map((g) => `  let pb${g} = bOff / 4u + min(col0 + ${g * colStep}u, nv - 1u);`)].join('\n')
+  : cols.map((c) => `  let pb${c} = bOff + min(col0 + ${c * colStep}u, u.n - 1u) * ${bFree};`).join('\n')}
 ${rows.flatMap((r) => cols.map((c) => `  var acc${r}_${c} = 0.0;`)).join('\n')}
   for (var l = 0u; l < u.k; l = l + 1u) {
 ${rows.map((r) => `    let va${r} = ${A}[pa${r} + l * ${aL}];`).join('\n')}
-${cols.map((c) => `    let vb${c} = ${B}[pb${c} + l * ${bL}];`).join('\n')}
-${rows.flatMap((r) => cols.map((c) => `    acc${r}_${c} = fma(va${r}, vb${c}, acc${r}_${c});`)).join('\n')}
+${bVec4
+  ? groups.map((g) => `    let vb${g} = ${B}[pb${g} + l * nv];`).join('\n')
+  : cols.map((c) => `    let vb${c} = ${B}[pb${c} + l * ${bL}];`).join('\n')}
+${rows.flatMap((r) => cols.map((c) => `    acc${r}_${c} = fma(va${r}, ${bVec4 ? `vb${c >> 2}.${'xyzw'[c & 3]}` : `vb${c}`}, acc${r}_${c});`)).join('\n')}
   }
 ${stores.join('\n')}
 }`;
@@ -184,13 +201,21 @@ export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpil
   const [a, b] = n.inputs;
   const geo = matmulGeometry(c.g.values[a].shape, c.g.values[b].shape, n.attrs.transA, n.attrs.transB);
   const bs = new Bindings(c);
-  const [A, B] = [bs.value(a, false), bs.value(b, false)]; // matmul(x, x) binds x once
+  // B as array<vec4<f32>> where every vec4 is 4 adjacent columns of one row: B not transposed, N
+  // and B's offset (so every batch stride) multiples of 4 floats. A binding of its own, so not
+  // when A or an output is the same storage (matmul(x, x) binds x once; a writable binding may not
+  // alias another one).
+  const bRef = c.slot(b).ref;
+  const bVec4 = tile.vec4 !== false && !geo.transB && geo.n % 4 === 0 && tile.tn % 4 === 0 && bRef.offset % 16 === 0 &&
+    ![a, ...n.outputs].some((v) => v === b || c.sameStorage(v, b));
+  const A = bs.value(a, false);
+  const B = bVec4 ? bs.buffer(bRef, false, 'vec4<f32>') : bs.value(b, false);
   const u = new Uniforms();
   const workgroups = launch(geo, tile, u, c.limits);
   const epi = ep.bind(bs, u);
-  const code = body(tile, geo, A, B, epi);
+  const code = body(tile, geo, A, B, epi, bVec4);
   const t = tile;
-  const key = `matmul:${t.layout[0]}${t.wgX}x${t.wgY}.${t.tm}x${t.tn}.${geo.transA ? 'T' : 'N'}${geo.transB ? 'T' : 'N'}.b${walkedAxes(geo).length}|${epi.tag}`;
+  const key = `matmul:${t.layout[0]}${t.wgX}x${t.wgY}.${t.tm}x${t.tn}.${geo.transA ? 'T' : 'N'}${geo.transB ? 'T' : bVec4 ? 'V' : 'N'}.b${walkedAxes(geo).length}|${epi.tag}`;
   return kernel(key, bs, u, code, workgroups);
 }
 

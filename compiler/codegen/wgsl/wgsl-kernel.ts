@@ -10,6 +10,8 @@ import type { BufferRef } from '../../../runtime/program.ts';
 import { type EmitContext, f32bits, type KernelCall } from './emitter.ts';
 
 export type Elem = 'f32' | 'i32';
+/** What a storage binding may hold: an Elem, or f32 read four at a time (the matmul's B). */
+export type StorageElem = Elem | 'vec4<f32>';
 
 /**
  * The WGSL element type of value `v`, or a LomocError naming the op: f16 storage needs
@@ -32,7 +34,7 @@ export function floatOnly(n: NodeOf<Op>, c: EmitContext): void {
 interface Bound {
   readonly ref: BufferRef;
   write: boolean;
-  readonly elem: Elem;
+  readonly elem: StorageElem;
   readonly values: ValueId[];
 }
 
@@ -59,11 +61,11 @@ export class Bindings {
   }
 
   /** A scratch buffer (or any range not owned by a value). */
-  buffer(ref: BufferRef, write: boolean, elem: Elem = 'f32'): string {
+  buffer(ref: BufferRef, write: boolean, elem: StorageElem = 'f32'): string {
     return this.add(ref, write, elem, []);
   }
 
-  private add(ref: BufferRef, write: boolean, elem: Elem, values: ValueId[]): string {
+  private add(ref: BufferRef, write: boolean, elem: StorageElem, values: ValueId[]): string {
     this.bound.push({ ref, write, elem, values });
     this.calls.push(this.bound.length - 1);
     return `b${this.bound.length - 1}`;
@@ -75,7 +77,7 @@ export class Bindings {
 
   /** What the declarations bake in: element types, access modes, and which operand is which. */
   signature(): string {
-    const modes = this.bound.map((b) => `${b.write ? 'w' : 'r'}${b.elem === 'f32' ? '' : b.elem}`).join('');
+    const modes = this.bound.map((b) => `${b.write ? 'w' : 'r'}${b.elem === 'f32' ? '' : b.elem === 'vec4<f32>' ? 'v4' : b.elem}`).join('');
     const aliased = this.calls.some((k, i) => k !== i);
     return aliased ? `${modes}:${this.calls.join('')}` : modes;
   }
