@@ -24,7 +24,7 @@ export interface TfGptTrainer {
 
 export async function createTfGptTrainer(cfg: GptConfig, warmup = 1): Promise<TfGptTrainer> {
   const started = performance.now();
-  const { tf, adapter, version } = await loadTfjs();
+  const { tf, adapter, version, sync } = await loadTfjs();
   const { batch: B, seq: T, vocab: V, width: D, layers: L, heads: H } = cfg;
   const N = B * T;
   const hd = D / H;
@@ -93,6 +93,10 @@ export async function createTfGptTrainer(cfg: GptConfig, warmup = 1): Promise<Tf
     const t0 = performance.now();
     const [tok, tgt] = [tf.tensor2d(tokens, [B, T], 'int32'), tf.tensor2d(targets, [B, T], 'int32')];
     const l = optimizer.minimize(() => loss(tok, tgt), true, vars)!;
+    // As lomoc's trainer does (runtime/webgpu/trainer.ts, hostWait): submit, sleep most of the
+    // quickest recent step, then wait, so Dawn's polling does not take a core from lavapipe.
+    const lead = stepMs.length ? 0.8 * Math.min(...stepMs.slice(-5)) : 0;
+    if (lead >= 5) await sync(lead);
     const value = (await l.data())[0];
     tf.dispose([tok, tgt, l]);
     return { value, ms: performance.now() - t0 };

@@ -6,7 +6,8 @@
 #   npx esbuild scripts/gpu-check.ts --bundle --platform=node --format=esm --external:webgpu --outfile=.gpu-kit/check.mjs
 # Optionally a learning-rate sweep (scripts/lr-sweep.ts) after the check, when .gpu-kit/sweep.args
 # holds its arguments after DATA and OUT (STEPS BUNDLE:lr,... with bundles under .gpu-kit/):
-#   npx esbuild scripts/lr-sweep.ts --bundle --platform=node --format=esm --external:webgpu --outfile=.gpu-kit/sweep.mjs
+#   npx esbuild scripts/lr-sweep.ts --bundle --platform=node --format=esm --external:webgpu --outfile=.gpu-kit/sweep.mjs \
+#     --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 #   node -e "require('fs').writeFileSync('.gpu-kit/moby.txt', ...)"   (the text `--data moby-dick` loads)
 # and Debian's libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 downloaded into .gl/.
 # The adapter is chosen as usual: Vulkan (NVIDIA's ICD), else GLES on NVIDIA's EGL.

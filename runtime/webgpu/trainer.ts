@@ -38,6 +38,13 @@ export interface TrainerOptions {
    * otherwise land in step 1.
    */
   readonly warmUp?: boolean;
+  /**
+   * How the host waits for a step (default 'sleep'). While a map or work-done promise is pending,
+   * Dawn's node binding polls the device from the main thread; on a CPU adapter (lavapipe) that
+   * takes most of a core from the driver's threads. 'sleep' submits, then sleeps 80% of the
+   * quickest of the last 5 steps before it starts waiting; 'poll' waits at once.
+   */
+  readonly hostWait?: 'sleep' | 'poll';
 }
 
 export interface Trainer {
@@ -115,6 +122,9 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
 
   let steps = 0;
   const stepMs: number[] = [];
+  const sleepFirst = (opts.hostWait ?? 'sleep') === 'sleep';
+  /** How long to sleep after submitting: most of the recent quickest step, once there is one. */
+  const lead = () => (sleepFirst && stepMs.length ? 0.8 * Math.min(...stepMs.slice(-5)) : 0);
 
   const checkBatch = (batch: Readonly<Record<string, HostArray>>) => {
     const missing = dataSlots.filter((s) => !(s.name in batch)).map((s) => s.name);
@@ -154,6 +164,8 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
       device.queue.submit([enc.finish()]);
       const invalid = watch.race(device.popErrorScope(), doing);
       invalid.catch(() => undefined); // awaited below unless the wait for the step fails first
+      const sleepMs = lead();
+      if (sleepMs >= 1) await new Promise((r) => setTimeout(r, sleepMs));
       let loss: number | undefined;
       if (readLoss) {
         await watch.race(lossStaging.mapAsync(GPUMapMode.READ, 0, lossBytes), doing);
