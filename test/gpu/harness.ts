@@ -15,8 +15,16 @@ import type { Limits } from '../../compiler/codegen/wgsl/emitter.ts';
 import { kernelTargets, targetNames, type KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
 
 let acquired: Promise<Acquired> | undefined;
-/** The process's device; a test fails (never skips) when there is none, naming the setup script. */
-export const gpu = (): Promise<Acquired> => (acquired ??= acquireDevice());
+/**
+ * The process's device, with shader-f16 for the f16 storage kernels; a test fails (never skips)
+ * when there is none, naming the setup script.
+ */
+export const gpu = (): Promise<Acquired> =>
+  (acquired ??= acquireDevice({
+    limits: { maxStorageBuffersPerShaderStage: 8, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 16384 },
+    arenas: [],
+    features: ['shader-f16'],
+  }));
 
 /** Scratch bytes per group, from the codegen's rules for `target` (default cpu: lavapipe's). */
 export const scratchFor = (g: Graph, fusion: Fusion, target: KernelTarget = kernelTargets.cpu) => groupScratch(g, fusion, target);
@@ -42,7 +50,7 @@ export async function runOnGpu(g: Graph, feeds: Feeds, read: readonly ValueId[],
     for (const v of read) {
       const b = plan.buffers[plan.bufferOf[v]];
       const value = g.values[v];
-      out.set(v, await ex.read({ name: `%${v}`, ...b.pieces[0], bytes: value.shape.reduce((a, x) => a * x, 1) * 4, shape: value.shape, dtype: value.dtype }));
+      out.set(v, await ex.read({ name: `%${v}`, ...b.pieces[0], bytes: value.shape.reduce((a, x) => a * x, 1) * (value.dtype === 'f16' ? 2 : 4), shape: value.shape, dtype: value.dtype }));
     }
     return out;
   } finally {

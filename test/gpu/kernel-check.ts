@@ -36,12 +36,12 @@ export async function compareGraph(g: Graph, feeds: Feeds, outs: readonly ValueI
   outs.forEach((v, k) => expectWithin(gpu.get(v)!, ref.values[v]!.data, tol, `${what} output ${k} (${target.name} target)`));
 }
 
-/** One `op` node over inputs x0, x1, ... fed with `ins`; every output compared. */
-export async function compareOp<O extends Op>(op: O, ins: readonly HostTensor[], attrs: OpAttrs[O], tol: Tolerance, target: KernelTarget = kernelTargets.cpu): Promise<void> {
-  const { g, outs } = opGraph(op, ins, attrs);
+/** One `op` node over inputs x0, x1, ... fed with `ins` (float ones stored as `dtype`); every output compared. */
+export async function compareOp<O extends Op>(op: O, ins: readonly HostTensor[], attrs: OpAttrs[O], tol: Tolerance, target: KernelTarget = kernelTargets.cpu, dtype: 'f32' | 'f16' = 'f32'): Promise<void> {
+  const { g, outs } = opGraph(op, ins, attrs, dtype);
   const inputs = Object.fromEntries(ins.map((t, i) => [`x${i}`, t]));
   const shapes = ins.map((t) => `[${t.shape.join(',')}]`).join(' ');
-  await compareGraph(g, { inputs, params: {} }, outs, tol, `${op} ${shapes} ${JSON.stringify(attrs)}`, target);
+  await compareGraph(g, { inputs, params: {} }, outs, tol, `${op}${dtype === 'f16' ? ' (f16)' : ''} ${shapes} ${JSON.stringify(attrs)}`, target);
 }
 
 /** Normal(0, std) f32 values; `map` reshapes the distribution (e.g. positive for log). */

@@ -128,14 +128,4 @@ describe('attention kernels', () => {
     }
   });
 
-  it('throws for f16 operands, naming the op', () => {
-    const g = new TestGraph('f16');
-    const [q, k, v] = ['q', 'k', 'v'].map((n) => g.input(n, [2, 3], 'f16'));
-    g.one('attention', [q, k, v], { scale: 1, causal: true });
-    const graph = g.finish(g.input('zero', []));
-    const plan = planMemory(graph, { fusion: noFusion(graph.nodes.length) });
-    expect(() => lowerStep(graph, plan, noFusion(graph.nodes.length), kernelTargets.cpu)).toThrow(
-      new LomocError('attention: f16 kernels are not implemented yet', { file: 'models/test.ts', line: 3, col: 7 }),
-    );
-  });
 });

@@ -173,10 +173,4 @@ describe('optimizer kernels', () => {
     expect(programOf(graph).dispatches[0].bindings.length).toBe(3);
   });
 
-  it('throws for an f16 gradient, naming the op', () => {
-    const v: Variant = { op: 'sgdUpdate', shape: [4], clipValue: null, scaled: false, master: false, lr: 0.1, wd: 0, step: 1, factor: 1, inPlace: true };
-    expect(() => programOf(updateGraph(v, 'f16').g)).toThrow(
-      new LomocError('sgdUpdate: f16 kernels are not implemented yet', loc),
-    );
-  });
 });

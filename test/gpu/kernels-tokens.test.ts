@@ -114,13 +114,4 @@ describe('token kernels', () => {
     expect(scratchFor(g, f)(0)).toEqual([1000 * 4, 600 * 4]);
   });
 
-  it('throws for an f16 table, naming the op', () => {
-    const g = new TestGraph('f16');
-    g.one('embedding', [g.input('table', [4, 2], 'f16'), g.input('ids', [3], 'i32')], {});
-    const graph = g.finish(g.input('zero', []));
-    const plan = planMemory(graph, { fusion: noFusion(graph.nodes.length) });
-    expect(() => lowerStep(graph, plan, noFusion(graph.nodes.length), kernelTargets.cpu)).toThrow(
-      new LomocError('embedding: f16 kernels are not implemented yet', { file: 'models/test.ts', line: 3, col: 7 }),
-    );
-  });
 });

@@ -23,6 +23,7 @@ import { LomocError } from '../../diagnostics.ts';
 import { numel } from '../../ir/shape.ts';
 import type { NodeOf } from '../../ir/types.ts';
 import type { BufferRef } from '../../../runtime/program.ts';
+import { floatStorage } from './f16-storage.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall, type ScratchRule } from './emitter.ts';
 
 /**
@@ -49,19 +50,21 @@ interface Dims {
   readonly w: number;
   /** Elements (of w floats) a private row holds: baked, while Dh is a uniform. */
   readonly cap: number;
+  /** Whether q, k, v and the outputs are stored as f16 (the row statistics stay f32). */
+  readonly f16: boolean;
 }
 
 function dims(n: NodeOf<'attention' | 'attentionGrad'>, c: EmitContext): Dims {
   const { minCap } = c.target.attention;
-  for (const v of [...n.inputs, ...n.outputs])
-    if (c.g.values[v].dtype !== 'f32') throw new LomocError(`${n.op}: f16 kernels are not implemented yet`, n.loc);
   const shape = c.g.values[n.inputs[0]].shape;
   const [t, d] = shape.slice(-2);
   if (d > maxHeadDim) throw new LomocError(`${n.op}: head dimensions up to ${maxHeadDim} are implemented, got ${d}`, n.loc);
   const w = d % 4 === 0 ? 4 : 1;
   // One capacity for every Dh up to minCap (64 on cpu, 128 on gpu), so that few shaders serve every model; powers of two past it.
   const cap = Math.max(minCap, 2 ** Math.ceil(Math.log2(Math.max(1, d)))) / w;
-  return { rows: d === 0 ? 0 : numel(shape) / d, t, d, w, cap };
+  const dtypes = new Set([...n.inputs, ...n.outputs].map((v) => c.g.values[v].dtype));
+  if (dtypes.size !== 1) throw new LomocError(`${n.op}: operands of one float type expected, got ${[...dtypes].join(' and ')}`, n.loc);
+  return { rows: d === 0 ? 0 : numel(shape) / d, t, d, w, cap, f16: dtypes.has('f16') };
 }
 
 /** Workgroups: one per block of WG * R rows of one sequence (B * blocks in all). */
@@ -96,8 +99,10 @@ function kernel(kind: string, operands: readonly Operand[], body: (R: number) =>
       code = code.replace(new RegExp(`\\b${name}\\[`, 'g'), `${same[0]}[`);
     } else bound.push([name, ref, write]);
   }
+  // f16 operands are declared f16 (vec4<f16> when E is a vec4) and read as E by f16-storage.ts.
+  const stored = (name: string) => (name === 'stats' ? 'f32' : s.f16 ? floatStorage('f16', s.w === 4) : 'E');
   const decls = bound.map(([name, , write], k) =>
-    `@group(0) @binding(${k}) var<storage, ${write ? 'read_write' : 'read'}> ${name}: array<${name === 'stats' ? 'f32' : 'E'}>;`);
+    `@group(0) @binding(${k}) var<storage, ${write ? 'read_write' : 'read'}> ${name}: array<${stored(name)}>;`);
   return {
     key: `attention.${kind}.wg${WG}.r${R}.w${s.w}.cap${s.cap}${alias.map((x) => `.${x}`).join('')}`,
     code: `${decls.join('\n')}

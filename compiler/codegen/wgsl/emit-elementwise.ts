@@ -96,7 +96,7 @@ const fill = (n: NodeOf<'fill'>, c: EmitContext): KernelCall[] => {
   return [mapKernel(c, {
     tag: `fill${elem}`, shape, ins: [],
     out: { value: n.outputs[0], walk: contiguous(shape), elem },
-    scalars: (u) => (elem === 'f32' ? u.f32('value', n.attrs.value) : u.i32('value', n.attrs.value)),
+    scalars: (u) => (elem === 'i32' ? u.i32('value', n.attrs.value) : u.f32('value', n.attrs.value)),
     expr: () => 'u.value',
   })];
 };

@@ -7,7 +7,7 @@ import { numel, strides } from '../../ir/shape.ts';
 import type { NodeOf, Shape } from '../../ir/types.ts';
 import type { EmitContext, Emitter, KernelCall } from './emitter.ts';
 import { broadcastStrides, contiguous, type Walk } from './wgsl-index.ts';
-import { Bindings, type Elem, elemOf, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
+import { Bindings, type Elem, elemOf, entryArgs, flatGroup, kernel, Uniforms, wide } from './wgsl-kernel.ts';
 import { mapGrid, mapKernel, shapeOf } from './wgsl-map.ts';
 
 const moves: readonly Elem[] = ['f32', 'i32'];
@@ -94,7 +94,7 @@ fn main(${entryArgs}) {
   ${flatGroup}
   for (var i = wg * ${wg}u + lid; i < u.n; i += u.step) {
     ${lines.join('\n    ')}
-    var v = ${elem}(0);
+    var v = ${wide(elem)}(0);
     if (inside) { v = ${x}[src]; }
     ${y}[i] = v;
   }
@@ -145,7 +145,7 @@ fn main(${entryArgs}) {
     let t = i / u.inner;
     let col = t % u.cols;
     let o = t / u.cols;
-    var v: ${elem};
+    var v: ${wide(elem)};
     ${branches.join(' else ')}
     ${y}[(o * u.size + u.start + col) * u.inner + j] = v;
   }

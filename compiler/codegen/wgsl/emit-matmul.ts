@@ -13,7 +13,7 @@
 // Baked into the WGSL: the tile (the kernel target's, target.ts), transA / transB, the number of batch axes (at least 3) and the
 // epilogue. Sizes and batch strides are uniforms, so one shader serves every shape.
 import { LomocError } from '../../diagnostics.ts';
-import { broadcastShapes, numel } from '../../ir/shape.ts';
+import { broadcastShapes, bytesPerElement, numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type Emitter, type KernelCall, type Limits } from './emitter.ts';
 import { kernelTargets } from './target.ts';
@@ -190,11 +190,6 @@ ${stores.join('\n')}
 }`;
 }
 
-/** f16 storage is the paper's setting; its kernels come later. */
-export function requireF32(n: Node, c: EmitContext): void {
-  for (const v of [...n.inputs, ...n.outputs])
-    if (c.g.values[v].dtype === 'f16') throw new LomocError(`${n.op}: f16 kernels are not implemented yet`, n.loc);
-}
 
 /** One matmul node as one dispatch, each output element handed to `ep` (the target's tile unless `tile`). */
 export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpilogue, tile: MatmulTile = c.target.matmul): KernelCall {
@@ -206,10 +201,11 @@ export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpil
   // when A or an output is the same storage (matmul(x, x) binds x once; a writable binding may not
   // alias another one).
   const bRef = c.slot(b).ref;
-  const bVec4 = tile.vec4 !== false && !geo.transB && geo.n % 4 === 0 && tile.tn % 4 === 0 && bRef.offset % 16 === 0 &&
+  const bDtype = c.g.values[b].dtype;
+  const bVec4 = tile.vec4 !== false && !geo.transB && geo.n % 4 === 0 && tile.tn % 4 === 0 && bRef.offset % (4 * bytesPerElement[bDtype]) === 0 &&
     ![a, ...n.outputs].some((v) => v === b || c.sameStorage(v, b));
   const A = bs.value(a, false);
-  const B = bVec4 ? bs.buffer(bRef, false, 'vec4<f32>') : bs.value(b, false);
+  const B = bVec4 ? bs.buffer(bRef, false, bDtype === 'f16' ? 'vec4<f16>' : 'vec4<f32>') : bs.value(b, false);
   const u = new Uniforms();
   const workgroups = launch(geo, tile, u, c.limits);
   const epi = ep.bind(bs, u);
@@ -220,8 +216,5 @@ export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpil
 }
 
 export const matmulEmitters = {
-  matmul: (n, c) => {
-    requireF32(n, c);
-    return [matmulKernel(n, c, storeEpilogue(n.outputs[0]))];
-  },
+  matmul: (n, c) => [matmulKernel(n, c, storeEpilogue(n.outputs[0]))],
 } satisfies { readonly matmul: Emitter<'matmul'> };

@@ -8,6 +8,8 @@
 // the shader (and its key): the op, whether there is a clip value, a scale and a master copy,
 // whether p' is written by a second dispatch, and which read-only operands share one binding.
 // Uniforms: the element count, the clip value, and AdamW's betas, 1 - betas, ln(betas) and eps.
+// f16 storage (p, g; the moments and the master copy stay f32) is declared here and converted
+// by f16-storage.ts, so the update itself runs in f32.
 //
 // 8 storage bindings: AdamW with a clip-norm factor and a master copy reads p, g, lr, wd, step,
 // scale, m, v, master: 9. With a master copy p is never read (w = master), only written; so that
@@ -15,9 +17,10 @@
 import { CompilerBug, LomocError } from '../../diagnostics.ts';
 import type { UpdateAttrs } from '../../ir/ops.ts';
 import { numel } from '../../ir/shape.ts';
-import type { NodeOf, ValueId } from '../../ir/types.ts';
+import type { DType, NodeOf, ValueId } from '../../ir/types.ts';
 import type { BufferRef } from '../../../runtime/program.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall } from './emitter.ts';
+import { floatStorage } from './f16-storage.ts';
 
 const WG = 256;
 const maxBindings = 8; // lower.ts's maxStorageBindings (not imported: lower.ts imports this file)
@@ -29,6 +32,7 @@ interface Binding {
   readonly ref: BufferRef;
   readonly write: boolean;
   readonly scalar: boolean;
+  readonly dtype: DType;
 }
 
 /**
@@ -56,23 +60,23 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 
 function declare(bs: readonly Binding[], uniform: string): string {
   const lines = bs.map((b, k) =>
-    `@group(0) @binding(${k}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: ${b.scalar ? 'f32' : 'array<f32>'};`);
+    `@group(0) @binding(${k}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: ${b.scalar ? 'f32' : `array<${floatStorage(b.dtype)}>`};`);
   return `${lines.join('\n')}\nstruct U { ${uniform} }\n@group(0) @binding(${bs.length}) var<uniform> u: U;\nconst WG = ${WG}u;`;
 }
 
-const copyCode = `${declare([
-  { name: 'src', ref: { arena: 0, offset: 0, bytes: 0 }, write: false, scalar: false },
-  { name: 'dst', ref: { arena: 0, offset: 0, bytes: 0 }, write: true, scalar: false },
+const copyCode = (from: DType, to: DType) => `${declare([
+  { name: 'src', ref: { arena: 0, offset: 0, bytes: 0 }, write: false, scalar: false, dtype: from },
+  { name: 'dst', ref: { arena: 0, offset: 0, bytes: 0 }, write: true, scalar: false, dtype: to },
 ], 'n: u32')}
 ${entry}
   dst[i] = src[i];
 }
 `;
 
-function copy(src: BufferRef, dst: BufferRef, n: number, c: EmitContext): KernelCall {
+function copy(src: BufferRef, dst: BufferRef, n: number, c: EmitContext, from: DType = 'f32', to: DType = from): KernelCall {
   return {
     key: `update.copy.wg${WG}`,
-    code: copyCode,
+    code: copyCode(from, to),
     bindings: [{ ...src, write: false }, { ...dst, write: true }],
     uniforms: [n],
     workgroups: grid(n, WG, c.limits),
@@ -81,8 +85,6 @@ function copy(src: BufferRef, dst: BufferRef, n: number, c: EmitContext): Kernel
 
 function emitUpdate(n: UpdateNode, c: EmitContext): KernelCall[] {
   const a = n.attrs;
-  for (const v of [...n.inputs, ...n.outputs])
-    if (c.g.values[v].dtype !== 'f32') throw new LomocError(`${n.op}: f16 kernels are not implemented yet`, n.loc);
   const adam = n.op === 'adamwUpdate';
   const [p, g, lr, wd] = n.inputs;
   const scalars = adam ? 5 : 4;
@@ -98,19 +100,20 @@ function emitUpdate(n: UpdateNode, c: EmitContext): KernelCall[] {
   const pairs: [ValueId, ValueId][] = states.map((s, k) => [s, statesNew[k]]);
   if (!a.master) pairs.push([p, pNew]); // with a master copy, p is written but never read
   for (const [old, next] of pairs)
-    if (!c.sameStorage(old, next)) calls.push(copy(c.slot(old).ref, c.slot(next).ref, count, c));
+    if (!c.sameStorage(old, next)) calls.push(copy(c.slot(old).ref, c.slot(next).ref, count, c, c.g.values[old].dtype));
 
   // Read-only operands in the same storage (one scalar fed as both lr and wd) are bound once.
   const bound: Binding[] = [];
   const alias = new Map<string, string>();
   const at = (name: string, v: ValueId, write: boolean, scalar = false): Binding[] => {
-    const ref = c.slot(v).ref;
+    const { ref, dtype } = c.slot(v);
+    if (scalar && dtype !== 'f32') throw new LomocError(`${n.op}: the ${name} scalar must be f32, got ${dtype}`, n.loc);
     const same = bound.find((b) => !write && !b.write && b.scalar === scalar && b.ref.arena === ref.arena && b.ref.offset === ref.offset);
     if (same) {
       alias.set(name, same.name);
       return [];
     }
-    const b = { name, ref, write, scalar };
+    const b = { name, ref, write, scalar, dtype };
     bound.push(b);
     return [b];
   };
@@ -127,7 +130,7 @@ function emitUpdate(n: UpdateNode, c: EmitContext): KernelCall[] {
   // p' is written by the update itself unless that would take a ninth binding (see the top).
   const split = rest.length + 1 > maxBindings;
   if (split && !a.master) throw new CompilerBug(`codegen: ${n.op} needs ${rest.length + 1} storage bindings`);
-  const bindings = split ? rest : [{ name: 'p', ref: c.slot(pNew).ref, write: true, scalar: false }, ...rest];
+  const bindings = split ? rest : [{ name: 'p', ref: c.slot(pNew).ref, write: true, scalar: false, dtype: c.slot(pNew).dtype }, ...rest];
 
   const [gi, rate, decay] = [`${id('g')}[i]`, id('lr'), id('wd')];
   const w = a.master ? 'master[i]' : 'p[i]';
@@ -170,7 +173,10 @@ ${stores.join('\n')}
     uniforms: words,
     workgroups: grid(count, WG, c.limits),
   });
-  if (split) calls.push(copy(c.slot(statesNew[statesNew.length - 1]).ref, c.slot(pNew).ref, count, c));
+  if (split) {
+    const master = c.slot(statesNew[statesNew.length - 1]);
+    calls.push(copy(master.ref, c.slot(pNew).ref, count, c, master.dtype, c.slot(pNew).dtype));
+  }
   return calls;
 }
 

@@ -9,18 +9,14 @@
 //   2. gather: one thread per (v, d) sums dy over bucket v in position order: O(V * D + N * D),
 //      the same order as the reference's scatter-add, and the same bits on every run.
 // An id outside [0, V) reads nothing: the gather writes NaN for it; the gradient skips it.
-import { LomocError } from '../../diagnostics.ts';
 import { numel } from '../../ir/shape.ts';
 import type { NodeOf } from '../../ir/types.ts';
-import { type EmitContext, type Emitter, grid, type ScratchRule } from './emitter.ts';
+import { type Emitter, grid, type ScratchRule } from './emitter.ts';
+import { floatStorage } from './f16-storage.ts';
 
 const WG = 256;
 const nanBits = 0x7fc00000;
 
-function requireF32(n: NodeOf<'embedding' | 'embeddingGrad'>, c: EmitContext): void {
-  for (const v of [...n.inputs, ...n.outputs])
-    if (c.g.values[v].dtype === 'f16') throw new LomocError(`${n.op}: f16 kernels are not implemented yet`, n.loc);
-}
 
 /** The flat index of this thread over grid()'s 2D fold. */
 const flatIndex = `let e = gid.x + gid.y * nwg.x * WG;`;
@@ -28,9 +24,10 @@ const entry = `@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   ${flatIndex}`;
 
-const gatherCode = `@group(0) @binding(0) var<storage, read> table: array<f32>;
+/** The gather over a table and output of storage type `e` (f32 or f16; see f16-storage.ts). */
+const gatherCode = (e: string) => `@group(0) @binding(0) var<storage, read> table: array<${e}>;
 @group(0) @binding(1) var<storage, read> ids: array<i32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<${e}>;
 struct U { total: u32, d: u32, vocab: u32, nan: u32 }
 @group(0) @binding(3) var<uniform> u: U;
 const WG = ${WG}u;
@@ -119,10 +116,10 @@ fn main(@builtin(local_invocation_index) t: u32) {
 }
 `;
 
-const sumCode = `@group(0) @binding(0) var<storage, read> ends: array<u32>;
+const sumCode = (e: string) => `@group(0) @binding(0) var<storage, read> ends: array<u32>;
 @group(0) @binding(1) var<storage, read> order: array<u32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dtable: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<${e}>;
+@group(0) @binding(3) var<storage, read_write> dtable: array<${e}>;
 struct U { total: u32, d: u32 }
 @group(0) @binding(4) var<uniform> u: U;
 const WG = ${WG}u;
@@ -140,7 +137,6 @@ ${entry}
 `;
 
 const embedding: Emitter<'embedding'> = (n, c) => {
-  requireF32(n, c);
   const [table, ids] = n.inputs.map((v) => c.slot(v));
   const y = c.slot(n.outputs[0]);
   const [vocab, d] = table.shape;
@@ -148,7 +144,7 @@ const embedding: Emitter<'embedding'> = (n, c) => {
   if (total === 0) return [];
   return [{
     key: `embedding.wg${WG}`,
-    code: gatherCode,
+    code: gatherCode(floatStorage(table.dtype)),
     bindings: [{ ...table.ref, write: false }, { ...ids.ref, write: false }, { ...y.ref, write: true }],
     uniforms: [total, d, vocab, nanBits],
     workgroups: grid(total, WG, c.limits),
@@ -156,7 +152,6 @@ const embedding: Emitter<'embedding'> = (n, c) => {
 };
 
 const embeddingGrad: Emitter<'embeddingGrad'> = (n, c) => {
-  requireF32(n, c);
   const [ids, dy] = n.inputs.map((v) => c.slot(v));
   const out = c.slot(n.outputs[0]);
   const [vocab, d] = out.shape;
@@ -174,7 +169,7 @@ const embeddingGrad: Emitter<'embeddingGrad'> = (n, c) => {
     },
     {
       key: `embeddingGrad.sum.wg${WG}`,
-      code: sumCode,
+      code: sumCode(floatStorage(dy.dtype)),
       bindings: [{ ...ends, write: false }, { ...order, write: false }, { ...dy.ref, write: false }, { ...out.ref, write: true }],
       uniforms: [total, d],
       workgroups: grid(total, WG, c.limits),

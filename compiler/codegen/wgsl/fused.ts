@@ -14,7 +14,7 @@ import type { KernelGroup } from '../../ir/fusion.ts';
 import { numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type KernelCall } from './emitter.ts';
-import { matmulKernel, requireF32, type MatmulEpilogue } from './emit-matmul.ts';
+import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
 import { sgdStepWgsl } from './emit-optimizer.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
 import { Bindings, entryArgs, f32lit, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
@@ -175,7 +175,6 @@ function updateEpilogue(up: NodeOf<'sgdUpdate'>, c: EmitContext): MatmulEpilogue
 }
 
 export function emitGroup(group: KernelGroup, nodes: readonly Node[], c: EmitContext): KernelCall[] {
-  for (const n of nodes) requireF32(n, c);
   const [first, second] = nodes;
   switch (group.kind) {
     case 'elementwise':

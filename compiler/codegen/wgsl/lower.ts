@@ -12,6 +12,7 @@ import { fmtLoc } from '../../diagnostics.ts';
 import type { Dispatch, StepProgram, TensorSlot } from '../../../runtime/program.ts';
 import { defaultLimits, type EmitContext, type Emitter, type KernelCall, type Limits, type Slot } from './emitter.ts';
 import { emitters } from './emitters.ts';
+import { withF16Storage } from './f16-storage.ts';
 import { emitGroup } from './fused.ts';
 import type { KernelTarget } from './target.ts';
 
@@ -39,7 +40,11 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
       g,
       limits,
       target,
-      slot: (v) => slotOf(g, plan, v),
+      // WebGPU binds storage in multiples of 4 bytes (an odd count of f16s rounds up into the planned piece's padding).
+      slot: (v) => {
+        const s = slotOf(g, plan, v);
+        return { ...s, ref: { ...s.ref, bytes: Math.ceil(s.ref.bytes / 4) * 4 } };
+      },
       scratch: (i) => {
         const b = plan.buffers[plan.scratchOf[k]?.[i]];
         if (!b) throw new CompilerBug(`codegen: group ${k} has no scratch buffer ${i}`);
@@ -51,7 +56,8 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
     const calls: KernelCall[] =
       group.kind === 'single' ? (emitters[nodes[0].op] as Emitter<Op>)(nodes[0] as never, ctx) : emitGroup(group, nodes, ctx);
     const label = labelOf(nodes);
-    for (const call of calls) {
+    for (const emitted of calls) {
+      const call = withF16Storage(emitted);
       if (call.bindings.length > maxStorageBindings)
         throw new CompilerBug(`codegen: ${label} binds ${call.bindings.length} storage buffers, more than ${maxStorageBindings}`);
       maxBindings = Math.max(maxBindings, call.bindings.length);

@@ -1,7 +1,8 @@
 // What every elementwise, reduction and row kernel shares: storage bindings declared in order
 // (a value that shares storage with one already bound is bound once, read_write), a uniform
 // struct of u32/f32 scalars, the flat workgroup index over a grid folded into 2D, and the
-// element types kernels can address (f32, and i32 for ops that only move token ids).
+// element types kernels can address (f32 or f16 floats, and i32 for ops that only move token
+// ids). An f16 value is declared array<f16>; lower.ts's f16Storage converts its loads and stores.
 import { CompilerBug, LomocError } from '../../diagnostics.ts';
 import { fmtShape } from '../../ir/shape.ts';
 import type { Op } from '../../ir/ops.ts';
@@ -9,27 +10,31 @@ import type { DType, NodeOf, ValueId } from '../../ir/types.ts';
 import type { BufferRef } from '../../../runtime/program.ts';
 import { type EmitContext, f32bits, type KernelCall } from './emitter.ts';
 
-export type Elem = 'f32' | 'i32';
-/** What a storage binding may hold: an Elem, or f32 read four at a time (the matmul's B). */
-export type StorageElem = Elem | 'vec4<f32>';
+export type Elem = 'f32' | 'f16' | 'i32';
+/** What a storage binding may hold: an Elem, or floats read four at a time (the matmul's B). */
+export type StorageElem = Elem | 'vec4<f32>' | 'vec4<f16>';
 
 /**
- * The WGSL element type of value `v`, or a LomocError naming the op: f16 storage needs
- * `enable f16;` kernels that nobody has written yet, and garbage is worse than an error.
+ * The WGSL storage element type of value `v` (a float kernel takes f32 and f16 storage alike:
+ * its arithmetic is f32 either way), or a LomocError naming the op.
  */
 export function elemOf(n: NodeOf<Op>, c: EmitContext, v: ValueId, allowed: readonly Elem[] = ['f32']): Elem {
   const value = c.g.values[v];
   const d: DType = value.dtype;
-  if ((allowed as readonly string[]).includes(d)) return d as Elem;
+  if ((allowed as readonly string[]).includes(d) || (d === 'f16' && allowed.includes('f32'))) return d as Elem;
   const what = `${n.op}: a ${d}${fmtShape(value.shape)} operand`;
-  if (d === 'f16') throw new LomocError(`${what}: f16 kernels are not implemented yet`, n.loc);
   throw new LomocError(`${what}: the ${n.op} kernel takes ${allowed.join(' or ')}, got ${d}`, n.loc);
 }
 
-/** Checks that every operand of `n` (inputs and outputs) is f32. */
+/** The type a kernel computes an element of storage type `e` in: f32 for any float. */
+export const wide = (e: Elem): Elem => (e === 'f16' ? 'f32' : e);
+
+/** Checks that every operand of `n` (inputs and outputs) is a float (f32 or f16 storage). */
 export function floatOnly(n: NodeOf<Op>, c: EmitContext): void {
   for (const v of [...n.inputs, ...n.outputs]) elemOf(n, c, v);
 }
+
+const elemTag: Record<StorageElem, string> = { f32: '', f16: 'h', i32: 'i32', 'vec4<f32>': 'v4', 'vec4<f16>': 'v4h' };
 
 interface Bound {
   readonly ref: BufferRef;
@@ -49,6 +54,7 @@ export class Bindings {
   private readonly calls: number[] = [];
   constructor(private readonly c: EmitContext) {}
 
+  /** `elem` 'f32' means "a float": an f16 value is declared array<f16>. */
   value(v: ValueId, write: boolean, elem: Elem = 'f32'): string {
     const k = this.bound.findIndex((b) => b.values.length > 0 && b.values.some((w) => w === v || this.c.sameStorage(w, v)));
     if (k >= 0) {
@@ -57,7 +63,8 @@ export class Bindings {
       this.calls.push(k);
       return `b${k}`;
     }
-    return this.add(this.c.slot(v).ref, write, elem, [v]);
+    const stored = elem === 'f32' && this.c.g.values[v].dtype === 'f16' ? 'f16' : elem;
+    return this.add(this.c.slot(v).ref, write, stored, [v]);
   }
 
   /** A scratch buffer (or any range not owned by a value). */
@@ -77,7 +84,7 @@ export class Bindings {
 
   /** What the declarations bake in: element types, access modes, and which operand is which. */
   signature(): string {
-    const modes = this.bound.map((b) => `${b.write ? 'w' : 'r'}${b.elem === 'f32' ? '' : b.elem === 'vec4<f32>' ? 'v4' : b.elem}`).join('');
+    const modes = this.bound.map((b) => `${b.write ? 'w' : 'r'}${elemTag[b.elem]}`).join('');
     const aliased = this.calls.some((k, i) => k !== i);
     return aliased ? `${modes}:${this.calls.join('')}` : modes;
   }
