@@ -36,6 +36,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const checkpoint = str('checkpoint') === undefined ? { kind: 'none' as const } : check.checkpoint(str('checkpoint')!);
   const opt = (k: string, f: (t: string, o: string) => number) => (str(k) === undefined ? undefined : f(str(k)!, k));
   const target = check.oneOf<TargetName>(['cpu', 'gpu'], str('target') ?? 'gpu', 'target');
+  const dtype = check.oneOf(['f32', 'f16'] as const, str('dtype') ?? 'f32', 'dtype');
   const def = await loadModel(positionals[0]);
   const c = compileProgram(def, {
     target,
@@ -47,6 +48,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
     checkpoint,
     clipNorm: opt('clip-norm', (t, o) => check.number(t, o)),
     clipValue: opt('clip-value', (t, o) => check.number(t, o)),
+    dtype,
   });
   printWarnings(io, c.warnings);
   const manifest = writeBundle(out, c.program, {
@@ -55,7 +57,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
     config: c.config,
     step: {
       optimizer,
-      dtype: 'f32',
+      dtype,
       checkpoint: c.checkpointDetail,
       clipNorm: opt('clip-norm', Number) ?? null,
       clipValue: opt('clip-value', Number) ?? null,

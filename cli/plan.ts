@@ -26,7 +26,6 @@ export const planSpec: CommandSpec = {
     ...stepOptionSpecs,
     // No adapter is asked here: auto plans for gpu (the scratch of the cpu target is printed when it differs).
     target: { type: 'string', value: 'auto|cpu|gpu', help: 'kernel shapes whose scratch the plan reserves: gpu or cpu (default auto: gpu)' },
-    dtype: { type: 'string', value: 'f32|f16', help: 'storage of params and activations (default f32)' },
     optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw, lomo, or all of them (default all)' },
     json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
     timeline: { type: 'string', value: 'FILE', help: "write the memory timeline page (HTML) to FILE, '-' for stdout" },

@@ -77,6 +77,7 @@ export function runRequest(positionals: readonly string[], values: Readonly<Reco
       checkpoint,
       clipNorm,
       clipValue,
+      dtype: oneOf(['f32', 'f16'] as const, str('dtype') ?? 'f32', 'dtype'),
     },
     target: targetChoice('run', str('target')),
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr'),
@@ -293,7 +294,7 @@ const fmtCount = (n: number) => Math.round(n).toLocaleString('en-US');
 export function formatHeader(r: Pick<RunResult, 'adapter' | 'model' | 'preset' | 'config'>, req: RunRequest): string {
   const config = Object.entries(r.config).map(([k, v]) => `${k}=${v}`).join(' ');
   const opts = [req.step.optimizer, `lr ${req.lr}`, req.weightDecay ? `weight decay ${req.weightDecay}` : '',
-    req.step.clipNorm ? `clip-norm ${req.step.clipNorm}` : '', req.step.clipValue ? `clip-value ${req.step.clipValue}` : ''].filter((x) => x);
+    req.step.clipNorm ? `clip-norm ${req.step.clipNorm}` : '', req.step.clipValue ? `clip-value ${req.step.clipValue}` : '', req.step.dtype === 'f16' ? 'f16 storage' : ''].filter((x) => x);
   return [`adapter     ${r.adapter}`, `model       ${r.model}, preset ${r.preset} (${config})`, `step        ${opts.join(', ')}`, ''].join('\n');
 }
 

@@ -102,7 +102,7 @@ export interface TrainRequest {
 const { integer, number, oneOf, checkpoint: checkpointOption, error: optionError } = optionChecks('train');
 
 /** The options that change the compiled step: a bundle was compiled with them and fixes them. */
-const bundleFixed = ['optimizer', 'checkpoint', 'clip-norm', 'clip-value', 'batch', 'seq', 'set', 'preset', 'target'] as const;
+const bundleFixed = ['optimizer', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target'] as const;
 
 /** What the bundle fixed an option to, for the error. */
 function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string {
@@ -112,6 +112,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'checkpoint': return `checkpoint ${m.step.checkpoint}`;
     case 'clip-norm': return `clip-norm ${m.step.clipNorm ?? '(none)'}`;
     case 'clip-value': return `clip-value ${m.step.clipValue ?? '(none)'}`;
+    case 'dtype': return `dtype ${m.step.dtype}`;
     case 'batch': return `batch ${cfg('batch')}`;
     case 'seq': return `seq ${cfg('seq')}`;
     case 'set': return `config ${Object.entries(m.config).map(([k, v]) => `${k}=${v}`).join(' ')}`;
@@ -168,7 +169,7 @@ async function trainSource(req: TrainRequest, io: Io): Promise<Source> {
   }
   return {
     name: m.model, preset: m.preset, config: m.config, program: b.program, checkpointDetail: m.step.checkpoint, idRange: Infinity,
-    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, checkpoint: { kind: 'none' }, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined },
+    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, checkpoint: { kind: 'none' }, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype },
     checkpointText: m.step.checkpoint, bundle: req.file, target: `${m.step.target} (the bundle's)`,
   };
 }
@@ -196,6 +197,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
       checkpoint,
       clipNorm: str('clip-norm') === undefined ? undefined : number(str('clip-norm')!, 'clip-norm'),
       clipValue: str('clip-value') === undefined ? undefined : number(str('clip-value')!, 'clip-value'),
+      dtype: oneOf(['f32', 'f16'] as const, str('dtype') ?? 'f32', 'dtype'),
     },
     checkpointText,
     target: targetChoice('train', str('target')),
@@ -258,6 +260,8 @@ function runIdentity(req: TrainRequest, src: Source): Record<string, string> {
   return {
     model: src.name, config: JSON.stringify(src.config), optimizer: s.optimizer, checkpoint: src.checkpointText,
     'clip-norm': String(s.clipNorm ?? ''), 'clip-value': String(s.clipValue ?? ''), lr: String(req.lr), 'lr-schedule': req.schedule,
+    // Absent for f32, so checkpoints written before --dtype existed still resume.
+    ...(s.dtype === 'f16' ? { dtype: 'f16' } : {}),
     'weight-decay': String(req.weightDecay), data: req.data, tokenizer: req.tokenizer, seed: String(req.seed),
     // A decaying schedule runs over --steps; a constant one may be resumed to train for longer.
     ...(req.schedule === 'constant' ? {} : { steps: String(req.steps) }),
@@ -376,7 +380,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
 
     say(`adapter     ${acquired.description}; kernel target ${c.target}`);
     say(`model       ${def.name}, preset ${preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})${c.bundle ? `, bundle ${c.bundle}` : ''}`);
-    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule}${req.warmup ? `, warmup ${req.warmup}` : ''})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}, checkpoint ${c.checkpointDetail}`);
+    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule}${req.warmup ? `, warmup ${req.warmup}` : ''})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}${c.step.dtype === 'f16' ? ', f16 storage' : ''}, checkpoint ${c.checkpointDetail}`);
     say(`data        ${req.data}, ${req.tokenizer} tokenizer: ${train.length.toLocaleString('en-US')} training tokens, ${val.length.toLocaleString('en-US')} validation tokens (the last 10%)`);
     say(`baseline    unigram entropy of the training tokens: ${entropy.toFixed(4)} nats/token (uniform over ${need}: ${Math.log(need).toFixed(4)})`);
     say(`device      ${fmtBytes(trainer.deviceBytes)} allocated (plan peak ${fmtBytes(trainer.planBytes)})`);

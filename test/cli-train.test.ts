@@ -74,6 +74,12 @@ describe('lomoc train: errors before the device', () => {
     expect((await run(...base, '--warmup', '3')).stderr).toBe(
       `error: lomoc train: --resume: this run differs from the one that wrote ${join(dir, 'checkpoint.safetensors')}: warmup 3 (the checkpoint's: 5)`,
     );
+    // So is the storage dtype: an f32 checkpoint does not resume an f16 run.
+    saveCheckpoint(join(dir, 'checkpoint.safetensors'), {}, { format: 'lomoc-checkpoint/1', run: JSON.stringify({ ...run0, optimizer: 'lomo', config }) });
+    expect((await run(...base, '--dtype', 'f16')).stderr).toBe(
+      `error: lomoc train: --resume: this run differs from the one that wrote ${join(dir, 'checkpoint.safetensors')}: dtype f16 (the checkpoint's: (none))`,
+    );
+    expect((await run(...base, '--dtype', 'f8')).stderr).toBe("error: lomoc train: option '--dtype' expects f32 or f16, got 'f8'");
   });
 });
 
@@ -84,6 +90,7 @@ describe('lomoc train: a bundle', () => {
     const cases: [string[], string][] = [
       [['--optimizer', 'adamw'], `error: lomoc train: option '--optimizer' cannot be given with a bundle: the bundle ${out} fixes it (compiled with optimizer lomo); compile another bundle to change it`],
       [['--seq', '16'], `error: lomoc train: option '--seq' cannot be given with a bundle: the bundle ${out} fixes it (compiled with seq 8); compile another bundle to change it`],
+      [['--dtype', 'f16'], `error: lomoc train: option '--dtype' cannot be given with a bundle: the bundle ${out} fixes it (compiled with dtype f32); compile another bundle to change it`],
     ];
     for (const [opts, message] of cases) expect(await run('train', out, '--steps', '2', ...opts)).toEqual({ code: 1, stdout: '', stderr: message });
     const empty = tmp();

@@ -14,6 +14,7 @@ import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
 import mlp from '../../models/mlp.ts';
 import { arbitraryModel } from '../support/arbitrary-model.ts';
+import { run as runCli } from '../support/cli.ts';
 import { acquireDevice } from '../../runtime/webgpu/node.ts';
 import { gpu } from './harness.ts';
 import { runBoth, stepMismatches, toleranceFor } from './step-compare.ts';
@@ -128,5 +129,20 @@ describe('lomoc run', () => {
     expect(cpu.status).toBe(0);
     const ref = JSON.parse(cpu.stdout);
     ref.losses.forEach((l: number, i: number) => expect(out.losses[i]).toBeCloseTo(l, 4));
+  });
+
+  it('--dtype f16: f16 storage on WebGPU, the same losses as the reference executor\'s f16 emulation', async () => {
+    const args = ['run', 'models/gpt.ts', '--preset', 'tiny', '--optimizer', 'lomo', '--steps', '3', '--lr', '0.05', '--dtype', 'f16'];
+    const human = await runCli(...args);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^step {8}lomo, lr 0\.05, f16 storage$/m);
+    const [gpuRun, cpuRun] = [await runCli(...args, '--json'), await runCli(...args, '--json', '--device', 'cpu')];
+    const [out, ref] = [JSON.parse(gpuRun.stdout), JSON.parse(cpuRun.stdout)];
+    // The loss is stored as f16: within two f16 steps of the reference's (step-f16.test.ts).
+    ref.losses.forEach((l: number, i: number) => expect(Math.abs(out.losses[i] - l)).toBeLessThanOrEqual(2e-3 * Math.max(1, Math.abs(l))));
+    expect(out.arenaBytes).toBe(out.planBytes);
+    // f16 storage: the plan is smaller than f32's.
+    const f32 = JSON.parse((await runCli(...args.slice(0, -2), '--json', '--device', 'cpu')).stdout);
+    expect(out.planBytes).toBeLessThan(f32.planBytes);
   });
 });
