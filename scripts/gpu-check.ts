@@ -57,13 +57,44 @@ async function main(): Promise<void> {
   report.step = step;
   log(formatStepTable(step));
 
-  // A GPT-2-shaped step (width 768, 12 layers, seq 256, batch 8) under LOMO and SGD; vocabulary
-  // 8192 so the logits fit one 128 MiB storage binding (split bindings are not implemented yet).
+  // f16 storage (the paper's setting) against the reference's f16 emulation, with the tolerances
+  // of test/gpu/step-f16.test.ts.
+  const f16: { model: string; optimizer: string; losses: number[]; ref: number[]; mismatches: string[] }[] = [];
+  const hasF16 = probe?.adapter.features.has('shader-f16') ?? false;
+  if (!hasF16) log('f16: this adapter lacks the shader-f16 feature; f16 checks and runs skipped');
+  for (const [name, def] of hasF16 ? ([['gpt', gpt], ['llama', llama]] as [string, ModelDef][]) : []) {
+    for (const optimizer of ['lomo', 'adamw'] as OptimizerName[]) {
+      const c = compileProgram(def, { preset: 'tiny', optimizer, dtype: 'f16', target });
+      const acq = await acquireDevice(c.program);
+      const [lr, steps] = optimizer === 'adamw' ? [0.01, 1] : [0.1, 3];
+      const r = await runBoth(acq, c, { vocab: idRanges(c.step), seed: 7, lr, steps });
+      const noise = optimizer === 'adamw' ? { noiseFloor: 3e-3, noiseRel: 2 ** -8 } : {};
+      const mismatches = stepMismatches(r, { rel: 8e-3, lossRel: 2e-3, lr, steps, ...noise });
+      f16.push({ model: name, optimizer, losses: r.gpu.losses, ref: r.ref.losses, mismatches });
+      log(`${name} tiny ${optimizer} f16: gpu ${r.gpu.losses.map((x) => x.toFixed(4)).join(' ')} | ref ${r.ref.losses.map((x) => x.toFixed(4)).join(' ')} | ${mismatches.length ? 'MISMATCH ' + mismatches.slice(0, 3).join('; ') : 'ok'}`);
+      acq.device.destroy();
+    }
+  }
+  report.f16 = f16;
+
+  // Larger steps, timed: gpt small in f16; a GPT-2-shaped step (width 768, 12 layers, seq 256,
+  // batch 8) under LOMO and SGD with vocabulary 8192, so the f32 logits fit one 128 MiB storage
+  // binding (split bindings are not implemented yet), and in f16; and GPT-2 itself (vocabulary
+  // 50257) in f16 at batch 4, whose logits then fit.
   const big: Record<string, unknown>[] = [];
-  for (const optimizer of ['lomo', 'sgd'] as OptimizerName[]) {
+  const runs: [string, Parameters<typeof compileProgram>[1], number][] = [
+    ['gpt small, f16, lomo', { preset: 'small', optimizer: 'lomo', dtype: 'f16', target }, 8 * 128],
+    ...(['lomo', 'sgd'] as OptimizerName[]).map((optimizer): [string, Parameters<typeof compileProgram>[1], number] =>
+      [`gpt2-shaped, vocab 8192, seq 256, batch 8, ${optimizer}`, { preset: 'gpt2', optimizer, seq: 256, batch: 8, sets: ['vocab=8192'], target }, 8 * 256]),
+    ['gpt2-shaped, vocab 8192, seq 256, batch 8, f16, lomo', { preset: 'gpt2', optimizer: 'lomo', seq: 256, batch: 8, sets: ['vocab=8192'], dtype: 'f16', target }, 8 * 256],
+    ['gpt2 (vocab 50257), seq 256, batch 4, f16, lomo', { preset: 'gpt2', optimizer: 'lomo', seq: 256, batch: 4, dtype: 'f16', target }, 4 * 256],
+  ];
+  for (const [label, options, tokens] of runs) {
+    const optimizer = options.optimizer;
+    if (options.dtype === 'f16' && !hasF16) continue;
     try {
       const t0 = performance.now();
-      const c = compileProgram(gpt, { preset: 'gpt2', optimizer, seq: 256, batch: 8, sets: ['vocab=8192'], target });
+      const c = compileProgram(gpt, options);
       const compileMs = performance.now() - t0;
       const acq = await acquireDevice(c.program);
       const t = await createTrainer({ device: acq, program: c.program, seed: 1 });
@@ -71,14 +102,14 @@ async function main(): Promise<void> {
       const losses: number[] = [];
       for (let i = 1; i <= 6; i++) losses.push((await t.step(randomBatch(data, idRanges(c.step), i), { lr: 1e-3, weightDecay: 0 }))!);
       const ms = [...t.stepMs].slice(1).sort((a, b) => a - b)[Math.floor((t.stepMs.length - 1) / 2)];
-      const row = { optimizer, target, compileMs, setupMs: t.setupMs, msPerStep: ms, tokensPerSecond: (8 * 256 * 1000) / ms, deviceBytes: t.deviceBytes, planBytes: t.planBytes, dispatches: c.program.dispatches.length, losses };
+      const row = { label, optimizer, target, compileMs, setupMs: t.setupMs, msPerStep: ms, tokensPerSecond: (tokens * 1000) / ms, deviceBytes: t.deviceBytes, planBytes: t.planBytes, dispatches: c.program.dispatches.length, losses };
       big.push(row);
-      log(`gpt2-shaped, vocab 8192, seq 256, batch 8, ${optimizer}: ${ms.toFixed(1)} ms/step, ${row.tokensPerSecond.toFixed(0)} tokens/s, ${(t.deviceBytes / 2 ** 20).toFixed(0)} MiB on device, ${row.dispatches} dispatches, losses ${losses.map((x) => x.toFixed(3)).join(' ')}`);
+      log(`${label}: ${ms.toFixed(1)} ms/step, ${row.tokensPerSecond.toFixed(0)} tokens/s, ${(t.deviceBytes / 2 ** 20).toFixed(0)} MiB on device, ${row.dispatches} dispatches, losses ${losses.map((x) => x.toFixed(3)).join(' ')}`);
       t.destroy();
       acq.device.destroy();
     } catch (e) {
-      big.push({ optimizer, error: String(e) });
-      log(`gpt2 ${optimizer}: ${String(e).slice(0, 400)}`);
+      big.push({ label, optimizer, error: String(e) });
+      log(`${label}: ${String(e).slice(0, 400)}`);
     }
   }
   report.gpt2 = big;

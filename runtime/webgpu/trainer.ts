@@ -3,6 +3,7 @@
 // and read the loss back (every step, or every `lossEvery` steps). Every wait races the
 // device's loss, so a lost device stops training with an error instead of a hang.
 import type { StepProgram, TensorSlot } from '../program.ts';
+import { isSoftwareAdapter } from './adapter-kind.ts';
 import type { Acquired } from './device.ts';
 import { createExecutor, type Executor } from './executor.ts';
 import { GpuError, watchDevice } from './guard.ts';
@@ -39,10 +40,11 @@ export interface TrainerOptions {
    */
   readonly warmUp?: boolean;
   /**
-   * How the host waits for a step (default 'sleep'). While a map or work-done promise is pending,
-   * Dawn's node binding polls the device from the main thread; on a CPU adapter (lavapipe) that
-   * takes most of a core from the driver's threads. 'sleep' submits, then sleeps 80% of the
-   * quickest of the last 5 steps before it starts waiting; 'poll' waits at once.
+   * How the host waits for a step. While a map or work-done promise is pending, Dawn's node
+   * binding polls the device from the main thread; on a CPU adapter (lavapipe) that takes most of
+   * a core from the driver's threads. 'sleep' submits, then sleeps 80% of the quickest of the
+   * last 5 steps before it starts waiting; 'poll' waits at once. Default: 'sleep' on software
+   * adapters (adapter-kind.ts), 'poll' on GPUs, where a timer's wake-up would only add latency.
    */
   readonly hostWait?: 'sleep' | 'poll';
 }
@@ -122,7 +124,8 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
 
   let steps = 0;
   const stepMs: number[] = [];
-  const sleepFirst = (opts.hostWait ?? 'sleep') === 'sleep';
+  const software = isAcquired(opts.device) && isSoftwareAdapter(opts.device.adapter.info);
+  const sleepFirst = (opts.hostWait ?? (software ? 'sleep' : 'poll')) === 'sleep';
   /** How long to sleep after submitting: most of the recent quickest step, once there is one. */
   const lead = () => (sleepFirst && stepMs.length ? 0.8 * Math.min(...stepMs.slice(-5)) : 0);
 

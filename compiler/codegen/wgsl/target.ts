@@ -5,6 +5,7 @@
 // H200 (docs/gpu-check-h200*.json) the lavapipe shapes made the gpt small step 22.3 -> 24.2 ms
 // and a GPT-2-shaped step 372 -> 455 ms. Plain data: the plan's scratch rules and the emitters
 // read the same target, so the plan and the kernels agree.
+import { isSoftwareAdapter, type AdapterInfoLike } from '../../../runtime/webgpu/adapter-kind.ts';
 import type { MatmulTile } from './emit-matmul.ts';
 
 export type TargetName = 'cpu' | 'gpu';
@@ -59,28 +60,11 @@ const gpu: KernelTarget = {
 
 export const kernelTargets: Readonly<Record<TargetName, KernelTarget>> = { cpu, gpu };
 
-/** What targetForAdapter reads: a WebGPU GPUAdapterInfo (Dawn adds isFallbackAdapter and, in some versions, adapterType). */
-export interface AdapterInfoLike {
-  readonly vendor?: string;
-  readonly architecture?: string;
-  readonly device?: string;
-  readonly description?: string;
-  readonly isFallbackAdapter?: boolean;
-  readonly adapterType?: string;
-}
+export type { AdapterInfoLike };
 
-/** Software rasterizers by the names their drivers report (Mesa's lavapipe is "llvmpipe" in its device name). */
-const software = /llvmpipe|lavapipe|softpipe|swiftshader|software|microsoft basic render/i;
-
-/**
- * 'cpu' for software adapters: a fallback adapter, adapter type 'cpu', or a driver named like
- * lavapipe / llvmpipe / SwiftShader (which is also how Dawn's GLES fallback on llvmpipe shows:
- * vendor and architecture empty, device "llvmpipe-..."); 'gpu' for every other adapter.
- */
+/** 'cpu' for software adapters (runtime/webgpu/adapter-kind.ts says which), 'gpu' for every other adapter. */
 export function targetForAdapter(info: AdapterInfoLike): TargetName {
-  if (info.isFallbackAdapter || info.adapterType?.toLowerCase() === 'cpu') return 'cpu';
-  const names = [info.vendor, info.architecture, info.device, info.description].filter((x) => x).join(' ');
-  return software.test(names) ? 'cpu' : 'gpu';
+  return isSoftwareAdapter(info) ? 'cpu' : 'gpu';
 }
 
 /** A target by name, or the target itself. */
