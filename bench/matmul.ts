@@ -43,6 +43,7 @@ import { kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import { GraphBuilder } from '../compiler/ir/builder.ts';
 import { byteSize } from '../compiler/ir/shape.ts';
 import type { Graph, NodeOf } from '../compiler/ir/types.ts';
+import { isSoftwareAdapter } from '../runtime/webgpu/adapter-kind.ts';
 import { acquireDevice } from '../runtime/webgpu/node.ts';
 import { loadTfjs } from './tfjs.ts';
 
@@ -156,8 +157,10 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
   // the first round each run sleeps 80% of its best time so far before it starts waiting (TF.js
   // too); `spin`: never sleep (the numbers before this change).
   // Below a few milliseconds the timer's granularity would cost more than the polling.
-  const lead = (best: number) => (spin || !Number.isFinite(best) || best < 5 ? 0 : 0.8 * best);
-  const { device, description } = await acquireDevice();
+  const { device, adapter, description } = await acquireDevice();
+  // Only on software adapters: on a GPU the host has cores to spare, and the wake-up costs time.
+  const sleeps = !spin && isSoftwareAdapter(adapter.info);
+  const lead = (best: number) => (!sleeps || !Number.isFinite(best) || best < 5 ? 0 : 0.8 * best);
   const results = new Map<string, number[]>();
   let peer: Awaited<ReturnType<typeof loadTfjs>> | undefined;
   let peerMissing: string | undefined;
