@@ -31,6 +31,9 @@ interface StartEntry {
   readonly lr?: number;
   readonly schedule?: string;
   readonly warmup?: number;
+  readonly clipNorm?: number;
+  readonly clipValue?: number;
+  readonly dtype?: string;
   readonly data?: string;
   readonly tokenizer?: string;
   readonly unigramEntropy?: number;
@@ -97,9 +100,10 @@ export function runLabel(r: LoggedRun): string {
   const peak = r.peakDeviceBytes !== undefined ? `; peak ${fmtBytes(r.peakDeviceBytes)} on device` : '';
   if (!s?.optimizer) return `${r.file}${peak}`;
   const warmup = s.warmup ? `, warmup ${s.warmup}` : '';
+  const clip = `${s.clipNorm ? `, clip-norm ${s.clipNorm}` : ''}${s.clipValue ? `, clip-value ${s.clipValue}` : ''}${s.dtype === 'f16' ? ', f16' : ''}`;
   // The checkpoint's folder and name: its whole path would not fit the legend.
   const from = s.init ? `, from ${basename(dirname(s.init))}/${basename(s.init)}` : '';
-  return `${s.optimizer} on ${s.data} (${s.tokenizer}), lr ${s.lr} ${s.schedule}${warmup}${from}${peak}`;
+  return `${s.optimizer} on ${s.data} (${s.tokenizer}), lr ${s.lr} ${s.schedule}${warmup}${clip}${from}${peak}`;
 }
 
 /** --concat: each run's offset on the step axis, after the run whose checkpoint it began from. */

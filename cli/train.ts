@@ -401,6 +401,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     // --init with the checkpoint another log wrote.
     log({
       event: 'start', model: def.name, preset, config: c.config, optimizer: c.step.optimizer, lr: req.lr, schedule: req.schedule, warmup: req.warmup,
+      ...(c.step.clipNorm ? { clipNorm: c.step.clipNorm } : {}), ...(c.step.clipValue ? { clipValue: c.step.clipValue } : {}), ...(c.step.dtype === 'f16' ? { dtype: 'f16' } : {}),
       weightDecay: req.weightDecay, data: req.data, tokenizer: req.tokenizer, steps: req.steps, seed: req.seed, unigramEntropy: entropy,
       deviceBytes: trainer.deviceBytes, planBytes: trainer.planBytes, ...(req.init && !resumed ? { init: resolve(req.init) } : {}), ...(resumed ? { resumedFrom: start } : {}),
     });

@@ -12,10 +12,10 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'lomoc-plot-'));
 const jsonl = (entries: object[]) => entries.map((e) => JSON.stringify(e)).join('\n') + '\n';
 
 /** A log as `lomoc train --save DIR` writes it. */
-function writeRun(dir: string, o: { optimizer: string; data: string; steps: number; bytes: number; init?: string; lossAt: (s: number) => number }): string {
+function writeRun(dir: string, o: { optimizer: string; data: string; steps: number; bytes: number; init?: string; clipNorm?: number; lossAt: (s: number) => number }): string {
   const ckpt = join(dir, 'checkpoint.safetensors');
   const entries: object[] = [
-    { event: 'start', model: 'gpt', preset: 'small', optimizer: o.optimizer, lr: 0.1, schedule: 'cosine', warmup: 0, data: o.data, tokenizer: 'bytes', steps: o.steps, unigramEntropy: 3.07, deviceBytes: o.bytes - 16, ...(o.init ? { init: o.init } : {}) },
+    { event: 'start', model: 'gpt', preset: 'small', optimizer: o.optimizer, lr: 0.1, schedule: 'cosine', warmup: 0, data: o.data, tokenizer: 'bytes', steps: o.steps, unigramEntropy: 3.07, deviceBytes: o.bytes - 16, ...(o.init ? { init: o.init } : {}), ...(o.clipNorm ? { clipNorm: o.clipNorm } : {}) },
   ];
   for (let s = 1; s <= o.steps; s++) entries.push({ step: s, loss: o.lossAt(s), lr: 0.1, ms: 10, tokensPerSecond: 100, deviceBytes: o.bytes });
   entries.push({ step: o.steps, valLoss: o.lossAt(o.steps) + 0.05 }, { event: 'checkpoint', step: o.steps, file: ckpt }, { event: 'end', step: o.steps, deviceBytes: o.bytes });
@@ -28,13 +28,13 @@ describe('lomoc plot', () => {
   it('draws each run labeled with its optimizer, data and peak device memory; --concat puts a fine-tune after its pretraining', async () => {
     const [a, b] = [tmp(), tmp()];
     const pre = writeRun(a, { optimizer: 'adamw', data: 'moby-dick', steps: 4, bytes: 46_957_060, lossAt: (s) => 5 - s / 2 });
-    const fine = writeRun(b, { optimizer: 'lomo', data: 'sotu', steps: 3, bytes: 40_215_556, init: join(a, 'checkpoint.safetensors'), lossAt: (s) => 3 - s / 10 });
+    const fine = writeRun(b, { optimizer: 'lomo', data: 'sotu', steps: 3, bytes: 40_215_556, init: join(a, 'checkpoint.safetensors'), clipNorm: 1, lossAt: (s) => 3 - s / 10 });
     const out = join(tmp(), 'sub', 'both.svg');
     const r = await run('plot', pre, fine, '--concat', '--out', out);
     expect(r).toEqual({ code: 0, stdout: `wrote ${out}: ${pre} (4 steps), ${fine} (3 steps, from step 4)`, stderr: '' });
     const svg = readFileSync(out, 'utf8');
     expect(svg).toContain('adamw on moby-dick (bytes), lr 0.1 cosine; peak 44.78 MiB on device');
-    expect(svg).toContain(`lomo on sotu (bytes), lr 0.1 cosine, from ${basename(a)}/checkpoint.safetensors; peak 38.35 MiB on device`);
+    expect(svg).toContain(`lomo on sotu (bytes), lr 0.1 cosine, clip-norm 1, from ${basename(a)}/checkpoint.safetensors; peak 38.35 MiB on device`);
     expect(svg).toContain('gpt small: loss');
     expect(svg.match(/<polyline/g)).toHaveLength(2);
     expect(svg.match(/stroke-dasharray="6 4"/g)).toHaveLength(2); // each run's unigram entropy
