@@ -42,27 +42,6 @@ describe('--target', () => {
   });
 });
 
-describe('kernel targets', () => {
-  it("cpu keeps lavapipe's shapes; gpu the shapes before that tuning and the H200's best matmul tile", () => {
-    expect(kernelTargets.cpu).toEqual({
-      name: 'cpu',
-      matmul: { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'interleaved' },
-      attention: { workgroup: 8, maxRows: 4, minCap: 64 },
-      threadPerRow: { maxN: 2048, minRows: 256 },
-      mapMinPerThread: 8,
-      shortPartials: 64,
-    });
-    expect(kernelTargets.gpu).toEqual({
-      name: 'gpu',
-      matmul: { wgX: 8, wgY: 8, tm: 8, tn: 8, layout: 'interleaved' },
-      attention: { workgroup: 64, maxRows: 1, minCap: 128 },
-      threadPerRow: null,
-      mapMinPerThread: 1,
-      shortPartials: 0,
-    });
-  });
-});
-
 describe('the plan and the kernel target', () => {
   it('compileStep records the target its scratch was planned for (cpu unless given)', () => {
     expect(compileStep(llama, { preset: 'tiny', optimizer: 'lomo' }).target.name).toBe('cpu');
