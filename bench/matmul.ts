@@ -19,18 +19,20 @@
 //   | 8x8 per thread, 8x1 threads                | 15.0 | 20.2 | 22.9 |             |      |      |
 //   | 16x8 per thread, 8x1 threads               | 22.1 | 22.7 | 22.0 |             |      |      |
 //   | 8x16 per thread, 8x1, B by floats (before) | 15.4 | 18.6 | 22.0 |        20.6 | 10.8 | 12.7 |
-//   | 8x16 per thread, 8x1 threads (the winner)  | 25.2 | 23.8 | 27.5 |        14.0 | 15.0 | 17.8 |
+//   | 8x16 per thread, 8x1 threads               | 25.2 | 23.8 | 27.5 |        14.0 | 15.0 | 17.8 |
 //   | 8x16 per thread, 8x1 threads, blocked      | 22.6 | 29.1 | 29.7 |        14.4 | 14.6 | 17.6 |
 //   | 8x16 per thread, 16x1 threads              | 21.0 | 21.9 | 20.6 |             |      |      |
-//   | 16x16 per thread, 8x1 threads              | 27.9 | 29.1 | 34.4 |        31.9 | 31.7 | 20.0 |
+//   | 16x16 per thread, 8x1 threads (the winner) | 27.9 | 29.1 | 34.4 |        31.9 | 31.7 | 20.0 |
 //   | 8x32 per thread, 8x1 threads               | 15.5 | 17.6 | 21.3 |             |      |      |
 //   | shared-memory 16x16 tiles, barriers        |  1.2 |  1.1 |  1.2 |             |      |      |
 //   | TF.js WebGPU tf.matMul                     |  3.8 |  6.6 |  7.3 |         4.2 |  3.8 |  4.4 |
 // Runs differ by +-30% (the B-by-floats row's 20.6 at 256 is one); A/B runs of the two 8x16
 // kernels alone, interleaved, in the quieter moments, gave B by floats 15.5-15.8 and vec4
 // 18.6-20.5 at 1024 spinning, 23.4 and 26.9 sleeping. 16x16 leads at 1024 in every run (21-34), with a compile of 3.9 s against 2.1 s
-// per shader (MESA_SHADER_CACHE_DISABLE) and 16 x 128 outputs per workgroup on small matrices; the
-// tile is the kernel target's (compiler/codegen/wgsl/target.ts). Losers: A read as vec4s along k
+// per shader (MESA_SHADER_CACHE_DISABLE) and 16 x 128 outputs per workgroup on small matrices. A
+// later run on a quiet machine, all candidates: 16x16 34.1 / 32.3 / 29.5, 8x16 18.9 / 24.8 / 27.0,
+// 8x16 blocked 25.5 / 23.7 / 29.0, TF.js 4.2 / 7.5 / 7.0; so the cpu kernel target
+// (compiler/codegen/wgsl/target.ts) now takes 16x16. Losers: A read as vec4s along k
 // with k unrolled by 4 (2.5x slower, with B by floats or vec4), 4x16 and 16x8 per thread, 16 threads
 // in x; earlier, unrolling k (2, 4) and sizes and strides as uniforms instead of baked transposes
 // (10-50% slower). LP_NUM_THREADS=4 (2 cores) beat the default 2 when spinning (vec4 8x16 at 1024:
@@ -141,6 +143,8 @@ export interface MatmulOptions {
   readonly tfjs?: boolean;
   /** Wait on the queue from the submit on, the host thread polling all along (default false: sleep first). */
   readonly spin?: boolean;
+  /** Only the kernels whose names contain one of these (`--only 8x16,16x16`). */
+  readonly only?: readonly string[];
 }
 
 /**
@@ -200,7 +204,7 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
       for (const [e, want] of probes)
         if (!(Math.abs(got[e] - want) <= 1e-3 * (1 + Math.abs(want)))) throw new Error(`${name} at ${size}: C[${e}] = ${got[e]}, expected ${want}`);
     };
-    const runs = kernels(size, winnerOnly).map((k) => {
+    const runs = kernels(size, winnerOnly).filter((k) => !opts.only || opts.only.some((o) => k.name.includes(o))).map((k) => {
       device.pushErrorScope('validation');
       const module = device.createShaderModule({ code: k.code });
       const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
@@ -291,9 +295,11 @@ export function formatMatmulBench(r: MatmulBench): string {
 
 if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href.endsWith('/bench/matmul.ts')) {
   // `--winner`: only lomoc's baked-in tile (and the peers), as `npm run bench` runs it.
-  const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
   const winnerOnly = process.argv.includes('--winner');
   const spin = process.argv.includes('--spin');
-  console.log(formatMatmulBench(await benchMatmul(sizes.length ? sizes : undefined, 5, { winnerOnly, spin })));
+  const at = process.argv.indexOf('--only');
+  const only = at > 0 ? process.argv[at + 1].split(',') : undefined;
+  const sizeArgs = process.argv.slice(2).filter((a, i, all) => all[i - 1] !== '--only').map(Number).filter((x) => x > 0);
+  console.log(formatMatmulBench(await benchMatmul(sizeArgs.length ? sizeArgs : undefined, 5, { winnerOnly, spin, only })));
   process.exit(0);
 }

@@ -27,14 +27,15 @@ export interface KernelTarget {
 
 /**
  * lavapipe's shapes (commit db2a08e and bench/matmul.ts; each constant's comment in its emitter
- * has the measurement): 8 x 16 outputs per invocation on 8 x 1 threads, 11-15 GFLOP/s at
- * 256-1024, 16-22x shared-memory tiling; attention 8 threads x 4 rows (fwd 22 -> 8 ms, grad
+ * has the measurement): 16 x 16 outputs per invocation on 8 x 1 threads, 29-34 GFLOP/s at
+ * 256-1024 with B read as vec4s (8 x 16: 19-27; the table in bench/matmul.ts), and a gpt small step
+ * 7% faster (517/457/491 against 528/518 ms, back to back), for a cold compile of ~4 s per shader; attention 8 threads x 4 rows (fwd 22 -> 8 ms, grad
  * 141-178 -> 66-72 ms); a thread per short row (layerNorm [1024, 128] 6.4 -> 0.3-0.7 ms); 8+
  * elements per map thread ([1024, 128] add 0.7-1.1 -> 0.26-0.5 ms); barrier-free pass 2.
  */
 const cpu: KernelTarget = {
   name: 'cpu',
-  matmul: { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'interleaved' },
+  matmul: { wgX: 8, wgY: 1, tm: 16, tn: 16, layout: 'interleaved' },
   attention: { workgroup: 8, maxRows: 4, minCap: 64 },
   threadPerRow: { maxN: 2048, minRows: 256 },
   mapMinPerThread: 8,
