@@ -395,6 +395,9 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     };
     const log = (entry: Record<string, unknown>) => req.log && appendFileSync(req.log, JSON.stringify(entry) + '\n');
     if (req.log) mkdirSync(join(req.log, '..'), { recursive: true });
+    // A new run starts its log anew (a folder reused for another run must not mix two runs); a
+    // resumed run appends to the log of the run it continues.
+    if (req.log && !resumed) writeFileSync(req.log, '');
     if (req.save) mkdirSync(req.save, { recursive: true });
     const checkpointFile = req.save ? join(req.save, 'checkpoint.safetensors') : undefined;
     // What `lomoc plot` labels the run with; paths absolute so --concat can match a fine-tune's

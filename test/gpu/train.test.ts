@@ -125,5 +125,12 @@ describe('lomoc train on WebGPU', () => {
     const plotted = await run('plot', join(a, 'log.jsonl'), join(b, 'log.jsonl'), '--concat', '--out', svg);
     expect(plotted.stdout).toBe(`wrote ${svg}: ${join(a, 'log.jsonl')} (3 steps), ${join(b, 'log.jsonl')} (2 steps, from step 3)`);
     expect(readFileSync(svg, 'utf8')).toMatch(/lomo on sotu \(bytes\), lr 0\.01 constant, from .*; peak [\d.]+ (KiB|MiB) on device/);
+
+    // A new run saved to the same folder starts the log anew: one run per log, never two mixed.
+    const again = await run('train', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--optimizer', 'lomo', '--data', 'sotu', '--steps', '1', '--save', b);
+    expect(again.code).toBe(0);
+    const relog = readFileSync(join(b, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(relog.filter((e) => e.event === 'start')).toHaveLength(1);
+    expect(relog.filter((e) => e.loss !== undefined).map((e) => e.step)).toEqual([1]);
   });
 });
