@@ -42,9 +42,9 @@ export interface TrainerOptions {
   /**
    * How the host waits for a step. While a map or work-done promise is pending, Dawn's node
    * binding polls the device from the main thread; on a CPU adapter (lavapipe) that takes most of
-   * a core from the driver's threads. 'sleep' submits, then sleeps 80% of the quickest of the
-   * last 5 steps before it starts waiting; 'poll' waits at once. Default: 'sleep' on software
-   * adapters (adapter-kind.ts), 'poll' on GPUs, where a timer's wake-up would only add latency.
+   * a core from the driver's threads. 'sleep' submits, then sleeps 80% of the step's estimated time
+   * before it starts waiting; 'poll' waits at once. Default: 'sleep' on software adapters
+   * (adapter-kind.ts), 'poll' on GPUs, where a timer's wake-up would only add latency.
    */
   readonly hostWait?: 'sleep' | 'poll';
 }
@@ -126,8 +126,13 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
   const stepMs: number[] = [];
   const software = isAcquired(opts.device) && isSoftwareAdapter(opts.device.adapter.info);
   const sleepFirst = (opts.hostWait ?? (software ? 'sleep' : 'poll')) === 'sleep';
-  /** How long to sleep after submitting: most of the recent quickest step, once there is one. */
-  const lead = () => (sleepFirst && stepMs.length ? 0.8 * Math.min(...stepMs.slice(-5)) : 0);
+  /**
+   * The step's estimated time, for the sleep: a step that still had to be waited for took its
+   * whole time; one that was done before the sleep ended took less than the sleep, so the estimate
+   * shrinks (an estimate taken only from past step times would ratchet down 20% a step at most, the
+   * sleep itself holding each step up after one slow step).
+   */
+  let estimate: number | undefined;
 
   const checkBatch = (batch: Readonly<Record<string, HostArray>>) => {
     const missing = dataSlots.filter((s) => !(s.name in batch)).map((s) => s.name);
@@ -167,8 +172,9 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
       device.queue.submit([enc.finish()]);
       const invalid = watch.race(device.popErrorScope(), doing);
       invalid.catch(() => undefined); // awaited below unless the wait for the step fails first
-      const sleepMs = lead();
+      const sleepMs = sleepFirst && estimate !== undefined ? 0.8 * estimate : 0;
       if (sleepMs >= 1) await new Promise((r) => setTimeout(r, sleepMs));
+      const waitFrom = performance.now();
       let loss: number | undefined;
       if (readLoss) {
         await watch.race(lossStaging.mapAsync(GPUMapMode.READ, 0, lossBytes), doing);
@@ -177,7 +183,9 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
       } else {
         await watch.race(device.queue.onSubmittedWorkDone(), doing);
       }
-      stepMs.push(performance.now() - t0);
+      const took = performance.now() - t0;
+      estimate = sleepMs >= 1 && performance.now() - waitFrom < 1 ? 0.75 * took : took;
+      stepMs.push(took);
       const error = await invalid;
       if (error) throw await invalidStep(ex, `in step ${n}`, error.message);
       watch.check(doing);
