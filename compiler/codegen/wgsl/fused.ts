@@ -17,55 +17,17 @@ import { grid, type EmitContext, type KernelCall } from './emitter.ts';
 import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
 import { sgdStepWgsl } from './emit-optimizer.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
-import { Bindings, entryArgs, f32lit, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
+import { Bindings, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
+import { formulas, helperCode, isFormulaOp } from './wgsl-math.ts';
 
 /** Threads per workgroup of the elementwise chain kernel (as the single-op map kernels). */
 const chainWorkgroup = 256;
 
-// The formulas of runtime/reference/kernels-elementwise.ts, as emit-elementwise.ts writes them.
-const GELU_C = f32lit(Math.sqrt(2 / Math.PI));
-const GELU_K = f32lit(0.044715);
-const helpers: Readonly<Record<string, string>> = {
-  // Some drivers evaluate tanh as sinh/cosh, NaN past |x| ~ 44; tanh(+-15) is +-1 in f32 already.
-  tanhC: 'fn tanhC(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }',
-  sigmoid: 'fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }',
-  geluT: `fn geluT(x: f32) -> f32 { return tanhC(${GELU_C} * (x + ${GELU_K} * x * x * x)); }`,
-  gelu: 'fn gelu(x: f32) -> f32 { return 0.5 * x * (1.0 + geluT(x)); }',
-  geluGrad: `fn geluGrad(x: f32, dy: f32) -> f32 {
-  let t = geluT(x);
-  return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * ${GELU_C} * (1.0 + 3.0 * ${GELU_K} * x * x));
-}`,
-  siluGrad: 'fn siluGrad(x: f32, dy: f32) -> f32 { let s = sigmoid(x); return dy * s * (1.0 + x * (1.0 - s)); }',
-};
-const needs: Readonly<Record<string, readonly string[]>> = {
-  tanh: ['tanhC'], gelu: ['tanhC', 'geluT', 'gelu'], geluGrad: ['tanhC', 'geluT', 'geluGrad'], siluGrad: ['sigmoid', 'siluGrad'],
-};
-
-/** WGSL of one elementwise node over argument names; `scale` reads its constant as a uniform. */
+/** WGSL of one elementwise node over argument names: wgsl-math.ts's formula; `scale` reads its constant as a uniform. */
 function formula(n: Node, a: readonly string[], c: string): string {
-  const [x, y] = a;
-  switch (n.op) {
-    case 'add': return `${x} + ${y}`;
-    case 'sub': return `${x} - ${y}`;
-    case 'mul': return `${x} * ${y}`;
-    case 'div': return `${x} / ${y}`;
-    case 'neg': return `-${x}`;
-    case 'scale': return `${c} * ${x}`;
-    case 'exp': return `exp(${x})`;
-    case 'log': return `log(${x})`;
-    case 'sqrt': return `sqrt(${x})`;
-    case 'rsqrt': return `inverseSqrt(${x})`;
-    case 'tanh': return `tanhC(${x})`;
-    case 'gelu': return `gelu(${x})`;
-    case 'silu': return `${x} / (1.0 + exp(-${x}))`;
-    // x < 0 is false for NaN, so NaN passes through as Math.max(x, 0) lets it.
-    case 'relu': return `select(${x}, 0.0, ${x} < 0.0)`;
-    case 'geluGrad': return `geluGrad(${x}, ${y})`;
-    case 'siluGrad': return `siluGrad(${x}, ${y})`;
-    case 'reluGrad': return `select(0.0, ${y}, ${x} > 0.0)`;
-    case 'tanhGrad': return `${y} * (1.0 - ${x} * ${x})`;
-    default: throw new CompilerBug(`codegen: ${n.op} is not an elementwise op a fused kernel can evaluate`);
-  }
+  if (n.op === 'scale') return `${c} * ${a[0]}`;
+  if (!isFormulaOp(n.op)) throw new CompilerBug(`codegen: ${n.op} is not an elementwise op a fused kernel can evaluate`);
+  return formulas[n.op].expr(a[0], a[1]);
 }
 
 /** Whether `v` has storage in the plan (a value always shares storage with itself when it has any). */
@@ -117,7 +79,7 @@ function chain(nodes: readonly Node[], c: EmitContext, b: Bindings, u: Uniforms,
     sig.push(`${n.op}(${args.join(',')})`);
   });
   results.forEach((v, k) => lines.push(`${outs[k]}[${prefix}o] = ${ref(v)};`));
-  const fns = [...new Set(nodes.flatMap((n) => needs[n.op] ?? []))].map((h) => helpers[h]).join('\n');
+  const fns = helperCode(nodes.map((n) => n.op).filter(isFormulaOp)) ?? '';
   return { tag: `${sig.join(';')}>${results.map(ref).join(',')}|${index.key}`, fns, code: lines.join('\n') };
 }
 
