@@ -18,10 +18,12 @@ export interface TensorSlot extends BufferRef {
   readonly dtype: StorageDType;
 }
 
+/** How a param's values are drawn (runtime/random.ts streams); the compiler's `Init` is this type. */
 export type ParamInit =
   | { readonly kind: 'normal'; readonly std: number }
   | { readonly kind: 'zeros' }
   | { readonly kind: 'ones' }
+  /** normal with std = gain / sqrt(fan_in), fan_in = product of all but the last dimension. */
   | { readonly kind: 'fanIn'; readonly gain: number };
 
 /**

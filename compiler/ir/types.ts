@@ -1,5 +1,6 @@
 // The IR: plain readonly data. Values are SSA tensors; nodes are ops in topological order.
 // Everything derived (users, liveness, sizes) is computed by functions in analysis.ts.
+import type { ParamInit } from '../../runtime/program.ts';
 import type { Op, OpAttrs } from './ops.ts';
 
 export type DType = 'f32' | 'f16' | 'i32';
@@ -49,12 +50,8 @@ export interface NodeOf<O extends Op> {
 /** A node of any op, discriminated on `op`. */
 export type Node = { [O in Op]: NodeOf<O> }[Op];
 
-export type Init =
-  | { readonly kind: 'normal'; readonly std: number }
-  | { readonly kind: 'zeros' }
-  | { readonly kind: 'ones' }
-  /** normal with std = gain / sqrt(fan_in), fan_in = product of all but the last dimension. */
-  | { readonly kind: 'fanIn'; readonly gain: number };
+/** A param's initialiser: the runtime's type (runtime/program.ts), since the runtime draws the values. */
+export type Init = ParamInit;
 
 export interface InputDecl {
   readonly name: string;

@@ -4,7 +4,7 @@
 // between calls of the same shader go into uniforms.
 import type { Op } from '../../ir/ops.ts';
 import type { DType, Graph, NodeOf, Shape, ValueId } from '../../ir/types.ts';
-import type { BufferRef } from '../../../runtime/program.ts';
+import type { BufferRef, Dispatch } from '../../../runtime/program.ts';
 import type { KernelTarget } from './target.ts';
 
 export interface Slot {
@@ -14,14 +14,14 @@ export interface Slot {
   readonly dtype: DType;
 }
 
-export interface KernelCall {
+/**
+ * One kernel launch as an emitter returns it: the runtime's Dispatch (storage bindings 0..n-1, at
+ * most 8, since browsers grant 8 to 10 per stage; u32 uniform words bound at n; workgroups) with
+ * its WGSL and cache key, before lower.ts files the shader under its key and labels the dispatch.
+ */
+export interface KernelCall extends Omit<Dispatch, 'shader' | 'label'> {
   readonly key: string;
   readonly code: string;
-  /** Storage bindings 0..n-1, at most 8 (browsers grant 8 to 10 per stage). */
-  readonly bindings: readonly (BufferRef & { readonly write: boolean })[];
-  /** u32 words of the uniform buffer bound at binding n (empty: none). */
-  readonly uniforms: readonly number[];
-  readonly workgroups: readonly [number, number, number];
 }
 
 export interface Limits {
