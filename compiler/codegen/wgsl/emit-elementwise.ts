@@ -3,7 +3,7 @@
 // only move elements. The formulas are wgsl-math.ts's, shared with the fused chains.
 import type { Op } from '../../ir/ops.ts';
 import { reducedShape } from '../../ir/shape.ts';
-import type { NodeOf } from '../../ir/types.ts';
+import type { NodeOf, ValueId } from '../../ir/types.ts';
 import type { EmitContext, Emitter, KernelCall } from './emitter.ts';
 import { layoutEmitters } from './emit-layout.ts';
 import { broadcastStrides, contiguous } from './wgsl-index.ts';
@@ -11,30 +11,17 @@ import { elemOf, floatOnly } from './wgsl-kernel.ts';
 import { mapKernel, shapeOf } from './wgsl-map.ts';
 import { formulas, helperCode, type BinaryOp, type UnaryOp } from './wgsl-math.ts';
 
-function unaryEmitter(op: UnaryOp): Emitter<Op> {
+/** A unary or binary op of wgsl-math.ts; binary operands broadcast (stride 0 on broadcast axes). */
+function formulaEmitter(op: UnaryOp | BinaryOp): Emitter<Op> {
   return (n, c) => {
     floatOnly(n, c);
     const shape = shapeOf(c, n.outputs[0]);
-    const f = formulas[op];
+    const walk = (v: ValueId) => (n.inputs.length === 1 ? contiguous(shape) : { strides: broadcastStrides(shapeOf(c, v), shape), offset: 0 });
     return [mapKernel(c, {
       tag: op, shape, fns: helperCode([op]),
       out: { value: n.outputs[0], walk: contiguous(shape) },
-      ins: [{ value: n.inputs[0], walk: contiguous(shape) }],
-      expr: ([x]) => f.expr(x, ''),
-    })];
-  };
-}
-
-function binaryEmitter(op: BinaryOp): Emitter<Op> {
-  return (n, c) => {
-    floatOnly(n, c);
-    const shape = shapeOf(c, n.outputs[0]);
-    const f = formulas[op];
-    return [mapKernel(c, {
-      tag: op, shape, fns: helperCode([op]),
-      out: { value: n.outputs[0], walk: contiguous(shape) },
-      ins: n.inputs.map((v) => ({ value: v, walk: { strides: broadcastStrides(shapeOf(c, v), shape), offset: 0 } })),
-      expr: ([a, b]) => f.expr(a, b),
+      ins: n.inputs.map((v) => ({ value: v, walk: walk(v) })),
+      expr: ([a, b]) => formulas[op].expr(a, b ?? ''),
     })];
   };
 }
@@ -77,25 +64,25 @@ const maxGrad = (n: NodeOf<'maxGrad'>, c: EmitContext): KernelCall[] => {
 };
 
 export const elementwiseEmitters = {
-  add: binaryEmitter('add'),
-  sub: binaryEmitter('sub'),
-  mul: binaryEmitter('mul'),
-  div: binaryEmitter('div'),
-  neg: unaryEmitter('neg'),
+  add: formulaEmitter('add'),
+  sub: formulaEmitter('sub'),
+  mul: formulaEmitter('mul'),
+  div: formulaEmitter('div'),
+  neg: formulaEmitter('neg'),
   scale,
   fill,
-  exp: unaryEmitter('exp'),
-  log: unaryEmitter('log'),
-  sqrt: unaryEmitter('sqrt'),
-  rsqrt: unaryEmitter('rsqrt'),
-  tanh: unaryEmitter('tanh'),
-  gelu: unaryEmitter('gelu'),
-  silu: unaryEmitter('silu'),
-  relu: unaryEmitter('relu'),
-  geluGrad: binaryEmitter('geluGrad'),
-  siluGrad: binaryEmitter('siluGrad'),
-  reluGrad: binaryEmitter('reluGrad'),
-  tanhGrad: binaryEmitter('tanhGrad'),
+  exp: formulaEmitter('exp'),
+  log: formulaEmitter('log'),
+  sqrt: formulaEmitter('sqrt'),
+  rsqrt: formulaEmitter('rsqrt'),
+  tanh: formulaEmitter('tanh'),
+  gelu: formulaEmitter('gelu'),
+  silu: formulaEmitter('silu'),
+  relu: formulaEmitter('relu'),
+  geluGrad: formulaEmitter('geluGrad'),
+  siluGrad: formulaEmitter('siluGrad'),
+  reluGrad: formulaEmitter('reluGrad'),
+  tanhGrad: formulaEmitter('tanhGrad'),
   maxGrad,
   ...layoutEmitters,
 } satisfies {

@@ -8,9 +8,9 @@ import type { Graph, NodeOf } from '../../ir/types.ts';
 import type { BufferRef } from '../../../runtime/program.ts';
 import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
 import { grid } from './emitter.ts';
-import { partialsPlan, planReduce, type ReducePlan, reducePass } from './reduce-kernel.ts';
+import { partialsPlan, planReduce, type ReducePlan, reducePass, splitFrame } from './reduce-kernel.ts';
 import { rowKernel, rowsOf, type RowSum } from './row-kernel.ts';
-import { Bindings, entryArgs, floatOnly, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
+import { Bindings, entryArgs, floatOnly, kernel, Uniforms } from './wgsl-kernel.ts';
 
 type NormGrad = 'layerNormGrad' | 'rmsNormGrad';
 
@@ -129,14 +129,8 @@ function columnSums(c: EmitContext, n: NodeOf<NormGrad>, p: ReducePlan, stats: r
 
 @compute @workgroup_size(${tx * ty})
 fn main(${entryArgs}) {
-  ${flatGroup}
-  if (wg >= u.groups) { return; }
-  let tx = lid % ${tx}u;
-  let ty = lid / ${tx}u;
-  let split = wg / u.tiles;
+  ${splitFrame(tx, 'tiles', 'rows')}
   let col = (wg % u.tiles) * ${tx}u + tx;
-  let begin = split * u.chunk;
-  let end = min(u.rows, begin + u.chunk);
   ${sums.map((s) => `var ${s} = 0.0;`).join(' ')}
   if (col < u.n) {
     for (var r = begin + ty; r < end; r += ${ty}u) {

@@ -131,6 +131,21 @@ function offsetCode(axes: Axes, i: string, name: string, p: string, u: Uniforms)
   return lines.join('\n    ');
 }
 
+/**
+ * The first lines of a split reduction's kernel (here and the norms' column sums, emit-norm.ts):
+ * lane (tx, ty) of workgroup `wg`, which reduces split `wg / u.<groupsPerSplit>`, the rows
+ * [begin, end) of its chunk of `u.<total>`. Uniforms: groups, chunk and the two named.
+ */
+export function splitFrame(tx: number, groupsPerSplit: string, total: string): string {
+  return `${flatGroup}
+  if (wg >= u.groups) { return; }
+  let tx = lid % ${tx}u;
+  let ty = lid / ${tx}u;
+  let split = wg / u.${groupsPerSplit};
+  let begin = split * u.chunk;
+  let end = min(u.${total}, begin + u.chunk);`;
+}
+
 export interface ReduceIO {
   readonly input: { readonly value: number } | { readonly ref: BufferRef };
   readonly output: { readonly value: number } | { readonly ref: BufferRef };
@@ -160,13 +175,7 @@ export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: 
   const body = `${ty === 1 ? '' : `var<workgroup> red: array<f32, ${tx * ty}>;\n`}
 @compute @workgroup_size(${tx * ty})
 fn main(${entryArgs}) {
-  ${flatGroup}
-  if (wg >= u.groups) { return; }
-  let tx = lid % ${tx}u;
-  let ty = lid / ${tx}u;
-  let split = wg / u.tileGroups;
-  let begin = split * u.chunk;
-  let end = min(u.count, begin + u.chunk);
+  ${splitFrame(tx, 'tileGroups', 'count')}
   for (var tile = wg % u.tileGroups; tile < u.tiles; tile += u.tileGroups) {
     let o = tile * ${tx}u + tx;
     var acc = ${init};
