@@ -13,8 +13,8 @@ export interface Piece {
   readonly bytes: number;
 }
 
-export interface PlannedBuffer {
-  readonly id: number;
+/** One storage and when it is live (passes/lifetimes.ts finds these; the planner places them). */
+export interface Lifetime {
   /** The values stored here: the first made it; the rest are views or in-place updates of it. */
   readonly values: readonly ValueId[];
   readonly category: Category;
@@ -25,6 +25,10 @@ export interface PlannedBuffer {
   readonly end: number;
   /** Outlives the step (params, optimizer state). */
   readonly persistent: boolean;
+}
+
+export interface PlannedBuffer extends Lifetime {
+  readonly id: number;
   readonly pieces: readonly Piece[];
 }
 

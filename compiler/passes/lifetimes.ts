@@ -8,18 +8,11 @@
 //   - Everything else gets storage of its own, live from the node that makes it to its last
 //     reader; the loss stays to the end, where it is read back.
 import { byteSize } from '../ir/shape.ts';
-import type { Category } from '../ir/memory-plan.ts';
+import type { Category, Lifetime } from '../ir/memory-plan.ts';
 import type { Fusion } from '../ir/fusion.ts';
 import type { Graph, ValueId } from '../ir/types.ts';
 
-export interface Lifetime {
-  readonly values: readonly ValueId[];
-  readonly category: Category;
-  readonly bytes: number;
-  readonly start: number;
-  readonly end: number;
-  readonly persistent: boolean;
-}
+export type { Lifetime };
 
 const rank: Readonly<Record<Category, number>> = { params: 0, optimizerState: 1, grads: 2, activations: 3, workspace: 4 };
 
