@@ -41,8 +41,10 @@ export function createProgress(io: Io, o: ProgressOptions): Progress {
   if (!io.tty) return { line: (t) => io.out(t), step: (s) => io.out(stepLine(s, o.total)), stop: () => {} };
   const bars = new MultiBar({
     stream: io.tty,
-    format: 'step {value}/{total} [{bar}] loss {loss} | {tps} tok/s | {memory} | ETA {eta_formatted}',
-    barsize: 24,
+    // ETA before the numbers, and a short bar: the line is cut at the terminal's width (80 columns
+    // cut a 24-column bar's line before its ETA).
+    format: 'step {value}/{total} [{bar}] ETA {eta_formatted} | loss {loss} | {tps} tok/s | {memory}',
+    barsize: 16,
     hideCursor: true,
     // The bar is cut to the terminal's width, so the terminal's own wrapping is left alone.
     linewrap: true,

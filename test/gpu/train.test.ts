@@ -110,7 +110,7 @@ describe('lomoc train on WebGPU', () => {
     expect(out[out.length - 1]).toMatch(/^\n3 steps, [\d,]+ tokens\/s; wrote checkpoint /);
     const screen = chunks.join('').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
     expect(screen).toMatch(/validation loss \d\.\d{4} at step 2 \(unigram entropy \d\.\d{4}\)\n/);
-    expect(screen).toMatch(/step 3\/3 \[=+\] loss \d\.\d{4} \| [\d,]+ tok\/s \| [\d.]+ (KiB|MiB) \| ETA/);
+    expect(screen).toMatch(/step 3\/3 \[=+\] ETA \S+ \| loss \d\.\d{4} \| [\d,]+ tok\/s \| [\d.]+ (KiB|MiB)/);
     // The log starts with what plot labels the run with and records the device memory.
     const log = readFileSync(join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(log[0]).toMatchObject({ event: 'start', optimizer: 'adamw', data: 'moby-dick', warmup: 2 });
