@@ -37,6 +37,26 @@
 // in x; earlier, unrolling k (2, 4) and sizes and strides as uniforms instead of baked transposes
 // (10-50% slower). LP_NUM_THREADS=4 (2 cores) beat the default 2 when spinning (vec4 8x16 at 1024:
 // 14.4 with 1 thread, 18.6 with 2, 22.9 with 4), the polling thread taking a smaller share.
+//
+// transB ("NT", `--nt`: C = A B^T at the gpt small step's shapes, MxKxN meaning [M, K] x [N, K]^T;
+// `MxKxNnn` times the same shape NN; `--rounds R`). The NT kernel reads B by floats (B[n, k] along
+// k is contiguous per column, not across lanes). Variants of emit-matmul.ts tried against it, all
+// in one process, interleaved, best of 10 / 15 rounds, GFLOP/s (two runs where two numbers; load 2.5-3.8):
+//   | 16x16, 8x1 threads                        | 1024x128x256 | 1024x384x128 | 1024x512x128 | 1024x128x512 | 512  | 1024 |
+//   | B by floats (the kernel)                  |  19.5 / 19.8 |  19.7 / 18.4 |  15.4 / 16.0 |  19.8 / 16.1 | 17.4 | 13.3 |
+//   | B vec4 along k, k unrolled by 4           |  12.3 / 14.2 |  11.9 / 14.5 |  16.1 / 15.2 |  12.1 / 15.0 | 15.0 | 15.1 |
+//   | same, a column at a time (1 vec4 live)    |  13.1 / 13.2 |  14.6 / 10.9 |  12.7 / 14.3 |  12.9 / 11.2 | 13.0 | 14.0 |
+//   | A and B vec4 along k, a column at a time  |  15.0 / 15.7 |  15.7 / 14.5 |  17.0 / 14.3 |  15.7 / 16.0 | 16.3 | 16.4 |
+//   | B by floats, k start rotated 16 per lane  |  19.7 / 19.3 |  19.4 / 21.1 |  20.5 / 14.3 |  16.1 / 19.6 | 20.5 | 19.1 |
+//   | same, blocked columns                     |  17.7 / 16.5 |  21.1 / 21.1 |  18.3 / 18.3 |  17.8 / 18.3 | 19.8 | 19.3 |
+// So no vec4 path for transB: 20-40% slower at every gpt shape (8x16, 16x8, 4x16 and 8x8 per
+// thread with vec4s along k were slower still, 3-14). Starting each lane's k loop 16 floats
+// further (against L1 set conflicts: the rows of B are K floats apart, 4 KiB at K = 1024) won at
+// 1024 (13.3 -> 19.1, and 10.9 -> 17.0 in another run) but was mixed at the gpt shapes (-19% to
+// +34% run to run), so it is not in either. Other tiles for NT, B by floats, one run of 10 rounds:
+// 16x16 blocked, 8x16, 16x8, 32x8 within noise of 16x16 (e.g. 1024x384x128: 19.2 / 20.4 / 21.8 /
+// 19.3 / 15.2), 8x8 slower (8.4-16.2): no `matmulNT` tile either. NT against NN at the same
+// shape, same run: 1024x128x384 13.1 NT, 16.3 NN, so transposing B first would gain little.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { matmulKernel, matmulTile, storeEpilogue, type MatmulTile } from '../compiler/codegen/wgsl/emit-matmul.ts';
@@ -98,17 +118,39 @@ interface Kernel {
   readonly workgroups: readonly [number, number, number];
 }
 
-const tileName = (t: MatmulTile) => `${t.tm}x${t.tn} per thread, ${t.wgX}x${t.wgY} threads, ${t.layout}${t.vec4 === false ? ', B by floats' : ''}`;
+const tileName = (t: MatmulTile) =>
+  `${t.tm}x${t.tn} per thread, ${t.wgX}x${t.wgY} threads, ${t.layout}${t.vec4 === false ? ', B by floats' : ''}`;
+
+/** One timed matmul: [m, k] x [k, n], or x [n, k]^T with transB. A number is a square NN one. */
+export interface MatmulDims {
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+  readonly transB: boolean;
+}
+const dimsOf = (s: number | MatmulDims): MatmulDims => (typeof s === 'number' ? { m: s, k: s, n: s, transB: false } : s);
+const dimsName = (s: number | MatmulDims) => (typeof s === 'number' ? `${s}` : `${s.m}x${s.k}x${s.n} ${s.transB ? 'NT' : 'NN'}`);
+
+/** The transB candidates: tiles of the cpu target's shape family (B is read by floats when transposed). */
+export const ntCandidates: readonly MatmulTile[] = [
+  matmulTile,
+  { ...matmulTile, layout: 'blocked' },
+  { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'interleaved' },
+  { wgX: 8, wgY: 1, tm: 16, tn: 8, layout: 'interleaved' },
+  { wgX: 8, wgY: 1, tm: 8, tn: 8, layout: 'interleaved' },
+  { wgX: 8, wgY: 1, tm: 32, tn: 8, layout: 'interleaved' },
+];
 
 /**
  * C = A B at `size`, through the emitter itself: binding k is A, B, C for k = 0, 1, 2. `winner`:
  * only the tile lomoc bakes in (`matmulTile`), as `npm run bench` times it.
  */
-function kernels(size: number, winner = false): Kernel[] {
+function kernels(dims: MatmulDims, winner = false, square = true): Kernel[] {
+  const { m, k: kk, n: nn, transB } = dims;
   const b = new GraphBuilder('bench');
   const loc = { file: 'bench/matmul.ts', line: 1, col: 1 };
-  const [x, y] = [b.value([size, size], 'f32', 'input', loc), b.value([size, size], 'f32', 'input', loc)];
-  b.node('matmul', [x, y], { transA: false, transB: false }, loc, 'forward');
+  const [x, y] = [b.value([m, kk], 'f32', 'input', loc), b.value(transB ? [nn, kk] : [kk, nn], 'f32', 'input', loc)];
+  b.node('matmul', [x, y], { transA: false, transB }, loc, 'forward');
   const g: Graph = { name: 'bench', values: b.values, nodes: b.nodes, inputs: [], params: [], loss: 2 };
   const ctx: EmitContext = {
     g,
@@ -119,9 +161,10 @@ function kernels(size: number, winner = false): Kernel[] {
     sameStorage: (p, q) => p === q,
   };
   const n = g.nodes[0] as NodeOf<'matmul'>;
-  const tiles = winner ? [matmulTile] : candidates;
+  const tiles = winner ? [matmulTile] : transB ? ntCandidates : square ? candidates : [matmulTile];
   const out: Kernel[] = tiles.map((t) => ({ name: `lomoc ${tileName(t)}${winner ? ' (matmulTile)' : ''}`, ...matmulKernel(n, ctx, storeEpilogue(2), t) }));
-  if (winner) return out;
+  if (winner || transB || !square) return out;
+  const size = m;
   const groups = Math.ceil(size / 16);
   out.push({ name: 'shared-memory 16x16 tiles, barriers', code: sharedTiled(16), uniforms: [size, size, size], workgroups: [groups, groups, 1] });
   return out;
@@ -129,7 +172,7 @@ function kernels(size: number, winner = false): Kernel[] {
 
 export interface MatmulBench {
   readonly adapter: string;
-  readonly sizes: readonly number[];
+  readonly sizes: readonly (number | MatmulDims)[];
   /** GFLOP/s by kernel name, one per size. */
   readonly rows: readonly { readonly name: string; readonly gflops: readonly number[] }[];
   /** The peers, timed in the same rounds: GFLOP/s per size, or why a peer has no numbers. */
@@ -154,8 +197,10 @@ export interface MatmulOptions {
  * call to the queue's completion (`submitQueue` + `onSubmittedWorkDone`), no readback, its result
  * checked against the same probes first.
  */
-export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], rounds = 5, opts: MatmulOptions = {}): Promise<MatmulBench> {
-  const { winnerOnly = false, tfjs = true, spin = false } = opts;
+export async function benchMatmul(sizes: readonly (number | MatmulDims)[] = [256, 512, 1024], rounds = 5, opts: MatmulOptions = {}): Promise<MatmulBench> {
+  const { winnerOnly = false, spin = false } = opts;
+  // TF.js only times square NN matmuls here.
+  const tfjs = (opts.tfjs ?? true) && sizes.every((s) => typeof s === 'number');
   // Waiting on the queue (onSubmittedWorkDone) keeps Dawn's node binding polling: the main thread
   // then burns ~60-90% of a core while lavapipe's 2 threads compute, on a 2-core machine. So after
   // the first round each run sleeps 80% of its best time so far before it starts waiting (TF.js
@@ -179,19 +224,23 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
     ? `TF.js WebGPU tf.matMul (${peer.version}${peer.adapter === description ? ', same adapter' : `; ${peer.adapter}`})`
     : 'TF.js WebGPU tf.matMul';
   const peerGflops: number[] = [];
-  for (const size of sizes) {
-    const bytes = size * size * 4;
+  for (const sizeOrDims of sizes) {
+    const dims = dimsOf(sizeOrDims);
+    const { m, k: kk, n: nn } = dims;
+    const size = m; // square NN: the side (TF.js)
+    const flops = 2 * m * kk * nn;
+    const bytes = Math.max(m * kk, kk * nn, m * nn) * 4;
     const mk = (usage: number) => device.createBuffer({ size: bytes, usage });
     const [a, b, c] = [mk(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST), mk(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST), mk(GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST)];
     const staging = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const data = Float32Array.from({ length: size * size }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+    const data = Float32Array.from({ length: bytes / 4 }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
     device.queue.writeBuffer(a, 0, data);
     device.queue.writeBuffer(b, 0, data);
-    // A few elements of C = A A, in doubles: every kernel's result is checked before it is timed.
-    const probes = [0, size - 1, size * size - 1, Math.floor(size * size / 2) + 3].map((e) => {
-      const [i, j] = [Math.floor(e / size), e % size];
+    // A few elements of C = A B (or A B^T), in doubles: every kernel's result is checked before it is timed.
+    const probes = [0, nn - 1, m * nn - 1, Math.floor(m * nn / 2) + 3].map((e) => {
+      const [i, j] = [Math.floor(e / nn), e % nn];
       let acc = 0;
-      for (let l = 0; l < size; l++) acc += data[i * size + l] * data[l * size + j];
+      for (let l = 0; l < kk; l++) acc += data[i * kk + l] * data[dims.transB ? j * kk + l : l * nn + j];
       return [e, acc];
     });
     const check = async (name: string) => {
@@ -202,9 +251,9 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
       const got = new Float32Array(staging.getMappedRange().slice(0));
       staging.unmap();
       for (const [e, want] of probes)
-        if (!(Math.abs(got[e] - want) <= 1e-3 * (1 + Math.abs(want)))) throw new Error(`${name} at ${size}: C[${e}] = ${got[e]}, expected ${want}`);
+        if (!(Math.abs(got[e] - want) <= 1e-3 * (1 + Math.abs(want)))) throw new Error(`${name} at ${dimsName(sizeOrDims)}: C[${e}] = ${got[e]}, expected ${want}`);
     };
-    const runs = kernels(size, winnerOnly).filter((k) => !opts.only || opts.only.some((o) => k.name.includes(o))).map((k) => {
+    const runs = kernels(dims, winnerOnly, typeof sizeOrDims === 'number').filter((k) => !opts.only || opts.only.some((o) => k.name.includes(o))).map((k) => {
       device.pushErrorScope('validation');
       const module = device.createShaderModule({ code: k.code });
       const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
@@ -235,7 +284,7 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
     });
     for (const r of runs) {
       await r.error;
-      device.queue.writeBuffer(c, 0, new Float32Array(size * size).fill(NaN));
+      device.queue.writeBuffer(c, 0, new Float32Array(m * nn).fill(NaN));
       await r.run(); // warm-up: compiles the pipeline
       await check(r.name);
       // A fast GPU finishes a matmul in well under a millisecond: repeat it in one submit so each
@@ -244,7 +293,7 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
     }
     let tfRun: ((leadMs?: number) => Promise<number>) | undefined;
     let tfBest = Infinity;
-    const tfA = peer?.tf.tensor2d(data, [size, size]);
+    const tfA = peer?.tf.tensor2d(data.subarray(0, size * size), [size, size]);
     if (peer && tfA) {
       const { tf, sync } = peer;
       const warm = tf.matMul(tfA, tfA);
@@ -270,7 +319,7 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
     if (tfRun) peerGflops.push((2 * size ** 3) / (tfBest / 1000) / 1e9);
     for (const r of runs) {
       if (!results.has(r.name)) results.set(r.name, []);
-      results.get(r.name)!.push((2 * size ** 3) / (r.best / 1000) / 1e9);
+      results.get(r.name)!.push(flops / (r.best / 1000) / 1e9);
       r.ubuf.destroy();
     }
     for (const buf of [a, b, c, staging]) buf.destroy();
@@ -281,7 +330,7 @@ export async function benchMatmul(sizes: readonly number[] = [256, 512, 1024], r
 }
 
 export function formatMatmulBench(r: MatmulBench): string {
-  const head = `| kernel | ${r.sizes.map((s) => `${s}`).join(' | ')} |\n|---|${r.sizes.map(() => '---:').join('|')}|`;
+  const head = `| kernel | ${r.sizes.map(dimsName).join(' | ')} |\n|---|${r.sizes.map(() => '---:').join('|')}|`;
   const best = r.sizes.map((_, i) => Math.max(...r.rows.map((row) => row.gflops[i])));
   const rows = r.rows.map(
     (row) => `| ${row.name} | ${row.gflops.map((g, i) => (g === best[i] ? `**${g.toFixed(2)}**` : g.toFixed(2))).join(' | ')} |`,
@@ -290,7 +339,7 @@ export function formatMatmulBench(r: MatmulBench): string {
     p.gflops ? `| ${p.name} | ${p.gflops.map((g) => g.toFixed(2)).join(' | ')} |` : `| ${p.name}: not measured (${p.missing}) | ${r.sizes.map(() => '').join(' | ')} |`);
   const ratioRows = r.peers.flatMap((p) =>
     p.gflops ? [`| lomoc's best / ${p.name.split(' (')[0]} | ${best.map((b, i) => `${(b / p.gflops![i]).toFixed(2)}x`).join(' | ')} |`] : []);
-  return [`GFLOP/s, f32 square matmul, best of the rounds; lomoc on ${r.adapter}`, '', head, ...rows, ...peerRows, ...ratioRows].join('\n');
+  return [`GFLOP/s, f32 matmul (a number: square, MxKxN NT: [M, K] x [N, K]^T), best of the rounds; lomoc on ${r.adapter}`, '', head, ...rows, ...peerRows, ...ratioRows].join('\n');
 }
 
 if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href.endsWith('/bench/matmul.ts')) {
@@ -299,7 +348,17 @@ if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href.endsWit
   const spin = process.argv.includes('--spin');
   const at = process.argv.indexOf('--only');
   const only = at > 0 ? process.argv[at + 1].split(',') : undefined;
-  const sizeArgs = process.argv.slice(2).filter((a, i, all) => all[i - 1] !== '--only').map(Number).filter((x) => x > 0);
-  console.log(formatMatmulBench(await benchMatmul(sizeArgs.length ? sizeArgs : undefined, 5, { winnerOnly, spin, only })));
+  // `--nt`: transB at the gpt small step's shapes and squares (MxKxN args: [M, K] x [N, K]^T); `--rounds R`.
+  const nt = process.argv.includes('--nt');
+  const rAt = process.argv.indexOf('--rounds');
+  const rounds = rAt > 0 ? Number(process.argv[rAt + 1]) : 5;
+  const args = process.argv.slice(2).filter((a, i, all) => all[i - 1] !== '--only' && all[i - 1] !== '--rounds' && !a.startsWith('--'));
+  const parsed = args.map((a): number | MatmulDims => {
+    const d = a.replace(/nn$/, '').split('x').map(Number);
+    return d.length === 3 ? { m: d[0], k: d[1], n: d[2], transB: !a.endsWith('nn') } : nt ? { m: d[0], k: d[0], n: d[0], transB: true } : d[0];
+  });
+  const ntDefault: MatmulDims[] = [[1024, 128, 384], [1024, 512, 128], [1024, 128, 256], [512, 512, 512], [1024, 1024, 1024]].map(([m, k, n]) => ({ m, k, n, transB: true }));
+  const sizes = parsed.length ? parsed : nt ? ntDefault : undefined;
+  console.log(formatMatmulBench(await benchMatmul(sizes, rounds, { winnerOnly, spin, only })));
   process.exit(0);
 }
