@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { targetForAdapter, type AdapterInfoLike, type TargetName } from '../compiler/codegen/wgsl/target.ts';
 import { parseCheckpointPolicy, type CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
+import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
+import type { StepConfig } from '../compiler/pipeline.ts';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -129,6 +131,27 @@ export const stepOptionSpecs: Readonly<Record<string, OptionSpec>> = {
   dtype: { type: 'string', value: 'f32|f16', help: 'storage of params and activations; math stays f32 (default f32)' },
   target: { type: 'string', value: 'auto|cpu|gpu', help: 'kernel shapes: gpu, cpu (software adapters like lavapipe) or auto, from the adapter (default auto)' },
 };
+
+/**
+ * The training step that stepOptionSpecs and --optimizer ask for, every value checked (errors name
+ * `command`). The kernel target is not in it: each command resolves --target its own way.
+ */
+export function stepConfigFrom(command: string, values: Readonly<Record<string, OptionValue>>): StepConfig {
+  const check = optionChecks(command);
+  const str = (k: string) => values[k] as string | undefined;
+  const opt = <T>(k: string, parse: (text: string, option: string) => T): T | undefined => (str(k) === undefined ? undefined : parse(str(k)!, k));
+  return {
+    preset: str('preset'),
+    sets: (values.set as string[] | undefined) ?? [],
+    batch: opt('batch', (t, o) => check.integer(t, o, 1)),
+    seq: opt('seq', (t, o) => check.integer(t, o, 1)),
+    optimizer: check.oneOf<OptimizerName>(['sgd', 'adamw', 'lomo'], str('optimizer') ?? 'lomo', 'optimizer'),
+    checkpoint: check.checkpoint(str('checkpoint') ?? 'none'),
+    clipNorm: opt('clip-norm', (t, o) => check.number(t, o)),
+    clipValue: opt('clip-value', (t, o) => check.number(t, o)),
+    dtype: check.oneOf(['f32', 'f16'] as const, str('dtype') ?? 'f32', 'dtype'),
+  };
+}
 
 export type TargetChoice = 'auto' | TargetName;
 

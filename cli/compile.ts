@@ -7,8 +7,7 @@ import { writeBundle } from '../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { TargetName } from '../compiler/codegen/wgsl/target.ts';
-import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
-import { optimizerSpec, optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec } from './args.ts';
+import { optimizerSpec, optionChecks, parseCommandArgs, stepConfigFrom, stepOptionSpecs, type CommandSpec } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { printWarnings, type Io } from './report.ts';
 
@@ -32,35 +31,21 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const str = (k: string) => values[k] as string | undefined;
   const out = str('out');
   if (out === undefined) throw new LomocError("lomoc compile: option '--out DIR' is required");
-  const optimizer = check.oneOf<OptimizerName>(['sgd', 'adamw', 'lomo'], str('optimizer') ?? 'lomo', 'optimizer');
-  const checkpoint = str('checkpoint') === undefined ? { kind: 'none' as const } : check.checkpoint(str('checkpoint')!);
-  const opt = (k: string, f: (t: string, o: string) => number) => (str(k) === undefined ? undefined : f(str(k)!, k));
+  const step = stepConfigFrom('compile', values);
   const target = check.oneOf<TargetName>(['cpu', 'gpu'], str('target') ?? 'gpu', 'target');
-  const dtype = check.oneOf(['f32', 'f16'] as const, str('dtype') ?? 'f32', 'dtype');
   const def = await loadModel(positionals[0]);
-  const c = compileProgram(def, {
-    target,
-    preset: str('preset'),
-    sets: (values.set as string[] | undefined) ?? [],
-    batch: opt('batch', (t, o) => check.integer(t, o)),
-    seq: opt('seq', (t, o) => check.integer(t, o)),
-    optimizer,
-    checkpoint,
-    clipNorm: opt('clip-norm', (t, o) => check.number(t, o)),
-    clipValue: opt('clip-value', (t, o) => check.number(t, o)),
-    dtype,
-  });
+  const c = compileProgram(def, { ...step, target });
   printWarnings(io, c.warnings);
   const manifest = writeBundle(out, c.program, {
     model: def.name,
     preset: str('preset') ?? def.defaultPreset,
     config: c.config,
     step: {
-      optimizer,
-      dtype,
+      optimizer: step.optimizer,
+      dtype: step.dtype ?? 'f32',
       checkpoint: c.checkpointDetail,
-      clipNorm: opt('clip-norm', Number) ?? null,
-      clipValue: opt('clip-value', Number) ?? null,
+      clipNorm: step.clipNorm ?? null,
+      clipValue: step.clipValue ?? null,
       target,
     },
     plan: c.plan,
@@ -68,7 +53,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const kernels = Object.keys(manifest.program.kernels).length;
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
-  io.out(`step        ${def.name}, preset ${manifest.preset}, ${optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target}`);
+  io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target}`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   return 0;
 }

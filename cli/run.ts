@@ -6,7 +6,6 @@ import { LomocError } from '../compiler/diagnostics.ts';
 import type { Config } from '../compiler/dsl/model.ts';
 import type { Graph } from '../compiler/ir/types.ts';
 import { loadModel } from '../compiler/load-model.ts';
-import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import { compileStep, type StepConfig } from '../compiler/pipeline.ts';
 import { execute } from '../runtime/reference/execute.ts';
@@ -17,7 +16,7 @@ import { initialParams, randomBatch } from '../runtime/webgpu/init.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { byShader, profileStep } from '../runtime/webgpu/timing.ts';
 import { createTrainer, dataInputs, isHyperInput } from '../runtime/webgpu/trainer.ts';
-import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
+import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { printWarnings, type Io } from './report.ts';
 
@@ -57,28 +56,15 @@ export interface RunRequest {
   readonly json: boolean;
 }
 
-const { integer, number, oneOf, checkpoint: checkpointOption } = optionChecks('run');
+const { integer, number, oneOf } = optionChecks('run');
 
 /** Checks every option before anything is compiled. */
 export function runRequest(positionals: readonly string[], values: Readonly<Record<string, OptionValue>>): RunRequest {
   const str = (k: string) => values[k] as string | undefined;
   if (str('steps') === undefined) throw new LomocError("lomoc run: option '--steps N' is required");
-  const checkpoint: CheckpointPolicy = str('checkpoint') === undefined ? { kind: 'none' } : checkpointOption(str('checkpoint')!);
-  const clipNorm = str('clip-norm') === undefined ? undefined : number(str('clip-norm')!, 'clip-norm');
-  const clipValue = str('clip-value') === undefined ? undefined : number(str('clip-value')!, 'clip-value');
   return {
     file: positionals[0],
-    step: {
-      preset: str('preset'),
-      sets: (values.set as string[] | undefined) ?? [],
-      batch: str('batch') === undefined ? undefined : integer(str('batch')!, 'batch', 1),
-      seq: str('seq') === undefined ? undefined : integer(str('seq')!, 'seq', 1),
-      optimizer: oneOf<OptimizerName>(['sgd', 'adamw', 'lomo'], str('optimizer') ?? 'lomo', 'optimizer'),
-      checkpoint,
-      clipNorm,
-      clipValue,
-      dtype: oneOf(['f32', 'f16'] as const, str('dtype') ?? 'f32', 'dtype'),
-    },
+    step: stepConfigFrom('run', values),
     target: targetChoice('run', str('target')),
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr'),
     weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),

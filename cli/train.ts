@@ -15,7 +15,6 @@ import { join, resolve } from 'node:path';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadModel } from '../compiler/load-model.ts';
-import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
 import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
@@ -29,7 +28,7 @@ import { NoAdapterError } from '../runtime/webgpu/device.ts';
 import { DeviceLostError } from '../runtime/webgpu/guard.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { createTrainer, dataInputs, type Trainer } from '../runtime/webgpu/trainer.ts';
-import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
+import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { lossCurveSvg, type Point } from './loss-svg.ts';
 import { printWarnings, type Io } from './report.ts';
@@ -99,7 +98,7 @@ export interface TrainRequest {
   readonly json: boolean;
 }
 
-const { integer, number, oneOf, checkpoint: checkpointOption, error: optionError } = optionChecks('train');
+const { integer, number, oneOf, error: optionError } = optionChecks('train');
 
 /** The options that change the compiled step: a bundle was compiled with them and fixes them. */
 const bundleFixed = ['optimizer', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target'] as const;
@@ -178,7 +177,6 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
   const str = (k: string) => values[k] as string | undefined;
   if (str('steps') === undefined) throw new LomocError("lomoc train: option '--steps N' is required");
   const checkpointText = str('checkpoint') ?? 'none';
-  const checkpoint: CheckpointPolicy = checkpointOption(checkpointText);
   const steps = integer(str('steps')!, 'steps', 1);
   const stopAt = str('stop-at') === undefined ? steps : integer(str('stop-at')!, 'stop-at', 1);
   if (stopAt > steps) throw optionError('stop-at', `a step at most --steps (${steps})`, str('stop-at')!);
@@ -188,17 +186,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
   return {
     file: positionals[0],
     stepOptions: bundleFixed.filter((k) => values[k] !== undefined),
-    step: {
-      preset: str('preset'),
-      sets: (values.set as string[] | undefined) ?? [],
-      batch: str('batch') === undefined ? undefined : integer(str('batch')!, 'batch', 1),
-      seq: str('seq') === undefined ? undefined : integer(str('seq')!, 'seq', 1),
-      optimizer: oneOf<OptimizerName>(['sgd', 'adamw', 'lomo'], str('optimizer') ?? 'lomo', 'optimizer'),
-      checkpoint,
-      clipNorm: str('clip-norm') === undefined ? undefined : number(str('clip-norm')!, 'clip-norm'),
-      clipValue: str('clip-value') === undefined ? undefined : number(str('clip-value')!, 'clip-value'),
-      dtype: oneOf(['f32', 'f16'] as const, str('dtype') ?? 'f32', 'dtype'),
-    },
+    step: stepConfigFrom('train', values),
     checkpointText,
     target: targetChoice('train', str('target')),
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr'),
