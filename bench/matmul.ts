@@ -65,7 +65,7 @@ import { kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import { GraphBuilder } from '../compiler/ir/builder.ts';
 import { byteSize } from '../compiler/ir/shape.ts';
 import type { Graph, NodeOf } from '../compiler/ir/types.ts';
-import { isSoftwareAdapter } from '../runtime/webgpu/adapter-kind.ts';
+import { isSoftwareAdapter } from '../contract/adapter-kind.ts';
 import { acquireDevice } from '../runtime/webgpu/node.ts';
 import { loadTfjs } from './tfjs.ts';
 

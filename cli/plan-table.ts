@@ -4,7 +4,7 @@
 import { fmtLoc } from '../compiler/diagnostics.ts';
 import { categories, type Category } from '../compiler/ir/memory-plan.ts';
 import { isPaperSetting, paperTable1, paperTotal, percentDiff } from '../compiler/report/paper.ts';
-import type { PlanResult, PlanRow } from './plan.ts';
+import type { PlanResult, PlanRow } from './plan-result.ts';
 
 const columnNames: Readonly<Record<Category, string>> = {
   params: 'params',

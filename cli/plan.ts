@@ -16,6 +16,7 @@ import { timelineHtml } from '../compiler/report/timeline-html.ts';
 import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { formatPlanTable } from './plan-table.ts';
+import type { PlanResult, PlanRow, StepFields } from './plan-result.ts';
 import { printWarnings, type Io } from './report.ts';
 
 export const planSpec: CommandSpec = {
@@ -45,7 +46,7 @@ export const allOptimizers: readonly OptimizerName[] = ['adamw', 'sgd', 'lomo'];
  * The StepConfig fields that come from one command-line option each. Not options: the optimizer
  * (one row each), the plan's device limits, verification and `master` (it follows --dtype).
  */
-export type StepFields = Omit<StepConfig, 'optimizer' | 'preset' | 'sets' | 'plan' | 'verifyEach' | 'master'>;
+export type { PlanResult, PlanRow, StepFields } from './plan-result.ts';
 
 interface StepOption<T> {
   /** The command-line option (in planSpec.options). */
@@ -93,25 +94,6 @@ export interface PlanRequest {
   readonly timeline?: string;
 }
 
-export interface PlanRow {
-  readonly optimizer: OptimizerName;
-  readonly compiled: CompiledStep;
-  readonly report: MemoryReport;
-  /** Wall time of compileStep: trace to memory plan. */
-  readonly planMs: number;
-}
-
-export interface PlanResult {
-  readonly model: string;
-  readonly file: string;
-  readonly preset: string;
-  readonly config: Config;
-  readonly step: StepFields;
-  readonly rows: readonly PlanRow[];
-  readonly warnings: readonly Diagnostic[];
-  /** Set when the other kernel target's scratch differs, so the plan depends on the target. */
-  readonly targetNote?: string;
-}
 
 /** Checks every option before anything is compiled. */
 export function planRequest(positionals: readonly string[], values: Readonly<Record<string, OptionValue>>): PlanRequest {

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { LomocError } from '../compiler/diagnostics.ts';
-import { deriveSeed, mulberry32 } from '../runtime/random.ts';
+import { deriveSeed, mulberry32 } from '../contract/random.ts';
 
 export type TokenizerName = 'gpt2' | 'bytes';
 export const corpora = ['moby-dick', 'sotu'] as const;

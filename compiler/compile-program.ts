@@ -1,7 +1,7 @@
 // From a model to what the WebGPU runtime runs: compileStep's scheduled, fused and planned step
 // (the plan `lomoc plan` reports, which is the one the device allocates), then lowerStep: WGSL
 // dispatches over that plan, the StepProgram (runtime/program.ts).
-import type { StepProgram } from '../runtime/program.ts';
+import type { StepProgram } from '../contract/program.ts';
 import { lowerStep } from './codegen/wgsl/lower.ts';
 import type { KernelTarget, TargetName } from './codegen/wgsl/target.ts';
 import type { ModelDef } from './dsl/model.ts';

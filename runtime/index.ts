@@ -1,7 +1,7 @@
 // The runtime's browser-safe entry: everything needed to run a compiled StepProgram on a
 // GPUDevice, with no Node APIs and nothing from compiler/. In Node, acquire the device through
 // runtime/webgpu/node.ts (Dawn); in a page, through acquireBrowserDevice (navigator.gpu).
-export type { BufferRef, Dispatch, ParamInit, StepProgram, StorageDType, TensorSlot } from './program.ts';
+export type { BufferRef, Dispatch, ParamInit, StepProgram, StorageDType, TensorSlot } from '../contract/program.ts';
 export { acquireBrowserDevice, acquireFrom, browserSources, describeAdapter, neededLimits, NoAdapterError } from './webgpu/device.ts';
 export type { Acquired, AdapterSource, ProgramNeeds } from './webgpu/device.ts';
 export { DeviceLostError, GpuError, watchDevice, type DeviceWatch } from './webgpu/guard.ts';
@@ -11,4 +11,4 @@ export { initialParams, randomBatch } from './webgpu/init.ts';
 export { byShader, profileStep, type DispatchTime, type Profile } from './webgpu/timing.ts';
 export { ProgramError, validateProgram } from './webgpu/validate.ts';
 export { BundleError, loadBundle, type LoadedBundle } from './bundle/load-bundle.ts';
-export { manifestSchema, type Manifest } from './bundle/manifest.ts';
+export { manifestSchema, type Manifest } from '../contract/manifest.ts';

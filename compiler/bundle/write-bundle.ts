@@ -6,8 +6,8 @@
 // Shader keys (what is baked into each shader) stay in the manifest; file names are plain numbers.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Manifest } from '../../runtime/bundle/manifest.ts';
-import type { StepProgram } from '../../runtime/program.ts';
+import type { Manifest } from '../../contract/manifest.ts';
+import type { StepProgram } from '../../contract/program.ts';
 import type { Config } from '../dsl/model.ts';
 import type { MemoryPlan } from '../ir/memory-plan.ts';
 import { entryFiles } from './write-entry.ts';

@@ -12,9 +12,9 @@
 import { buildSync } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import { Project, ts, VariableDeclarationKind, type SourceFile } from 'ts-morph';
-import type { Manifest } from '../../runtime/bundle/manifest.ts';
-import { neededLimits } from '../../runtime/webgpu/device.ts';
-import { isHyperInput } from '../../runtime/webgpu/trainer.ts';
+import type { Manifest } from '../../contract/manifest.ts';
+import { neededLimits } from '../../contract/limits.ts';
+import { isHyperInput } from '../../contract/program.ts';
 
 let runtimeJs: string | undefined;
 

@@ -1,7 +1,7 @@
 // Every op of the IR and the attributes baked into it. Adding an op here makes each rule table
 // (shape rules, VJP rules, reference kernels, later WGSL emitters) fail to type-check until it
 // has an entry: `satisfies { [O in Op]: ... }` keeps them complete.
-import type { DType, Shape } from './types.ts';
+import type { DType, Shape } from './dtype.ts';
 
 type None = Readonly<Record<never, never>>;
 interface Axes {

@@ -1,10 +1,10 @@
 // The IR: plain readonly data. Values are SSA tensors; nodes are ops in topological order.
 // Everything derived (users, liveness, sizes) is computed by functions in analysis.ts.
-import type { ParamInit } from '../../runtime/program.ts';
+import type { ParamInit } from '../../contract/program.ts';
 import type { Op, OpAttrs } from './ops.ts';
 
-export type DType = 'f32' | 'f16' | 'i32';
-export type Shape = readonly number[];
+export type { DType, Shape } from './dtype.ts';
+import type { DType, Shape } from './dtype.ts';
 export type ValueId = number;
 
 /** Where the user wrote something: 1-based line and column, file relative to the working directory. */

@@ -10,6 +10,7 @@
 import { CompilerBug } from '../diagnostics.ts';
 import { GraphBuilder } from '../ir/builder.ts';
 import type { Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
+import { hyperInputs as stepInputNames } from '../../contract/program.ts';
 
 export type OptimizerName = 'sgd' | 'adamw' | 'lomo';
 
@@ -26,7 +27,7 @@ export interface StepOptions {
   readonly eps?: number;
 }
 
-export const stepInputNames = { lr: 'lr', weightDecay: 'weightDecay', step: 'step' } as const;
+export { hyperInputs as stepInputNames } from '../../contract/program.ts';
 
 /** Gradient names in the order their final value is produced by backward. */
 function completionOrder(g: Graph): string[] {

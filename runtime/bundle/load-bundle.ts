@@ -3,8 +3,8 @@
 // (runtime/webgpu/validate.ts checks the device's limits when it is acquired). A corrupted or
 // hostile bundle is rejected with a BundleError naming the field. Browser-safe: the caller reads
 // files (fs in Node, fetch in a browser).
-import type { StepProgram, TensorSlot } from '../program.ts';
-import { manifestSchema, type Manifest } from './manifest.ts';
+import type { StepProgram, TensorSlot } from '../../contract/program.ts';
+import { manifestSchema, type Manifest } from '../../contract/manifest.ts';
 
 export class BundleError extends Error {
   override readonly name = 'BundleError';

@@ -2,7 +2,8 @@
 // Node APIs). runtime/webgpu/node.ts supplies Dawn's adapters in Node; a page passes
 // `navigator.gpu`. The device gets exactly the limits and features the program declares,
 // checked against the adapter first so that a shortfall names the limit, not a Dawn error.
-import type { StepProgram } from '../program.ts';
+import { neededLimits, type ProgramNeeds } from '../../contract/limits.ts';
+export { neededLimits, type ProgramNeeds } from '../../contract/limits.ts';
 import { watchDevice, type DeviceWatch } from './guard.ts';
 
 /** One way to get an adapter: Dawn's Vulkan or GLES backend, or a browser's `navigator.gpu`. */
@@ -22,7 +23,6 @@ export interface Acquired {
   readonly watch: DeviceWatch;
 }
 
-export type ProgramNeeds = Pick<StepProgram, 'limits' | 'arenas' | 'features'> & Partial<Pick<StepProgram, 'dispatches'>>;
 
 /** Features used when present but not required: GPU timestamps for profiles. */
 const optionalFeatures: readonly GPUFeatureName[] = ['timestamp-query'];
@@ -32,28 +32,6 @@ export function describeAdapter(backend: string, a: GPUAdapter): string {
   const what = info.description || info.device || 'unknown adapter';
   const more = [info.vendor, info.architecture].filter((x) => x).join(' ') || (info.description ? info.device : '');
   return `${backend}: ${what}${more ? ` (${more})` : ''}`;
-}
-
-/**
- * The limits `program` needs, by WebGPU name. A compatibility-mode adapter (Dawn's GLES) grants
- * only 128 invocations per workgroup by default, so everything above the core defaults is
- * requested explicitly.
- */
-export function neededLimits(program?: ProgramNeeds): Record<string, number> {
-  const invocations = Math.max(256, program?.limits.maxComputeInvocationsPerWorkgroup ?? 256);
-  const bindingBytes = Math.max(
-    128 * 2 ** 20,
-    ...(program?.dispatches ?? []).flatMap((d) => d.bindings.map((b) => Math.ceil(b.bytes / 4) * 4)),
-  );
-  return {
-    maxStorageBuffersPerShaderStage: Math.max(8, program?.limits.maxStorageBuffersPerShaderStage ?? 8),
-    maxComputeInvocationsPerWorkgroup: invocations,
-    maxComputeWorkgroupSizeX: invocations,
-    maxComputeWorkgroupSizeY: invocations,
-    maxComputeWorkgroupStorageSize: Math.max(16384, program?.limits.maxComputeWorkgroupStorageSize ?? 16384),
-    maxBufferSize: Math.max(256 * 2 ** 20, ...(program?.arenas ?? [])),
-    maxStorageBufferBindingSize: bindingBytes,
-  };
 }
 
 /** What the adapter cannot grant, as "name: needs x, has y" (empty when it fits). */

@@ -1,7 +1,7 @@
 // Runs a StepProgram on a WebGPU device: allocates exactly the plan's arenas, compiles every
 // shader and builds every bind group once, and records the whole step into one compute pass of
 // one command encoder (no readback inside a step). Reads and writes go through the queue.
-import type { BufferRef, StepProgram, StorageDType, TensorSlot } from '../program.ts';
+import type { BufferRef, StepProgram, StorageDType, TensorSlot } from '../../contract/program.ts';
 import { GpuError, watchDevice, type DeviceWatch } from './guard.ts';
 import { fromDeviceBytes, toDeviceBytes, type HostArray } from './host-data.ts';
 import { dispatchName, ProgramError, storageReadWrite, validateProgram } from './validate.ts';

@@ -1,7 +1,7 @@
 // Host arrays to device bytes and back. f32 and i32 travel as they are; f16 tensors are stored as
 // binary16 on the device and seen as Float32Array on the host (rounded once, ties to even).
-import type { StorageDType } from '../program.ts';
-import { f16bits, f16round, fromF16bits } from '../reference/f16.ts';
+import type { StorageDType } from '../../contract/program.ts';
+import { f16bits, f16round, fromF16bits } from '../../contract/f16.ts';
 
 export type HostArray = Float32Array | Int32Array;
 

@@ -1,10 +1,10 @@
 // Initial parameter values on the host, from each param's `init`, and random batches, from the
 // same seeded streams as the reference executor's (runtime/random.ts).
-import type { ParamInit, TensorSlot } from '../program.ts';
-import { deriveSeed, mulberry32, normals } from '../random.ts';
+import type { ParamInit, TensorSlot } from '../../contract/program.ts';
+import { deriveSeed, mulberry32, normals } from '../../contract/random.ts';
 import { numel, type HostArray } from './host-data.ts';
 
-export { deriveSeed, mulberry32, normals } from '../random.ts';
+export { deriveSeed, mulberry32, normals } from '../../contract/random.ts';
 
 /** One parameter's initial values (doubles, rounded by the upload to the slot's dtype). */
 export function initValues(init: ParamInit, shape: readonly number[], seed: number): Float64Array {

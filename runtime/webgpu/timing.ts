@@ -2,7 +2,7 @@
 // in its own compute pass between two GPU timestamps; without it each dispatch is submitted and
 // awaited alone, so its wall time includes one submit (about 40 µs on lavapipe).
 // Profiling runs the step's kernels once more: on a training program that is one more update.
-import type { StepProgram } from '../program.ts';
+import type { StepProgram } from '../../contract/program.ts';
 import type { Executor } from './executor.ts';
 
 export interface DispatchTime {

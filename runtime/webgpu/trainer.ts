@@ -2,21 +2,14 @@
 // step upload the batch and the step's scalars, submit the whole step as one command buffer,
 // and read the loss back (every step, or every `lossEvery` steps). Every wait races the
 // device's loss, so a lost device stops training with an error instead of a hang.
-import type { StepProgram, TensorSlot } from '../program.ts';
-import { isSoftwareAdapter } from './adapter-kind.ts';
+import { isHyperInput, type StepProgram, type TensorSlot } from '../../contract/program.ts';
+export { dataInputs, hyperInputs, isHyperInput } from '../../contract/program.ts';
+import { isSoftwareAdapter } from '../../contract/adapter-kind.ts';
 import type { Acquired } from './device.ts';
 import { createExecutor, type Executor } from './executor.ts';
 import { GpuError, watchDevice } from './guard.ts';
 import { fromDeviceBytes, numel, type HostArray } from './host-data.ts';
 import { initialParams } from './init.ts';
-
-/** Scalar inputs the optimizer step declares (compiler/passes/optimizer-step.ts: stepInputNames). */
-export const hyperInputs = { lr: 'lr', weightDecay: 'weightDecay', step: 'step' } as const;
-
-export const isHyperInput = (name: string): boolean => (Object.values(hyperInputs) as string[]).includes(name);
-
-/** The inputs a batch must fill: every stored input but the step's scalars. */
-export const dataInputs = (program: Pick<StepProgram, 'inputs'>): TensorSlot[] => program.inputs.filter((s) => !isHyperInput(s.name));
 
 export interface Hyper {
   readonly lr: number;

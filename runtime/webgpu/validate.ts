@@ -7,7 +7,7 @@
 // storage binding as writable storage (the executor declares it so: see storageReadWrite), and
 // writable bindings of one buffer may not overlap ("Writable storage buffer binding aliasing"):
 // a tensor read twice by one kernel must be bound once.
-import type { BufferRef, Dispatch, StepProgram } from '../program.ts';
+import type { BufferRef, Dispatch, StepProgram } from '../../contract/program.ts';
 
 export class ProgramError extends Error {
   override readonly name = 'ProgramError';

@@ -15,7 +15,7 @@ import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
 import mlp from '../../models/mlp.ts';
 import { loadBundleDir } from '../../runtime/bundle/node.ts';
-import type { StepProgram } from '../../runtime/program.ts';
+import type { StepProgram } from '../../contract/program.ts';
 import { randomBatch } from '../../runtime/webgpu/init.ts';
 import { acquireDevice } from '../../runtime/webgpu/node.ts';
 import { createTrainer, dataInputs } from '../../runtime/webgpu/trainer.ts';

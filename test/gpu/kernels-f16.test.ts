@@ -10,8 +10,8 @@
 // among subnormals. So each check allows the f32 tolerance plus one f16 step.
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { randomTokens } from '../../runtime/reference/random.ts';
-import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import { randomTokens } from '../../compiler/reference/random.ts';
+import type { HostTensor } from '../../compiler/reference/tensor.ts';
 import { bothTargets } from './harness.ts';
 import { awkwardSize, compareOp, random, runs, seed, type Tolerance } from './kernel-check.ts';
 

@@ -4,8 +4,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { numel } from '../../compiler/ir/shape.ts';
-import { execute } from '../../runtime/reference/execute.ts';
-import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import { execute } from '../../compiler/reference/execute.ts';
+import type { HostTensor } from '../../compiler/reference/tensor.ts';
 import { opGraph } from '../reference/helpers.ts';
 import type { KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
 import { bothTargets, runOnGpu } from './harness.ts';

@@ -4,8 +4,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { numel } from '../../compiler/ir/shape.ts';
-import { randomTokens } from '../../runtime/reference/random.ts';
-import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import { randomTokens } from '../../compiler/reference/random.ts';
+import type { HostTensor } from '../../compiler/reference/tensor.ts';
 import { opGraph } from '../reference/helpers.ts';
 import { bothTargets, runOnGpu } from './harness.ts';
 import { anyTarget, awkwardSize, compareOp, compareOp as compare, random, runs, seed, shapes, type Tolerance } from './kernel-check.ts';

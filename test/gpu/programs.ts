@@ -1,7 +1,7 @@
 // Hand-written StepPrograms for the runtime tests: small WGSL written here, so the executor and
 // the trainer are tested without the compiler. `linearRegression` is a whole SGD step of
 // loss = mean((x·w + c - y)^2), with a host oracle in f64.
-import type { Dispatch, StepProgram, TensorSlot } from '../../runtime/program.ts';
+import type { Dispatch, StepProgram, TensorSlot } from '../../contract/program.ts';
 
 const header = (names: readonly string[], writes: readonly string[], uniforms?: string) =>
   names

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import gpt from '../../models/gpt.ts';
 import { resolveConfig, traceModel } from '../../compiler/dsl/model.ts';
-import { initParams } from '../../runtime/reference/init.ts';
+import { initParams } from '../../compiler/reference/init.ts';
 import { acquireFrom, type Acquired } from '../../runtime/webgpu/device.ts';
 import { createExecutor } from '../../runtime/webgpu/executor.ts';
 import { DeviceLostError } from '../../runtime/webgpu/guard.ts';
@@ -15,7 +15,7 @@ import { initialParams, randomBatch } from '../../runtime/webgpu/init.ts';
 import { acquireDevice, nodeSources, setupHint } from '../../runtime/webgpu/node.ts';
 import { profileStep } from '../../runtime/webgpu/timing.ts';
 import { createTrainer } from '../../runtime/webgpu/trainer.ts';
-import type { StepProgram } from '../../runtime/program.ts';
+import type { StepProgram } from '../../contract/program.ts';
 import { layout, linearRegression, regressionOracle, slowProgram } from './programs.ts';
 
 const devices = new Map<string, Promise<Acquired>>();

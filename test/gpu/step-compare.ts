@@ -3,8 +3,8 @@
 // each side's updated params and optimizer state into its next step. `stepMismatches` is the
 // checker: empty when the two agree within the stated tolerance.
 import type { Graph } from '../../compiler/ir/types.ts';
-import type { StepProgram } from '../../runtime/program.ts';
-import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import type { StepProgram } from '../../contract/program.ts';
+import type { HostTensor } from '../../compiler/reference/tensor.ts';
 import type { Acquired } from '../../runtime/webgpu/device.ts';
 import { randomBatch } from '../../runtime/webgpu/init.ts';
 import { createTrainer, isHyperInput } from '../../runtime/webgpu/trainer.ts';

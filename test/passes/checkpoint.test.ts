@@ -11,12 +11,12 @@ import type { OptimizerName } from '../../compiler/passes/optimizer-step.ts';
 import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
 import mlp from '../../models/mlp.ts';
-import { initParams } from '../../runtime/reference/init.ts';
+import { initParams } from '../../compiler/reference/init.ts';
 import { arbitraryModel } from '../support/arbitrary-model.ts';
 import { bitDifferences, buildStep, plainStep, plannedStep, stepFeeds } from '../support/step.ts';
 import { freshnessViolations, planViolations } from '../support/step-checks.ts';
 import { randomFeeds, traceFn } from '../support/trace.ts';
-import type { Feeds } from '../../runtime/reference/execute.ts';
+import type { Feeds } from '../../compiler/reference/execute.ts';
 
 const hyper = { lr: 0.05, weightDecay: 0.01, step: 2 };
 

@@ -9,7 +9,7 @@ import type { StepOptions } from '../../compiler/passes/optimizer-step.ts';
 import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
 import mlp from '../../models/mlp.ts';
-import { initParams } from '../../runtime/reference/init.ts';
+import { initParams } from '../../compiler/reference/init.ts';
 import { arbitraryModel } from '../support/arbitrary-model.ts';
 import { bitDifferences, buildStep, plainStep, plannedStep, stepFeeds } from '../support/step.ts';
 import { freshnessViolations, gradientMemory, gradsNotFreedByUpdate } from '../support/step-checks.ts';

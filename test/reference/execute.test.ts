@@ -3,10 +3,10 @@ import fc from 'fast-check';
 import { opNames } from '../../compiler/ir/ops.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
 import { verify } from '../../compiler/ir/verify.ts';
-import { execute, type Feeds, pick } from '../../runtime/reference/execute.ts';
-import { initParams } from '../../runtime/reference/init.ts';
-import { randomTensor, randomTokens } from '../../runtime/reference/random.ts';
-import type { HostTensor, Precision } from '../../runtime/reference/tensor.ts';
+import { execute, type Feeds, pick } from '../../compiler/reference/execute.ts';
+import { initParams } from '../../compiler/reference/init.ts';
+import { randomTensor, randomTokens } from '../../compiler/reference/random.ts';
+import type { HostTensor, Precision } from '../../compiler/reference/tensor.ts';
 import { everyOpGraph, llamaGraph, loc, TestGraph } from './graphs.ts';
 import { t } from './helpers.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { F16_MAX, f16round } from '../../runtime/reference/f16.ts';
+import { F16_MAX, f16round } from '../../contract/f16.ts';
 
 /** Decodes an f16 bit pattern independently of the code under test. */
 function decode(bits: number): number {

@@ -3,8 +3,8 @@ import { expect } from 'vitest';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
 import type { Op, OpAttrs } from '../../compiler/ir/ops.ts';
 import type { DType, Graph } from '../../compiler/ir/types.ts';
-import { execute } from '../../runtime/reference/execute.ts';
-import { type HostTensor, type Precision, tensor } from '../../runtime/reference/tensor.ts';
+import { execute } from '../../compiler/reference/execute.ts';
+import { type HostTensor, type Precision, tensor } from '../../compiler/reference/tensor.ts';
 import { loc } from './graphs.ts';
 
 

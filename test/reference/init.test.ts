@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { f16round } from '../../runtime/reference/f16.ts';
-import { initParams, initStd } from '../../runtime/reference/init.ts';
-import { deriveSeed, mulberry32, randomTensor, randomTokens } from '../../runtime/reference/random.ts';
+import { f16round } from '../../contract/f16.ts';
+import { initParams, initStd } from '../../compiler/reference/init.ts';
+import { deriveSeed, mulberry32, randomTensor, randomTokens } from '../../compiler/reference/random.ts';
 import { TestGraph } from './graphs.ts';
 import type { Init } from '../../compiler/ir/types.ts';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { numel } from '../../compiler/ir/shape.ts';
-import { randomTensor } from '../../runtime/reference/random.ts';
-import { unravel } from '../../runtime/reference/tensor.ts';
+import { randomTensor } from '../../compiler/reference/random.ts';
+import { unravel } from '../../compiler/reference/tensor.ts';
 import { ids, run1, runOp, t } from './helpers.ts';
 
 const x23 = t([2, 3], [1, 2, 3, 4, 5, 6]);

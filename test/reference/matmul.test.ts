@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { numel } from '../../compiler/ir/shape.ts';
-import { randomTensor } from '../../runtime/reference/random.ts';
-import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import { randomTensor } from '../../compiler/reference/random.ts';
+import type { HostTensor } from '../../compiler/reference/tensor.ts';
 import { expectClose, runOp, t } from './helpers.ts';
 
 const mm = (a: HostTensor, b: HostTensor, transA = false, transB = false) => runOp('matmul', [a, b], { transA, transB })[0];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { randomTensor } from '../../runtime/reference/random.ts';
+import { randomTensor } from '../../compiler/reference/random.ts';
 import { dot, expectClose, numericGrad, run1, runOp, t } from './helpers.ts';
 
 describe('softmax and logSoftmax over the last axis', () => {

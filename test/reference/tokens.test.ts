@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { randomTensor } from '../../runtime/reference/random.ts';
+import { randomTensor } from '../../compiler/reference/random.ts';
 import { dot, expectClose, ids, numericGrad, run1, runOp, t } from './helpers.ts';
 
 const table = t([4, 2], [0, 1, 10, 11, 20, 21, 30, 31]);

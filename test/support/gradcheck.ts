@@ -5,9 +5,9 @@
 import { differentiate } from '../../compiler/autodiff/index.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
 import { verify } from '../../compiler/ir/verify.ts';
-import { execute, type Feeds } from '../../runtime/reference/execute.ts';
-import { mulberry32 } from '../../runtime/reference/random.ts';
-import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import { execute, type Feeds } from '../../compiler/reference/execute.ts';
+import { mulberry32 } from '../../compiler/reference/random.ts';
+import type { HostTensor } from '../../compiler/reference/tensor.ts';
 
 export interface GradcheckResult {
   readonly ok: boolean;

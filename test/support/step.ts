@@ -5,9 +5,9 @@ import type { Graph } from '../../compiler/ir/types.ts';
 import type { CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
 import type { StepOptions } from '../../compiler/passes/optimizer-step.ts';
 import { compileForward } from '../../compiler/pipeline.ts';
-import { execute, type Feeds } from '../../runtime/reference/execute.ts';
-import { executePlanned } from '../../runtime/reference/execute-planned.ts';
-import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import { execute, type Feeds } from '../../compiler/reference/execute.ts';
+import { executePlanned } from '../../compiler/reference/execute-planned.ts';
+import type { HostTensor } from '../../compiler/reference/tensor.ts';
 
 export interface StepResult {
   readonly loss: number;

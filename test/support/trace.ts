@@ -2,8 +2,8 @@
 import { model, traceModel } from '../../compiler/dsl/model.ts';
 import type { Tensor } from '../../compiler/dsl/tensor.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
-import type { Feeds } from '../../runtime/reference/execute.ts';
-import type { HostTensor } from '../../runtime/reference/tensor.ts';
+import type { Feeds } from '../../compiler/reference/execute.ts';
+import type { HostTensor } from '../../compiler/reference/tensor.ts';
 
 export function traceFn(build: () => Tensor, name = 'test'): Graph {
   return traceModel(model(name, build, { presets: { t: {} } }), {}).graph;

@@ -22,7 +22,7 @@
 import { LomocError } from '../../diagnostics.ts';
 import { numel } from '../../ir/shape.ts';
 import type { NodeOf } from '../../ir/types.ts';
-import type { BufferRef } from '../../../runtime/program.ts';
+import type { BufferRef } from '../../../contract/program.ts';
 import { floatStorage } from './f16-storage.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall, type ScratchRule } from './emitter.ts';
 

@@ -16,21 +16,9 @@ import { LomocError } from '../../diagnostics.ts';
 import { broadcastShapes, bytesPerElement, numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type Emitter, type KernelCall, type Limits } from './emitter.ts';
-import { kernelTargets } from './target.ts';
+import { kernelTargets, type MatmulTile } from './target.ts';
+export type { MatmulTile } from './target.ts';
 import { Bindings, kernel, Uniforms } from './wgsl-kernel.ts';
-
-export interface MatmulTile {
-  /** Invocations per workgroup along N (x) and M (y). */
-  readonly wgX: number;
-  readonly wgY: number;
-  /** Outputs per invocation along M and N, held in registers. */
-  readonly tm: number;
-  readonly tn: number;
-  /** 'interleaved': invocation x owns columns x, x + wgX, ...; 'blocked': columns x*tn .. x*tn + tn - 1. */
-  readonly layout: 'interleaved' | 'blocked';
-  /** false: B is always read a float at a time (bench/matmul.ts's baseline); default: as vec4 where the shapes allow. */
-  readonly vec4?: boolean;
-}
 
 /** The measured winner on lavapipe (bench/matmul.ts): the cpu target's tile (target.ts has the gpu one). */
 export const matmulTile: MatmulTile = kernelTargets.cpu.matmul;

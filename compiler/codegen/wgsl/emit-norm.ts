@@ -5,7 +5,7 @@
 // workgroups would carry many rows.
 import type { Op } from '../../ir/ops.ts';
 import type { Graph, NodeOf } from '../../ir/types.ts';
-import type { BufferRef } from '../../../runtime/program.ts';
+import type { BufferRef } from '../../../contract/program.ts';
 import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
 import { grid } from './emitter.ts';
 import { partialsPlan, planReduce, type ReducePlan, reducePass, splitFrame } from './reduce-kernel.ts';

@@ -18,7 +18,7 @@ import { CompilerBug, LomocError } from '../../diagnostics.ts';
 import type { UpdateAttrs } from '../../ir/ops.ts';
 import { numel } from '../../ir/shape.ts';
 import type { DType, NodeOf, ValueId } from '../../ir/types.ts';
-import type { BufferRef } from '../../../runtime/program.ts';
+import type { BufferRef } from '../../../contract/program.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall } from './emitter.ts';
 import { floatStorage } from './f16-storage.ts';
 

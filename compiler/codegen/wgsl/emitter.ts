@@ -4,7 +4,7 @@
 // between calls of the same shader go into uniforms.
 import type { Op } from '../../ir/ops.ts';
 import type { DType, Graph, NodeOf, Shape, ValueId } from '../../ir/types.ts';
-import type { BufferRef, Dispatch } from '../../../runtime/program.ts';
+import type { BufferRef, Dispatch } from '../../../contract/program.ts';
 import type { KernelTarget } from './target.ts';
 
 export interface Slot {

@@ -9,7 +9,7 @@ import type { Op } from '../../ir/ops.ts';
 import { byteSize, fmtShape } from '../../ir/shape.ts';
 import type { Graph, Node, ValueId } from '../../ir/types.ts';
 import { fmtLoc } from '../../diagnostics.ts';
-import type { Dispatch, StepProgram, TensorSlot } from '../../../runtime/program.ts';
+import type { Dispatch, StepProgram, TensorSlot } from '../../../contract/program.ts';
 import { defaultLimits, type EmitContext, type Emitter, type KernelCall, type Limits, type Slot } from './emitter.ts';
 import { emitters } from './emitters.ts';
 import { withF16Storage } from './f16-storage.ts';

@@ -9,7 +9,7 @@
 // partial result into a scratch buffer [outputs, splits], pass 2 reduces that over its last axis.
 import { numel, strides } from '../../ir/shape.ts';
 import type { Shape } from '../../ir/types.ts';
-import type { BufferRef } from '../../../runtime/program.ts';
+import type { BufferRef } from '../../../contract/program.ts';
 import type { EmitContext, KernelCall } from './emitter.ts';
 import { grid } from './emitter.ts';
 import type { KernelTarget } from './target.ts';

@@ -5,8 +5,21 @@
 // H200 (docs/gpu-check-h200*.json) the lavapipe shapes made the gpt small step 22.3 -> 24.2 ms
 // and a GPT-2-shaped step 372 -> 455 ms. Plain data: the plan's scratch rules and the emitters
 // read the same target, so the plan and the kernels agree.
-import { isSoftwareAdapter, type AdapterInfoLike } from '../../../runtime/webgpu/adapter-kind.ts';
-import type { MatmulTile } from './emit-matmul.ts';
+import { isSoftwareAdapter, type AdapterInfoLike } from '../../../contract/adapter-kind.ts';
+
+/** The register-blocked matmul's tile (emit-matmul.ts). */
+export interface MatmulTile {
+  /** Invocations per workgroup along N (x) and M (y). */
+  readonly wgX: number;
+  readonly wgY: number;
+  /** Outputs per invocation along M and N, held in registers. */
+  readonly tm: number;
+  readonly tn: number;
+  /** 'interleaved': invocation x owns columns x, x + wgX, ...; 'blocked': columns x*tn .. x*tn + tn - 1. */
+  readonly layout: 'interleaved' | 'blocked';
+  /** false: B is always read a float at a time (bench/matmul.ts's baseline); default: as vec4 where the shapes allow. */
+  readonly vec4?: boolean;
+}
 
 export type TargetName = 'cpu' | 'gpu';
 export const targetNames: readonly TargetName[] = ['cpu', 'gpu'];

@@ -7,7 +7,7 @@ import { CompilerBug, LomocError } from '../../diagnostics.ts';
 import { fmtShape } from '../../ir/shape.ts';
 import type { Op } from '../../ir/ops.ts';
 import type { DType, NodeOf, ValueId } from '../../ir/types.ts';
-import type { BufferRef } from '../../../runtime/program.ts';
+import type { BufferRef } from '../../../contract/program.ts';
 import { type EmitContext, f32bits, type KernelCall } from './emitter.ts';
 
 export type Elem = 'f32' | 'f16' | 'i32';

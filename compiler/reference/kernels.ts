@@ -1,5 +1,5 @@
 // The reference kernel of every op, in one table: an op without an entry is a compile error.
-import type { Op } from '../../compiler/ir/ops.ts';
+import type { Op } from '../ir/ops.ts';
 import type { Kernel } from './kernel.ts';
 import { attentionKernels } from './kernels-attention.ts';
 import { elementwiseKernels } from './kernels-elementwise.ts';

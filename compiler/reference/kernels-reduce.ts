@@ -1,9 +1,9 @@
 // Reductions over sorted axes, and max's gradient. Each input element is mapped to its output
 // slot by broadcasting the keep-dims output shape back over the input: the same index walk the
 // VJPs use to undo a broadcast.
-import type { Op } from '../../compiler/ir/ops.ts';
-import { numel, reducedShape } from '../../compiler/ir/shape.ts';
-import type { Shape } from '../../compiler/ir/types.ts';
+import type { Op } from '../ir/ops.ts';
+import { numel, reducedShape } from '../ir/shape.ts';
+import type { Shape } from '../ir/types.ts';
 import { type Kernel, result } from './kernel.ts';
 import { broadcastIndex } from './tensor.ts';
 

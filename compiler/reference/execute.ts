@@ -1,8 +1,8 @@
 // Runs a graph on host tensors, node by node in the graph's order, keeping every value. This is
 // the oracle: slow and exact, and deterministic (same graph and feeds, same bits).
-import type { Op } from '../../compiler/ir/ops.ts';
-import { fmtShape, numel, sameShape } from '../../compiler/ir/shape.ts';
-import type { Graph, Loc, NodeOf, Value, ValueId } from '../../compiler/ir/types.ts';
+import type { Op } from '../ir/ops.ts';
+import { fmtShape, numel, sameShape } from '../ir/shape.ts';
+import type { Graph, Loc, NodeOf, Value, ValueId } from '../ir/types.ts';
 import { kernels } from './kernels.ts';
 import { conform, type HostTensor, type Precision } from './tensor.ts';
 

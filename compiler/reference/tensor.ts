@@ -5,9 +5,9 @@
 //   i32 values are Int32Array under both.
 // Kernels compute each output element in JS doubles from the stored inputs and round it once,
 // when `store` writes it; nothing inside one op is rounded on the way.
-import { fmtShape, numel, strides } from '../../compiler/ir/shape.ts';
-import type { DType, Shape } from '../../compiler/ir/types.ts';
-import { f16round } from './f16.ts';
+import { fmtShape, numel, strides } from '../ir/shape.ts';
+import type { DType, Shape } from '../ir/types.ts';
+import { f16round } from '../../contract/f16.ts';
 
 export type Precision = 'f32' | 'f64';
 export type TensorData = Float64Array | Float32Array | Int32Array;

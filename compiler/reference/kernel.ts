@@ -1,7 +1,7 @@
 // What a reference kernel is, and the few helpers the kernel files share.
-import type { Op, OpAttrs } from '../../compiler/ir/ops.ts';
-import type { TensorType } from '../../compiler/ir/shape-rules.ts';
-import type { Shape } from '../../compiler/ir/types.ts';
+import type { Op, OpAttrs } from '../ir/ops.ts';
+import type { TensorType } from '../ir/shape-rules.ts';
+import type { Shape } from '../ir/types.ts';
 import { type HostTensor, type Precision, store } from './tensor.ts';
 
 /**

@@ -1,6 +1,6 @@
 // Softmax and log-softmax over the last axis, and their gradients. Both subtract the row max
 // first so exp never overflows; the WGSL kernels must do the same to match.
-import type { Op } from '../../compiler/ir/ops.ts';
+import type { Op } from '../ir/ops.ts';
 import { type Kernel, lastAxisRows, result } from './kernel.ts';
 import type { TensorData } from './tensor.ts';
 

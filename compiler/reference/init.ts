@@ -1,8 +1,8 @@
 // Initial parameter values from each ParamDecl's Init. The same seed gives the same doubles
 // under both precisions; an f32 run holds them rounded to f32, so f32 and f64 runs start from
 // the same point up to that rounding.
-import { numel } from '../../compiler/ir/shape.ts';
-import type { DType, Graph, Init, Shape } from '../../compiler/ir/types.ts';
+import { numel } from '../ir/shape.ts';
+import type { DType, Graph, Init, Shape } from '../ir/types.ts';
 import { deriveSeed, randomTensor } from './random.ts';
 import { type HostTensor, type Precision, store } from './tensor.ts';
 

@@ -1,10 +1,10 @@
 // Seeded tensors for parameter init and tests, from the shared streams of runtime/random.ts.
-import { numel } from '../../compiler/ir/shape.ts';
-import type { DType, Shape } from '../../compiler/ir/types.ts';
+import { numel } from '../ir/shape.ts';
+import type { DType, Shape } from '../ir/types.ts';
 import { type HostTensor, type Precision, store } from './tensor.ts';
 
-export { deriveSeed, mulberry32, normals } from '../random.ts';
-import { mulberry32, normals } from '../random.ts';
+export { deriveSeed, mulberry32, normals } from '../../contract/random.ts';
+import { mulberry32, normals } from '../../contract/random.ts';
 
 /** Normal(0, std) entries, rounded into the storage of `dtype` under `precision`. */
 export function randomTensor(shape: Shape, seed: number, precision: Precision, dtype: DType = 'f32', std = 1): HostTensor {

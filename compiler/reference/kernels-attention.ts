@@ -1,7 +1,7 @@
 // Rotary embeddings and fused scaled dot-product attention. Attention keeps its T x T
 // probabilities in doubles inside the op (they are never a value of the graph), and its gradient
 // recomputes them from q and k, as the fused GPU kernel will.
-import type { Op } from '../../compiler/ir/ops.ts';
+import type { Op } from '../ir/ops.ts';
 import { type Kernel, matrices, result } from './kernel.ts';
 import type { TensorData } from './tensor.ts';
 

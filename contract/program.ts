@@ -62,3 +62,12 @@ export interface StepProgram {
   /** Features the program needs (e.g. 'shader-f16'). */
   readonly features: readonly string[];
 }
+
+/** Scalar inputs the optimizer step declares (the compiler's optimizer step and the runtime's trainer both use these names). */
+export const hyperInputs = { lr: 'lr', weightDecay: 'weightDecay', step: 'step' } as const;
+
+export const isHyperInput = (name: string): boolean => (Object.values(hyperInputs) as string[]).includes(name);
+
+/** The inputs a batch must fill: every stored input but the step's scalars. */
+export const dataInputs = (program: Pick<StepProgram, 'inputs'>): TensorSlot[] => program.inputs.filter((s) => !isHyperInput(s.name));
+

@@ -1,6 +1,6 @@
 // LayerNorm and RMSNorm over the last axis, with their gradients. Statistics are per row, in
 // doubles, with the biased variance (divide by D), as PyTorch's layer_norm does.
-import type { Op } from '../../compiler/ir/ops.ts';
+import type { Op } from '../ir/ops.ts';
 import { type Kernel, lastAxisRows, result } from './kernel.ts';
 import type { TensorData } from './tensor.ts';
 

@@ -1,7 +1,7 @@
 // Ops that only move elements: reshape, transpose, slice, concat, broadcastTo, pad. They work on
 // any dtype (i32 token ids included) and never change a value, so storing them rounds nothing.
-import type { Op } from '../../compiler/ir/ops.ts';
-import { numel, strides } from '../../compiler/ir/shape.ts';
+import type { Op } from '../ir/ops.ts';
+import { numel, strides } from '../ir/shape.ts';
 import { type Kernel, result } from './kernel.ts';
 import { broadcastIndex, strided } from './tensor.ts';
 

@@ -1,6 +1,6 @@
 // The optimizer step's kernels: SGD and AdamW updates, and the clip-norm reduction.
 // Each new value is computed in doubles from the stored inputs and rounded once when stored.
-import type { UpdateAttrs } from '../../compiler/ir/ops.ts';
+import type { UpdateAttrs } from '../ir/ops.ts';
 import type { Kernel } from './kernel.ts';
 import { result } from './kernel.ts';
 import type { HostTensor } from './tensor.ts';

@@ -3,11 +3,11 @@
 // or a view read after its storage was reused changes the result. Comparing this with `execute`
 // on the plain step proves the schedule and the plan together. f32 precision only (the plan
 // holds f32, f16 and i32 bytes).
-import type { MemoryPlan } from '../../compiler/ir/memory-plan.ts';
-import { numel } from '../../compiler/ir/shape.ts';
-import type { Graph, Value, ValueId } from '../../compiler/ir/types.ts';
+import type { MemoryPlan } from '../ir/memory-plan.ts';
+import { numel } from '../ir/shape.ts';
+import type { Graph, Value, ValueId } from '../ir/types.ts';
 import { bindFeed, runNode, type Feeds } from './execute.ts';
-import { f16bits, fromF16bits } from './f16.ts';
+import { f16bits, fromF16bits } from '../../contract/f16.ts';
 import type { HostTensor } from './tensor.ts';
 
 export interface PlannedExecution {

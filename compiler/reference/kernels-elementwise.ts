@@ -1,7 +1,7 @@
 // Elementwise ops and their gradients: numpy broadcasting for the binary ones, and the exact
 // formulas the WGSL emitters must reproduce (GELU is GPT-2's tanh approximation).
-import type { Op } from '../../compiler/ir/ops.ts';
-import { numel, sameShape } from '../../compiler/ir/shape.ts';
+import type { Op } from '../ir/ops.ts';
+import { numel, sameShape } from '../ir/shape.ts';
 import { type Kernel, result } from './kernel.ts';
 import { broadcastIndex } from './tensor.ts';
 

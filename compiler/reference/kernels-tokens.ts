@@ -1,8 +1,8 @@
 // Ops that read i32 token ids: embedding lookup, cross-entropy, and their gradients. Ids are
 // checked, not clamped: an out-of-range id is a bug in the data or the model, and the GPU
 // kernels would read garbage where this one throws.
-import type { Op } from '../../compiler/ir/ops.ts';
-import { fmtShape, numel } from '../../compiler/ir/shape.ts';
+import type { Op } from '../ir/ops.ts';
+import { fmtShape, numel } from '../ir/shape.ts';
 import { type Kernel, lastAxisRows, result } from './kernel.ts';
 import { type HostTensor, unravel } from './tensor.ts';
 import { rowStats } from './kernels-softmax.ts';
