@@ -36,6 +36,14 @@ describe('op traits', () => {
     for (const table of [opTraits, shapeRules, vjpRules, kernels, emitters]) expect(sorted(Object.keys(table))).toEqual(sorted(opNames));
   });
 
+  it("an elementwise op's attrs are its consts, one number each", () => {
+    const scale: OpAttrs['scale'] = { c: 2 };
+    // @ts-expect-error scale's attrs need its const c
+    const noC: OpAttrs['scale'] = {};
+    expect([scale, noC].length).toBe(2);
+    expect(elementwiseDef('scale').consts).toEqual(['c']);
+  });
+
   it("the fuse pass's fusible set is exactly the table's elementwise ops", () => {
     const fromTable = opNames.filter((op) => opTraits[op].kind === 'elementwise');
     expect(sorted(elementwiseOps)).toEqual(sorted(fromTable));
