@@ -3,7 +3,7 @@
 // its typed ES module entry (index.js, index.d.ts, node.js) and the runtime itself (runtime.js).
 import path from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
-import { writeBundle } from '../compiler/bundle/write-bundle.ts';
+import { checkBundleOut, writeBundle } from '../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { TargetName } from '../compiler/codegen/wgsl/target.ts';
@@ -20,7 +20,7 @@ export const compileSpec: CommandSpec = {
     // Not auto: a bundle runs on the machines that load it (browsers, GPUs), not on this one.
     target: { type: 'string', value: 'cpu|gpu', help: 'kernel shapes: gpu, or cpu for software adapters like lavapipe (default gpu)' },
     optimizer: optimizerSpec,
-    out: { type: 'string', value: 'DIR', help: 'the bundle folder to write (replaced whole; required)' },
+    out: { type: 'string', value: 'DIR', help: 'the bundle folder to write: a new or empty folder, or a bundle to replace (required)' },
   },
   examples: ['lomoc compile models/gpt.ts --preset small --optimizer lomo --out out/gpt-small'],
 };
@@ -31,6 +31,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const str = (k: string) => values[k] as string | undefined;
   const out = str('out');
   if (out === undefined) throw new LomocError("lomoc compile: option '--out DIR' is required");
+  checkBundleOut(out); // before compiling: a folder that must not be written fails at once
   const step = stepConfigFrom('compile', values);
   const target = check.oneOf<TargetName>(['cpu', 'gpu'], str('target') ?? 'gpu', 'target');
   const def = await loadModel(positionals[0]);
