@@ -10,6 +10,7 @@ import type { TargetName } from '../compiler/codegen/wgsl/target.ts';
 import { optimizerSpec, optionChecks, parseCommandArgs, stepConfigFrom, stepOptionSpecs, type CommandSpec } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { printWarnings, type Io } from './report.ts';
+import { loadText } from './train-data.ts';
 
 export const compileSpec: CommandSpec = {
   name: 'compile',
@@ -50,10 +51,11 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       target,
     },
     plan: c.plan,
-  });
+  }, { sample: loadText('moby-dick') });
   const kernels = Object.keys(manifest.program.kernels).length;
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
+  io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
   io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target}`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   return 0;

@@ -61,6 +61,12 @@ describe('lomoc compile --out never replaces what is not a bundle', () => {
     expect(readdirSync(root).filter((n) => n.includes('lomoc-'))).toEqual([]);
   });
 
+  it('a new path whose parents do not exist yet is written', async () => {
+    const dir = path.join(root, 'new', 'deeper', 'b');
+    expect((await compile(dir)).code).toBe(0);
+    expect(readdirSync(path.dirname(dir))).toEqual(['b']);
+  });
+
   it('a regular file: an error, the file unchanged', async () => {
     const file = path.join(root, 'a-file');
     writeFileSync(file, 'keep me');

@@ -11,7 +11,9 @@ import { LomocError } from '../diagnostics.ts';
 import type { StepProgram } from '../../contract/program.ts';
 import type { Config } from '../dsl/model.ts';
 import type { MemoryPlan } from '../ir/memory-plan.ts';
+import { memoryReport } from '../report/memory-report.ts';
 import { entryFiles } from './write-entry.ts';
+import { pageFiles } from './write-page.ts';
 
 export interface BundleInfo {
   readonly model: string;
@@ -29,8 +31,8 @@ export function bundleManifest(program: StepProgram, info: BundleInfo): { manife
     files[key] = file;
     kernels[file] = code;
   });
-  const byCategory: Record<string, number> = {};
-  for (const b of info.plan.buffers) byCategory[b.category] = (byCategory[b.category] ?? 0) + b.bytes;
+  // Each category's most bytes live at one moment, as `lomoc plan` and the paper's Table 1 count them.
+  const byCategory: Record<string, number> = { ...memoryReport(info.plan).most };
   const { shaders: _code, version: _v, ...rest } = program;
   const manifest: Manifest = {
     format: 'lomoc-bundle',
@@ -48,6 +50,8 @@ export function bundleManifest(program: StepProgram, info: BundleInfo): { manife
 export interface WriteOptions {
   /** Write the typed entry and runtime.js too (default true): false writes manifest.json and kernels/ alone. */
   readonly entry?: boolean;
+  /** The page's sample text (data/moby-dick.txt); the page itself comes with the entry. */
+  readonly sample?: string;
 }
 
 /**
@@ -59,15 +63,16 @@ export interface WriteOptions {
  */
 export function writeBundle(dir: string, program: StepProgram, info: BundleInfo, options: WriteOptions = {}): Manifest {
   const { manifest, kernels } = bundleManifest(program, info);
-  const entry = (options.entry ?? true) ? entryFiles(manifest) : {};
+  const entry = (options.entry ?? true) ? { ...entryFiles(manifest), ...pageFiles(manifest, options.sample) } : {};
   const files: Record<string, string> = { ...kernels, 'manifest.json': JSON.stringify(manifest, null, 1) + '\n', ...entry };
   const target = path.resolve(dir);
   const existing = checkBundleOut(dir);
   const tmp = path.join(path.dirname(target), `.${path.basename(target)}.lomoc-${process.pid}.tmp`);
   try {
     rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(path.dirname(target), { recursive: true }); // --out a/b/c: its parents are new folders
     mkdirSync(tmp);
-    mkdirSync(path.join(tmp, 'kernels'));
+    for (const sub of new Set(Object.keys(files).filter((f) => f.includes('/')).map((f) => f.split('/')[0]))) mkdirSync(path.join(tmp, sub));
     for (const [file, text] of Object.entries(files)) writeNamed(path.join(tmp, file), text);
     if (existing === undefined) renameSync(tmp, target);
     else {
@@ -93,7 +98,7 @@ function writeNamed(file: string, text: string): void {
 }
 
 /** The files a bundle folder holds at its top (entryFiles' and manifest.json, kernels/): what a new compile may replace. */
-const bundleNames = new Set(['manifest.json', 'kernels', 'index.js', 'index.d.ts', 'node.js', 'node.d.ts', 'runtime.js', 'package.json']);
+const bundleNames = new Set(['manifest.json', 'kernels', 'index.js', 'index.d.ts', 'node.js', 'node.d.ts', 'runtime.js', 'package.json', 'index.html', 'page.js', 'page.css', 'data']);
 
 /**
  * Checks that `--out` may be written: undefined when it does not exist; otherwise the bundle files
