@@ -19,7 +19,7 @@ export interface GenerateTiming {
 }
 
 /** Prompt tokens that fit: the caller reports a prompt longer than the context as a user error. */
-export function checkPrompt(prompt: readonly number[], dec: Decoder): string | undefined {
+export function checkPrompt(prompt: readonly number[], dec: Pick<Decoder, 'context' | 'vocab'>): string | undefined {
   if (prompt.length === 0) return 'the prompt is empty: give at least one token';
   if (prompt.length > dec.context) return `the prompt has ${prompt.length} tokens, more than the model's context of ${dec.context}`;
   const bad = prompt.find((t) => !(Number.isInteger(t) && t >= 0 && t < dec.vocab));
