@@ -43,11 +43,13 @@ export async function createGpuDecoder(device: GPUDevice, program: StepProgram, 
     const enc = device.createCommandEncoder({ label: `${program.name} ${e === io.prefill ? 'prefill' : 'decode'}` });
     executor.encodeRange(enc, e.from, e.to);
     device.queue.submit([enc.finish()]);
-    // Only the last token's row: a whole prefill chunk of GPT-2 logits is 64 x 50257 floats.
-    const row = tokens.length - 1;
-    const bytes = vocab * (e.logits.dtype === 'f16' ? 2 : 4);
-    const [logits] = await executor.readMany([{ arena: e.logits.arena, offset: e.logits.offset + row * bytes, bytes, dtype: e.logits.dtype, shape: [vocab] }]);
-    return logits as Logits;
+    // Only the last token's row: a whole prefill chunk of GPT-2 logits is 64 x 50257 floats. Copies
+    // start at multiples of 4 bytes, so an f16 row at an odd element starts one element early.
+    const size = e.logits.dtype === 'f16' ? 2 : 4;
+    const at = e.logits.offset + (tokens.length - 1) * vocab * size;
+    const skip = (at % 4) / size;
+    const [logits] = await executor.readMany([{ arena: e.logits.arena, offset: at - skip * size, bytes: (vocab + skip) * size, dtype: e.logits.dtype, shape: [vocab + skip] }]);
+    return (logits as Logits).subarray(skip);
   };
   return {
     executor,
