@@ -38,13 +38,14 @@ const unsupported = (n: NodeOf<Op>, why: string): LomocError =>
 const emit = <O extends Op>(c: SeqContext, n: NodeOf<O>, ins: readonly ValueId[], attrs: NodeOf<O>['attrs'], op: Op = n.op): ValueId =>
   c.b.node(op as O, ins, attrs, n.loc, 'forward')[0];
 
-/** Same shape out as in, the axis stays (elementwise unary ops, and row ops over the last axis). */
-const same: SeqRule<Op> = (c, n, ins, [axis]) => {
-  if (n.op !== 'neg' && n.op !== 'scale' && !['exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'gelu', 'silu', 'relu'].includes(n.op)) {
-    const rank = c.oldShape(n.inputs[0]).length;
-    if (axis === rank - 1) throw unsupported(n, 'normalises over the sequence axis');
-  }
-  return { value: emit(c, n, ins, n.attrs), axis };
+/** Elementwise unary ops: same shape out as in, the axis stays. */
+const same: SeqRule<Op> = (c, n, ins, [axis]) => ({ value: emit(c, n, ins, n.attrs), axis });
+
+/** Row ops over the last axis (softmax, norms): the sequence must not be that axis. */
+const rows: SeqRule<Op> = (c, n, ins, axes) => {
+  if (axes[0] === c.oldShape(n.inputs[0]).length - 1) throw unsupported(n, 'normalises over the sequence axis');
+  if (axes.slice(1).some((a) => a !== undefined)) throw unsupported(n, 'has a per-token gamma or beta');
+  return { value: emit(c, n, ins, n.attrs), axis: axes[0] };
 };
 
 /**
@@ -155,16 +156,10 @@ export const seqRules: { readonly [O in Op]: SeqRule<O> | null } = {
     const at = n.attrs.shape.length - r + axis!;
     return { value: emit(c, n, ins, { shape: n.attrs.shape.map((d, i) => (i === at ? c.rows : d)) }), axis: at };
   },
-  softmax: same,
-  logSoftmax: same,
-  layerNorm: (c, n, ins, axes) => {
-    if (axes[1] !== undefined || axes[2] !== undefined) throw unsupported(n, 'has per-token gamma or beta');
-    return same(c, n as never, ins, axes);
-  },
-  rmsNorm: (c, n, ins, axes) => {
-    if (axes[1] !== undefined) throw unsupported(n, 'has a per-token gamma');
-    return same(c, n as never, ins, axes);
-  },
+  softmax: rows,
+  logSoftmax: rows,
+  layerNorm: rows,
+  rmsNorm: rows,
   embedding: (c, n, ins, [table, ids]) => {
     if (table !== undefined) throw unsupported(n, 'has a per-token table');
     return { value: emit(c, n, ins, n.attrs), axis: ids };

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { compileInference } from '../../compiler/inference/compile-inference.ts';
 import { compileStep } from '../../compiler/pipeline.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
-import { named, notATensor, twice, unnamed } from '../fixtures/generate/tiny-lm.ts';
+import { bidirectional, named, notATensor, twice, unnamed } from '../fixtures/generate/tiny-lm.ts';
 import { gpt, llama } from './support.ts';
 
 /** The graph without source locations and without its marks. */
@@ -39,9 +39,15 @@ describe('naming the logits', () => {
   it('misuses: a model without named logits cannot generate; output() twice or of a non-tensor is an error', () => {
     expect(() => compileInference(unnamed)).toThrow("error: model 'tiny-lm' names no logits: add output('logits', logits) before returning the loss, to generate with it");
     expect(() => compileStep(twice, { optimizer: 'lomo' })).toThrow(
-      "test/fixtures/generate/tiny-lm.ts:13:26: error: output 'logits': declared twice\n  note: test/fixtures/generate/tiny-lm.ts:12:45: first declared here",
+      "test/fixtures/generate/tiny-lm.ts:13:26: error: output 'logits': declared twice\n  note: test/fixtures/generate/tiny-lm.ts:12:74: first declared here",
     );
     expect(() => compileStep(notATensor, { optimizer: 'lomo' })).toThrow("test/fixtures/generate/tiny-lm.ts:14:28: error: output 'logits': expected a tensor, got number 3");
+  });
+
+  it('a model the key/value-cache rewrite cannot follow is an error at its op', () => {
+    expect(() => compileInference(bidirectional)).toThrow(
+      'test/fixtures/generate/tiny-lm.ts:10:31: error: inference: attention is not causal (a key/value cache needs causal attention); the key/value-cache program cannot follow the sequence axis through it',
+    );
   });
 
   it('the inference steps of the tiny model verify and hold one key and one value cache', () => {

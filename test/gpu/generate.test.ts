@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { lowerInference, planInference } from '../../compiler/inference/compile-inference.ts';
 import { generate } from '../../runtime/generate/generate.ts';
 import { createGpuDecoder } from '../../runtime/webgpu/generator.ts';
+import { compileInference } from '../../compiler/inference/compile-inference.ts';
+import { referenceDecoder } from '../../compiler/inference/reference-decoder.ts';
 import { fullLogits, gpt, llama, reference, setup, stepLogits } from '../generate/support.ts';
 import { gpu } from './harness.ts';
 
@@ -41,4 +43,24 @@ describe('inference on WebGPU', () => {
         dec.destroy();
       }
     });
+
+  it('gpt tiny with f16 storage and an odd vocabulary: every position within 2e-3 of the reference f16 emulation', async () => {
+    const { device } = await gpu();
+    const s = setup(await gpt(), { sets: ['vocab=31'], chunk: 4 }, 2, 'f32');
+    const c = compileInference(await gpt(), { preset: 'tiny', sets: ['vocab=31'], chunk: 4, dtype: 'f16' });
+    const program = lowerInference(planInference(c));
+    expect(program.features).toEqual(['shader-f16']);
+    const params = Object.fromEntries(Object.entries(s.params).map(([k, t]) => [k, Float32Array.from(t.data)]));
+    const dec = await createGpuDecoder(device, program, params);
+    try {
+      const tokens = [3, 17, 1, 30, 8, 8, 21, 2];
+      // Row 3 of the first prefill chunk starts 2 bytes past a 4-byte boundary (31 f16 logits a row).
+      const want = await stepLogits(referenceDecoder(c, s.params, 'f32'), tokens, 7);
+      const got = await stepLogits(dec, tokens, 7);
+      expect([...got.keys()]).toEqual([3, 6, 7]);
+      for (const [p, row] of got) row.forEach((x, i) => expect(Math.abs(x - want.get(p)![i])).toBeLessThan(2e-3));
+    } finally {
+      dec.destroy();
+    }
+  });
 });
