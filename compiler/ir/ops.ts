@@ -111,7 +111,7 @@ export interface OpAttrs {
    */
   positionSlice: { readonly axis: number; readonly size: number };
   /** (x [..., n, Dh], pos i32[1]) -> rope with row t at position pos + t. */
-  ropeAt: { readonly base: number; readonly inverse: boolean };
+  ropeAt: OpAttrs['rope'];
   /** (cache [..., maxT, Dh], x [..., n, Dh], pos i32[1]) -> cache with rows pos+t (< maxT) set to x's row t. */
   cacheWrite: None;
   /** (q [..., n, Dh], kCache, vCache [..., maxT, Dh], pos i32[1]) -> [..., n, Dh]; row t attends to cache rows j <= pos + t. */

@@ -5,6 +5,7 @@
 import type { Op } from '../ir/ops.ts';
 import { strides } from '../ir/shape.ts';
 import { type Kernel, matrices, result } from './kernel.ts';
+import { rotate } from './kernels-attention.ts';
 
 export const inferenceKernels = {
   positionSlice: (ins, attrs, out, precision) => {
@@ -21,26 +22,7 @@ export const inferenceKernels = {
       }
     return [result(out[0], precision, y)];
   },
-  ropeAt: (ins, attrs, out, precision) => {
-    const [x, pos] = [ins[0].data, ins[1].data[0]];
-    const { batch, t, d } = matrices(ins[0].shape);
-    const half = d / 2;
-    const sign = attrs.inverse ? -1 : 1;
-    const y = new Float64Array(x.length);
-    for (let b = 0; b < batch; b++)
-      for (let r = 0; r < t; r++) {
-        const row = (b * t + r) * d;
-        for (let i = 0; i < half; i++) {
-          // The same expression as rope's, so a row at position p rotates by the same doubles.
-          const theta = sign * (pos + r) * attrs.base ** ((-2 * i) / d);
-          const [cos, sin] = [Math.cos(theta), Math.sin(theta)];
-          const [x1, x2] = [x[row + i], x[row + i + half]];
-          y[row + i] = x1 * cos - x2 * sin;
-          y[row + i + half] = x1 * sin + x2 * cos;
-        }
-      }
-    return [result(out[0], precision, y)];
-  },
+  ropeAt: (ins, attrs, out, precision) => [result(out[0], precision, rotate(ins[0].data, ins[0].shape, attrs, ins[1].data[0]))],
   cacheWrite: (ins, _attrs, out, precision) => {
     const [cache, x, pos] = [ins[0], ins[1], ins[2].data[0]];
     const { batch, t: maxT, d } = matrices(cache.shape);
