@@ -12,7 +12,7 @@ import { gpt, reference, setup } from './support.ts';
 const gen = (...args: string[]) => run('generate', ...args);
 const json = (stdout: string) => JSON.parse(stdout) as { promptTokens: number[]; tokens: number[]; text: string | null };
 
-describe('lomoc generate', () => {
+describe('lomoc generate', { timeout: 60_000 }, () => {
   it('--json: prompt tokens, generated tokens, and text null without a tokenizer; greedy runs repeat', async () => {
     const a = await gen('models/gpt.ts', '--prompt-tokens', '1,2,3', '--temperature', '0', '--max-tokens', '4', '--device', 'cpu', '--json');
     expect(a.stderr).toBe('');

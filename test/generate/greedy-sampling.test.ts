@@ -14,7 +14,7 @@ const collect = async (it: AsyncIterable<number>): Promise<number[]> => {
   return out;
 };
 
-describe('generation', () => {
+describe('generation', { timeout: 60_000 }, () => {
   for (const [name, load, ffn] of [['gpt', gpt, false], ['llama', llama, true]] as const)
     it(`${name}: greedy generation equals the argmax of the full forward, token by token`, async () => {
       const def = await load();

@@ -21,7 +21,7 @@ async function maxDifference(def: Awaited<ReturnType<typeof gpt>>, cfg: { sets: 
   return worst;
 }
 
-describe('inference: key/value-cache steps equal the full forward', () => {
+describe('inference: key/value-cache steps equal the full forward', { timeout: 60_000 }, () => {
   for (const [name, load, ffn] of [['gpt', gpt, false], ['llama', llama, true]] as const)
     it(`${name}: prefill chunks and decode steps give the full forward's logits at every position (f64, bit for bit)`, async () => {
       const def = await load();

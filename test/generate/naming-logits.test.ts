@@ -16,7 +16,7 @@ const shape = (g: Graph) => ({
   loss: g.loss, grads: g.grads, updates: g.updates, state: g.state,
 });
 
-describe('naming the logits', () => {
+describe('naming the logits', { timeout: 60_000 }, () => {
   for (const optimizer of ['lomo', 'adamw'] as const)
     it(`leaves the ${optimizer} training step unchanged: same nodes, same values, same plan`, () => {
       const a = compileStep(named, { optimizer, verifyEach: true });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { run } from '../support/cli.ts';
 
-describe('lomoc plan --inference', () => {
+describe('lomoc plan --inference', { timeout: 60_000 }, () => {
   it('gpt small: params, kv cache, activations and workspace; the kv cache has its exact size', async () => {
     const r = await run('plan', 'models/gpt.ts', '--preset', 'small', '--inference', '--json');
     expect([r.code, r.stderr]).toEqual([0, '']);
