@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark in bench/, each printing a markdown table. Timings are
 // medians of repeated runs after a warm-up, on whatever machine runs this; they are not tests.
 import { formatSavedTable } from './activations.ts';
+import { benchGenerate, formatGenerateTable } from './generate.ts';
 import { benchMatmul, formatMatmulBench } from './matmul.ts';
 import { benchPlan, formatPlanBench, planArgv } from './plan.ts';
 import { benchStep, formatStepTable } from './step.ts';
@@ -17,4 +18,6 @@ console.log("\n## matmul on WebGPU: lomoc's tile (matmulTile) beside TF.js's tf.
 console.log(formatMatmulBench(await benchMatmul([256, 512, 1024], 5, { winnerOnly: true })));
 console.log('\n## training step on WebGPU: models/gpt.ts --preset small, median of 5 steps, beside TF.js WebGPU and PyTorch CPU\n');
 console.log(formatStepTable(await benchStep()));
+console.log('\n## generation on WebGPU: prefill and decode tokens/s, the inference plan beside the training plan\n');
+console.log(formatGenerateTable(await benchGenerate()));
 console.log(`\n(${process.version}, ${((performance.now() - started) / 1000).toFixed(1)} s in all)`);

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { formatHelp, parseCommandArgs, type CommandSpec } from './args.ts';
 import { compileSpec, runCompile } from './compile.ts';
+import { generateSpec, joinNegatives, runGenerate } from './generate.ts';
 import { graphSpec, runGraph } from './graph.ts';
 import { planSpec, runPlan } from './plan.ts';
 import { plotSpec, runPlot } from './plot.ts';
@@ -15,6 +16,8 @@ import { runTrain, trainSpec } from './train.ts';
 interface Command {
   readonly spec: CommandSpec;
   readonly run: (argv: readonly string[], io: Io) => Promise<number>;
+  /** Rewrites argv before any parsing (generate: `--temperature -1` is a value, not an option). */
+  readonly normalize?: (argv: readonly string[]) => string[];
 }
 
 const commands: Readonly<Record<string, Command>> = {
@@ -25,6 +28,7 @@ const commands: Readonly<Record<string, Command>> = {
   train: { spec: trainSpec, run: runTrain },
   plot: { spec: plotSpec, run: runPlot },
   serve: { spec: serveSpec, run: runServe },
+  generate: { spec: generateSpec, run: runGenerate, normalize: joinNegatives },
 };
 
 function version(): string {
@@ -75,12 +79,13 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   if (first.startsWith('-')) throw new LomocError(`unknown option '${first}' before the command; see 'lomoc --help'`);
   const cmd = commands[first];
   if (!cmd) throw unknownCommand(first);
+  const args = cmd.normalize?.(rest) ?? rest;
   // `--help` anywhere after the command shows its help instead of running it.
-  if (parseCommandArgs(cmd.spec, rest).values.help) {
+  if (parseCommandArgs(cmd.spec, args).values.help) {
     io.out(formatHelp(cmd.spec));
     return 0;
   }
-  return cmd.run(rest, io);
+  return cmd.run(args, io);
 }
 
 /** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */

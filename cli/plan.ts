@@ -15,6 +15,7 @@ import { memoryReport, type MemoryReport } from '../compiler/report/memory-repor
 import { timelineHtml } from '../compiler/report/timeline-html.ts';
 import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
 import { fmtBytes } from './graph.ts';
+import { inferencePlan } from './plan-inference.ts';
 import { formatPlanTable } from './plan-table.ts';
 import type { PlanResult, PlanRow, StepFields } from './plan-result.ts';
 import { printWarnings, type Io } from './report.ts';
@@ -30,6 +31,7 @@ export const planSpec: CommandSpec = {
     optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw, lomo, or all of them (default all)' },
     json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
     timeline: { type: 'string', value: 'FILE', help: "write the memory timeline page (HTML) to FILE, '-' for stdout" },
+    inference: { type: 'boolean', help: 'plan the inference program (prefill, decode, key/value cache) instead of training' },
   },
   examples: [
     'lomoc plan models/gpt.ts --preset tiny --optimizer lomo',
@@ -37,6 +39,7 @@ export const planSpec: CommandSpec = {
     'lomoc plan models/llama.ts --preset llama-7b --dtype f16 --checkpoint blocks',
     'lomoc plan models/llama.ts --preset llama-7b --dtype f16 --optimizer lomo --checkpoint budget=14GiB',
     'lomoc plan models/llama.ts --preset llama-7b --dtype f16 --timeline plan.html',
+    'lomoc plan models/gpt.ts --preset gpt2 --inference',
   ],
 };
 
@@ -214,6 +217,7 @@ function writeTimeline(file: string, html: string): void {
 
 export async function runPlan(argv: readonly string[], io: Io): Promise<number> {
   const { positionals, values } = parseCommandArgs(planSpec, argv);
+  if (values.inference) return inferencePlan(await loadModel(positionals[0]), values, io);
   const req = planRequest(positionals, values);
   const result = await planSteps(req);
   printWarnings(io, result.warnings);

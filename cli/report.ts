@@ -11,12 +11,15 @@ export interface Io {
   err(text: string): void;
   /** The terminal that `out` writes to, when it is one: live progress (train's bar) is drawn there. */
   readonly tty?: NodeJS.WritableStream;
+  /** Writes to stdout without a newline (generate streams tokens with it); absent: print whole lines. */
+  readonly write?: (text: string) => void;
 }
 
 export const processIo: Io = {
   out: (text) => process.stdout.write(text + '\n'),
   err: (text) => process.stderr.write(text + '\n'),
   tty: process.stdout.isTTY ? process.stdout : undefined,
+  write: (text) => void process.stdout.write(text),
 };
 
 export const EXIT_USER_ERROR = 1;

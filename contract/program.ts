@@ -61,6 +61,13 @@ export interface StepProgram {
   readonly limits: { readonly maxStorageBuffersPerShaderStage: number; readonly maxComputeInvocationsPerWorkgroup: number; readonly maxComputeWorkgroupStorageSize: number };
   /** Features the program needs (e.g. 'shader-f16'). */
   readonly features: readonly string[];
+  /**
+   * A program of several entry points (an inference program: `prefill`, `decode`): each runs
+   * dispatches [from, to) over the same arenas. Absent: the whole program is one step.
+   */
+  readonly entries?: Readonly<Record<string, { readonly from: number; readonly to: number }>>;
+  /** Tensors read back besides the loss (an inference program's `prefill.logits`, `decode.logits`). */
+  readonly outputs?: readonly TensorSlot[];
 }
 
 /** Scalar inputs the optimizer step declares (the compiler's optimizer step and the runtime's trainer both use these names). */

@@ -2,7 +2,7 @@
 // attention and a 4x GELU MLP, a final LayerNorm, and an LM head tied to the token embedding.
 import {
   add, block, attention, crossEntropy, embedding, gelu, input, layerNorm, matmul, mean, mergeHeads, model, normal,
-  ones, param, splitHeads, zeros, type Tensor,
+  ones, output, param, splitHeads, zeros, type Tensor,
 } from '../compiler/dsl/index.ts';
 
 export type GptConfig = {
@@ -54,6 +54,7 @@ export default model(
     const h = norm('ln_f', x, cfg.width);
     // The LM head reuses wte (tied weights): its gradient sums both uses.
     const logits = matmul(h, wte, { transB: true });
+    output('logits', logits);
     return mean(crossEntropy(logits, targets));
   },
   {

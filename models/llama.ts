@@ -2,7 +2,7 @@
 // RMSNorm and an untied LM head. `llama-7b` has the real dimensions of LLaMA-7B.
 import {
   add, block, attention, crossEntropy, embedding, fanIn, input, matmul, mean, mergeHeads, model, mul, normal, ones,
-  param, rmsNorm, rope, silu, splitHeads, type Tensor,
+  output, param, rmsNorm, rope, silu, splitHeads, type Tensor,
 } from '../compiler/dsl/index.ts';
 
 type LlamaConfig = {
@@ -45,6 +45,7 @@ export default model(
     for (let i = 0; i < cfg.layers; i++) x = block(`h.${i}`, () => transformerBlock(cfg, i, x));
     const h = norm('norm', x, cfg.width);
     const logits = linear('output', h, cfg.width, cfg.vocab);
+    output('logits', logits);
     return mean(crossEntropy(logits, targets));
   },
   {

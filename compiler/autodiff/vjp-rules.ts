@@ -159,4 +159,9 @@ export const vjpRules: { readonly [O in Op]: VjpRule<O> | null } = {
   adamwUpdate: null,
   sumSquares: null,
   clipFactor: null,
+  // Inference only: the inference rewrite makes them after tracing; no training graph has them.
+  positionSlice: null,
+  ropeAt: null,
+  cacheWrite: null,
+  cachedAttention: null,
 };

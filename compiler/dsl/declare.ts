@@ -92,3 +92,21 @@ export function block<T>(name: string, body: () => T): T {
     t.builder.block = undefined;
   }
 }
+
+/**
+ * Names a value the model computes, without adding a node: the training graph is unchanged, and
+ * the inference program (`lomoc generate`) reads back the value named 'logits', [batch, seq, vocab].
+ * @example output('logits', logits); return mean(crossEntropy(logits, targets));
+ */
+export function output(name: string, x: Tensor): Tensor {
+  const t = active('output');
+  const loc = callerLoc();
+  if (typeof name !== 'string' || name === '') throw new LomocError(`output: the name must be a non-empty string, got ${describe(name)}`, loc);
+  if (x === null || typeof x !== 'object' || typeof (x as Tensor).id !== 'number')
+    throw new LomocError(`output '${name}': expected a tensor, got ${describe(x)}`, loc);
+  if (x.trace !== t.id) throw new LomocError(`output '${name}': the tensor belongs to another model's trace`, loc);
+  const prev = t.outputs.get(name);
+  if (prev) throw new LomocError(`output '${name}': declared twice`, loc, [{ loc: prev.loc, message: 'first declared here' }]);
+  t.outputs.set(name, { tensor: x, loc });
+  return x;
+}

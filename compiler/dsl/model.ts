@@ -119,6 +119,7 @@ export function traceModel<C extends Config>(def: ModelDef<C>, cfg: C): Traced {
     params: t.builder.params,
     loss: loss.id,
     ...(t.blocks.length ? { blocks: t.blocks } : {}),
+    ...(t.outputs.size ? { outputs: Object.fromEntries([...t.outputs].map(([k, o]) => [k, o.tensor.id])) } : {}),
   };
   const reach = ancestors(graph, [loss.id]);
   const warnings = graph.params

@@ -16,13 +16,15 @@ export interface TraceState {
   readonly inputs: Map<string, { tensor: Tensor; loc: Loc }>;
   /** Blocks marked with `block(name, ...)`, for activation checkpointing. */
   readonly blocks: BlockDecl[];
+  /** Values named with `output(name, t)`. */
+  readonly outputs: Map<string, { tensor: Tensor; loc: Loc }>;
 }
 
 let current: TraceState | undefined;
 let traces = 0;
 
 export function openTrace(name: string): TraceState {
-  current = { id: ++traces, builder: new GraphBuilder(name), params: new Map(), inputs: new Map(), blocks: [] };
+  current = { id: ++traces, builder: new GraphBuilder(name), params: new Map(), inputs: new Map(), blocks: [], outputs: new Map() };
   return current;
 }
 export function closeTrace(): void {

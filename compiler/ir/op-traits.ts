@@ -65,6 +65,11 @@ export const opTraits = {
   adamwUpdate: k('update'),
   sumSquares: k('reduce'),
   clipFactor: k('map'),
+  // Inference (compiler/inference/): a key/value cache at a runtime position.
+  positionSlice: k('layout'),
+  ropeAt: k('rows'),
+  cacheWrite: k('layout'),
+  cachedAttention: k('attention'),
 } satisfies { readonly [O in Op]: OpTraits };
 
 /** Ops a fused kernel evaluates per element in registers: exactly the elementwise ops. */

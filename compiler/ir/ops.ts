@@ -84,6 +84,19 @@ export interface OpAttrs extends ElementwiseAttrs {
   sumSquares: None;
   /** total -> min(1, maxNorm / (sqrt(total) + 1e-6)): the clip-norm factor. */
   clipFactor: { readonly maxNorm: number };
+
+  // ---- inference ops, made by compiler/inference (forward only: autodiff never sees them) ----
+  /**
+   * (x, pos i32[1]) -> `size` elements of x along `axis` from index pos (each index clamped to
+   * the axis): a position table's rows for tokens at pos, pos+1, ...
+   */
+  positionSlice: { readonly axis: number; readonly size: number };
+  /** (x [..., n, Dh], pos i32[1]) -> rope with row t at position pos + t. */
+  ropeAt: OpAttrs['rope'];
+  /** (cache [..., maxT, Dh], x [..., n, Dh], pos i32[1]) -> cache with rows pos+t (< maxT) set to x's row t. */
+  cacheWrite: None;
+  /** (q [..., n, Dh], kCache, vCache [..., maxT, Dh], pos i32[1]) -> [..., n, Dh]; row t attends to cache rows j <= pos + t. */
+  cachedAttention: { readonly scale: number };
 }
 
 export interface UpdateAttrs {
@@ -115,7 +128,7 @@ const declaredOps = [
   'broadcastTo', 'softmax', 'logSoftmax', 'layerNorm', 'rmsNorm', 'embedding', 'rope', 'attention',
   'crossEntropy', 'maxGrad', 'pad', 'softmaxGrad',
   'logSoftmaxGrad', 'layerNormGrad', 'rmsNormGrad', 'embeddingGrad', 'attentionGrad', 'crossEntropyGrad',
-  'sgdUpdate', 'adamwUpdate', 'sumSquares', 'clipFactor',
+  'sgdUpdate', 'adamwUpdate', 'sumSquares', 'clipFactor', 'positionSlice', 'ropeAt', 'cacheWrite', 'cachedAttention',
 ] as const satisfies readonly Op[];
 // Completeness check: every Op is listed in declaredOps or is elementwise.
 type Missing = Exclude<Op, (typeof declaredOps)[number] | (typeof elementwiseOpNames)[number]>;

@@ -289,7 +289,49 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     mustEqual(ins, 0, [], 'the squared norm');
     return [{ shape: [], dtype: 'f32' }];
   },
+  positionSlice: (ins, a) => {
+    arity(ins, 2);
+    position(ins, 1);
+    const s = ins[0].shape;
+    if (!(a.axis >= 0 && a.axis < s.length && Number.isInteger(a.size) && a.size >= 1 && a.size <= s[a.axis]))
+      throw new ShapeError(`the slice must fit axis ${a.axis} of ${fmtShape(s)}, got ${a.size} elements`, 0);
+    return [{ shape: s.map((d, i) => (i === a.axis ? a.size : d)), dtype: ins[0].dtype }];
+  },
+  ropeAt: (ins) => {
+    arity(ins, 2);
+    position(ins, 1);
+    return shapeRules.rope([ins[0]], { base: 1, inverse: false });
+  },
+  cacheWrite: (ins) => {
+    arity(ins, 3);
+    position(ins, 2);
+    float(ins, 0, 'the cache');
+    rankAtLeast(ins, 0, 2, 'the cache');
+    const c = ins[0].shape;
+    mustEqual(ins, 1, [...c.slice(0, -2), ins[1].shape.at(-2) ?? 0, c[c.length - 1]], 'the new rows');
+    if (ins[1].shape[c.length - 2] > c[c.length - 2]) throw new ShapeError(`the new rows must fit the cache ${fmtShape(c)}, got ${fmtShape(ins[1].shape)}`, 1);
+    sameDtype(ins.slice(0, 2));
+    return [ins[0]];
+  },
+  cachedAttention: (ins) => {
+    arity(ins, 4);
+    position(ins, 3);
+    float(ins, 0, 'q');
+    rankAtLeast(ins, 0, 2, 'q');
+    const q = ins[0].shape;
+    const rows = ins[1].shape.at(-2) ?? 0;
+    mustEqual(ins, 1, [...q.slice(0, -2), rows, q[q.length - 1]], 'the key cache');
+    mustEqual(ins, 2, ins[1].shape, 'the value cache');
+    sameDtype(ins.slice(0, 3));
+    return [ins[0]];
+  },
 };
+
+/** A position operand: i32 [1]. */
+function position(ins: readonly TensorType[], i: number): void {
+  int(ins, i, 'the position');
+  mustEqual(ins, i, [1], 'the position');
+}
 
 /** [p, g, lr, wd, (step), (scale), state..., (master)] -> [p', state'...] */
 function updateRule(ins: readonly TensorType[], a: UpdateAttrs, scalars: number, moments: number): TensorType[] {

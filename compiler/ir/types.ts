@@ -87,6 +87,11 @@ export interface Graph {
   readonly state?: readonly StateDecl[];
   /** Blocks marked in the DSL (forward nodes name theirs in `block`). */
   readonly blocks?: readonly BlockDecl[];
+  /**
+   * Values the model names with `output(name, t)` (the logits the loss is computed from): marks
+   * only, no nodes; the inference program reads them back.
+   */
+  readonly outputs?: Readonly<Record<string, ValueId>>;
 }
 
 export interface StateDecl {

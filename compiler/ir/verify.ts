@@ -41,7 +41,8 @@ export function verifyProblems(g: Graph): string[] {
     }
   });
   if (!defined.has(g.loss)) problems.push(`the loss %${g.loss} is never defined`);
-  else if (g.values[g.loss].shape.length !== 0) problems.push('the loss is not a scalar');
+  // An inference step reads back its logits in the loss's place.
+  else if (g.values[g.loss].shape.length !== 0 && g.outputs?.logits !== g.loss) problems.push('the loss is not a scalar');
   for (const [name, v] of Object.entries({ ...g.grads, ...g.updates }))
     if (!defined.has(v)) problems.push(`result for '${name}' %${v} is never defined`);
   for (const p of g.params)

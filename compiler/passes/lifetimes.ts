@@ -2,6 +2,7 @@
 // Analysis only; plan-memory.ts places what this finds.
 //   - An update writes the param's new value over the old one, and a state update its state
 //     (in place: the schedule guarantees nothing reads the old value afterwards).
+//   - A key/value cache write writes into the cache (inference programs).
 //   - A reshape is a view of its input unless the input outlives the step (a view of a param
 //     would see the in-place update).
 //   - A tied param's partial gradient sum accumulates in place.
@@ -45,6 +46,8 @@ export function lifetimes(
   };
   g.nodes.forEach((n, i) => {
     if (n.op === 'reshape' && !persistent.has(find(n.inputs[0]))) join(n.outputs[0], n.inputs[0]);
+    // A key/value cache write is in place: the inference rewrite reads the old cache nowhere after.
+    if (n.op === 'cacheWrite') join(n.outputs[0], n.inputs[0]);
     // A partial gradient sum accumulates in place (grad += contribution) when the old sum, and
     // every view of it, dies here.
     const [acc, part] = n.inputs;

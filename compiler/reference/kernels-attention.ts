@@ -1,7 +1,7 @@
 // Rotary embeddings and fused scaled dot-product attention. Attention keeps its T x T
 // probabilities in doubles inside the op (they are never a value of the graph), and its gradient
 // recomputes them from q and k, as the fused GPU kernel will.
-import type { Op } from '../ir/ops.ts';
+import type { Op, OpAttrs } from '../ir/ops.ts';
 import { type Kernel, matrices, result } from './kernel.ts';
 import type { TensorData } from './tensor.ts';
 
@@ -38,27 +38,33 @@ function probabilities(
   return p;
 }
 
-export const attentionKernels = {
-  rope: (ins, attrs, out, precision) => {
-    const x = ins[0].data;
-    const { batch, t, d } = matrices(ins[0].shape);
-    const half = d / 2;
-    const sign = attrs.inverse ? -1 : 1;
-    const y = new Float64Array(x.length);
-    for (let b = 0; b < batch; b++) {
-      for (let pos = 0; pos < t; pos++) {
-        const row = (b * t + pos) * d;
-        for (let i = 0; i < half; i++) {
-          const theta = sign * pos * attrs.base ** ((-2 * i) / d);
-          const [cos, sin] = [Math.cos(theta), Math.sin(theta)];
-          const [x1, x2] = [x[row + i], x[row + i + half]];
-          y[row + i] = x1 * cos - x2 * sin;
-          y[row + i + half] = x1 * sin + x2 * cos;
-        }
+/**
+ * Rotary embedding of x [..., T, Dh] whose row t sits at position `start + t` (`rope` has start
+ * 0; the inference op `ropeAt` takes it from its position input): one rule for both.
+ */
+export function rotate(x: TensorData, shape: readonly number[], attrs: OpAttrs['rope'], start: number): Float64Array {
+  const { batch, t, d } = matrices(shape);
+  const half = d / 2;
+  const sign = attrs.inverse ? -1 : 1;
+  const y = new Float64Array(x.length);
+  for (let b = 0; b < batch; b++) {
+    for (let r = 0; r < t; r++) {
+      const row = (b * t + r) * d;
+      const pos = start + r;
+      for (let i = 0; i < half; i++) {
+        const theta = sign * pos * attrs.base ** ((-2 * i) / d);
+        const [cos, sin] = [Math.cos(theta), Math.sin(theta)];
+        const [x1, x2] = [x[row + i], x[row + i + half]];
+        y[row + i] = x1 * cos - x2 * sin;
+        y[row + i + half] = x1 * sin + x2 * cos;
       }
     }
-    return [result(out[0], precision, y)];
-  },
+  }
+  return y;
+}
+
+export const attentionKernels = {
+  rope: (ins, attrs, out, precision) => [result(out[0], precision, rotate(ins[0].data, ins[0].shape, attrs, 0))],
   attention: (ins, attrs, out, precision) => {
     const [q, k, v] = ins.map((x) => x.data);
     const { batch, t, d } = matrices(ins[0].shape);

@@ -3,6 +3,7 @@ import type { Op } from '../ir/ops.ts';
 import type { Kernel } from './kernel.ts';
 import { attentionKernels } from './kernels-attention.ts';
 import { elementwiseKernels } from './kernels-elementwise.ts';
+import { inferenceKernels } from './kernels-inference.ts';
 import { layoutKernels } from './kernels-layout.ts';
 import { matmul } from './kernels-matmul.ts';
 import { normKernels } from './kernels-norm.ts';
@@ -23,6 +24,7 @@ const table = {
   ...attentionKernels,
   ...tokenKernels,
   ...optimizerKernels,
+  ...inferenceKernels,
 } satisfies { readonly [O in Op]: Kernel<O> };
 
 export const kernels: { readonly [O in Op]: Kernel<O> } = table;

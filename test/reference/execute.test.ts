@@ -31,6 +31,7 @@ function everyOpFeeds(g: Graph, seed: number): Feeds {
       x: randomTensor([2, 3, 8], seed, 'f64'),
       dy: randomTensor([2, 3, 8], seed + 1, 'f64'),
       ids: randomTokens([2, 3], 11, seed + 2),
+      pos: { shape: [1], data: Int32Array.of(seed % 4) },
     },
     params: initParams(g, seed + 3, 'f64'),
   };

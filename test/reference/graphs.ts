@@ -41,7 +41,8 @@ const all = (rank: number) => ({ axes: Array.from({ length: rank }, (_, i) => i)
 
 /**
  * Every op at least once, backward ops fed with forward values and a random `dy`. Inputs: x, dy
- * [2, 3, 8] f32 and ids [2, 3] i32; params emb [11, 8], gamma, beta [8], w [8, 8].
+ * [2, 3, 8] f32, ids [2, 3] i32 and pos [1] i32 (0..3, for the inference ops); params emb [11, 8],
+ * gamma, beta [8], w [8, 8].
  */
 export function everyOpGraph(): Graph {
   const g = new TestGraph('every-op');
@@ -49,6 +50,7 @@ export function everyOpGraph(): Graph {
   const x = g.input('x', [B, T, D]);
   const dy = g.input('dy', [B, T, D]);
   const ids = g.input('ids', [B, T], 'i32');
+  const pos = g.input('pos', [1], 'i32');
   const emb = g.param('emb', [V, D], { kind: 'normal', std: 1 });
   const gamma = g.param('gamma', [D], { kind: 'normal', std: 1 });
   const beta = g.param('beta', [D], { kind: 'normal', std: 1 });
@@ -99,6 +101,7 @@ export function everyOpGraph(): Graph {
     ...g.op('attentionGrad', [q, k, v, heads(dy)], { scale: 0.5, causal: true }),
     g.one('crossEntropyGrad', [logits, ids, g.one('sum', [dy], { axes: [2], keepDims: false })], none),
     ...optimizerOps(g, w, g.one('matmul', [g.one('reshape', [dy], { shape: [B * T, D] }), g.one('reshape', [x], { shape: [B * T, D] })], { transA: true, transB: false })),
+    ...inferenceOps(g, emb, q, v, pos),
   ];
   // An elementwise op of the table not used above (none today) joins over positive operands.
   const used = new Set(g.b.nodes.map((n) => n.op));
@@ -112,6 +115,14 @@ export function everyOpGraph(): Graph {
   let loss = g.one('mean', [ce], all(2));
   for (const d of grads) loss = g.one('add', [loss, g.one('mean', [g.one('mul', [d, d], none)], all(g.b.values[d].shape.length))], none);
   return g.finish(loss);
+}
+
+/** The inference ops: a position table's rows, rope at pos, a cache of 2T rows written at pos and attended over. */
+function inferenceOps(g: TestGraph, table: ValueId, q: ValueId, v: ValueId, pos: ValueId): ValueId[] {
+  const rows = g.one('positionSlice', [table, pos], { axis: 0, size: 2 });
+  const qa = g.one('ropeAt', [q, pos], { base: 10000, inverse: false });
+  const cache = g.one('cacheWrite', [g.one('concat', [v, v], { axis: 2 }), qa, pos], none);
+  return [rows, qa, cache, g.one('cachedAttention', [qa, cache, cache, pos], { scale: 0.5 })];
 }
 
 /** The optimizer step's ops on param w with gradient gw: clip-norm factor, SGD (with master copy), AdamW. */

@@ -15,16 +15,16 @@ import { Bindings, entryArgs, f32lit, floatOnly, flatGroup, kernel, Uniforms } f
 import { mapMaxGroups, mapWorkgroup } from './wgsl-map.ts';
 
 /** f rounded to 12 significant bits, and the f32 rest. */
-function split12(f: number): [number, number] {
+export function split12(f: number): [number, number] {
   const e = Math.floor(Math.log2(f));
   const scale = 2 ** (11 - e);
   const head = Math.round(f * scale) / scale;
   return [head, Math.fround(f - head)];
 }
 
-const TWO_PI_1 = 6.28125; // 7 significant bits: k * TWO_PI_1 is exact for k < 2^17
-const TWO_PI_2 = Math.fround(2 * Math.PI - TWO_PI_1);
-const TWO_PI_3 = Math.fround(2 * Math.PI - TWO_PI_1 - TWO_PI_2);
+export const TWO_PI_1 = 6.28125; // 7 significant bits: k * TWO_PI_1 is exact for k < 2^17
+export const TWO_PI_2 = Math.fround(2 * Math.PI - TWO_PI_1);
+export const TWO_PI_3 = Math.fround(2 * Math.PI - TWO_PI_1 - TWO_PI_2);
 
 const rope = (n: NodeOf<'rope'>, c: EmitContext): KernelCall[] => {
   floatOnly(n, c);

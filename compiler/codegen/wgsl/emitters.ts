@@ -6,6 +6,7 @@ import type { Graph } from '../../ir/types.ts';
 import type { Emitter, ScratchRule } from './emitter.ts';
 import { attentionEmitters, attentionScratch } from './emit-attention.ts';
 import { elementwiseEmitters } from './emit-elementwise.ts';
+import { inferenceEmitters } from './emit-inference.ts';
 import { matmulEmitters } from './emit-matmul.ts';
 import { optimizerEmitters } from './emit-optimizer.ts';
 import { reduceEmitters, reduceScratch } from './emit-reduce.ts';
@@ -21,6 +22,7 @@ export const emitters = {
   ...attentionEmitters,
   ...tokenEmitters,
   ...optimizerEmitters,
+  ...inferenceEmitters,
 } satisfies { readonly [O in Op]: Emitter<O> };
 
 /** Ops whose kernels need scratch buffers while they run. */

@@ -30,12 +30,17 @@ function slotOf(g: Graph, plan: MemoryPlan, v: ValueId): Slot {
   return { value: v, ref: { arena: p.arena, offset: p.offset, bytes: byteSize(value.shape, value.dtype) }, shape: value.shape, dtype: value.dtype };
 }
 
-/** `target` must be the one the plan's scratch was reserved for (groupScratch). */
-export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: KernelTarget, limits: Limits = defaultLimits): StepProgram {
+/**
+ * `target` must be the one the plan's scratch was reserved for (groupScratch). `groupStarts`, when
+ * given, receives the index of each kernel group's first dispatch (a program with entry points
+ * maps node ranges to dispatch ranges with it).
+ */
+export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: KernelTarget, limits: Limits = defaultLimits, groupStarts?: number[]): StepProgram {
   const shaders: Record<string, string> = {};
   const dispatches: Dispatch[] = [];
   let maxBindings = 0;
   fusion.groups.forEach((group, k) => {
+    groupStarts?.push(dispatches.length);
     const ctx: EmitContext = {
       g,
       limits,
