@@ -4,7 +4,7 @@
 // bin/lomoc.js; then scripts/setup.mjs, which `npm test` runs first. All through real processes:
 // what is under test is the packaging and Node's module loading, which no in-process call sees.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,7 +65,7 @@ const planLine = (file: string): string =>
 
 const temps: string[] = [];
 function temp(name: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), `lomoc-${name}-`));
+  const dir = realpathSync(mkdtempSync(path.join(tmpdir(), `lomoc-${name}-`))); // the paths Node reports
   temps.push(dir);
   return dir;
 }
@@ -130,6 +130,18 @@ describe('lomoc installed from its npm pack tarball into an empty folder', { tim
     const trained = losses(train);
     expect(trained).toHaveLength(2);
     for (const loss of trained) expect(loss).toBeGreaterThan(0);
+  });
+
+  it("a model importing another copy of lomoc's DSL (this checkout's, by path) is an error naming both", async () => {
+    const dsl = path.join(root, 'compiler', 'dsl', 'index.ts');
+    writeFileSync(path.join(app, 'other.ts'), mlpSource(dsl));
+    const installed = path.join(app, 'node_modules', 'lomoc');
+    expect(await sh(path.join(app, 'node_modules', '.bin', 'lomoc'), ['plan', 'other.ts'], app)).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `other.ts:1:1: error: cannot load model: importing the file threw: the model imports the DSL of another copy of lomoc (${dsl}), `
+        + `but the lomoc running is ${installed}: import the DSL as 'lomoc'\n`,
+    });
   });
 });
 
