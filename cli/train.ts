@@ -33,6 +33,8 @@ import { fmtBytes } from './graph.ts';
 import { lossCurveSvg, type Point } from './loss-svg.ts';
 import { printWarnings, type Io } from './report.ts';
 import { createProgress } from './train-progress.ts';
+import { lrAt, type Schedule } from '../runtime/train/schedule.ts';
+import { checkpointFormat, identityDiff, runIdentity as runIdentityOf, statePrefix } from '../runtime/train/run-record.ts';
 import { loadText, split, tokenize, tokenizerVocab, trainBatch, unigramEntropy, valBatches, type TokenizerName } from './train-data.ts';
 
 export const trainSpec: CommandSpec = {
@@ -68,7 +70,6 @@ export const trainSpec: CommandSpec = {
   ],
 };
 
-type Schedule = 'constant' | 'linear' | 'cosine';
 
 export interface TrainRequest {
   readonly file: string;
@@ -209,18 +210,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
   };
 }
 
-/**
- * The learning rate of step s (1-based) of n: with warmup w, lr * s / w for s <= w (reaching the
- * peak at step w), then the schedule over the remaining n - w steps as if they were the whole run.
- */
-export function lrAt(req: Pick<TrainRequest, 'lr' | 'schedule' | 'steps'> & { readonly warmup?: number }, s: number): number {
-  const w = req.warmup ?? 0;
-  if (s <= w) return s === w ? req.lr : (req.lr * s) / w; // lr * w / w may round off lr
-  const t = (s - 1 - w) / (req.steps - w);
-  if (req.schedule === 'linear') return req.lr * (1 - t);
-  if (req.schedule === 'cosine') return req.lr * 0.5 * (1 + Math.cos(Math.PI * t));
-  return req.lr;
-}
+export { lrAt } from '../runtime/train/schedule.ts';
 
 export interface TrainResult {
   readonly adapter: string;
@@ -239,23 +229,16 @@ export interface TrainResult {
   readonly files: { readonly checkpoint?: string; readonly log?: string; readonly plot?: string };
 }
 
-const format = 'lomoc-checkpoint/1';
-const statePrefix = 'optimizer.';
+const format = checkpointFormat;
 
 /** What a resumed run must share with its checkpoint for the continuation to be exact. */
 function runIdentity(req: TrainRequest, src: Source): Record<string, string> {
   const s = src.step;
-  return {
-    model: src.name, config: JSON.stringify(src.config), optimizer: s.optimizer, checkpoint: src.checkpointText,
-    'clip-norm': String(s.clipNorm ?? ''), 'clip-value': String(s.clipValue ?? ''), lr: String(req.lr), 'lr-schedule': req.schedule,
-    // Absent for f32, so checkpoints written before --dtype existed still resume.
-    ...(s.dtype === 'f16' ? { dtype: 'f16' } : {}),
-    'weight-decay': String(req.weightDecay), data: req.data, tokenizer: req.tokenizer, seed: String(req.seed),
-    // A decaying schedule runs over --steps; a constant one may be resumed to train for longer.
-    ...(req.schedule === 'constant' ? {} : { steps: String(req.steps) }),
-    // Absent when 0, so checkpoints written before --warmup existed still resume.
-    ...(req.warmup ? { warmup: String(req.warmup) } : {}),
-  };
+  return runIdentityOf({
+    model: src.name, config: src.config, optimizer: s.optimizer, checkpoint: src.checkpointText, clipNorm: s.clipNorm, clipValue: s.clipValue,
+    dtype: s.dtype, lr: req.lr, schedule: req.schedule, warmup: req.warmup, weightDecay: req.weightDecay, data: req.data,
+    tokenizer: req.tokenizer, seed: req.seed, steps: req.steps,
+  });
 }
 
 /** --init: every param found with its shape is written; missing and unexpected ones are warnings, mis-shaped ones an error. */
@@ -322,7 +305,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     const m = resumed.metadata;
     if (m.format !== format) throw new LomocError(`lomoc train: --resume: ${resumeFile} is not a lomoc checkpoint (metadata format ${JSON.stringify(m.format)}, expected '${format}')`);
     const theirs = JSON.parse(m.run ?? '{}') as Record<string, string>;
-    const diff = [...new Set([...Object.keys(identity), ...Object.keys(theirs)])].filter((k) => theirs[k] !== identity[k]).map((k) => `${k} ${identity[k] || '(none)'} (the checkpoint's: ${theirs[k] || '(none)'})`);
+    const diff = identityDiff(identity, theirs);
     if (diff.length) throw new LomocError(`lomoc train: --resume: this run differs from the one that wrote ${resumeFile}: ${diff.join('; ')}`);
   }
 
