@@ -112,7 +112,7 @@ const needs = [
     install: () => aptInstall(['chromium']),
     installing: "no chromium: installing Debian's chromium for the browser tests",
     command: 'sudo apt-get install -y chromium',
-    failing: 'test/timeline.test.ts and test/gpu/bundle-browser.test.ts',
+    failing: 'the tests that open a browser (test/timeline.test.ts, test/gpu/bundle-browser.test.ts, test/gpu/page.test.ts)',
   }] : []),
 ];
 const torch = {

@@ -205,7 +205,7 @@ describe('scripts/setup.mjs (run by npm test before the tests)', { timeout: 120_
     const none = { LOMOC_SETUP_CACHE: cache, VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json', PATH: '/nonexistent' };
     const expected = [
       'lomoc setup: WebGPU adapter missing (Dawn offers no default adapter); run `sudo bash scripts/setup-gpu.sh`, or lomoc run/train on WebGPU and the tests in test/gpu fail',
-      'lomoc setup: chromium missing (no chromium on PATH); run `sudo apt-get install -y chromium`, or test/timeline.test.ts and test/gpu/bundle-browser.test.ts fail',
+      'lomoc setup: chromium missing (no chromium on PATH); run `sudo apt-get install -y chromium`, or the tests that open a browser (test/timeline.test.ts, test/gpu/bundle-browser.test.ts, test/gpu/page.test.ts) fail',
       '',
     ].join('\n');
     expect(await sh(process.execPath, [setup], root, none)).toEqual({ code: 1, stdout: expected, stderr: '' });
