@@ -4,7 +4,7 @@
 // bin/lomoc.js; then scripts/setup.mjs, which `npm test` runs first. All through real processes:
 // what is under test is the packaging and Node's module loading, which no in-process call sees.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -211,5 +211,39 @@ describe('scripts/setup.mjs (run by npm test before the tests)', { timeout: 120_
     expect(await sh(process.execPath, [setup], root, none)).toEqual({ code: 1, stdout: expected, stderr: '' });
     expect(await sh(process.execPath, [setup, '--warn-only'], root, none)).toEqual({ code: 0, stdout: expected, stderr: '' });
     expect(existsSync(cache)).toBe(false); // nothing found, nothing remembered
+  });
+
+  // As root with apt-get it installs: here apt-get is a stand-in that records its arguments and
+  // "installs" chromium as a script, and Dawn still sees no driver (setup-gpu.sh finds Mesa already
+  // there). So: chromium installed, the adapter still missing, nothing remembered.
+  it.runIf(process.getuid?.() === 0)('as root with apt-get: runs setup-gpu.sh and installs chromium, and says so', async () => {
+    const dir = temp('setup-root');
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    for (const tool of ['bash', 'sh', 'id', 'dpkg-query', 'dpkg', 'ls', 'grep', 'tee', 'chmod']) {
+      const found = await sh('sh', ['-c', `command -v ${tool}`], dir);
+      symlinkSync(found.stdout.trim(), path.join(bin, tool));
+    }
+    const log = path.join(dir, 'apt.log');
+    writeFileSync(path.join(bin, 'apt-get'), `#!/bin/sh\necho "$*" >> ${log}\ncase "$*" in *chromium*) printf '#!/bin/sh\\n' > ${bin}/chromium; chmod +x ${bin}/chromium;; esac\n`, { mode: 0o755 });
+    const cache = path.join(dir, 'found.json');
+    const r = await sh(process.execPath, [setup, '--warn-only'], root,
+      { LOMOC_SETUP_CACHE: cache, VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json', PATH: bin });
+    expect({ ...r, stdout: r.stdout.replace(/\(Mesa [^)]+\)/, '(Mesa V)') }).toEqual({
+      code: 0,
+      stderr: '',
+      stdout: [
+        "lomoc setup: no WebGPU adapter: installing Mesa's lavapipe (Vulkan) and llvmpipe (GLES) with scripts/setup-gpu.sh",
+        'setup-gpu: lavapipe (Mesa V) and GLES/EGL already installed; nothing to do',
+        'lomoc setup: WebGPU adapter still missing after installing (Dawn offers no default adapter); lomoc run/train on WebGPU and the tests in test/gpu will fail',
+        "lomoc setup: no chromium: installing Debian's chromium for the browser tests",
+        'lomoc setup: apt-get update',
+        'lomoc setup: apt-get install -y chromium',
+        `lomoc setup: chromium: installed (${bin}/chromium)`,
+        '',
+      ].join('\n'),
+    });
+    expect(readFileSync(log, 'utf8')).toBe('update -qq\ninstall -y -qq chromium\n');
+    expect(existsSync(cache)).toBe(false);
   });
 });
