@@ -140,7 +140,23 @@ function ensure(need) {
   return after.ok ? after.name : undefined;
 }
 
+/** Writes the cache key (after any installs: the key they changed); a read-only folder only costs the next check. */
+function remember() {
+  try {
+    mkdirSync(path.dirname(cacheFile), { recursive: true });
+    writeFileSync(`${cacheFile}.${process.pid}`, cacheKey());
+    renameSync(`${cacheFile}.${process.pid}`, cacheFile);
+    return `remembered in ${path.relative(process.cwd(), cacheFile)}`;
+  } catch (e) {
+    return `not remembered: ${e.message}`;
+  }
+}
+
 function main(argv) {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
   const known = new Set(['--with-torch', '--force', '--warn-only']);
   const bad = argv.find((a) => !known.has(a));
   if (bad !== undefined) {
@@ -152,12 +168,7 @@ function main(argv) {
   const cached = !argv.includes('--force') && existsSync(cacheFile) && readFileSync(cacheFile, 'utf8') === key;
   const found = cached ? [] : needs.map(ensure);
   let ok = cached || found.every((f) => f !== undefined);
-  if (ok && !cached) {
-    mkdirSync(path.dirname(cacheFile), { recursive: true });
-    writeFileSync(`${cacheFile}.${process.pid}`, cacheKey()); // after installs: the key they changed
-    renameSync(`${cacheFile}.${process.pid}`, cacheFile);
-    say(`${needs.map((n, i) => `${n.name}: ${found[i]}`).join('; ')} (remembered in ${path.relative(process.cwd(), cacheFile)})`);
-  }
+  if (ok && !cached) say(`${needs.map((n, i) => `${n.name}: ${found[i]}`).join('; ')} (${remember()})`);
   if (argv.includes('--with-torch')) ok = ensure(torch) !== undefined && ok;
   return ok || argv.includes('--warn-only') ? 0 : 1;
 }
