@@ -2,9 +2,9 @@
 // The `lomoc` command. Models are TypeScript files, so the CLI runs under tsx: it compiles .ts on
 // import (lomoc's own sources and the user's model) with source maps, so errors point at the
 // user's lines. Plain JS here because nothing has been registered yet when this file loads.
-import { register } from 'tsx/esm/api';
+import { registerModelLoader } from './register.js';
 
-register();
+registerModelLoader();
 // `lomoc graph ... --print | head` closes stdout early: stop quietly, as other Unix tools do.
 process.stdout.on('error', (e) => {
   if (e.code === 'EPIPE') process.exit(0);
