@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { formatHelp, parseCommandArgs, type CommandSpec } from './args.ts';
 import { compileSpec, runCompile } from './compile.ts';
+import { exportSpec, runExport } from './export.ts';
 import { graphSpec, runGraph } from './graph.ts';
+import { importSpec, runImport } from './import.ts';
 import { planSpec, runPlan } from './plan.ts';
 import { plotSpec, runPlot } from './plot.ts';
 import { processIo, reportError, type Io } from './report.ts';
@@ -23,6 +25,8 @@ const commands: Readonly<Record<string, Command>> = {
   compile: { spec: compileSpec, run: runCompile },
   train: { spec: trainSpec, run: runTrain },
   plot: { spec: plotSpec, run: runPlot },
+  import: { spec: importSpec, run: runImport },
+  export: { spec: exportSpec, run: runExport },
 };
 
 function version(): string {
