@@ -48,7 +48,8 @@ export function loadHfTokenizer(dir: string): TextTokenizer {
     name: dir,
     vocab,
     encode: async (text) => Int32Array.from(tk.encode(text, { add_special_tokens: false }).ids),
-    decode: (ids) => tk.decode([...ids], { skip_special_tokens: false }),
+    // The library refuses an empty list; no ids are the empty text.
+    decode: (ids) => (ids.length ? tk.decode([...ids], { skip_special_tokens: false }) : ''),
   };
 }
 
