@@ -3,7 +3,7 @@
 // logits and one training step on the reference executor, and the PyTorch peer's for the same.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { f16bits } from '../../contract/f16.ts';
@@ -130,4 +130,37 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     m = Math.max(m, Math.abs(b[i]));
   }
   return d / (1 + m);
+}
+
+/** GPT-2's map from bytes to printable characters (bytes_to_unicode in its encoder.py). */
+function bytesToUnicode(): string[] {
+  const keep = new Set<number>();
+  for (const [a, b] of [[33, 126], [161, 172], [174, 255]]) for (let i = a; i <= b; i++) keep.add(i);
+  let n = 0;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(keep.has(b) ? b : 256 + n++));
+}
+
+/** A tiny GPT-2-style byte-level BPE tokenizer.json: 256 byte tokens, 7 merges, <|endoftext|> (264 ids). */
+export function byteLevelBpe(): Record<string, unknown> {
+  const vocab: Record<string, number> = {};
+  bytesToUnicode().forEach((c, i) => (vocab[c] = i));
+  const merges = ['t h', 'th e', 'Ġ the', 'a n', 'an d', 'Ġ w', 'Ġw h'];
+  for (const m of merges) vocab[m.replace(' ', '')] = Object.keys(vocab).length;
+  vocab['<|endoftext|>'] = Object.keys(vocab).length;
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: [{ id: vocab['<|endoftext|>'], content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    normalizer: null, pre_tokenizer: byteLevel, post_processor: byteLevel, decoder: byteLevel,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges },
+  };
+}
+
+/** A folder holding `json` as tokenizer.json (and tokenizer_config.json when given). */
+export function tokenizerFolder(json: Record<string, unknown>, config?: Record<string, unknown>): string {
+  const dir = join(tmp('tok'), 'tokenizer');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+  if (config) writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+  return dir;
 }

@@ -3,34 +3,11 @@
 // SentencePiece-style BPE with byte fallback, and checks known encodings, decode(encode(text)) ==
 // text on the test texts and on random Unicode, and the vocab-size check against the model.
 import fc from 'fast-check';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkVocab, loadHfTokenizer, textTokenizer } from '../../cli/hf-tokenizer.ts';
-import { tmp } from './fixtures.ts';
-
-/** GPT-2's map from bytes to printable characters (bytes_to_unicode in its encoder.py). */
-function bytesToUnicode(): string[] {
-  const keep = new Set<number>();
-  for (const [a, b] of [[33, 126], [161, 172], [174, 255]]) for (let i = a; i <= b; i++) keep.add(i);
-  let n = 0;
-  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(keep.has(b) ? b : 256 + n++));
-}
-
-function byteLevelBpe(): Record<string, unknown> {
-  const vocab: Record<string, number> = {};
-  bytesToUnicode().forEach((c, i) => (vocab[c] = i));
-  const merges = ['t h', 'th e', 'Ġ the', 'a n', 'an d', 'Ġ w', 'Ġw h'];
-  for (const m of merges) vocab[m.replace(' ', '')] = Object.keys(vocab).length;
-  vocab['<|endoftext|>'] = Object.keys(vocab).length;
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  return {
-    version: '1.0', truncation: null, padding: null,
-    added_tokens: [{ id: vocab['<|endoftext|>'], content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-    normalizer: null, pre_tokenizer: byteLevel, post_processor: byteLevel, decoder: byteLevel,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges },
-  };
-}
+import { byteLevelBpe, tokenizerFolder as folder, tmp } from './fixtures.ts';
 
 function llamaBpe(): Record<string, unknown> {
   const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
@@ -48,14 +25,6 @@ function llamaBpe(): Record<string, unknown> {
     decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
     model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges },
   };
-}
-
-function folder(json: Record<string, unknown>, config?: Record<string, unknown>): string {
-  const dir = join(tmp('tok'), 'tokenizer');
-  mkdirSync(dir);
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
-  if (config) writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
-  return dir;
 }
 
 const texts = ['the band and the world', 'Call me Ishmael. Some years ago—never mind how long precisely—', 'ünïcödé ✓ 日本語 🐋\ttabs\nnewlines  two spaces', ''];
