@@ -4,7 +4,6 @@
 // normalizers and pre-tokenizers), the one transformers.js uses. No native code, no downloads.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { tokenize, tokenizerVocab, type TokenizerName } from './train-data.ts';
 
@@ -31,12 +30,13 @@ function readJson(file: string, required: boolean): Record<string, unknown> | un
   }
 }
 
-/** A folder's tokenizer.json (+ tokenizer_config.json when present). */
-export function loadHfTokenizer(dir: string): TextTokenizer {
+/** A folder's tokenizer.json (+ tokenizer_config.json when present). The library loads on first use, not with the CLI. */
+export async function loadHfTokenizer(dir: string): Promise<TextTokenizer> {
   const file = join(dir, 'tokenizer.json');
   const json = readJson(file, true)!;
   const config = readJson(join(dir, 'tokenizer_config.json'), false) ?? {};
-  let tk: Tokenizer;
+  const { Tokenizer } = await import('@huggingface/tokenizers');
+  let tk: InstanceType<typeof Tokenizer>;
   try {
     tk = new Tokenizer(json, config);
   } catch (e) {
@@ -54,7 +54,7 @@ export function loadHfTokenizer(dir: string): TextTokenizer {
 }
 
 /** --tokenizer: bytes, gpt2, or a folder with tokenizer.json. */
-export function textTokenizer(name: string): TextTokenizer {
+export async function textTokenizer(name: string): Promise<TextTokenizer> {
   if (name === 'bytes' || name === 'gpt2') return { name, vocab: tokenizerVocab[name], encode: (text) => tokenize(text, name as TokenizerName) };
   if (statSync(name, { throwIfNoEntry: false })?.isDirectory()) return loadHfTokenizer(name);
   throw new LomocError(`lomoc train: option '--tokenizer' expects bytes, gpt2 or a folder with tokenizer.json, got '${name}'`);

@@ -301,7 +301,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
   if (!tok || !tgt || slots.length !== 2 || tok.dtype !== 'i32' || tgt.dtype !== 'i32' || tok.shape.length !== 2 || tok.shape.join() !== tgt.shape.join())
     throw new LomocError(`lomoc train: model '${def.name}' must take exactly two i32 inputs 'tokens' and 'targets' of shape [batch, seq]; it takes ${slots.map((s) => `'${s.name}' ${s.dtype} [${s.shape.join(', ')}]`).join(', ')}`);
   const [batch, seq] = tok.shape;
-  const tk = textTokenizer(req.tokenizer);
+  const tk = await textTokenizer(req.tokenizer);
   const need = tk.vocab;
   if (tk.name !== 'bytes' && tk.name !== 'gpt2') checkVocab(tk, Number(c.config.vocab ?? c.idRange), def.name);
   const range = c.idRange;

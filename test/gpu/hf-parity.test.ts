@@ -35,7 +35,7 @@ beforeAll(async () => {
   dataFile = join(tmp('data'), 'text.txt');
   writeFileSync(dataFile, 'the band and the whale, and the world where the white whale swam. '.repeat(20));
   // The batch `lomoc train` takes at step 1 (seed 0), tokenised by the folder's tokenizer.
-  const ids = await loadHfTokenizer(tokDir).encode(readFileSync(dataFile, 'utf8'));
+  const ids = await (await loadHfTokenizer(tokDir)).encode(readFileSync(dataFile, 'utf8'));
   const b = trainBatch(split(ids, seq, dataFile).train, batch, seq, 0, 0);
   const first: Run = { tokens: grid(b.tokens), targets: grid(b.targets) };
   runs = [randomRun(264, batch, seq, 1), randomRun(41, batch, seq, 2), first];

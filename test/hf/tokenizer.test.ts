@@ -31,7 +31,7 @@ const texts = ['the band and the world', 'Call me Ishmael. Some years ago—neve
 
 describe('tokenizer.json from the checkpoint folder', () => {
   it("GPT-2's byte-level BPE: known merges, and decode(encode(text)) == text", async () => {
-    const tk = loadHfTokenizer(folder(byteLevelBpe()));
+    const tk = await loadHfTokenizer(folder(byteLevelBpe()));
     expect(tk.vocab).toBe(256 + 7 + 1);
     // Byte b has id b: 'the' 257, then 'Ġband' = 'Ġ' (space, 32) 'b' (98) 'and' (260), then 'Ġwh' 262.
     expect([...(await tk.encode('the band wh'))]).toEqual([257, 32, 98, 260, 262]);
@@ -40,7 +40,7 @@ describe('tokenizer.json from the checkpoint folder', () => {
   });
 
   it("LLaMA-2's SentencePiece-style BPE with byte fallback, with tokenizer_config.json", async () => {
-    const tk = loadHfTokenizer(folder(llamaBpe(), { add_bos_token: true, bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', tokenizer_class: 'LlamaTokenizer' }));
+    const tk = await loadHfTokenizer(folder(llamaBpe(), { add_bos_token: true, bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', tokenizer_class: 'LlamaTokenizer' }));
     expect(tk.vocab).toBe(3 + 256 + 11 + 8);
     const ids = [...(await tk.encode('the world'))];
     // '▁the' and '▁w' 'or' 'ld': merges, no bytes; '日' falls back to its three UTF-8 bytes.
@@ -49,9 +49,9 @@ describe('tokenizer.json from the checkpoint folder', () => {
     for (const t of texts.filter((x) => x !== '')) expect(tk.decode!([...(await tk.encode(t))])).toBe(t);
   });
 
-  it('errors: no tokenizer.json, invalid JSON, a bad --tokenizer, a vocab size other than the model\'s', () => {
+  it('errors: no tokenizer.json, invalid JSON, a bad --tokenizer, a vocab size other than the model\'s', async () => {
     const empty = tmp('notok');
-    expect(() => loadHfTokenizer(empty)).toThrow(`error: ${empty}/tokenizer.json: no such file (a Hugging Face tokenizer folder holds tokenizer.json)`);
+    await expect(loadHfTokenizer(empty)).rejects.toThrow(`error: ${empty}/tokenizer.json: no such file (a Hugging Face tokenizer folder holds tokenizer.json)`);
     writeFileSync(join(empty, 'tokenizer.json'), '{oops');
     const why = (() => {
       try {
@@ -60,10 +60,11 @@ describe('tokenizer.json from the checkpoint folder', () => {
         return (e as Error).message; // Node's wording varies by version
       }
     })();
-    expect(() => loadHfTokenizer(empty)).toThrow(`error: ${empty}/tokenizer.json: not valid JSON (${why})`);
-    expect(() => textTokenizer('sentencepiece')).toThrow("error: lomoc train: option '--tokenizer' expects bytes, gpt2 or a folder with tokenizer.json, got 'sentencepiece'");
+    await expect(loadHfTokenizer(empty)).rejects.toThrow(`error: ${empty}/tokenizer.json: not valid JSON (${why})`);
+    await expect(textTokenizer('sentencepiece')).rejects.toThrow("error: lomoc train: option '--tokenizer' expects bytes, gpt2 or a folder with tokenizer.json, got 'sentencepiece'");
     const dir = folder(byteLevelBpe());
-    expect(() => checkVocab(loadHfTokenizer(dir), 50257, 'gpt')).toThrow(`error: ${dir}/tokenizer.json: the tokenizer's vocabulary has 264 ids, but model 'gpt' has vocab 50257`);
-    expect(() => checkVocab(loadHfTokenizer(dir), 264, 'gpt')).not.toThrow();
+    const tk = await loadHfTokenizer(dir);
+    expect(() => checkVocab(tk, 50257, 'gpt')).toThrow(`error: ${dir}/tokenizer.json: the tokenizer's vocabulary has 264 ids, but model 'gpt' has vocab 50257`);
+    expect(() => checkVocab(tk, 264, 'gpt')).not.toThrow();
   });
 });
