@@ -62,6 +62,9 @@ const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 /** The lomoc params held in one HF tensor's values (laid out as spec.shape). */
 export function splitHf(spec: HfTensorSpec, data: Float32Array): Record<string, Float32Array> {
   const out: Record<string, Float32Array> = {};
+  const only = spec.parts[0];
+  // One param in HF's own layout (most tensors): the values as they are, no copy.
+  if (spec.parts.length === 1 && only.layout === 'same' && !only.cols) return { [only.param]: data };
   const cols = spec.shape[spec.shape.length - 1];
   const rows = data.length / cols;
   for (const p of spec.parts) {
