@@ -5,7 +5,9 @@ import { LomocError } from '../compiler/diagnostics.ts';
 import { formatHelp, parseCommandArgs, type CommandSpec } from './args.ts';
 import { compileSpec, runCompile } from './compile.ts';
 import { generateSpec, joinNegatives, runGenerate } from './generate.ts';
+import { exportSpec, runExport } from './export.ts';
 import { graphSpec, runGraph } from './graph.ts';
+import { importSpec, runImport } from './import.ts';
 import { planSpec, runPlan } from './plan.ts';
 import { plotSpec, runPlot } from './plot.ts';
 import { processIo, reportError, type Io } from './report.ts';
@@ -29,6 +31,8 @@ const commands: Readonly<Record<string, Command>> = {
   plot: { spec: plotSpec, run: runPlot },
   serve: { spec: serveSpec, run: runServe },
   generate: { spec: generateSpec, run: runGenerate, normalize: joinNegatives },
+  import: { spec: importSpec, run: runImport },
+  export: { spec: exportSpec, run: runExport },
 };
 
 function version(): string {

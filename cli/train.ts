@@ -32,10 +32,12 @@ import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepConfi
 import { fmtBytes } from './graph.ts';
 import { lossCurveSvg, type Point } from './loss-svg.ts';
 import { printWarnings, type Io } from './report.ts';
+import { initFromHf, isHfFolder, withHfPreset } from './hf-init.ts';
+import { checkVocab, textTokenizer } from './hf-tokenizer.ts';
 import { createProgress } from './train-progress.ts';
 import { lrAt, type Schedule } from '../runtime/train/schedule.ts';
 import { checkpointFormat, identityDiff, runIdentity as runIdentityOf, statePrefix } from '../runtime/train/run-record.ts';
-import { loadText, split, tokenize, tokenizerVocab, trainBatch, unigramEntropy, valBatches, type TokenizerName } from './train-data.ts';
+import { loadText, split, trainBatch, unigramEntropy, valBatches, type TokenizerName } from './train-data.ts';
 
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -49,13 +51,14 @@ export const trainSpec: CommandSpec = {
     warmup: { type: 'string', value: 'N', help: 'rise linearly to --lr over the first N steps, then the schedule over the rest (default 0)' },
     'weight-decay': { type: 'string', value: 'X', help: 'weight decay (default 0)' },
     data: { type: 'string', value: 'NAME|FILE', help: 'moby-dick (default), sotu, or a UTF-8 text file' },
-    tokenizer: { type: 'string', value: 'NAME', help: "bytes (default; vocab 256) or gpt2 (GPT-2's BPE, vocab 50257)" },
+    tokenizer: { type: 'string', value: 'NAME|DIR', help: "bytes (default; vocab 256), gpt2 (GPT-2's BPE, vocab 50257), or a folder with a Hugging Face tokenizer.json" },
     steps: { type: 'string', value: 'N', help: 'train until step N (required)' },
     'eval-every': { type: 'string', value: 'K', help: 'validation loss every K steps and at the end (default: at the end only)' },
     save: { type: 'string', value: 'DIR', help: 'write DIR/checkpoint.safetensors (and the log and loss curve there)' },
     'save-every': { type: 'string', value: 'K', help: 'with --save: a checkpoint every K steps (default: at the end only)' },
     resume: { type: 'string', value: 'DIR', help: 'continue from DIR/checkpoint.safetensors, exactly (same options required)' },
-    init: { type: 'string', value: 'FILE', help: 'start from the weights in a safetensors file, by name' },
+    init: { type: 'string', value: 'FILE|DIR', help: 'start from the weights in a safetensors file, by name, or in a Hugging Face model folder (with --preset hf: its config too)' },
+    'init-partial': { type: 'boolean', help: 'with --init DIR: warn about, rather than refuse, tensors no param takes and params no tensor fills' },
     'stop-at': { type: 'string', value: 'N', help: 'stop after step N as if interrupted (the schedule still runs over --steps)' },
     log: { type: 'string', value: 'FILE', help: 'JSON-lines log (default DIR/log.jsonl with --save)' },
     plot: { type: 'string', value: 'FILE', help: 'loss curve SVG (default DIR/loss.svg with --save)' },
@@ -85,7 +88,8 @@ export interface TrainRequest {
   readonly warmup: number;
   readonly weightDecay: number;
   readonly data: string;
-  readonly tokenizer: TokenizerName;
+  /** bytes, gpt2, or a folder with tokenizer.json. */
+  readonly tokenizer: TokenizerName | string;
   readonly steps: number;
   readonly stopAt: number;
   readonly evalEvery?: number;
@@ -93,6 +97,7 @@ export interface TrainRequest {
   readonly saveEvery?: number;
   readonly resume?: string;
   readonly init?: string;
+  readonly initPartial?: boolean;
   readonly log?: string;
   readonly plot?: string;
   readonly seed: number;
@@ -142,7 +147,7 @@ interface Source {
 
 async function trainSource(req: TrainRequest, io: Io): Promise<Source> {
   if (!isDir(req.file)) {
-    const def = await loadModel(req.file);
+    const def = withHfPreset(await loadModel(req.file), req.init, req.step.preset);
     // The adapter first: the kernel shapes depend on it.
     const { target, how } = resolveTarget(req.target, req.target === 'auto' ? (await probeAdapter())?.adapter : undefined);
     const c = compileProgram(def, { ...req.step, target });
@@ -195,7 +200,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
     warmup,
     weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),
     data: str('data') ?? 'moby-dick',
-    tokenizer: oneOf<TokenizerName>(['gpt2', 'bytes'], str('tokenizer') ?? 'bytes', 'tokenizer'),
+    tokenizer: isHfFolder(str('tokenizer')) ? str('tokenizer')! : oneOf<TokenizerName>(['gpt2', 'bytes'], str('tokenizer') ?? 'bytes', 'tokenizer'),
     steps,
     stopAt,
     evalEvery: str('eval-every') === undefined ? undefined : integer(str('eval-every')!, 'eval-every', 1),
@@ -203,6 +208,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
     saveEvery: str('save-every') === undefined ? undefined : integer(str('save-every')!, 'save-every', 1),
     resume: str('resume'),
     init: str('init'),
+    initPartial: values['init-partial'] === true,
     log: str('log') ?? (str('save') !== undefined ? join(str('save')!, 'log.jsonl') : undefined),
     plot: str('plot') ?? (str('save') !== undefined ? join(str('save')!, 'loss.svg') : undefined),
     seed: str('seed') === undefined ? 0 : integer(str('seed')!, 'seed', 0),
@@ -278,14 +284,16 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
   if (!tok || !tgt || slots.length !== 2 || tok.dtype !== 'i32' || tgt.dtype !== 'i32' || tok.shape.length !== 2 || tok.shape.join() !== tgt.shape.join())
     throw new LomocError(`lomoc train: model '${def.name}' must take exactly two i32 inputs 'tokens' and 'targets' of shape [batch, seq]; it takes ${slots.map((s) => `'${s.name}' ${s.dtype} [${s.shape.join(', ')}]`).join(', ')}`);
   const [batch, seq] = tok.shape;
-  const need = tokenizerVocab[req.tokenizer];
+  const tk = await textTokenizer(req.tokenizer);
+  const need = tk.vocab;
+  if (tk.name !== 'bytes' && tk.name !== 'gpt2') checkVocab(tk, Number(c.config.vocab ?? c.idRange), def.name);
   const range = c.idRange;
   const vocabKey = 'vocab' in c.config ? Number(c.config.vocab) : undefined;
   if (vocabKey !== undefined ? vocabKey !== need : range < need)
     throw new LomocError(`lomoc train: the ${req.tokenizer} tokenizer gives ${need} ids, but model '${def.name}' (preset ${preset}) has vocab ${vocabKey ?? range}: add --set vocab=${need}`);
 
   const text = loadText(req.data);
-  const ids = await tokenize(text, req.tokenizer);
+  const ids = await tk.encode(text);
   const { train, val } = split(ids, seq, req.data);
   if (train.length < seq + 1) throw new LomocError(`lomoc train: --data '${req.data}' leaves ${train.length} training tokens: too few for one window of ${seq + 1}`);
   const entropy = unigramEntropy(train);
@@ -336,6 +344,9 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       if (Number(resumed.metadata.dataPosition) !== start) throw new LomocError(`lomoc train: --resume: ${src}: data position ${resumed.metadata.dataPosition} does not match step ${start}`);
       losses = JSON.parse(resumed.metadata.losses ?? '[]') as Point[];
       valPoints = JSON.parse(resumed.metadata.val ?? '[]') as Point[];
+    } else if (isHfFolder(req.init)) {
+      const n = initFromHf(req.init, c.config, c.program.params, (v) => trainer.writeParams(v), { model: def.name, partial: req.initPartial === true, io });
+      say(`init        ${n} of ${c.program.params.length} params from the Hugging Face folder ${req.init}`);
     } else if (req.init) {
       let ckpt: Decoded;
       try {

@@ -93,26 +93,51 @@ export function encodeSafetensors(tensors: Readonly<Record<string, TensorInput>>
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
-/** Parses and checks a safetensors file; every error names `source` and the tensor or field at fault. */
-export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Decoded {
+/** One tensor's entry in a header: where its bytes lie, relative to the start of the data. */
+export interface HeaderEntry {
+  readonly name: string;
+  readonly dtype: Dtype;
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
+}
+
+export interface Header {
+  readonly entries: readonly HeaderEntry[];
+  readonly metadata: Record<string, string>;
+  /** Bytes before the data: 8 + the header length. */
+  readonly dataStart: number;
+}
+
+/** The header length in the first 8 bytes, checked against the file's size. */
+export function headerLength(first8: Uint8Array, fileBytes: number, source = 'safetensors'): number {
   const fail = (msg: string) => new SafetensorsError(`${source}: ${msg}`);
   if (!littleEndian) throw fail('safetensors needs a little-endian host');
-  if (bytes.byteLength < 8) throw fail(`the file is ${bytes.byteLength} bytes, too short for the 8-byte header length`);
-  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (fileBytes < 8) throw fail(`the file is ${fileBytes} bytes, too short for the 8-byte header length`);
+  const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(maxHeaderBytes)) throw fail(`the header length ${n} exceeds the limit of ${maxHeaderBytes} bytes (not a safetensors file?)`);
-  if (n > BigInt(bytes.byteLength - 8)) throw fail(`the header length ${n} runs past the end of the file (${bytes.byteLength - 8} bytes after the length): truncated?`);
+  if (n > BigInt(fileBytes - 8)) throw fail(`the header length ${n} runs past the end of the file (${fileBytes - 8} bytes after the length): truncated?`);
   if (n < 2n) throw fail(`the header length ${n} is too short for a JSON object`);
-  const headerLen = Number(n);
+  return Number(n);
+}
+
+/**
+ * Parses and checks a header alone (`prefix` holds at least its first 8 + N bytes), so a reader can
+ * take each tensor's bytes from the file by offset without reading the whole file.
+ */
+export function parseHeader(prefix: Uint8Array, fileBytes: number, source = 'safetensors'): Header {
+  const fail = (msg: string) => new SafetensorsError(`${source}: ${msg}`);
+  const headerLen = headerLength(prefix, fileBytes, source);
   let header: unknown;
   try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(prefix.subarray(8, 8 + headerLen));
     header = JSON.parse(text);
   } catch (e) {
     throw fail(`the header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
   if (!isObject(header)) throw fail('the header must be a JSON object');
   const dataStart = 8 + headerLen;
-  const dataLen = bytes.byteLength - dataStart;
+  const dataLen = fileBytes - dataStart;
   const metadata: Record<string, string> = {};
   if ('__metadata__' in header) {
     const m = header.__metadata__;
@@ -122,8 +147,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): De
       metadata[k] = v;
     }
   }
-  const tensors: Record<string, SafeTensor> = {};
-  const spans: { name: string; begin: number; end: number }[] = [];
+  const entries: HeaderEntry[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const at = `tensor '${name}'`;
@@ -141,18 +165,42 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): De
     const want = numel(shape as number[]) * dtypeBytes[dtype as Dtype];
     if (end - begin !== want)
       throw fail(`${at}: shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] hold ${end - begin}`);
-    spans.push({ name, begin, end });
-    // A copy with its own buffer (a Node Buffer's slice is a view into a shared pool).
-    tensors[name] = { dtype: dtype as Dtype, shape: shape as number[], data: new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end)) };
+    entries.push({ name, dtype: dtype as Dtype, shape: shape as number[], begin, end });
   }
-  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const spans = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < spans.length; i++) {
     const a = spans[i - 1];
     const b = spans[i];
     if (b.begin < a.end && b.end > b.begin && a.end > a.begin)
       throw fail(`tensors '${a.name}' [${a.begin}, ${a.end}] and '${b.name}' [${b.begin}, ${b.end}] overlap`);
   }
+  return { entries, metadata, dataStart };
+}
+
+/** Parses and checks a safetensors file; every error names `source` and the tensor or field at fault. */
+export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Decoded {
+  const { entries, metadata, dataStart } = parseHeader(bytes, bytes.byteLength, source);
+  const tensors: Record<string, SafeTensor> = {};
+  // Copies with their own buffers (a Node Buffer's slice is a view into a shared pool).
+  for (const e of entries) tensors[e.name] = { dtype: e.dtype, shape: e.shape, data: new Uint8Array(bytes.subarray(dataStart + e.begin, dataStart + e.end)) };
   return { tensors, metadata };
+}
+
+/** The header bytes alone (length, padded JSON) for tensors laid out in order; the data follows. */
+export function encodeHeader(entries: readonly { name: string; dtype: Dtype; shape: readonly number[] }[], metadata: Readonly<Record<string, string>> = {}): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = { ...metadata };
+  let offset = 0;
+  for (const e of entries) {
+    const bytes = numel(e.shape) * dtypeBytes[e.dtype];
+    header[e.name] = { dtype: e.dtype, shape: [...e.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + Math.ceil(json.length / 8) * 8).fill(0x20);
+  new DataView(out.buffer).setBigUint64(0, BigInt(out.length - 8), true);
+  out.set(json, 8);
+  return out;
 }
 
 /** An F32 tensor's values (a copy); an error naming the tensor for any other dtype. */
