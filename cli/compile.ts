@@ -42,6 +42,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
     config: c.config,
     step: {
       optimizer: step.optimizer,
+      hyper: step.hyper ?? {},
       dtype: step.dtype ?? 'f32',
       checkpoint: c.checkpointDetail,
       clipNorm: step.clipNorm ?? null,

@@ -101,13 +101,14 @@ export interface TrainRequest {
 const { integer, number, oneOf, error: optionError } = optionChecks('train');
 
 /** The options that change the compiled step: a bundle was compiled with them and fixes them. */
-const bundleFixed = ['optimizer', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target'] as const;
+const bundleFixed = ['optimizer', 'opt', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target'] as const;
 
 /** What the bundle fixed an option to, for the error. */
 function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string {
   const cfg = (k: string) => (k in m.config ? String(m.config[k]) : '(none)');
   switch (option) {
     case 'optimizer': return `optimizer ${m.step.optimizer}`;
+    case 'opt': return Object.entries(m.step.hyper ?? {}).map(([k, v]) => `--opt ${k}=${v}`).join(' ') || 'the default hyper-parameters';
     case 'checkpoint': return `checkpoint ${m.step.checkpoint}`;
     case 'clip-norm': return `clip-norm ${m.step.clipNorm ?? '(none)'}`;
     case 'clip-value': return `clip-value ${m.step.clipValue ?? '(none)'}`;
@@ -168,7 +169,7 @@ async function trainSource(req: TrainRequest, io: Io): Promise<Source> {
   }
   return {
     name: m.model, preset: m.preset, config: m.config, program: b.program, checkpointDetail: m.step.checkpoint, idRange: Infinity,
-    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, checkpoint: { kind: 'none' }, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype },
+    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint: { kind: 'none' }, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype },
     checkpointText: m.step.checkpoint, bundle: req.file, target: `${m.step.target} (the bundle's)`,
   };
 }
@@ -247,6 +248,8 @@ function runIdentity(req: TrainRequest, src: Source): Record<string, string> {
   const s = src.step;
   return {
     model: src.name, config: JSON.stringify(src.config), optimizer: s.optimizer, checkpoint: src.checkpointText,
+    // Only when --opt was given, so checkpoints written before it existed still resume.
+    ...(s.hyper && Object.keys(s.hyper).length ? { opt: JSON.stringify(s.hyper) } : {}),
     'clip-norm': String(s.clipNorm ?? ''), 'clip-value': String(s.clipValue ?? ''), lr: String(req.lr), 'lr-schedule': req.schedule,
     // Absent for f32, so checkpoints written before --dtype existed still resume.
     ...(s.dtype === 'f16' ? { dtype: 'f16' } : {}),
