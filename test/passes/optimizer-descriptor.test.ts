@@ -16,6 +16,12 @@ import { execute, type Feeds } from '../../compiler/reference/execute.ts';
 import { initParams } from '../../compiler/reference/init.ts';
 import type { HostTensor } from '../../compiler/reference/tensor.ts';
 import { stepConfigFrom } from '../../cli/args.ts';
+import { hyperFor } from '../../cli/optimizer-options.ts';
+import { planRequest } from '../../cli/plan.ts';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { run as lomoc } from '../support/cli.ts';
 import { LomocError } from '../../compiler/diagnostics.ts';
 import mlp from '../../models/mlp.ts';
 import { arbitraryModel } from '../support/arbitrary-model.ts';
@@ -184,5 +190,22 @@ describe('--opt KEY=VALUE', () => {
     expect(msg(() => parse('adamw', 'beta1=0.9', 'beta1=0.8'))).toBe("error: lomoc train: option '--opt beta1' given twice");
     expect(msg(() => parse('adamw', 'beta2=1.5'))).toBe("error: lomoc train: option '--opt': beta2 of optimizer 'adamw' must be a number from 0 to 0.999999, got 1.5");
     expect(msg(() => parse('adam'))).toBe("error: lomoc train: option '--optimizer' expects sgd, adamw, lomo, momentum, momentumLomo or factored, got 'adam'");
+  });
+  it('lomoc plan --optimizer all: each key must belong to one of them, and each optimizer gets its own keys', () => {
+    const req = planRequest(['m.ts'], { opt: ['beta1=0.95', 'momentum=0.5'] });
+    expect(req.optimizers).toEqual(['adamw', 'sgd', 'lomo', 'momentum', 'momentumLomo', 'factored']);
+    expect(req.optimizers.map((o) => hyperFor(o, req.hyper!))).toEqual([{ beta1: 0.95 }, {}, {}, { momentum: 0.5 }, { momentum: 0.5 }, {}]);
+    const msg = (f: () => unknown) => { try { f(); } catch (e) { return (e as Error).message; } return 'no error'; };
+    expect(msg(() => planRequest(['m.ts'], { opt: ['bogus=1'] }))).toBe(
+      "error: lomoc plan: option '--opt': none of the optimizers adamw, sgd, lomo, momentum, momentumLomo and factored has a hyper-parameter 'bogus'");
+    expect(msg(() => planRequest(['m.ts'], { optimizer: 'sgd', opt: ['beta1=0.9'] }))).toBe(
+      "error: lomoc plan: option '--opt': optimizer 'sgd' has no hyper-parameter 'beta1'; it has none");
+  });
+  it('lomoc compile records --opt in the manifest beside the optimizer', async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'lomoc-opt-')), 'bundle');
+    const r = await lomoc('compile', 'models/mlp.ts', '--preset', 'tiny', '--optimizer', 'adamw', '--opt', 'beta2=0.99', '--target', 'cpu', '--out', dir);
+    expect(r.stderr).toBe('');
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    expect(manifest.step).toMatchObject({ optimizer: 'adamw', hyper: { beta2: 0.99 } });
   });
 });
