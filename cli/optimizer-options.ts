@@ -49,7 +49,7 @@ export function hyperFrom(command: string, optimizers: readonly string[], value:
     if (key in given) throw new LomocError(`lomoc ${command}: option '--opt ${key}' given twice`);
     given[key] = n;
   }
-  const owners = optimizers.map(optimizerDescriptor);
+  const owners = optimizers.map((name) => optimizerDescriptor(name));
   for (const key of Object.keys(given))
     if (!owners.some((d) => key in d.rule.hyper)) {
       if (owners.length === 1) resolveHyper(owners[0], { [key]: given[key] }, `lomoc ${command}: option '--opt'`);

@@ -21,6 +21,7 @@ import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
 import type { Decoded } from '../runtime/checkpoint/safetensors.ts';
 import { SafetensorsError, toFloat32, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
 import { BundleError } from '../runtime/bundle/load-bundle.ts';
+import { optimizerDescriptor, resolveHyper } from '../compiler/optimizers/table.ts';
 import type { Manifest } from '../contract/manifest.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import type { StepProgram } from '../contract/program.ts';
@@ -162,6 +163,8 @@ async function trainSource(req: TrainRequest, io: Io): Promise<Source> {
     throw e;
   }
   const m = b.manifest;
+  // The manifest (contract/) holds any non-empty name: the optimizer table checks it.
+  resolveHyper(optimizerDescriptor(m.step.optimizer, `lomoc train: ${req.file}: step.optimizer`), m.step.hyper, `lomoc train: ${req.file}: step.hyper`);
   const given = req.stepOptions ?? [];
   if (given.length) {
     const o = given[0] as (typeof bundleFixed)[number];

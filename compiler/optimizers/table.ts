@@ -26,12 +26,12 @@ export function registerOptimizer(d: OptimizerDescriptor): OptimizerDescriptor {
 /** The names --optimizer accepts, built-in ones first. */
 export const optimizerNames = (): string[] => [...table.keys()];
 
-/** The descriptor of `name`; a LomocError listing the known names when there is none. */
-export function optimizerDescriptor(name: string): OptimizerDescriptor {
+/** The descriptor of `name`; a LomocError listing the known names when there is none (starting with `where`). */
+export function optimizerDescriptor(name: string, where = 'optimizer'): OptimizerDescriptor {
   const d = table.get(name);
   if (!d) {
     const names = optimizerNames();
-    throw new LomocError(`unknown optimizer '${name}': expected ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`);
+    throw new LomocError(`${where}: expected ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}, got '${name}'`);
   }
   return d;
 }

@@ -189,6 +189,10 @@ describe('--opt KEY=VALUE', () => {
     expect(msg(() => parse('adamw', 'beta1'))).toBe("error: lomoc train: option '--opt' expects KEY=VALUE, got 'beta1'");
     expect(msg(() => parse('adamw', 'beta1=0.9', 'beta1=0.8'))).toBe("error: lomoc train: option '--opt beta1' given twice");
     expect(msg(() => parse('adamw', 'beta2=1.5'))).toBe("error: lomoc train: option '--opt': beta2 of optimizer 'adamw' must be a number from 0 to 0.999999, got 1.5");
+    expect(msg(() => compileStep(mlp, { preset: 'tiny', optimizer: 'adam' }))).toBe(
+      "error: optimizer: expected sgd, adamw, lomo, momentum, momentumLomo or factored, got 'adam'");
+    expect(msg(() => compileStep(mlp, { preset: 'tiny', optimizer: 'adamw', hyper: { beta: 0.9 } }))).toBe(
+      "error: hyper-parameters: optimizer 'adamw' has no hyper-parameter 'beta'; its keys: beta1, beta2, eps");
     expect(msg(() => parse('adam'))).toBe("error: lomoc train: option '--optimizer' expects sgd, adamw, lomo, momentum, momentumLomo or factored, got 'adam'");
   });
   it('lomoc plan --optimizer all: each key must belong to one of them, and each optimizer gets its own keys', () => {
