@@ -4,8 +4,8 @@ import { parseArgs } from 'node:util';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { targetForAdapter, type AdapterInfoLike, type TargetName } from '../compiler/codegen/wgsl/target.ts';
 import { parseCheckpointPolicy, type CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
-import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
+import { hyperFrom, hyperOptionSpec, optimizerFrom, optimizerOptionSpec } from './optimizer-options.ts';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -130,6 +130,7 @@ export const stepOptionSpecs: Readonly<Record<string, OptionSpec>> = {
   'clip-value': { type: 'string', value: 'V', help: 'clamp each gradient element to [-V, V]' },
   dtype: { type: 'string', value: 'f32|f16', help: 'storage of params and activations; math stays f32 (default f32)' },
   target: { type: 'string', value: 'auto|cpu|gpu', help: 'kernel shapes: gpu, cpu (software adapters like lavapipe) or auto, from the adapter (default auto)' },
+  opt: hyperOptionSpec(),
 };
 
 /**
@@ -140,12 +141,14 @@ export function stepConfigFrom(command: string, values: Readonly<Record<string, 
   const check = optionChecks(command);
   const str = (k: string) => values[k] as string | undefined;
   const opt = <T>(k: string, parse: (text: string, option: string) => T): T | undefined => (str(k) === undefined ? undefined : parse(str(k)!, k));
+  const optimizer = optimizerFrom(command, str('optimizer'));
   return {
     preset: str('preset'),
     sets: (values.set as string[] | undefined) ?? [],
     batch: opt('batch', (t, o) => check.integer(t, o, 1)),
     seq: opt('seq', (t, o) => check.integer(t, o, 1)),
-    optimizer: check.oneOf<OptimizerName>(['sgd', 'adamw', 'lomo'], str('optimizer') ?? 'lomo', 'optimizer'),
+    optimizer,
+    hyper: hyperFrom(command, [optimizer], values.opt),
     checkpoint: check.checkpoint(str('checkpoint') ?? 'none'),
     clipNorm: opt('clip-norm', (t, o) => check.number(t, o)),
     clipValue: opt('clip-value', (t, o) => check.number(t, o)),
@@ -173,4 +176,4 @@ export function resolveTarget(choice: TargetChoice, adapter: { readonly info: Ad
 }
 
 /** `--optimizer` for the commands that compile one step (plan, which can take all, has its own). */
-export const optimizerSpec: OptionSpec = { type: 'string', value: 'NAME', help: 'sgd, adamw or lomo (default lomo)' };
+export const optimizerSpec: OptionSpec = optimizerOptionSpec();

@@ -44,6 +44,8 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
     config: c.config,
     step: {
       optimizer: step.optimizer,
+      // Only what --opt set (the rest are the descriptor's defaults), so bundles without it read as before.
+      ...(step.hyper && Object.keys(step.hyper).length ? { hyper: step.hyper } : {}),
       dtype: step.dtype ?? 'f32',
       checkpoint: c.checkpointDetail,
       clipNorm: step.clipNorm ?? null,

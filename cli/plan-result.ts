@@ -5,7 +5,7 @@ import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import type { CompiledStep, StepConfig } from '../compiler/pipeline.ts';
 import type { MemoryReport } from '../compiler/report/memory-report.ts';
 
-export type StepFields = Omit<StepConfig, 'optimizer' | 'preset' | 'sets' | 'plan' | 'verifyEach' | 'master'>;
+export type StepFields = Omit<StepConfig, 'optimizer' | 'hyper' | 'preset' | 'sets' | 'plan' | 'verifyEach' | 'master'>;
 
 export interface PlanRow {
   readonly optimizer: OptimizerName;

@@ -44,7 +44,7 @@ export function formatPlanTable(r: PlanResult, settings: string): string {
   for (const row of r.rows) {
     const recompute = `${(row.compiled.recomputeRatio * 100).toFixed(0)}% fwd`;
     table.push([row.optimizer, ...categories.map((c) => num(row.report.most[c])), num(row.report.total), ...extra([recompute])]);
-    if (!paper) continue;
+    if (!paper || !(row.optimizer in paperTable1.rows)) continue; // the paper has rows for adamw, sgd and lomo only
     const p = paperTable1.rows[row.optimizer];
     const paperBytes = { params: p.params, grads: p.grads, optimizerState: p.optimizerState, activations: ac ? p.activations.checkpointed : p.activations.none };
     table.push([ac ? '  paper, AC' : '  paper, no AC', ...categories.map((c) => (c === 'workspace' ? '-' : paperBytes[c].toFixed(2))), paperTotal(p, ac).toFixed(2), ...extra([''])]);
@@ -81,11 +81,12 @@ export function formatPlanTable(r: PlanResult, settings: string): string {
       `            and count no workspace; lomoc's totals are the planned peak, workspace included.`,
     );
   } else if (paper) {
-    const ac = r.rows.map((x) => paperTotal(paperTable1.rows[x.optimizer], true).toFixed(2)).join(' / ');
+    const inPaper = r.rows.filter((x) => x.optimizer in paperTable1.rows);
+    const ac = inPaper.map((x) => paperTotal(paperTable1.rows[x.optimizer], true).toFixed(2)).join(' / ');
     lines.push(
       `paper       ${paperTable1.source}, without activation checkpointing`,
       `            (AC). Its no-AC totals here are the sums of its columns (it prints each 1.00 higher); with AC`,
-      `            its activations are ${paperTable1.rows.lomo.activations.checkpointed.toFixed(2)} and its totals ${ac} (${r.rows.map((x) => x.optimizer).join(' / ')}).`,
+      `            its activations are ${paperTable1.rows.lomo.activations.checkpointed.toFixed(2)} and its totals ${ac} (${inPaper.map((x) => x.optimizer).join(' / ')}).`,
     );
   }
   return lines.join('\n');

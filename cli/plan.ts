@@ -16,7 +16,10 @@ import { timelineHtml } from '../compiler/report/timeline-html.ts';
 import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
 import { fmtBytes } from './graph.ts';
 import { inferencePlan } from './plan-inference.ts';
+import { hyperFor, hyperFrom, optimizerFrom } from './optimizer-options.ts';
 import { formatPlanTable } from './plan-table.ts';
+import { optimizerNames } from '../compiler/optimizers/table.ts';
+import { paperTable1 } from '../compiler/report/paper.ts';
 import type { PlanResult, PlanRow, StepFields } from './plan-result.ts';
 import { printWarnings, type Io } from './report.ts';
 
@@ -28,7 +31,7 @@ export const planSpec: CommandSpec = {
     ...stepOptionSpecs,
     // No adapter is asked here: auto plans for gpu (the scratch of the cpu target is printed when it differs).
     target: { type: 'string', value: 'auto|cpu|gpu', help: 'kernel shapes whose scratch the plan reserves: gpu or cpu (default auto: gpu)' },
-    optimizer: { type: 'string', value: 'NAME', help: 'sgd, adamw, lomo, or all of them (default all)' },
+    optimizer: { type: 'string', value: 'NAME', help: `${optimizerNames().join(', ')}, or all of them (default all)` },
     json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
     timeline: { type: 'string', value: 'FILE', help: "write the memory timeline page (HTML) to FILE, '-' for stdout" },
     inference: { type: 'boolean', help: 'plan the inference program (prefill, decode, key/value cache) instead of training' },
@@ -43,7 +46,11 @@ export const planSpec: CommandSpec = {
   ],
 };
 
-export const allOptimizers: readonly OptimizerName[] = ['adamw', 'sgd', 'lomo'];
+/** `--optimizer all`: Table 1's rows in its order (most memory first), then any other optimizer. */
+export const allOptimizers = (): OptimizerName[] => {
+  const paper = Object.keys(paperTable1.rows);
+  return [...paper.filter((n) => optimizerNames().includes(n)), ...optimizerNames().filter((n) => !paper.includes(n))];
+};
 
 /**
  * The StepConfig fields that come from one command-line option each. Not options: the optimizer
@@ -91,6 +98,8 @@ export interface PlanRequest {
   readonly preset?: string;
   readonly sets: readonly string[];
   readonly optimizers: readonly OptimizerName[];
+  /** --opt: each optimizer gets the keys it has. */
+  readonly hyper?: Readonly<Record<string, number>>;
   readonly step: StepFields;
   readonly json: boolean;
   /** Where to write the timeline page; '-' is stdout. */
@@ -105,7 +114,9 @@ export function planRequest(positionals: readonly string[], values: Readonly<Rec
     const text = values[o.option];
     if (typeof text === 'string') step[field] = o.parse(text, o.option);
   }
-  const optimizer = oneOf(['sgd', 'adamw', 'lomo', 'all'] as const)((values.optimizer as string | undefined) ?? 'all', 'optimizer');
+  const optimizer = optimizerFrom('plan', (values.optimizer as string | undefined) ?? 'all', ['all']);
+  const optimizers = optimizer === 'all' ? allOptimizers() : [optimizer];
+  const hyper = hyperFrom('plan', optimizers, values.opt);
   const timeline = values.timeline as string | undefined;
   if (values.json && timeline === '-')
     throw new LomocError("lomoc plan: --json and --timeline - cannot be combined (both write to stdout)");
@@ -120,7 +131,8 @@ export function planRequest(positionals: readonly string[], values: Readonly<Rec
     file: positionals[0],
     preset: values.preset as string | undefined,
     sets: (values.set as string[] | undefined) ?? [],
-    optimizers: optimizer === 'all' ? allOptimizers : [optimizer],
+    optimizers,
+    hyper,
     step: step as StepFields,
     json: values.json === true,
     timeline,
@@ -132,7 +144,7 @@ export async function planSteps(req: PlanRequest): Promise<PlanResult> {
   const def = await loadModel(req.file);
   const rows = req.optimizers.map((optimizer): PlanRow => {
     const t0 = performance.now();
-    const compiled = compileStep(def, { ...req.step, target: req.step.target ?? 'gpu', preset: req.preset, sets: req.sets, optimizer });
+    const compiled = compileStep(def, { ...req.step, target: req.step.target ?? 'gpu', preset: req.preset, sets: req.sets, optimizer, hyper: hyperFor(optimizer, req.hyper ?? {}) });
     const planMs = performance.now() - t0;
     return { optimizer, compiled, report: memoryReport(compiled.plan), planMs };
   });

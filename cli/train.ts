@@ -21,6 +21,7 @@ import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
 import type { Decoded } from '../runtime/checkpoint/safetensors.ts';
 import { SafetensorsError, toFloat32, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
 import { BundleError } from '../runtime/bundle/load-bundle.ts';
+import { optimizerDescriptor, resolveHyper } from '../compiler/optimizers/table.ts';
 import type { Manifest } from '../contract/manifest.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import type { StepProgram } from '../contract/program.ts';
@@ -107,13 +108,14 @@ export interface TrainRequest {
 const { integer, number, oneOf, error: optionError } = optionChecks('train');
 
 /** The options that change the compiled step: a bundle was compiled with them and fixes them. */
-const bundleFixed = ['optimizer', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target'] as const;
+const bundleFixed = ['optimizer', 'opt', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target'] as const;
 
 /** What the bundle fixed an option to, for the error. */
 function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string {
   const cfg = (k: string) => (k in m.config ? String(m.config[k]) : '(none)');
   switch (option) {
     case 'optimizer': return `optimizer ${m.step.optimizer}`;
+    case 'opt': return Object.entries(m.step.hyper ?? {}).map(([k, v]) => `--opt ${k}=${v}`).join(' ') || 'the default hyper-parameters';
     case 'checkpoint': return `checkpoint ${m.step.checkpoint}`;
     case 'clip-norm': return `clip-norm ${m.step.clipNorm ?? '(none)'}`;
     case 'clip-value': return `clip-value ${m.step.clipValue ?? '(none)'}`;
@@ -167,6 +169,8 @@ async function trainSource(req: TrainRequest, io: Io): Promise<Source> {
     throw e;
   }
   const m = b.manifest;
+  // The manifest (contract/) holds any non-empty name: the optimizer table checks it.
+  resolveHyper(optimizerDescriptor(m.step.optimizer, `lomoc train: ${req.file}: step.optimizer`), m.step.hyper, `lomoc train: ${req.file}: step.hyper`);
   const given = req.stepOptions ?? [];
   if (given.length) {
     const o = given[0] as (typeof bundleFixed)[number];
@@ -174,7 +178,7 @@ async function trainSource(req: TrainRequest, io: Io): Promise<Source> {
   }
   return {
     name: m.model, preset: m.preset, config: m.config, program: b.program, checkpointDetail: m.step.checkpoint, idRange: Infinity,
-    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, checkpoint: { kind: 'none' }, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype },
+    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint: { kind: 'none' }, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype },
     checkpointText: m.step.checkpoint, bundle: req.file, target: `${m.step.target} (the bundle's)`,
   };
 }
@@ -243,7 +247,7 @@ function runIdentity(req: TrainRequest, src: Source): Record<string, string> {
   return runIdentityOf({
     model: src.name, config: src.config, optimizer: s.optimizer, checkpoint: src.checkpointText, clipNorm: s.clipNorm, clipValue: s.clipValue,
     dtype: s.dtype, lr: req.lr, schedule: req.schedule, warmup: req.warmup, weightDecay: req.weightDecay, data: req.data,
-    tokenizer: req.tokenizer, seed: req.seed, steps: req.steps,
+    tokenizer: req.tokenizer, seed: req.seed, steps: req.steps, hyper: s.hyper,
   });
 }
 

@@ -10,6 +10,7 @@ import { applyCheckpointing, type CheckpointPolicy } from './passes/checkpoint-p
 import { groupScratch } from './codegen/wgsl/emitters.ts';
 import { kernelTarget, type KernelTarget, type TargetName } from './codegen/wgsl/target.ts';
 import { fuse, type FuseOptions } from './passes/fuse.ts';
+import { optimizerDescriptor } from './optimizers/table.ts';
 import { appendOptimizer, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
 import { withStorage } from './passes/precision.ts';
@@ -21,11 +22,14 @@ export interface StepConfig {
   readonly batch?: number;
   readonly seq?: number;
   readonly dtype?: 'f32' | 'f16';
+  /** A registered optimizer (compiler/optimizers/table.ts). */
   readonly optimizer: OptimizerName;
+  /** Its hyper-parameters by name (e.g. beta1), checked against its descriptor; defaults for the rest. */
+  readonly hyper?: Readonly<Record<string, number>>;
   readonly clipNorm?: number;
   readonly clipValue?: number;
   readonly checkpoint?: CheckpointPolicy;
-  /** An f32 master copy of f16 weights for sgd and adamw (default: with f16, as the paper's baselines). */
+  /** An f32 master copy of f16 weights where the descriptor allows one (default: with f16, as the paper's baselines). */
   readonly master?: boolean;
   readonly plan?: PlanOptions;
   /**
@@ -97,16 +101,18 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   };
   const narrowed = run('precision', () => withStorage(forward, cfg.dtype ?? 'f32')); // f16 storage, f32 math
   const grads = run('differentiate', () => differentiate(narrowed)); // reverse mode: a gradient per param
+  const optimizer = optimizerDescriptor(cfg.optimizer); // every optimizer fact below comes from it
   const withStep = run('optimizer', () =>
     appendOptimizer(grads, { // updates as nodes; the norm pass when clipping by norm
       optimizer: cfg.optimizer,
+      hyper: cfg.hyper,
       clipNorm: cfg.clipNorm,
       clipValue: cfg.clipValue,
       master: cfg.master ?? cfg.dtype === 'f16',
     }),
   );
-  const order = cfg.optimizer === 'lomo' ? 'lomo' : 'textbook';
-  const fusing = { matmulUpdate: order === 'lomo', elementwise: true, matmulEpilogue: true, ...cfg.fusion };
+  const order = optimizer.inBackward ? 'lomo' : 'textbook';
+  const fusing = { matmulUpdate: optimizer.fuseMatmulUpdate, elementwise: true, matmulEpilogue: true, ...cfg.fusion };
   // The plan the device allocates: fused kernels' internal values take no bytes, and each kernel's
   // scratch (codegen's choice) is reserved while it runs. `lomoc plan` and `lomoc run` share it.
   const target = kernelTarget(cfg.target ?? 'cpu');

@@ -31,7 +31,10 @@ export const manifestSchema = z.object({
   preset: z.string(),
   config: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
   step: z.object({
-    optimizer: z.enum(['sgd', 'adamw', 'lomo']),
+    /** A registered optimizer's name: contract/ cannot see the compiler's table; the compiler checks it. */
+    optimizer: z.string().min(1),
+    /** The hyper-parameters the user set (--opt), by name; the rest (all, when absent) had their descriptor's defaults. */
+    hyper: z.record(z.string(), z.number()).optional(),
     dtype: z.enum(['f32', 'f16']),
     checkpoint: z.string(),
     clipNorm: z.number().positive().nullable(),

@@ -155,8 +155,7 @@ export const vjpRules: { readonly [O in Op]: VjpRule<O> | null } = {
   embeddingGrad: null,
   attentionGrad: null,
   crossEntropyGrad: null,
-  sgdUpdate: null,
-  adamwUpdate: null,
+  optimizerUpdate: null,
   sumSquares: null,
   clipFactor: null,
   // Inference only: the inference rewrite makes them after tracing; no training graph has them.

@@ -61,8 +61,7 @@ export const opTraits = {
   embeddingGrad: k('tokens'),
   attentionGrad: k('attention'),
   crossEntropyGrad: k('rows'),
-  sgdUpdate: k('update'),
-  adamwUpdate: k('update'),
+  optimizerUpdate: k('update'),
   sumSquares: k('reduce'),
   clipFactor: k('map'),
   // Inference (compiler/inference/): a key/value cache at a runtime position.

@@ -69,17 +69,12 @@ export interface OpAttrs extends ElementwiseAttrs {
 
   // ---- the optimizer step, made by passes/optimizer-step.ts ----
   /**
-   * SGD with weight decay. Inputs [p, g, lr, wd, scale?, master?] -> [p', master'?]:
-   * w = master ?? p; u = g * scale; u = clamp(u, -clipValue, clipValue); w' = w - lr * (u + wd * w);
-   * p' = w' stored in p's dtype. `scale` is the clip-norm factor; `master` an f32 copy of f16 weights.
+   * One parameter's optimizer step, by the update rule `attrs.rule` (compiler/optimizers/): inputs
+   * by name through `attrs.inputs`, outputs [p', state'...] in `attrs.states` order. u = g * scale,
+   * clamped to [-clipValue, clipValue]; w = master ?? p; the rule gives w' and new states; p' = w'
+   * stored in p's dtype (and master' = w').
    */
-  sgdUpdate: UpdateAttrs;
-  /**
-   * AdamW (decoupled weight decay). Inputs [p, g, lr, wd, step, scale?, m, v, master?] ->
-   * [p', m', v', master'?]: u as for SGD; m' = b1 m + (1 - b1) u; v' = b2 v + (1 - b2) u^2;
-   * w' = w - lr * (m' / (1 - b1^step) / (sqrt(v' / (1 - b2^step)) + eps) + wd * w).
-   */
-  adamwUpdate: UpdateAttrs & { readonly beta1: number; readonly beta2: number; readonly eps: number };
+  optimizerUpdate: UpdateAttrs;
   /** g -> sum(g^2), an f32 scalar. */
   sumSquares: None;
   /** total -> min(1, maxNorm / (sqrt(total) + 1e-6)): the clip-norm factor. */
@@ -99,12 +94,23 @@ export interface OpAttrs extends ElementwiseAttrs {
   cachedAttention: { readonly scale: number };
 }
 
+/** The named inputs of an update node besides its rule's states: update-layout.ts orders them. */
+export type UpdateSlot = 'p' | 'g' | 'lr' | 'wd' | 'step' | 'scale';
+
 export interface UpdateAttrs {
+  /** The update rule's name (compiler/optimizers/table.ts): sgd for both sgd and lomo. */
+  readonly rule: string;
+  /** Every hyper-parameter of the rule, defaults filled in. */
+  readonly hyper: Readonly<Record<string, number>>;
+  /** Input index of each named input: the slots, each rule state, and `master`. */
+  readonly inputs: Readonly<Record<string, number>>;
+  /** The states in output order (outputs[k + 1] is the new value of states[k]); `master` last. */
+  readonly states: readonly string[];
   /** Clamp each gradient element to [-clipValue, clipValue]; null: no clamp. */
   readonly clipValue: number | null;
-  /** A clip-norm factor input follows the step inputs. */
+  /** A clip-norm factor input (`scale`) multiplies the gradient. */
   readonly scaled: boolean;
-  /** An f32 master copy of the weights is the last state input. */
+  /** An f32 master copy of the weights (`master`) is what the rule updates. */
   readonly master: boolean;
 }
 
@@ -117,18 +123,13 @@ export const outputCount: { readonly [O in Op]?: number } = {
   attentionGrad: 3,
 };
 
-/** Outputs of the update ops: the new param, then the new state in input order. */
-export function updateOutputCount(op: 'sgdUpdate' | 'adamwUpdate', a: UpdateAttrs): number {
-  return 1 + (op === 'adamwUpdate' ? 2 : 0) + (a.master ? 1 : 0);
-}
-
 /** The ops OpAttrs declares itself (the elementwise ones are listed by their table). */
 const declaredOps = [
   'matmul', 'fill', 'sum', 'mean', 'max', 'reshape', 'transpose', 'slice', 'concat',
   'broadcastTo', 'softmax', 'logSoftmax', 'layerNorm', 'rmsNorm', 'embedding', 'rope', 'attention',
   'crossEntropy', 'maxGrad', 'pad', 'softmaxGrad',
   'logSoftmaxGrad', 'layerNormGrad', 'rmsNormGrad', 'embeddingGrad', 'attentionGrad', 'crossEntropyGrad',
-  'sgdUpdate', 'adamwUpdate', 'sumSquares', 'clipFactor', 'positionSlice', 'ropeAt', 'cacheWrite', 'cachedAttention',
+  'optimizerUpdate', 'sumSquares', 'clipFactor', 'positionSlice', 'ropeAt', 'cacheWrite', 'cachedAttention',
 ] as const satisfies readonly Op[];
 // Completeness check: every Op is listed in declaredOps or is elementwise.
 type Missing = Exclude<Op, (typeof declaredOps)[number] | (typeof elementwiseOpNames)[number]>;

@@ -3,6 +3,8 @@
 import { elementwiseDef, elementwiseOpNames, type ElementwiseOp, type Operands } from './elementwise-ops.ts';
 import type { Op, OpAttrs, UpdateAttrs } from './ops.ts';
 import type { DType, Shape } from './types.ts';
+import { updateRule } from '../optimizers/table.ts';
+import { updateAttrs, updateInputOrder } from '../optimizers/update-layout.ts';
 import { broadcastShapes, fmtShape, isFloat, reducedShape, sameShape } from './shape.ts';
 
 export interface TensorType {
@@ -277,8 +279,7 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     mustEqual(ins, 2, ins[1].shape, 'the incoming gradient');
     return [ins[0]];
   },
-  sgdUpdate: (ins, a) => updateRule(ins, a, 4, 0),
-  adamwUpdate: (ins, a) => updateRule(ins, a, 5, 2),
+  optimizerUpdate: (ins, a) => updateTypes(ins, a),
   sumSquares: (ins) => {
     arity(ins, 1);
     float(ins, 0, 'the gradient');
@@ -333,19 +334,25 @@ function position(ins: readonly TensorType[], i: number): void {
   mustEqual(ins, i, [1], 'the position');
 }
 
-/** [p, g, lr, wd, (step), (scale), state..., (master)] -> [p', state'...] */
-function updateRule(ins: readonly TensorType[], a: UpdateAttrs, scalars: number, moments: number): TensorType[] {
-  const states = moments + (a.master ? 1 : 0);
-  arity(ins, scalars + (a.scaled ? 1 : 0) + states);
-  float(ins, 0, 'the param');
-  mustEqual(ins, 1, ins[0].shape, 'the gradient');
-  for (let i = 2; i < scalars + (a.scaled ? 1 : 0); i++) mustEqual(ins, i, [], 'every step scalar');
-  const first = ins.length - states;
-  for (let i = first; i < ins.length; i++) {
-    mustEqual(ins, i, ins[0].shape, 'optimizer state');
-    if (ins[i].dtype !== 'f32') throw new ShapeError(`optimizer state must be f32, got ${ins[i].dtype}`, i);
+/** Named inputs (p, g, the step scalars, the rule's states, master) -> [p', state'...]. */
+function updateTypes(ins: readonly TensorType[], a: UpdateAttrs): TensorType[] {
+  const rule = updateRule(a.rule);
+  const layout = updateAttrs(rule, a);
+  const names = updateInputOrder(a);
+  if (names.join() !== updateInputOrder(layout).join() || a.states.join() !== layout.states.join())
+    throw new ShapeError(`the ${a.rule} update takes inputs ${updateInputOrder(layout).join(', ')}, got ${names.join(', ')}`);
+  arity(ins, names.length);
+  const at = (name: string) => a.inputs[name];
+  float(ins, at('p'), 'the param');
+  mustEqual(ins, at('g'), ins[at('p')].shape, 'the gradient');
+  for (const name of ['lr', 'wd', 'step', 'scale']) if (at(name) !== undefined) mustEqual(ins, at(name), [], 'every step scalar');
+  const p = ins[at('p')];
+  const shapes = new Map(rule.states.map((s) => [s.name, s.shape(p.shape)]));
+  for (const name of a.states) {
+    mustEqual(ins, at(name), shapes.get(name) ?? p.shape, `optimizer state '${name}'`);
+    if (ins[at(name)].dtype !== 'f32') throw new ShapeError(`optimizer state must be f32, got ${ins[at(name)].dtype}`, at(name));
   }
-  return [ins[0], ...ins.slice(first).map((t) => ({ shape: t.shape, dtype: 'f32' as const }))];
+  return [p, ...a.states.map((name) => ({ shape: ins[at(name)].shape, dtype: 'f32' as const }))];
 }
 
 /** Applies an op's rule; the one entry point the tracer, autodiff and the verifier share. */

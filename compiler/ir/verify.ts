@@ -1,7 +1,7 @@
 // The verifier: run after every pass in tests. Checks that a graph is well formed SSA in
 // topological order and that every node's output types follow its op's shape rule.
 import { CompilerBug } from '../diagnostics.ts';
-import { outputCount, updateOutputCount } from './ops.ts';
+import { outputCount } from './ops.ts';
 import { inferTypes, ShapeError } from './shape-rules.ts';
 import { sameShape } from './shape.ts';
 import type { Graph } from './types.ts';
@@ -21,8 +21,8 @@ export function verifyProblems(g: Graph): string[] {
     const where = `node #${i} (${n.op})`;
     if (n.id !== i) problems.push(`${where} has id ${n.id}`);
     for (const x of n.inputs) if (!defined.has(x)) problems.push(`${where} reads %${x} before it is defined`);
-    const want =
-      n.op === 'sgdUpdate' || n.op === 'adamwUpdate' ? updateOutputCount(n.op, n.attrs) : outputCount[n.op] ?? 1;
+    // An update makes the param's new value and one new value per state its attrs name.
+    const want = n.op === 'optimizerUpdate' ? 1 + n.attrs.states.length : outputCount[n.op] ?? 1;
     if (n.outputs.length !== want) problems.push(`${where} has ${n.outputs.length} outputs, expected ${want}`);
     for (const o of n.outputs) {
       if (defined.has(o)) problems.push(`${where} redefines %${o}`);

@@ -8,8 +8,9 @@
 //   - fusing changes no result: a group computes exactly what its nodes compute in order (up to
 //     f32 rounding of values kept in registers instead of storage).
 // Groups formed:
-//   matmulUpdate (LOMO): a weight-gradient matmul and the sgdUpdate right after it that reads its
-//     output as the gradient, when nothing else reads it. The gradient never exists in memory.
+//   matmulUpdate (LOMO): a weight-gradient matmul and the update right after it that reads its
+//     output as the gradient, when nothing else reads it and the update keeps no state (its rule
+//     has none, no master copy). The gradient never exists in memory.
 //   elementwise: chains of elementwise nodes with one output shape whose intermediates are read
 //     only inside the chain, within 8 storage bindings.
 //   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias, activation).
@@ -19,9 +20,10 @@ import { fusibleOps } from '../ir/op-traits.ts';
 import { sameShape } from '../ir/shape.ts';
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { users } from '../ir/analysis.ts';
+import { updateInput } from '../optimizers/update-layout.ts';
 
 export interface FuseOptions {
-  /** LOMO: a weight-gradient matmul and its parameter update as one kernel. */
+  /** A weight-gradient matmul and its parameter update as one kernel (the descriptor's fuseMatmulUpdate). */
   readonly matmulUpdate: boolean;
   /** Chains of elementwise nodes as one kernel. */
   readonly elementwise: boolean;
@@ -92,11 +94,12 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
 
   const matmulUpdateAt = (i: number): boolean => {
     const [mm, up] = [g.nodes[i], g.nodes[i + 1]];
-    if (mm?.op !== 'matmul' || up?.op !== 'sgdUpdate' || up.attrs.master) return false;
+    if (mm?.op !== 'matmul' || up?.op !== 'optimizerUpdate' || up.attrs.states.length) return false;
     const grad = mm.outputs[0];
+    const [param, gradIn] = [updateInput(up.attrs, up.inputs, 'p')!, updateInput(up.attrs, up.inputs, 'g')];
     // The kernel writes the param in place while it runs: the matmul must not read it.
-    return up.inputs[1] === grad && !pinned.has(grad) && readers[grad].length === 1 &&
-      up.inputs.filter((x) => x === grad).length === 1 && !mm.inputs.includes(up.inputs[0]);
+    return gradIn === grad && !pinned.has(grad) && readers[grad].length === 1 &&
+      up.inputs.filter((x) => x === grad).length === 1 && !mm.inputs.includes(param);
   };
 
   const groups: KernelGroup[] = [];

@@ -1,18 +1,22 @@
 // The optimizer step as graph nodes. Requires: a differentiated graph (`grads` set). Ensures: one
-// update node per param (phase 'update') whose first output is the param's new value, listed in
-// `updates`; optimizer state declared in `state` with its next value; the learning rate, weight
-// decay (and AdamW's step count) as scalar inputs, so a schedule changes them without recompiling.
+// `optimizerUpdate` node per param (phase 'update') by the optimizer's rule (compiler/optimizers/),
+// whose first output is the param's new value, listed in `updates`; each rule state declared in
+// `state` with its own shape and its next value; the learning rate, weight decay (and the step
+// count, for rules that use it) as scalar inputs, so a schedule changes them without recompiling.
 //
-// sgd and lomo build the same nodes: they differ only in the schedule (passes/schedule.ts), which
-// is what makes "LOMO equals SGD bit for bit" provable. Clipping by norm adds a norm pass: with
-// `twoPass` (LOMO) the whole backward is cloned as pass 1, whose gradients only feed the squared
-// norm and die at once; pass 2 recomputes them for the updates (paper, section 3.3).
+// Optimizers with the same rule build the same nodes (sgd and lomo differ only in the schedule),
+// which is what makes "LOMO equals SGD bit for bit" provable. Clipping by norm adds a norm pass: for
+// a 'twoPass' optimizer (LOMO) the whole backward is cloned as pass 1, whose gradients only feed the
+// squared norm and die at once; pass 2 recomputes them for the updates (paper, section 3.3).
 import { CompilerBug } from '../diagnostics.ts';
 import { GraphBuilder } from '../ir/builder.ts';
 import type { Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
+import { optimizerDescriptor, resolveHyper } from '../optimizers/table.ts';
+import { updateAttrs, updateInputs } from '../optimizers/update-layout.ts';
 import { hyperInputs as stepInputNames } from '../../contract/program.ts';
 
-export type OptimizerName = 'sgd' | 'adamw' | 'lomo';
+/** A registered optimizer's name (compiler/optimizers/table.ts lists them). */
+export type OptimizerName = string;
 
 export interface StepOptions {
   readonly optimizer: OptimizerName;
@@ -20,11 +24,10 @@ export interface StepOptions {
   readonly clipValue?: number;
   /** Scale all gradients so their global L2 norm is at most n. */
   readonly clipNorm?: number;
-  /** Keep an f32 master copy of f16 weights (the baselines do; LOMO does not). */
+  /** Keep an f32 master copy of f16 weights, where the optimizer's descriptor allows one. */
   readonly master?: boolean;
-  readonly beta1?: number;
-  readonly beta2?: number;
-  readonly eps?: number;
+  /** Hyper-parameters by name, checked against the optimizer's descriptor; defaults for the rest. */
+  readonly hyper?: Readonly<Record<string, number>>;
 }
 
 export { hyperInputs as stepInputNames } from '../../contract/program.ts';
@@ -59,9 +62,12 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
     b.inputs.push({ name, value: v, loc });
     return v;
   };
+  const d = optimizerDescriptor(opts.optimizer);
+  const rule = d.rule;
+  const hyper = resolveHyper(d, opts.hyper);
   const lr = scalar(stepInputNames.lr);
   const wd = scalar(stepInputNames.weightDecay);
-  const step = opts.optimizer === 'adamw' ? scalar(stepInputNames.step) : undefined;
+  const step = rule.usesStep ? scalar(stepInputNames.step) : undefined;
 
   // Clip by norm: the squared norm summed in gradient completion order (the same order in both
   // passes, so the two-pass LOMO step and the plain clipped step compute identical bits).
@@ -76,34 +82,29 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
     }
     return b.node('clipFactor', [total!], { maxNorm: opts.clipNorm! }, loc, 'norm')[0];
   };
-  const twoPass = opts.clipNorm !== undefined && opts.optimizer === 'lomo';
+  const twoPass = opts.clipNorm !== undefined && d.clipNorm === 'twoPass';
   if (twoPass) factor = sumSquares(cloneBackward(b, g, backward));
   for (const n of backward) b.nodes.push({ ...n, id: b.nodes.length });
   if (opts.clipNorm !== undefined && !twoPass) factor = sumSquares(g.grads);
 
   const updates: Record<string, ValueId> = {};
   const state: StateDecl[] = [];
-  const stateValue = (param: string, kind: string, shape: readonly number[], pLoc: Node['loc']) => {
-    const value = b.value(shape, 'f32', 'optstate', pLoc, `${kind}.${param}`);
-    return { name: `${kind}.${param}`, param, value };
-  };
-  const common = { clipValue: opts.clipValue ?? null, scaled: factor !== undefined };
   for (const p of g.params) {
     const pv = g.values[p.value];
-    const master = opts.master === true && opts.optimizer !== 'lomo' && pv.dtype === 'f16';
-    const ins = [p.value, g.grads[p.name], lr, wd];
-    const scale = factor === undefined ? [] : [factor];
-    const states = [
-      ...(opts.optimizer === 'adamw' ? [stateValue(p.name, 'm', pv.shape, p.loc), stateValue(p.name, 'v', pv.shape, p.loc)] : []),
-      ...(master ? [stateValue(p.name, 'master', pv.shape, p.loc)] : []),
-    ];
-    const outs =
-      opts.optimizer === 'adamw'
-        ? b.node('adamwUpdate', [...ins, step!, ...scale, ...states.map((s) => s.value)],
-            { ...common, master, beta1: opts.beta1 ?? 0.9, beta2: opts.beta2 ?? 0.999, eps: opts.eps ?? 1e-8 },
-            p.loc, 'update', ['update', 'optstate', 'optstate', 'optstate'])
-        : b.node('sgdUpdate', [...ins, ...scale, ...states.map((s) => s.value)], { ...common, master }, p.loc, 'update',
-            ['update', 'optstate']);
+    const master = opts.master === true && d.masterCopy && pv.dtype === 'f16';
+    const attrs = updateAttrs(rule, { clipValue: opts.clipValue ?? null, scaled: factor !== undefined, master, hyper });
+    const shapes: Record<string, readonly number[]> = Object.fromEntries(rule.states.map((s) => [s.name, s.shape(pv.shape)]));
+    const states = attrs.states.map((kind) => {
+      const name = `${kind}.${p.name}`;
+      return { name, param: p.name, value: b.value(shapes[kind] ?? pv.shape, 'f32', 'optstate', p.loc, name) };
+    });
+    const named: Record<string, ValueId> = {
+      p: p.value, g: g.grads[p.name], lr, wd,
+      ...(step === undefined ? {} : { step }),
+      ...(factor === undefined ? {} : { scale: factor }),
+      ...Object.fromEntries(attrs.states.map((kind, k) => [kind, states[k].value])),
+    };
+    const outs = b.node('optimizerUpdate', updateInputs(attrs, named), attrs, p.loc, 'update', ['update', ...states.map(() => 'optstate' as const)]);
     b.setValue(outs[0], { name: `new.${p.name}` });
     updates[p.name] = outs[0];
     states.forEach((s, k) => state.push({ ...s, next: outs[k + 1] }));

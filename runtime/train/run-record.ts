@@ -24,12 +24,16 @@ export interface RunFields {
   readonly tokenizer: string;
   readonly seed: number;
   readonly steps: number;
+  /** The optimizer's hyper-parameters given with --opt (absent or empty: the descriptor's defaults). */
+  readonly hyper?: Readonly<Record<string, number>>;
 }
 
 /** The identity of a run: every field a resumed run must share with its checkpoint. */
 export function runIdentity(r: RunFields): Record<string, string> {
   return {
     model: r.model, config: JSON.stringify(r.config), optimizer: r.optimizer, checkpoint: r.checkpoint,
+    // Only when --opt was given, so checkpoints written before it existed still resume.
+    ...(r.hyper && Object.keys(r.hyper).length ? { opt: JSON.stringify(r.hyper) } : {}),
     'clip-norm': String(r.clipNorm ?? ''), 'clip-value': String(r.clipValue ?? ''), lr: String(r.lr), 'lr-schedule': r.schedule,
     // Absent for f32, so checkpoints written before --dtype existed still resume.
     ...(r.dtype && r.dtype !== 'f32' ? { dtype: r.dtype } : {}),

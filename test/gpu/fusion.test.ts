@@ -1,6 +1,8 @@
 // Fused kernels compute what their nodes compute one by one: each group runs fused and unfused
 // on the GPU and both are compared with the reference executor. The LOMO kernel (weight-gradient
 // matmul + SGD update, the gradient never stored) equals matmul-then-update.
+import { builtinOptimizers } from '../../compiler/optimizers/table.ts';
+import { updateAttrs, updateInputs } from '../../compiler/optimizers/update-layout.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Fusion, GroupKind } from '../../compiler/ir/fusion.ts';
@@ -41,7 +43,8 @@ describe('the fused LOMO matmul-update kernel equals matmul-then-update', () => 
     const w = t.param('w', [k, n], { kind: 'zeros' });
     const [lr, wd, sc] = [t.input('lr', []), t.input('weightDecay', []), t.input('scale', [])];
     const [grad] = t.b.node('matmul', [x, dy], { transA: true, transB: false }, loc, 'backward', 'grad');
-    const [next] = t.b.node('sgdUpdate', [w, grad, lr, wd, ...(scaled ? [sc] : [])], { clipValue, scaled, master: false }, loc, 'update', ['update']);
+    const attrs = updateAttrs(builtinOptimizers.sgd.rule, { clipValue, scaled, master: false });
+    const [next] = t.b.node('optimizerUpdate', updateInputs(attrs, { p: w, g: grad, lr, wd, ...(scaled ? { scale: sc } : {}) }), attrs, loc, 'update', ['update']);
     return { ...t.finish(zero(t)), grads: { w: grad }, updates: { w: next } };
   }
   const dim = fc.integer({ min: 1, max: 70 });

@@ -8,7 +8,8 @@ import { LomocError } from '../../compiler/diagnostics.ts';
 import { lowerStep, maxStorageBindings } from '../../compiler/codegen/wgsl/lower.ts';
 import { kernelTargets } from '../../compiler/codegen/wgsl/target.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
-import type { UpdateAttrs } from '../../compiler/ir/ops.ts';
+import { builtinOptimizers } from '../../compiler/optimizers/table.ts';
+import { updateAttrs, updateInputs, type UpdateFlags } from '../../compiler/optimizers/update-layout.ts';
 import type { DType, Graph, StateDecl, ValueId } from '../../compiler/ir/types.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import { execute, type Feeds } from '../../compiler/reference/execute.ts';
@@ -31,8 +32,9 @@ const tol = (ref: ArrayLike<number>) => {
   return { abs: 2e-6 * scale, rel: 1e-5 };
 };
 
-type Op = 'sgdUpdate' | 'adamwUpdate';
-interface Variant extends UpdateAttrs {
+/** The update rule under test. */
+type Op = 'sgd' | 'adamw';
+interface Variant extends UpdateFlags {
   readonly op: Op;
   readonly shape: readonly number[];
   readonly lr: number;
@@ -57,17 +59,16 @@ function updateGraph(v: Variant, dtype: DType = 'f32'): Built {
   const shape = v.shape;
   const p = g.param('w', shape, { kind: 'zeros' });
   const scalar = (name: string) => g.input(name, []);
-  const ins = [p, g.input('g', shape, dtype), scalar('lr'), scalar('weightDecay')];
-  if (v.op === 'adamwUpdate') ins.push(scalar('step'));
-  if (v.scaled) ins.push(scalar('scale'));
-  const names = [...(v.op === 'adamwUpdate' ? ['m', 'v'] : []), ...(v.master ? ['master'] : [])];
+  const attrs = updateAttrs(builtinOptimizers[v.op].rule, { clipValue: v.clipValue, scaled: v.scaled, master: v.master });
+  const names = attrs.states;
   // In place: state values declared as the step's state; otherwise plain inputs.
   const states = names.map((n) => (v.inPlace ? g.b.value(shape, 'f32', 'optstate', loc, `${n}.w`) : g.input(`${n}.w`, shape)));
-  const attrs = { clipValue: v.clipValue, scaled: v.scaled, master: v.master };
-  const outs =
-    v.op === 'adamwUpdate'
-      ? g.b.node('adamwUpdate', [...ins, ...states], { ...attrs, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, loc, 'update', ['update', 'optstate', 'optstate', 'optstate'])
-      : g.b.node('sgdUpdate', [...ins, ...states], attrs, loc, 'update', ['update', 'optstate']);
+  const named: Record<string, ValueId> = {
+    p, g: g.input('g', shape, dtype), lr: scalar('lr'), wd: scalar('weightDecay'),
+    ...(v.op === 'adamw' ? { step: scalar('step') } : {}), ...(v.scaled ? { scale: scalar('scale') } : {}),
+    ...Object.fromEntries(names.map((n, k) => [n, states[k]])),
+  };
+  const outs = g.b.node('optimizerUpdate', updateInputs(attrs, named), attrs, loc, 'update', ['update', ...names.map(() => 'optstate' as const)]);
   const base = g.finish(g.input('zero', []));
   if (!v.inPlace) return { g: base, p, outs, states };
   const state: StateDecl[] = names.map((n, k) => ({ name: `${n}.w`, param: 'w', value: states[k], next: outs[k + 1] }));
@@ -95,7 +96,7 @@ function feedsFor(v: Variant, s: number): Feeds {
 }
 
 const variant: fc.Arbitrary<Variant> = fc.record({
-  op: fc.constantFrom<Op>('sgdUpdate', 'adamwUpdate'),
+  op: fc.constantFrom<Op>('sgd', 'adamw'),
   shape: shapes(1, 3, 1 << 14),
   clipValue: fc.option(fc.constantFrom(0.05, 0.5, 2), { nil: null }),
   scaled: fc.boolean(),
@@ -126,7 +127,7 @@ const programOf = (g: Graph): StepProgram => {
 };
 
 describe('optimizer kernels', () => {
-  it('sgdUpdate and adamwUpdate, in place, every variant: match the reference', async () => {
+  it('the sgd and adamw updates, in place, every variant: match the reference', async () => {
     await fc.assert(fc.asyncProperty(variant, seed, check), runs(20));
   });
 
@@ -141,7 +142,7 @@ describe('optimizer kernels', () => {
   });
 
   it('the planner aliases p\' onto p and each state onto its new value; each is bound once', () => {
-    for (const op of ['sgdUpdate', 'adamwUpdate'] as const)
+    for (const op of ['sgd', 'adamw'] as const)
       for (const [scaled, master] of [[false, false], [true, false], [false, true], [true, true]]) {
         const v: Variant = { op, shape: [3, 5], clipValue: 0.5, scaled, master, lr: 0.1, wd: 0.1, step: 1, factor: 0.5, inPlace: true };
         const { g, p, outs, states } = updateGraph(v);
@@ -151,7 +152,7 @@ describe('optimizer kernels', () => {
         states.forEach((s, k) => expect(plan.bufferOf[outs[k + 1]]).toBe(plan.bufferOf[s]));
         const program = lowerStep(g, plan, f, kernelTargets.cpu);
         // No copies: one dispatch, or two when AdamW with a scale and a master copy would need 9.
-        expect(program.dispatches.length).toBe(op === 'adamwUpdate' && scaled && master ? 2 : 1);
+        expect(program.dispatches.length).toBe(op === 'adamw' && scaled && master ? 2 : 1);
         for (const d of program.dispatches) {
           expect(d.bindings.length).toBeLessThanOrEqual(maxStorageBindings);
           const ranges = d.bindings.map((b) => `${b.arena}:${b.offset}`);
@@ -164,7 +165,8 @@ describe('optimizer kernels', () => {
     const g = new TestGraph('shared');
     const p = g.param('w', [70], { kind: 'zeros' });
     const rate = g.input('lr', []);
-    const [next] = g.b.node('sgdUpdate', [p, g.input('g', [70]), rate, rate], { clipValue: null, scaled: false, master: false }, loc, 'update', ['update']);
+    const attrs = updateAttrs(builtinOptimizers.sgd.rule, { clipValue: null, scaled: false, master: false });
+    const [next] = g.b.node('optimizerUpdate', updateInputs(attrs, { p, g: g.input('g', [70]), lr: rate, wd: rate }), attrs, loc, 'update', ['update']);
     const graph = { ...g.finish(g.input('zero', [])), updates: { w: next } };
     const scalar = (x: number): HostTensor => ({ shape: [], data: Float32Array.of(x) });
     const feeds = { inputs: { g: random([70], 1), lr: scalar(0.1), zero: scalar(0) }, params: { w: random([70], 2) } };

@@ -39,7 +39,7 @@ function groupProblems(g: Graph, f: Fusion): string[] {
     if (grp.kind === 'matmulEpilogue' && nodes[0].op !== 'matmul') out.push(`group ${k} (${ops}) does not start with a matmul`);
     if (grp.kind === 'matmulUpdate') {
       const [mm, up] = nodes;
-      if (nodes.length !== 2 || mm.op !== 'matmul' || up.op !== 'sgdUpdate' || up.inputs[1] !== mm.outputs[0] || !internal.has(mm.outputs[0]))
+      if (nodes.length !== 2 || mm.op !== 'matmul' || up.op !== 'optimizerUpdate' || up.inputs[up.attrs.inputs.g] !== mm.outputs[0] || !internal.has(mm.outputs[0]))
         out.push(`group ${k} (${ops}) is not a matmul whose output is the internal gradient of the update after it`);
     }
     if (grp.kind === 'single' && nodes.length !== 1) out.push(`single group ${k} has ${nodes.length} nodes`);

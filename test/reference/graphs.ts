@@ -1,5 +1,7 @@
 // Test graphs built by hand with GraphBuilder: one that uses every op, and a tiny llama-like
 // forward pass of the size the models will have.
+import { builtinOptimizers } from '../../compiler/optimizers/table.ts';
+import { updateAttrs, updateInputs, type UpdateFlags } from '../../compiler/optimizers/update-layout.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
 import { elementwiseDef, elementwiseOpNames } from '../../compiler/ir/elementwise-ops.ts';
 import type { Op, OpAttrs } from '../../compiler/ir/ops.ts';
@@ -130,14 +132,15 @@ function optimizerOps(g: TestGraph, w: ValueId, gw: ValueId): ValueId[] {
   const scalar = (value: number) => g.one('fill', [], { value, shape: [], dtype: 'f32' });
   const [lr, wd, step] = [scalar(0.1), scalar(0.01), scalar(3)];
   const factor = g.one('clipFactor', [g.one('sumSquares', [gw], none)], { maxNorm: 0.5 });
-  const update = { clipValue: 0.25, scaled: true, master: false };
   const master = g.one('scale', [w], { c: 1 });
+  const update = (name: 'sgd' | 'adamw', flags: UpdateFlags, named: Record<string, ValueId>) => {
+    const attrs = updateAttrs(builtinOptimizers[name].rule, flags);
+    return g.op('optimizerUpdate', updateInputs(attrs, { p: w, g: gw, lr, wd, ...named }), attrs);
+  };
   return [
-    ...g.op('sgdUpdate', [w, gw, lr, wd, factor], update),
-    ...g.op('sgdUpdate', [w, gw, lr, wd, master], { clipValue: null, scaled: false, master: true }),
-    ...g.op('adamwUpdate', [w, gw, lr, wd, step, gw, g.one('mul', [gw, gw], none)], {
-      clipValue: null, scaled: false, master: false, beta1: 0.9, beta2: 0.999, eps: 1e-8,
-    }),
+    ...update('sgd', { clipValue: 0.25, scaled: true, master: false }, { scale: factor }),
+    ...update('sgd', { clipValue: null, scaled: false, master: true }, { master }),
+    ...update('adamw', { clipValue: null, scaled: false, master: false }, { step, m: gw, v: g.one('mul', [gw, gw], none) }),
   ];
 }
 

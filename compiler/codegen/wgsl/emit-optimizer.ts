@@ -4,19 +4,24 @@
 // was planned without that aliasing (hand-built test graphs), the old values are first copied
 // into the new ones, so the update itself is still in place.
 //
-// lr, wd, step and the clip-norm factor are scalar values in storage, read every step. Baked into
-// the shader (and its key): the op, whether there is a clip value, a scale and a master copy,
-// whether p' is written by a second dispatch, and which read-only operands share one binding.
-// Uniforms: the element count, the clip value, and AdamW's betas, 1 - betas, ln(betas) and eps.
-// f16 storage (p, g; the moments and the master copy stay f32) is declared here and converted
-// by f16-storage.ts, so the update itself runs in f32.
+// The element's update is the rule's WGSL (compiler/optimizers/): this file binds the node's named
+// inputs and hands the rule their names. lr, wd, step and the clip-norm factor are scalar values
+// in storage, read every step. Baked into the shader (and its key): the rule, whether there is a
+// clip value, a scale and a master copy, whether p' is written by a second dispatch, and which
+// read-only operands share one binding. Uniforms: the element count, the clip value, and the
+// rule's own (AdamW's betas, 1 - betas, ln(betas) and eps). f16 storage (p, g; the states and
+// the master copy stay f32) is declared here and converted by f16-storage.ts, so the update
+// itself runs in f32. A rule whose states do not have the param's shape needs kernels of its own.
 //
 // 8 storage bindings: AdamW with a clip-norm factor and a master copy reads p, g, lr, wd, step,
 // scale, m, v, master: 9. With a master copy p is never read (w = master), only written; so that
 // variant writes master', m', v' in one dispatch (8 bindings) and then casts master' into p'.
 import { CompilerBug, LomocError } from '../../diagnostics.ts';
 import type { UpdateAttrs } from '../../ir/ops.ts';
-import { numel } from '../../ir/shape.ts';
+import { numel, sameShape } from '../../ir/shape.ts';
+import type { WgslNames, WgslRule } from '../../optimizers/descriptor.ts';
+import { updateRule } from '../../optimizers/table.ts';
+import { updateInput } from '../../optimizers/update-layout.ts';
 import type { DType, NodeOf, ValueId } from '../../ir/types.ts';
 import type { BufferRef } from '../../../contract/program.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall } from './emitter.ts';
@@ -25,7 +30,7 @@ import { floatStorage } from './f16-storage.ts';
 const WG = 256;
 const maxBindings = 8; // lower.ts's maxStorageBindings (not imported: lower.ts imports this file)
 
-type UpdateNode = NodeOf<'sgdUpdate'> | NodeOf<'adamwUpdate'>;
+type UpdateNode = NodeOf<'optimizerUpdate'>;
 
 interface Binding {
   readonly name: string;
@@ -35,23 +40,27 @@ interface Binding {
   readonly dtype: DType;
 }
 
-/**
- * The SGD step of one element as a WGSL function, for this kernel and for fused kernels that
- * compute the gradient themselves: sgdStep(w, grad, rate, decay, factor, clip) -> w'.
- */
-export function sgdStepWgsl(a: UpdateAttrs): string {
-  return `fn sgdStep(w: f32, grad: f32, rate: f32, decay: f32, factor: f32, clip: f32) -> f32 {
-  let x = ${a.clipValue === null ? 'grad * factor' : 'clamp(grad * factor, -clip, clip)'};
-  return w - rate * (x + decay * w);
-}`;
+/** The WGSL of an update's rule; a LomocError when it has none. */
+export function wgslRuleOf(n: UpdateNode): WgslRule {
+  const rule = updateRule(n.attrs.rule);
+  if (!rule.wgsl) throw new LomocError(`optimizerUpdate: the update rule '${rule.name}' has no WGSL kernel yet; run it on the reference executor (--device cpu)`, n.loc);
+  return rule.wgsl;
 }
 
-/** 1 - beta^t from lb = ln(beta), without the cancellation of 1 - pow(beta, t) near t * lb = 0. */
-const oneMinusPow = `fn oneMinusPow(lb: f32, t: f32) -> f32 {
-  let x = t * lb;
-  if (x > -0.0625) { return -x * (1.0 + x / 2.0 * (1.0 + x / 3.0 * (1.0 + x / 4.0 * (1.0 + x / 5.0 * (1.0 + x / 6.0))))); }
-  return 1.0 - exp(x);
-}`;
+/** The uniform field of a rule's uniform `name` (prefixed, so no rule name clashes with n or clip). */
+export const ruleUniform = (name: string) => `h_${name}`;
+
+/** The rule's uniforms as struct fields and their f32 values, in the rule's order. */
+export function ruleUniforms(r: WgslRule, a: UpdateAttrs): { fields: string[]; values: number[] } {
+  const all = Object.entries(r.uniforms(a.hyper));
+  return { fields: all.map(([k]) => `${ruleUniform(k)}: f32`), values: all.map(([, v]) => v) };
+}
+
+/** The clipped, scaled gradient element `x` and the weight element `w`, then the rule's body. */
+export function updateBody(r: WgslRule, a: UpdateAttrs, names: Omit<WgslNames, 'x' | 'w'> & { grad: string; factor: string; clip: string; weight: string }): string {
+  const x = a.clipValue === null ? `${names.grad} * ${names.factor}` : `clamp(${names.grad} * ${names.factor}, -${names.clip}, ${names.clip})`;
+  return [`let x = ${x};`, `let w = ${names.weight};`, r.body({ ...names, x: 'x', w: 'w' })].join('\n');
+}
 
 const entry = `@compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -85,20 +94,21 @@ function copy(src: BufferRef, dst: BufferRef, n: number, c: EmitContext, from: D
 
 function emitUpdate(n: UpdateNode, c: EmitContext): KernelCall[] {
   const a = n.attrs;
-  const adam = n.op === 'adamwUpdate';
-  const [p, g, lr, wd] = n.inputs;
-  const scalars = adam ? 5 : 4;
-  const step = adam ? n.inputs[4] : undefined;
-  const scale = a.scaled ? n.inputs[scalars] : undefined;
-  const states = n.inputs.slice(scalars + (a.scaled ? 1 : 0)); // [m, v]? then master?
+  const r = wgslRuleOf(n);
+  const named = (name: string) => updateInput(a, n.inputs, name);
+  const [p, g, lr, wd, step, scale] = (['p', 'g', 'lr', 'wd', 'step', 'scale'] as const).map(named);
+  const states = a.states.map((s) => named(s)!);
   const [pNew, ...statesNew] = n.outputs;
-  const count = numel(c.g.values[p].shape);
+  const count = numel(c.g.values[p!].shape);
   if (count === 0) return [];
+  for (const s of states)
+    if (!sameShape(c.g.values[s].shape, c.g.values[p!].shape))
+      throw new LomocError(`optimizerUpdate: the ${a.rule} rule's states do not all have the param's shape; its WGSL runs one thread per element and needs kernels of its own for them`, n.loc);
 
   // Every old value whose new value has storage of its own is copied there first.
   const calls: KernelCall[] = [];
   const pairs: [ValueId, ValueId][] = states.map((s, k) => [s, statesNew[k]]);
-  if (!a.master) pairs.push([p, pNew]); // with a master copy, p is written but never read
+  if (!a.master) pairs.push([p!, pNew]); // with a master copy, p is written but never read
   for (const [old, next] of pairs)
     if (!c.sameStorage(old, next)) calls.push(copy(c.slot(old).ref, c.slot(next).ref, count, c, c.g.values[old].dtype));
 
@@ -118,56 +128,41 @@ function emitUpdate(n: UpdateNode, c: EmitContext): KernelCall[] {
     return [b];
   };
   const id = (name: string) => alias.get(name) ?? name;
-  const stateNames = [...(adam ? ['m', 'v'] : []), ...(a.master ? ['master'] : [])];
+  // State bindings carry a prefix: a rule's state names cannot clash with p, g, lr or u.
+  const stateVar = (s: string) => (s === 'master' ? 'master' : `s_${s}`);
   const rest = [
-    ...at('g', g, false),
-    ...at('lr', lr, false, true),
-    ...at('wd', wd, false, true),
+    ...at('g', g!, false),
+    ...at('lr', lr!, false, true),
+    ...at('wd', wd!, false, true),
     ...(step === undefined ? [] : at('stepNo', step, false, true)),
     ...(scale === undefined ? [] : at('scale', scale, false, true)),
-    ...statesNew.flatMap((v, k) => at(stateNames[k], v, true)),
+    ...statesNew.flatMap((v, k) => at(stateVar(a.states[k]), v, true)),
   ];
   // p' is written by the update itself unless that would take a ninth binding (see the top).
   const split = rest.length + 1 > maxBindings;
   if (split && !a.master) throw new CompilerBug(`codegen: ${n.op} needs ${rest.length + 1} storage bindings`);
   const bindings = split ? rest : [{ name: 'p', ref: c.slot(pNew).ref, write: true, scalar: false, dtype: c.slot(pNew).dtype }, ...rest];
 
-  const [gi, rate, decay] = [`${id('g')}[i]`, id('lr'), id('wd')];
-  const w = a.master ? 'master[i]' : 'p[i]';
-  const factor = scale === undefined ? '1.0' : id('scale');
   const clip = a.clipValue ?? 0;
-  let body: string;
-  let uniform: string;
-  let words: number[];
-  if (!adam) {
-    uniform = 'n: u32, clip: f32';
-    words = [count, f32bits(clip)];
-    body = `  let w2 = sgdStep(${w}, ${gi}, ${rate}, ${decay}, ${factor}, u.clip);`;
-  } else {
-    const { beta1, beta2, eps } = n.attrs as NodeOf<'adamwUpdate'>['attrs'];
-    const t = id('stepNo');
-    uniform = 'n: u32, clip: f32, b1: f32, ob1: f32, b2: f32, ob2: f32, lb1: f32, lb2: f32, eps: f32';
-    words = [count, clip, beta1, 1 - beta1, beta2, 1 - beta2, Math.log(beta1), Math.log(beta2), eps].map((x, k) => (k === 0 ? x : f32bits(x)));
-    body = `  let x = ${a.clipValue === null ? `${gi} * ${factor}` : `clamp(${gi} * ${factor}, -u.clip, u.clip)`};
-  let w = ${w};
-  let m2 = u.b1 * m[i] + u.ob1 * x;
-  let v2 = u.b2 * v[i] + u.ob2 * x * x;
-  let w2 = w - ${rate} * (m2 / oneMinusPow(u.lb1, ${t}) / (sqrt(v2 / oneMinusPow(u.lb2, ${t})) + u.eps) + ${decay} * w);
-  m[i] = m2;
-  v[i] = v2;`;
-  }
-  const stores = [...(split ? [] : ['  p[i] = w2;']), ...(a.master ? ['  master[i] = w2;'] : [])];
+  const hyper = ruleUniforms(r, a);
+  const uniform = ['n: u32', 'clip: f32', ...hyper.fields].join(', ');
+  const words = [count, f32bits(clip), ...hyper.values.map(f32bits)];
+  const body = updateBody(r, a, {
+    grad: `${id('g')}[i]`, factor: scale === undefined ? '1.0' : id('scale'), clip: 'u.clip', weight: a.master ? 'master[i]' : 'p[i]',
+    lr: id('lr'), wd: id('wd'), step: step === undefined ? '0.0' : id('stepNo'),
+    uniform: (k) => `u.${ruleUniform(k)}`, state: (s) => `${stateVar(s)}[i]`,
+  });
+  const stores = [...(split ? [] : ['p[i] = w2;']), ...(a.master ? ['master[i] = w2;'] : [])];
   const code = `${declare(bindings, uniform)}
-${adam ? oneMinusPow : sgdStepWgsl(a)}
+${r.functions ?? ''}
 ${entry}
-${body}
-${stores.join('\n')}
+${[body, ...stores].join('\n').split('\n').map((l) => `  ${l}`).join('\n')}
 }
 `;
   const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', split ? '.split' : '',
     ...[...alias].map(([x, y]) => `.${x}=${y}`)].join('');
   calls.push({
-    key: `${n.op}.wg${WG}${flags}`,
+    key: `update.${a.rule}.wg${WG}${flags}`,
     code,
     bindings: bindings.map((b) => ({ ...b.ref, write: b.write })),
     uniforms: words,
@@ -181,6 +176,5 @@ ${stores.join('\n')}
 }
 
 export const optimizerEmitters = {
-  sgdUpdate: (n, c) => emitUpdate(n, c),
-  adamwUpdate: (n, c) => emitUpdate(n, c),
-} satisfies { readonly [O in 'sgdUpdate' | 'adamwUpdate']: Emitter<O> };
+  optimizerUpdate: (n, c) => emitUpdate(n, c),
+} satisfies { readonly [O in 'optimizerUpdate']: Emitter<O> };

@@ -4,7 +4,7 @@
 //   matmulEpilogue: the matmul kernel (emit-matmul.ts), each finished output element run through
 //                   the chain before it is stored.
 //   matmulUpdate:   LOMO. The matmul kernel computes a block of the weight gradient in registers
-//                   and applies SGD to those elements of the param in place: the gradient is
+//                   and applies the update rule (SGD) to those elements of the param in place: the gradient is
 //                   never stored (the planner gives it no bytes). The param and its new value
 //                   share storage, so they are bound once, read_write.
 // A value is stored when it has storage in the plan (it is read after the group, or shares a
@@ -16,7 +16,8 @@ import { numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type KernelCall } from './emitter.ts';
 import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
-import { sgdStepWgsl } from './emit-optimizer.ts';
+import { ruleUniform, ruleUniforms, updateBody, wgslRuleOf } from './emit-optimizer.ts';
+import { updateInput } from '../../optimizers/update-layout.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
 import { Bindings, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
 import { declareConsts, formulaWgsl, helperCode } from './wgsl-math.ts';
@@ -113,21 +114,30 @@ function epilogueOf(mm: NodeOf<'matmul'>, rest: readonly Node[], c: EmitContext)
   };
 }
 
-/** LOMO: the gradient block in registers, the SGD step applied to the param in place. */
-function updateEpilogue(up: NodeOf<'sgdUpdate'>, c: EmitContext): MatmulEpilogue {
-  const [p, , lr, wd] = up.inputs;
-  const scale = up.attrs.scaled ? up.inputs[4] : undefined;
+/** LOMO: the gradient block in registers, the update rule (a rule without states) applied to the param in place. */
+function updateEpilogue(up: NodeOf<'optimizerUpdate'>, c: EmitContext): MatmulEpilogue {
   const a = up.attrs;
+  const r = wgslRuleOf(up);
+  if (a.states.length) throw new CompilerBug(`codegen: a matmul + update group whose ${a.rule} update has states`);
+  const named = (name: string) => updateInput(a, up.inputs, name);
+  const [p, lr, wd, step, scale] = (['p', 'lr', 'wd', 'step', 'scale'] as const).map(named);
   return {
     bind: (b, u) => {
-      const w = b.value(p, false);
+      const w = b.value(p!, false);
       const next = b.value(up.outputs[0], true); // the same binding as `w` when in place
-      const [rate, decay] = [b.value(lr, false), b.value(wd, false)];
+      const [rate, decay] = [b.value(lr!, false), b.value(wd!, false)];
+      const t = step === undefined ? '0.0' : `${b.value(step, false)}[0]`;
       const factor = scale === undefined ? '1.0' : `${b.value(scale, false)}[0]`;
       u.f32('clip', a.clipValue ?? 0);
+      const hyper = ruleUniforms(r, a);
+      Object.entries(r.uniforms(a.hyper)).forEach(([k], i) => u.f32(ruleUniform(k), hyper.values[i]));
+      const body = updateBody(r, a, {
+        grad: 'acc', factor, clip: 'u.clip', weight: `${w}[o]`, lr: `${rate}[0]`, wd: `${decay}[0]`, step: t,
+        uniform: (k) => `u.${ruleUniform(k)}`, state: () => { throw new CompilerBug('codegen: a stateless rule read a state'); },
+      });
       return {
-        tag: `sgd${a.clipValue === null ? '' : 'c'}${scale === undefined ? '' : 's'}`,
-        fns: `${sgdStepWgsl(a)}\nfn finish(o: u32, acc: f32) { ${next}[o] = sgdStep(${w}[o], acc, ${rate}[0], ${decay}[0], ${factor}, u.clip); }`,
+        tag: `${a.rule}${a.clipValue === null ? '' : 'c'}${scale === undefined ? '' : 's'}`,
+        fns: `${r.functions ?? ''}\nfn finish(o: u32, acc: f32) {\n  ${body.split('\n').join('\n  ')}\n  ${next}[o] = w2;\n}`,
       };
     },
   };
@@ -142,7 +152,7 @@ export function emitGroup(group: KernelGroup, nodes: readonly Node[], c: EmitCon
       if (first.op !== 'matmul') break;
       return [matmulKernel(first, c, epilogueOf(first, nodes.slice(1), c))];
     case 'matmulUpdate':
-      if (first.op !== 'matmul' || second?.op !== 'sgdUpdate' || nodes.length !== 2) break;
+      if (first.op !== 'matmul' || second?.op !== 'optimizerUpdate' || nodes.length !== 2) break;
       return [matmulKernel(first, c, updateEpilogue(second, c))];
     case 'single':
       break;
