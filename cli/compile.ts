@@ -8,7 +8,7 @@ import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { TargetName } from '../compiler/codegen/wgsl/target.ts';
 import { optimizerSpec, optionChecks, parseCommandArgs, stepConfigFrom, stepOptionSpecs, type CommandSpec } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { printWarnings, type Io } from './report.ts';
 
 export const compileSpec: CommandSpec = {

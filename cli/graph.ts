@@ -5,7 +5,8 @@ import { formatDiagnostic, LomocError, type Diagnostic } from '../compiler/diagn
 import { resolveConfig, traceModel, type Config } from '../compiler/dsl/model.ts';
 import { countByPhase } from '../compiler/ir/analysis.ts';
 import { printGraph } from '../compiler/ir/print.ts';
-import { byteSize, numel } from '../compiler/ir/shape.ts';
+import { byteSize } from '../compiler/ir/shape.ts';
+import { fmtBytes, numel } from '../contract/units.ts';
 import type { Graph } from '../compiler/ir/types.ts';
 import { verify } from '../compiler/ir/verify.ts';
 import { loadModel } from '../compiler/load-model.ts';
@@ -78,17 +79,6 @@ export async function compileGraph(file: string, preset?: string, sets: readonly
     warnings: warnings.map(formatDiagnostic),
   };
   return { summary, graph, diagnostics: warnings };
-}
-
-/** 497759232 -> "474.70 MiB" */
-export function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${n.toFixed(2)} ${units[i]}`;
 }
 
 const fmtCount = (n: number): string => n.toLocaleString('en-US');

@@ -14,7 +14,7 @@ import { compileStep, type CompiledStep, type StepConfig } from '../compiler/pip
 import { memoryReport, type MemoryReport } from '../compiler/report/memory-report.ts';
 import { timelineHtml } from '../compiler/report/timeline-html.ts';
 import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { formatPlanTable } from './plan-table.ts';
 import type { PlanResult, PlanRow, StepFields } from './plan-result.ts';
 import { printWarnings, type Io } from './report.ts';

@@ -17,7 +17,7 @@ import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { byShader, profileStep } from '../runtime/webgpu/timing.ts';
 import { createTrainer, dataInputs, isHyperInput } from '../runtime/webgpu/trainer.ts';
 import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { printWarnings, type Io } from './report.ts';
 
 export const runSpec: CommandSpec = {

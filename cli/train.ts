@@ -29,7 +29,7 @@ import { DeviceLostError } from '../runtime/webgpu/guard.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { createTrainer, dataInputs, type Trainer } from '../runtime/webgpu/trainer.ts';
 import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { lossCurveSvg, type Point } from './loss-svg.ts';
 import { printWarnings, type Io } from './report.ts';
 import { createProgress } from './train-progress.ts';
