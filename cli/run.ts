@@ -8,14 +8,18 @@ import type { Graph } from '../compiler/ir/types.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import { compileStep, type StepConfig } from '../compiler/pipeline.ts';
-import { execute } from '../compiler/reference/execute.ts';
-import type { HostTensor } from '../compiler/reference/tensor.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
 import { DeviceLostError } from '../runtime/webgpu/guard.ts';
 import { initialParams, randomBatch } from '../runtime/webgpu/init.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { byShader, profileStep } from '../runtime/webgpu/timing.ts';
 import { createTrainer, dataInputs, isHyperInput } from '../runtime/webgpu/trainer.ts';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { maxSeed } from './option-checks.ts';
+import { graphSlots, referenceAdapter, referenceTrainer, type StepRunner } from './reference-trainer.ts';
+import { checkpointText } from './step-options.ts';
+import { writeCheckpoint } from './train-checkpoint.ts';
 import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
 import { fmtBytes } from '../contract/units.ts';
 import { printWarnings, type Io } from './report.ts';
@@ -27,11 +31,12 @@ export const runSpec: CommandSpec = {
   options: {
     ...stepOptionSpecs,
     optimizer: optimizerSpec,
-    lr: { type: 'string', value: 'X', help: 'learning rate (default 0.01)' },
+    lr: { type: 'string', value: 'X', help: 'learning rate, >= 0 (default 0.01)' },
     'weight-decay': { type: 'string', value: 'X', help: 'weight decay (default 0)' },
     steps: { type: 'string', value: 'N', help: 'training steps to run (required)' },
     seed: { type: 'string', value: 'N', help: 'seed of the param init and the random batches (default 0)' },
     device: { type: 'string', value: 'NAME', help: 'webgpu (default) or cpu: the reference executor, for comparison' },
+    save: { type: 'string', value: 'DIR', help: 'after the last step, write the params and optimizer state to DIR/checkpoint.safetensors (train --init reads it)' },
     profile: { type: 'boolean', help: 'after training, time every dispatch once and print the slowest shaders' },
     json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
   },
@@ -52,6 +57,8 @@ export interface RunRequest {
   readonly steps: number;
   readonly seed: number;
   readonly device: 'webgpu' | 'cpu';
+  /** Write DIR/checkpoint.safetensors after the last step. */
+  readonly save?: string;
   readonly profile: boolean;
   readonly json: boolean;
 }
@@ -66,11 +73,13 @@ export function runRequest(positionals: readonly string[], values: Readonly<Reco
     file: positionals[0],
     step: stepConfigFrom('run', values),
     target: targetChoice('run', str('target')),
-    lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr'),
+    // 0 is allowed, as in train: a step that updates nothing still measures the loss and the speed.
+    lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr', true),
     weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),
     steps: integer(str('steps')!, 'steps', 1),
-    seed: str('seed') === undefined ? 0 : integer(str('seed')!, 'seed', 0),
+    seed: str('seed') === undefined ? 0 : integer(str('seed')!, 'seed', 0, maxSeed),
     device: oneOf(['webgpu', 'cpu'] as const, str('device') ?? 'webgpu', 'device'),
+    save: str('save'),
     profile: values.profile === true,
     json: values.json === true,
   };
@@ -153,6 +162,7 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
     hooks.onStep?.(i, loss, trainer.stepMs[i - 1]);
   }
   const profile = req.profile ? await profileStep(trainer.executor) : undefined;
+  if (req.save) await save(req, trainer, c.program, c.checkpointDetail);
   const out = {
     def,
     c,
@@ -175,54 +185,46 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
 
 async function onCpu(req: RunRequest, hooks: RunHooks) {
   const def = await loadModel(req.file);
-  const c = compileStep(def, req.step);
+  // No adapter: the reference executor runs the graph; the target shapes only the plan's scratch.
+  const { target, how } = resolveTarget(req.target, 'the reference executor asks no adapter');
+  const c = compileStep(def, { ...req.step, target });
   const g = c.step;
-  const t0 = performance.now();
   const vocab = vocabOf(g, c.config);
-  const decls = g.params.map((p) => ({ name: p.name, shape: g.values[p.value].shape, init: p.init }));
-  const init = initialParams({ params: decls }, req.seed);
-  const tensor = (shape: readonly number[], data: ArrayLike<number>): HostTensor => ({ shape, data: Float32Array.from(data) });
-  let params: Record<string, HostTensor> = Object.fromEntries(decls.map((p) => [p.name, tensor(p.shape, init[p.name])]));
-  let state: Record<string, HostTensor> = Object.fromEntries((g.state ?? []).map((s) => {
-    const shape = g.values[s.value].shape;
-    return [s.name, s.name.startsWith('master.') ? params[s.param] : tensor(shape, new Float32Array(shape.reduce((a, b) => a * b, 1)))];
-  }));
-  const data = g.inputs
-    .filter((d) => !isHyperInput(d.name))
-    .map((d) => ({ name: d.name, shape: g.values[d.value].shape, dtype: g.values[d.value].dtype }));
-  const setupMs = performance.now() - t0;
-  const adapter = 'cpu: reference executor (f32, one node at a time)';
+  const trainer = referenceTrainer(g, req.seed, c.plan.peak);
+  const data = graphSlots(g).inputs;
+  const adapter = `${referenceAdapter}; plan for kernel target ${target} (${how})`;
   hooks.onReady?.({ adapter, model: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config });
   const losses: number[] = [];
-  const stepMs: number[] = [];
-  const scalar = (x: number): HostTensor => ({ shape: [], data: Float64Array.of(x) });
   for (let i = 1; i <= req.steps; i++) {
-    const batch = randomBatch(data, vocab, req.seed * 1_000_003 + i);
-    const s0 = performance.now();
-    const inputs: Record<string, HostTensor> = { lr: scalar(req.lr), weightDecay: scalar(req.weightDecay), step: scalar(i) };
-    for (const d of data) inputs[d.name] = { shape: d.shape, data: batch[d.name] };
-    const run = execute(g, { inputs, params, state }, 'f32');
-    params = Object.fromEntries(Object.entries(g.updates!).map(([name, v]) => [name, run.values[v]!]));
-    state = Object.fromEntries((g.state ?? []).map((s) => [s.name, run.values[s.next]!]));
-    stepMs.push(performance.now() - s0);
-    losses.push(run.loss);
-    hooks.onStep?.(i, run.loss, stepMs[i - 1]);
+    const loss = (await trainer.step(randomBatch(data, vocab, req.seed * 1_000_003 + i), { lr: req.lr, weightDecay: req.weightDecay, step: i }))!;
+    losses.push(loss);
+    hooks.onStep?.(i, loss, trainer.stepMs[i - 1]);
   }
+  if (req.save) await save(req, trainer, graphSlots(g), c.checkpointDetail);
   return {
     def,
     c,
     adapter,
     losses,
-    stepMs,
+    stepMs: [...trainer.stepMs],
     deviceBytes: null,
     arenaBytes: null,
     planBytes: c.plan.peak,
     dispatches: null,
     shaders: null,
-    setupMs,
+    setupMs: trainer.setupMs,
     profile: undefined,
     profileSource: undefined,
   };
+}
+
+/** --save: the params and optimizer state after the last step, as a checkpoint that --init (of run's sibling train) reads. */
+async function save(req: RunRequest, trainer: Pick<StepRunner, 'readParams' | 'readState'>, decls: Parameters<typeof writeCheckpoint>[2], detail: string) {
+  mkdirSync(req.save!, { recursive: true });
+  await writeCheckpoint(join(req.save!, 'checkpoint.safetensors'), trainer, decls, {
+    step: String(req.steps), seed: String(req.seed), device: req.device,
+    compile: JSON.stringify({ ...req.step, checkpoint: checkpointText(req.step.checkpoint ?? { kind: 'none' }), checkpointDetail: detail }),
+  });
 }
 
 /** The pipeline behind `lomoc run`, without printing: `hooks` see the device and each step as they come. */
