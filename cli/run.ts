@@ -186,13 +186,13 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
 async function onCpu(req: RunRequest, hooks: RunHooks) {
   const def = await loadModel(req.file);
   // No adapter: the reference executor runs the graph; the target shapes only the plan's scratch.
-  const { target, how } = resolveTarget(req.target, 'the reference executor asks no adapter');
+  const { target } = resolveTarget(req.target, 'the reference executor asks no adapter');
   const c = compileStep(def, { ...req.step, target });
   const g = c.step;
   const vocab = vocabOf(g, c.config);
   const trainer = referenceTrainer(g, req.seed, c.plan.peak);
   const data = graphSlots(g).inputs;
-  const adapter = `${referenceAdapter}; plan for kernel target ${target} (${how})`;
+  const adapter = referenceAdapter;
   hooks.onReady?.({ adapter, model: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config });
   const losses: number[] = [];
   for (let i = 1; i <= req.steps; i++) {

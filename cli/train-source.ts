@@ -95,7 +95,7 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
     const slots = graphSlots(c.step);
     return {
       ...common, ...slots, config: c.config, checkpointDetail: c.checkpointDetail, idRange: idRange(c.step), target: `${target} (${how})`,
-      start: async (seed) => ({ runner: referenceTrainer(c.step, seed, c.plan.peak), adapter: `${referenceAdapter}; plan for kernel target ${target} (${how})`, release: () => {} }),
+      start: async (seed) => ({ runner: referenceTrainer(c.step, seed, c.plan.peak), adapter: referenceAdapter, release: () => {} }),
     };
   }
   // The adapter first: the kernel shapes depend on it.

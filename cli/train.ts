@@ -89,7 +89,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       say(`init        ${n} of ${c.params.length} params from ${req.init}`);
     }
     const thisRun: Point[] = [];
-    const deviceLine = trainer.deviceBytes === null ? `none: the reference executor keeps every value on the host (plan peak ${fmtBytes(trainer.planBytes)})` : `${fmtBytes(trainer.deviceBytes)} allocated (plan peak ${fmtBytes(trainer.planBytes)})`;
+    const deviceLine = trainer.deviceBytes === null ? `none: the reference executor keeps every value on the host (plan peak ${fmtBytes(trainer.planBytes)} for kernel target ${c.target})` : `${fmtBytes(trainer.deviceBytes)} allocated (plan peak ${fmtBytes(trainer.planBytes)})`;
 
     say(`adapter     ${adapter}`);
     say(`model       ${c.name}, preset ${c.preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})${c.bundle ? `, bundle ${c.bundle}` : ''}`);
