@@ -3,15 +3,13 @@
 // is the one it measured), or one JSON object; `--timeline` also writes the memory timeline page.
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { LomocError, type Diagnostic } from '../compiler/diagnostics.ts';
-import type { Config } from '../compiler/dsl/model.ts';
+import { LomocError } from '../compiler/diagnostics.ts';
 import { groupScratch } from '../compiler/codegen/wgsl/emitters.ts';
 import { kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
-import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
-import { compileStep, type CompiledStep, type StepConfig } from '../compiler/pipeline.ts';
-import { memoryReport, type MemoryReport } from '../compiler/report/memory-report.ts';
+import { compileStep } from '../compiler/pipeline.ts';
+import { memoryReport } from '../compiler/report/memory-report.ts';
 import { timelineHtml } from '../compiler/report/timeline-html.ts';
 import { defaultTarget, optionChecks, parseCommandArgs, resolveTarget, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
 import { describeStepOptions, stepJson, stepOptionValues } from './step-options.ts';
