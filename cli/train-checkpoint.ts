@@ -59,6 +59,12 @@ export function initFrom(file: string, ckpt: Decoded, trainer: Pick<StepRunner, 
   }
   const unexpected = Object.keys(ckpt.tensors).filter((n) => !names.has(n) && !n.startsWith(statePrefix));
   if (bad.length) throw new LomocError(`lomoc train: --init ${file}: ${bad.length} mis-shaped tensor${bad.length > 1 ? 's' : ''}: ${bad.join('; ')}`);
+  // Nothing matched: training would start from scratch while the user asked for these weights.
+  if (params.length && missing.length === params.length) {
+    const held = Object.keys(ckpt.tensors).filter((n) => !n.startsWith(statePrefix));
+    const shown = held.length > 5 ? `${held.slice(0, 5).join(', ')}, ...` : held.join(', ') || 'none';
+    throw new LomocError(`lomoc train: --init ${file}: none of the model's ${params.length} params is in the file (its ${held.length} tensor${held.length === 1 ? '' : 's'}: ${shown}); is it a checkpoint of another model?`);
+  }
   if (missing.length) io.err(`warning: --init ${file}: ${missing.length} param${missing.length > 1 ? 's' : ''} not in the file keep their initial values: ${missing.join(', ')}`);
   if (unexpected.length) io.err(`warning: --init ${file}: ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''} in the file match no param and are ignored: ${unexpected.join(', ')}`);
   trainer.writeParams(values);

@@ -207,6 +207,15 @@ describe('the small things, on the reference executor', () => {
     for (const [file, message] of cases) await failsWith([...base, file], message);
   });
 
+  it('--init from a file that holds none of the model\'s params is an error, not a run from scratch', async () => {
+    const dir = tmp();
+    expect((await run('run', 'models/mlp.ts', '--steps', '1', '--device', 'cpu', '--save', dir)).code).toBe(0);
+    const file = join(dir, 'checkpoint.safetensors');
+    const names = Object.keys(loadCheckpoint(file).tensors).filter((n) => !n.startsWith('optimizer.'));
+    await failsWith(['train', ...gpt, '--steps', '1', '--device', 'cpu', '--init', file],
+      `lomoc train: --init ${file}: none of the model's 36 params is in the file (its ${names.length} tensors: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''}); is it a checkpoint of another model?`);
+  });
+
   it('run --device cpu --save writes a checkpoint that train --init loads whole', async () => {
     const dir = tmp();
     const r = await run('run', ...gpt, '--steps', '2', '--device', 'cpu', '--save', dir, '--json');
