@@ -3,13 +3,14 @@
 // its typed ES module entry (index.js, index.d.ts, node.js) and the runtime itself (runtime.js).
 import path from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
-import { writeBundle } from '../compiler/bundle/write-bundle.ts';
+import { checkBundleOut, writeBundle } from '../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import { optimizerSpec, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec } from './args.ts';
 import { checkpointText } from './step-options.ts';
 import { fmtBytes } from '../contract/units.ts';
 import { printWarnings, type Io } from './report.ts';
+import { loadText } from './train-data.ts';
 
 export const compileSpec: CommandSpec = {
   name: 'compile',
@@ -18,7 +19,7 @@ export const compileSpec: CommandSpec = {
   options: {
     ...stepOptionSpecs,
     optimizer: optimizerSpec,
-    out: { type: 'string', value: 'DIR', help: 'the bundle folder to write (replaced whole; required)' },
+    out: { type: 'string', value: 'DIR', help: 'the bundle folder to write: a new or empty folder, or a bundle to replace (required)' },
   },
   examples: ['lomoc compile models/gpt.ts --preset small --optimizer lomo --out out/gpt-small'],
 };
@@ -28,6 +29,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const str = (k: string) => values[k] as string | undefined;
   const out = str('out');
   if (out === undefined) throw new LomocError("lomoc compile: option '--out DIR' is required");
+  checkBundleOut(out); // before compiling: a folder that must not be written fails at once
   const step = stepConfigFrom('compile', values);
   // A bundle runs on the machines that load it (browsers, GPUs), not on this one: auto looks at no
   // adapter here and takes the stated default; the manifest records the target chosen.
@@ -49,10 +51,11 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       target,
     },
     plan: c.plan,
-  });
+  }, { sample: loadText('moby-dick') });
   const kernels = Object.keys(manifest.program.kernels).length;
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
+  io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
   io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how})`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   return 0;

@@ -9,6 +9,7 @@ import { planSpec, runPlan } from './plan.ts';
 import { plotSpec, runPlot } from './plot.ts';
 import { processIo, reportError, type Io } from './report.ts';
 import { runRun, runSpec } from './run.ts';
+import { runServe, serveSpec } from './serve.ts';
 import { runTrain, trainSpec } from './train.ts';
 
 interface Command {
@@ -23,6 +24,7 @@ const commands: Readonly<Record<string, Command>> = {
   compile: { spec: compileSpec, run: runCompile },
   train: { spec: trainSpec, run: runTrain },
   plot: { spec: plotSpec, run: runPlot },
+  serve: { spec: serveSpec, run: runServe },
 };
 
 function version(): string {

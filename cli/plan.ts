@@ -91,7 +91,7 @@ export async function planSteps(req: PlanRequest): Promise<PlanResult> {
     const t0 = performance.now();
     const compiled = compileStep(def, { ...req.step, target: req.step.target ?? defaultTarget, preset: req.preset, sets: req.sets, optimizer });
     const planMs = performance.now() - t0;
-    return { optimizer, compiled, report: memoryReport(compiled.step, compiled.plan), planMs };
+    return { optimizer, compiled, report: memoryReport(compiled.plan), planMs };
   });
   return {
     model: def.name,

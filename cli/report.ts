@@ -1,7 +1,10 @@
 // How the CLI reports problems. A user's mistake (LomocError) prints its formatted diagnostic and
 // exits 1, with no stack: the file:line:col already says where. Anything else is lomoc's fault:
-// "internal compiler error", exit 2, and the stack only when LOMOC_DEBUG=1 asks for it.
+// "internal compiler error", exit 2, and the stack only when LOMOC_DEBUG=1 asks for it; except a
+// fault of the file system or the machine (a full disk, a read-only folder), which is the user's
+// environment (environment.ts): exit 1, naming what could not be done and where.
 import { CompilerBug, formatDiagnostic, LomocError, type Diagnostic } from '../compiler/diagnostics.ts';
+import { environmentMessage } from './environment.ts';
 
 export interface Io {
   out(text: string): void;
@@ -29,6 +32,11 @@ export function printWarnings(io: Io, warnings: readonly Diagnostic[]): void {
 export function reportError(io: Io, e: unknown, env: NodeJS.ProcessEnv = process.env): number {
   if (e instanceof LomocError) {
     io.err(e.message);
+    return EXIT_USER_ERROR;
+  }
+  const fault = environmentMessage(e);
+  if (fault !== undefined) {
+    io.err(fault);
     return EXIT_USER_ERROR;
   }
   const err = e instanceof Error ? e : new Error(String(e));

@@ -4,31 +4,23 @@
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
 import { SafetensorsError, toFloat32, type Decoded, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
+import { checkpointFormat, identityDiff, runIdentity as runIdentityOf, statePrefix } from '../runtime/train/run-record.ts';
 import type { Point } from './loss-svg.ts';
 import type { Io } from './report.ts';
 import type { StepRunner } from './reference-trainer.ts';
 import type { Source } from './train-source.ts';
 import type { TrainRequest } from './train-request.ts';
 
-export const checkpointFormat = 'lomoc-checkpoint/1';
-const statePrefix = 'optimizer.';
-
 type Decl = { readonly name: string; readonly shape: readonly number[] };
 
-/** What a resumed run must share with its checkpoint for the continuation to be exact. */
+/** What a resumed run must share with its checkpoint for the continuation to be exact (runtime/train/run-record.ts: the page's too). */
 export function runIdentity(req: TrainRequest, src: Pick<Source, 'name' | 'config' | 'step' | 'checkpointText'>): Record<string, string> {
   const s = src.step;
-  return {
-    model: src.name, config: JSON.stringify(src.config), optimizer: s.optimizer, checkpoint: src.checkpointText,
-    'clip-norm': String(s.clipNorm ?? ''), 'clip-value': String(s.clipValue ?? ''), lr: String(req.lr), 'lr-schedule': req.schedule,
-    // Absent for f32, so checkpoints written before --dtype existed still resume.
-    ...(s.dtype === 'f16' ? { dtype: 'f16' } : {}),
-    'weight-decay': String(req.weightDecay), data: req.data, tokenizer: req.tokenizer, seed: String(req.seed),
-    // A decaying schedule runs over --steps; a constant one may be resumed to train for longer.
-    ...(req.schedule === 'constant' ? {} : { steps: String(req.steps) }),
-    // Absent when 0, so checkpoints written before --warmup existed still resume.
-    ...(req.warmup ? { warmup: String(req.warmup) } : {}),
-  };
+  return runIdentityOf({
+    model: src.name, config: src.config, optimizer: s.optimizer, checkpoint: src.checkpointText, clipNorm: s.clipNorm, clipValue: s.clipValue,
+    dtype: s.dtype, lr: req.lr, schedule: req.schedule, warmup: req.warmup, weightDecay: req.weightDecay, data: req.data,
+    tokenizer: req.tokenizer, seed: req.seed, steps: req.steps,
+  });
 }
 
 /** A safetensors file read for `option`: its own errors become the command's. */
@@ -77,7 +69,7 @@ export function checkResume(file: string, identity: Record<string, string>): Dec
   const m = resumed.metadata;
   if (m.format !== checkpointFormat) throw new LomocError(`lomoc train: --resume: ${file} is not a lomoc checkpoint (metadata format ${JSON.stringify(m.format)}, expected '${checkpointFormat}')`);
   const theirs = JSON.parse(m.run ?? '{}') as Record<string, string>;
-  const diff = [...new Set([...Object.keys(identity), ...Object.keys(theirs)])].filter((k) => theirs[k] !== identity[k]).map((k) => `${k} ${identity[k] || '(none)'} (the checkpoint's: ${theirs[k] || '(none)'})`);
+  const diff = identityDiff(identity, theirs);
   if (diff.length) throw new LomocError(`lomoc train: --resume: this run differs from the one that wrote ${file}: ${diff.join('; ')}`);
   return resumed;
 }

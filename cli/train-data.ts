@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { LomocError } from '../compiler/diagnostics.ts';
-import { deriveSeed, mulberry32 } from '../contract/random.ts';
+import { byteTokens, splitTokens, type Split } from '../runtime/train/data.ts';
 
 export type TokenizerName = 'gpt2' | 'bytes';
 export const corpora = ['moby-dick', 'sotu'] as const;
@@ -54,69 +54,17 @@ export function loadText(data: string): string {
 }
 
 export async function tokenize(text: string, tokenizer: TokenizerName): Promise<Int32Array> {
-  if (tokenizer === 'bytes') return Int32Array.from(new TextEncoder().encode(text));
+  if (tokenizer === 'bytes') return byteTokens(text);
   const { encode } = await import('gpt-tokenizer/encoding/r50k_base');
   return Int32Array.from(encode(text));
 }
 
-export interface Split {
-  readonly train: Int32Array;
-  readonly val: Int32Array;
-}
-
 /** The last 10% of tokens held out for validation; each part must hold one window of seq + 1 tokens. */
 export function split(tokens: Int32Array, seq: number, data: string): Split {
-  const cut = Math.floor(tokens.length * 0.9);
-  const train = tokens.subarray(0, cut);
-  const val = tokens.subarray(cut);
+  const { train, val } = splitTokens(tokens);
   if (val.length < seq + 1)
     throw new LomocError(`lomoc train: --data '${data}' gives ${tokens.length} tokens: too few for a validation window of ${seq + 1} tokens in its last 10% (use a longer text or a shorter --seq)`);
   return { train, val };
 }
 
-export type Batch = {
-  readonly tokens: Int32Array;
-  readonly targets: Int32Array;
-};
-
-/** Rows start at the given offsets: tokens[b, t] = ids[s_b + t], targets the next token. */
-function windows(ids: Int32Array, starts: readonly number[], seq: number): Batch {
-  const tokens = new Int32Array(starts.length * seq);
-  const targets = new Int32Array(starts.length * seq);
-  starts.forEach((s, b) => {
-    tokens.set(ids.subarray(s, s + seq), b * seq);
-    targets.set(ids.subarray(s + 1, s + seq + 1), b * seq);
-  });
-  return { tokens, targets };
-}
-
-/** Training batch number `position` (0-based) of the stream `seed`: windows at uniform random offsets. */
-export function trainBatch(train: Int32Array, batch: number, seq: number, seed: number, position: number): Batch {
-  const u = mulberry32(deriveSeed(seed, `data.${position}`));
-  const range = train.length - seq; // starts 0 .. length - seq - 1
-  return windows(train, Array.from({ length: batch }, () => Math.floor(u() * range)), seq);
-}
-
-/** Up to `max` validation batches of consecutive non-overlapping windows from the start of the split. */
-export function valBatches(val: Int32Array, batch: number, seq: number, max = 4): Batch[] {
-  const rows = Math.floor((val.length - 1) / seq);
-  const out: Batch[] = [];
-  for (let i = 0; i < max; i++) {
-    const starts = Array.from({ length: batch }, (_, b) => ((i * batch + b) % rows) * seq);
-    out.push(windows(val, starts, seq));
-    if ((i + 1) * batch >= rows) break;
-  }
-  return out;
-}
-
-/** The entropy (nats per token) of the tokens' unigram distribution: the loss of a model that learnt only their frequencies. */
-export function unigramEntropy(ids: Int32Array): number {
-  const counts = new Map<number, number>();
-  for (const t of ids) counts.set(t, (counts.get(t) ?? 0) + 1);
-  let h = 0;
-  for (const c of counts.values()) {
-    const p = c / ids.length;
-    h -= p * Math.log(p);
-  }
-  return h;
-}
+export { trainBatch, unigramEntropy, valBatches, type Batch, type Split } from '../runtime/train/data.ts';

@@ -5,6 +5,7 @@ import { LomocError } from '../compiler/diagnostics.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
 import { optimizerSpec, optionChecks, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
 import { maxSeed } from './option-checks.ts';
+import { schedules, type Schedule } from '../runtime/train/schedule.ts';
 import type { TokenizerName } from './train-data.ts';
 
 export const trainSpec: CommandSpec = {
@@ -45,7 +46,6 @@ export const trainSpec: CommandSpec = {
   ],
 };
 
-export type Schedule = 'constant' | 'linear' | 'cosine';
 
 export interface TrainRequest {
   readonly file: string;
@@ -106,7 +106,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
     target: targetChoice('train', str('target')),
     // 0 is allowed: validation itself runs the step with lr 0, and --steps 0 --lr 0 measures the initial weights.
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr', true),
-    schedule: oneOf<Schedule>(['constant', 'linear', 'cosine'], str('lr-schedule') ?? 'constant', 'lr-schedule'),
+    schedule: oneOf<Schedule>(schedules, str('lr-schedule') ?? 'constant', 'lr-schedule'),
     warmup,
     weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),
     data: str('data') ?? 'moby-dick',
@@ -126,17 +126,4 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
     batchFile: str('batch-file'),
     json: values.json === true,
   };
-}
-
-/**
- * The learning rate of step s (1-based) of n: with warmup w, lr * s / w for s <= w (reaching the
- * peak at step w), then the schedule over the remaining n - w steps as if they were the whole run.
- */
-export function lrAt(req: Pick<TrainRequest, 'lr' | 'schedule' | 'steps'> & { readonly warmup?: number }, s: number): number {
-  const w = req.warmup ?? 0;
-  if (s <= w) return s === w ? req.lr : (req.lr * s) / w; // lr * w / w may round off lr
-  const t = (s - 1 - w) / (req.steps - w);
-  if (req.schedule === 'linear') return req.lr * (1 - t);
-  if (req.schedule === 'cosine') return req.lr * 0.5 * (1 + Math.cos(Math.PI * t));
-  return req.lr;
 }

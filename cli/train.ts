@@ -25,10 +25,12 @@ import type { Io } from './report.ts';
 import { checkResume, initFrom, readCheckpoint, restore, runIdentity, writeCheckpoint } from './train-checkpoint.ts';
 import { createProgress } from './train-progress.ts';
 import { loadText, split, tokenize, tokenizerVocab, trainBatch, unigramEntropy, valBatches, type Batch } from './train-data.ts';
-import { lrAt, trainRequest, trainSpec, type TrainRequest } from './train-request.ts';
+import { lrAt } from '../runtime/train/schedule.ts';
+import { trainRequest, trainSpec, type TrainRequest } from './train-request.ts';
 import { trainSource } from './train-source.ts';
 
-export { lrAt, trainRequest, trainSpec, type TrainRequest } from './train-request.ts';
+export { lrAt } from '../runtime/train/schedule.ts';
+export { trainRequest, trainSpec, type TrainRequest } from './train-request.ts';
 
 export interface TrainResult {
   readonly adapter: string;

@@ -1,7 +1,9 @@
 // Every op of the IR and the attributes baked into it. Adding an op here makes each rule table
-// (shape rules, VJP rules, reference kernels, later WGSL emitters) fail to type-check until it
-// has an entry: `satisfies { [O in Op]: ... }` keeps them complete.
+// (traits, shape rules, VJP rules, reference kernels, WGSL emitters) fail to type-check until it
+// has an entry: `satisfies { [O in Op]: ... }` keeps them complete. The elementwise ops come from
+// their own table (elementwise-ops.ts), which also gives their shape rule, kernel and emitter.
 import type { DType, Shape } from './dtype.ts';
+import { elementwiseOpNames, type ElementwiseAttrs } from './elementwise-ops.ts';
 
 type None = Readonly<Record<never, never>>;
 interface Axes {
@@ -10,28 +12,13 @@ interface Axes {
   readonly keepDims: boolean;
 }
 
-export interface OpAttrs {
+/** The elementwise ops (add, mul, exp, gelu, geluGrad, ...) with their attrs come from elementwise-ops.ts. */
+export interface OpAttrs extends ElementwiseAttrs {
   // ---- forward ops the DSL exposes ----
   /** Batched matmul over the last two axes; leading axes broadcast. */
   matmul: { readonly transA: boolean; readonly transB: boolean };
-  add: None;
-  sub: None;
-  mul: None;
-  div: None;
-  neg: None;
-  /** y = c * x */
-  scale: { readonly c: number };
   /** A constant tensor: every element `value`. */
   fill: { readonly value: number; readonly shape: Shape; readonly dtype: DType };
-  exp: None;
-  log: None;
-  sqrt: None;
-  rsqrt: None;
-  tanh: None;
-  /** GELU, tanh approximation (GPT-2's). */
-  gelu: None;
-  silu: None;
-  relu: None;
   sum: Axes;
   mean: Axes;
   max: Axes;
@@ -61,12 +48,6 @@ export interface OpAttrs {
   crossEntropy: None;
 
   // ---- backward ops, made by VJP rules ----
-  /** (x, dy) -> dx */
-  geluGrad: None;
-  siluGrad: None;
-  reluGrad: None;
-  /** (y, dy) -> dy * (1 - y^2) */
-  tanhGrad: None;
   /** (x, y, dy) -> dy where x equals the max y along `axes`, else 0. */
   maxGrad: Axes;
   /** Zero padding: `before[i]` zeros before and `after[i]` after along each axis. */
@@ -128,15 +109,17 @@ export function updateOutputCount(op: 'sgdUpdate' | 'adamwUpdate', a: UpdateAttr
   return 1 + (op === 'adamwUpdate' ? 2 : 0) + (a.master ? 1 : 0);
 }
 
-export const opNames = [
-  'matmul', 'add', 'sub', 'mul', 'div', 'neg', 'scale', 'fill', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh',
-  'gelu', 'silu', 'relu', 'sum', 'mean', 'max', 'reshape', 'transpose', 'slice', 'concat',
+/** The ops OpAttrs declares itself (the elementwise ones are listed by their table). */
+const declaredOps = [
+  'matmul', 'fill', 'sum', 'mean', 'max', 'reshape', 'transpose', 'slice', 'concat',
   'broadcastTo', 'softmax', 'logSoftmax', 'layerNorm', 'rmsNorm', 'embedding', 'rope', 'attention',
-  'crossEntropy', 'geluGrad', 'siluGrad', 'reluGrad', 'tanhGrad', 'maxGrad', 'pad', 'softmaxGrad',
+  'crossEntropy', 'maxGrad', 'pad', 'softmaxGrad',
   'logSoftmaxGrad', 'layerNormGrad', 'rmsNormGrad', 'embeddingGrad', 'attentionGrad', 'crossEntropyGrad',
   'sgdUpdate', 'adamwUpdate', 'sumSquares', 'clipFactor',
 ] as const satisfies readonly Op[];
-// Completeness check: every Op is listed in opNames.
-type Missing = Exclude<Op, (typeof opNames)[number]>;
+// Completeness check: every Op is listed in declaredOps or is elementwise.
+type Missing = Exclude<Op, (typeof declaredOps)[number] | (typeof elementwiseOpNames)[number]>;
 const _allListed: Missing extends never ? true : Missing = true;
 void _allListed;
+
+export const opNames: readonly Op[] = [...declaredOps, ...elementwiseOpNames];

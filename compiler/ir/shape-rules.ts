@@ -1,5 +1,6 @@
 // The shape and dtype rule of every op: given the inputs' types and the attrs, the outputs' types,
 // or a ShapeError saying what was expected and what was found.
+import { elementwiseDef, elementwiseOpNames, type ElementwiseOp, type Operands } from './elementwise-ops.ts';
 import type { Op, OpAttrs, UpdateAttrs } from './ops.ts';
 import type { DType, Shape } from './types.ts';
 import { broadcastShapes, fmtShape, isFloat, reducedShape, sameShape } from './shape.ts';
@@ -101,7 +102,14 @@ function matmulShape(a: Shape, b: Shape, transA: boolean, transB: boolean): numb
   return [...batch, m, n];
 }
 
+/** The elementwise ops' rules, by how their operands combine (elementwise-ops.ts). */
+const byOperands = { unary, binary, gradient: unaryGrad } satisfies Record<Operands, Rule<Op>>;
+const elementwiseRules = Object.fromEntries(
+  elementwiseOpNames.map((op) => [op, byOperands[elementwiseDef(op).operands]]),
+) as { readonly [O in ElementwiseOp]: Rule<O> };
+
 export const shapeRules: { readonly [O in Op]: Rule<O> } = {
+  ...elementwiseRules,
   matmul: (ins, a) => {
     arity(ins, 2);
     const dtype = sameDtype(ins);
@@ -110,24 +118,10 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     rankAtLeast(ins, 1, 2, 'the right operand');
     return [{ shape: matmulShape(ins[0].shape, ins[1].shape, a.transA, a.transB), dtype }];
   },
-  add: binary,
-  sub: binary,
-  mul: binary,
-  div: binary,
-  neg: unary,
-  scale: unary,
   fill: (ins, a) => {
     arity(ins, 0);
     return [{ shape: a.shape, dtype: a.dtype }];
   },
-  exp: unary,
-  log: unary,
-  sqrt: unary,
-  rsqrt: unary,
-  tanh: unary,
-  gelu: unary,
-  silu: unary,
-  relu: unary,
   sum: reduce,
   mean: reduce,
   max: reduce,
@@ -240,10 +234,6 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     mustEqual(ins, 1, ins[0].shape.slice(0, -1), 'the targets');
     return [{ shape: ins[1].shape, dtype: ins[0].dtype }];
   },
-  geluGrad: unaryGrad,
-  siluGrad: unaryGrad,
-  reluGrad: unaryGrad,
-  tanhGrad: unaryGrad,
   maxGrad: (ins, a) => {
     arity(ins, 3);
     const y = reducedShape(ins[0].shape, a.axes, a.keepDims);

@@ -15,6 +15,7 @@
 //   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias, activation).
 import type { Fusion, GroupKind, KernelGroup } from '../ir/fusion.ts';
 import type { Op } from '../ir/ops.ts';
+import { fusibleOps } from '../ir/op-traits.ts';
 import { sameShape } from '../ir/shape.ts';
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { users } from '../ir/analysis.ts';
@@ -28,11 +29,8 @@ export interface FuseOptions {
   readonly matmulEpilogue?: boolean;
 }
 
-/** Ops a fused kernel evaluates per element in registers (codegen/wgsl/fused.ts has their WGSL). */
-export const elementwiseOps: ReadonlySet<Op> = new Set<Op>([
-  'add', 'sub', 'mul', 'div', 'neg', 'scale', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'gelu', 'silu', 'relu',
-  'geluGrad', 'siluGrad', 'reluGrad', 'tanhGrad',
-]);
+/** Ops a fused kernel evaluates per element in registers: the op table's elementwise ops (ir/op-traits.ts). */
+export const elementwiseOps: ReadonlySet<Op> = fusibleOps;
 
 /** Browsers grant 8 to 10 storage buffers per shader stage; every kernel stays within 8. */
 export const maxGroupBindings = 8;

@@ -1,7 +1,6 @@
 // What the plan means in bytes: for each category the most bytes live at one moment (the
 // paper's Table 1 columns), the live bytes at every schedule position, and what is live at the peak.
 import { categories, type Category, type MemoryPlan } from '../ir/memory-plan.ts';
-import type { Graph } from '../ir/types.ts';
 
 export type Bytes = Readonly<Record<Category, number>>;
 
@@ -20,7 +19,7 @@ export interface MemoryReport {
 
 const zero = (): Record<Category, number> => ({ params: 0, grads: 0, optimizerState: 0, activations: 0, workspace: 0 });
 
-export function memoryReport(g: Graph, plan: MemoryPlan): MemoryReport {
+export function memoryReport(plan: MemoryPlan): MemoryReport {
   const steps = Math.max(plan.steps, 1);
   const delta = Array.from({ length: steps + 1 }, zero);
   for (const b of plan.buffers) {
@@ -44,6 +43,5 @@ export function memoryReport(g: Graph, plan: MemoryPlan): MemoryReport {
     }
     if (sum > peakBytes) [peakBytes, peakAt] = [sum, i];
   });
-  void g;
   return { most, total: plan.peak, lowerBound: plan.lowerBound, timeline, peakAt, atPeak: timeline[peakAt] ?? zero() };
 }

@@ -1,5 +1,5 @@
 // What a planned step saves for backward: its activation buffers grouped by the op and the model
-// line that made them, largest first. README's count of LLaMA-7B's activations comes from this.
+// line that made them, largest first. docs/memory.md's count of LLaMA-7B's activations comes from this.
 import { fmtLoc } from '../diagnostics.ts';
 import type { MemoryPlan } from '../ir/memory-plan.ts';
 import type { Graph, Node, ValueId } from '../ir/types.ts';

@@ -49,6 +49,8 @@ export function saveCheckpoint(file: string, tensors: Readonly<Record<string, Te
   } catch (e) {
     closeSync(fd);
     unlinkSync(tmp);
+    // Node names no path for a failed write (a full disk): name the checkpoint being saved.
+    if (e && typeof e === 'object' && !('path' in e)) Object.assign(e, { path: file });
     throw e;
   }
   closeSync(fd);

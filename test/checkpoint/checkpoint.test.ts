@@ -116,44 +116,50 @@ describe('safetensors', () => {
     expect(() => loadCheckpoint(missing)).toThrow(new RegExp(`^${missing}: no such checkpoint file$`));
   });
 
-  it('SIGKILL during saves never leaves a corrupt or missing checkpoint', async () => {
+  it('SIGKILL during saves never leaves a corrupt or missing checkpoint (50 kills)', async () => {
     const dir = tmp();
-    const file = join(dir, 'checkpoint.safetensors');
     const child = join(import.meta.dirname, 'save-loop.ts');
-    let lastSaved = 0;
-    const kills = 15;
-    for (let k = 0; k < kills; k++) {
-      const p = spawn(process.execPath, ['--import', 'tsx', child, file], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let saved = 0;
-      let buf = '';
-      const firstSave = new Promise<void>((resolve, reject) => {
-        p.stdout.on('data', (d: Buffer) => {
-          buf += d.toString();
-          for (const m of buf.matchAll(/saved (\d+)\n/g)) saved = Math.max(saved, Number(m[1]));
-          buf = buf.slice(buf.lastIndexOf('\n') + 1);
-          if (saved > 0) resolve();
+    // 5 lanes of 10 kills each, every lane saving to its own file: 50 kills at random moments in
+    // the time of 10 child start-ups.
+    const lanes = 5;
+    const killsPerLane = 10;
+    const lane = async (l: number) => {
+      const file = join(dir, `lane${l}.safetensors`);
+      let lastSaved = 0;
+      for (let k = 0; k < killsPerLane; k++) {
+        const p = spawn(process.execPath, ['--import', 'tsx', child, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let saved = 0;
+        let buf = '';
+        const firstSave = new Promise<void>((resolve, reject) => {
+          p.stdout.on('data', (d: Buffer) => {
+            buf += d.toString();
+            for (const m of buf.matchAll(/saved (\d+)\n/g)) saved = Math.max(saved, Number(m[1]));
+            buf = buf.slice(buf.lastIndexOf('\n') + 1);
+            if (saved > 0) resolve();
+          });
+          p.on('exit', (code, sig) => reject(new Error(`the child exited (${code ?? sig}) before saving`)));
         });
-        p.on('exit', (code, sig) => reject(new Error(`the child exited (${code ?? sig}) before saving`)));
-      });
-      await firstSave;
-      // Somewhere in the middle of a later save.
-      await new Promise((r) => setTimeout(r, Math.random() * 40));
-      const exited = new Promise((r) => p.on('exit', r));
-      p.kill('SIGKILL');
-      await exited;
-      const c = loadCheckpoint(file);
-      const step = Number(c.metadata.step);
-      // At least what the child reported saved; at most one past it (the save whose report was lost).
-      expect(step).toBeGreaterThanOrEqual(Math.max(saved, lastSaved));
-      expect(step).toBeLessThanOrEqual(saved + 1);
-      const a = requireTensor(c, 'a', file, [512, 512]);
-      expect(a.every((x) => x === step)).toBe(true);
-      expect(new Int32Array(c.tensors.b.data.buffer).every((x) => x === -step)).toBe(true);
-      lastSaved = step;
-    }
-    expect(lastSaved).toBeGreaterThan(kills);
-    // The next save removes the temporary files the killed saves left.
-    saveCheckpoint(file, { a: { shape: [1], data: Float32Array.of(0) } }, { step: '0' });
-    expect(readdirSync(dir)).toEqual(['checkpoint.safetensors']);
-  }, 30_000);
+        await firstSave;
+        // Somewhere in the middle of a later save.
+        await new Promise((r) => setTimeout(r, Math.random() * 40));
+        const exited = new Promise((r) => p.on('exit', r));
+        p.kill('SIGKILL');
+        await exited;
+        const c = loadCheckpoint(file);
+        const step = Number(c.metadata.step);
+        // At least what the child reported saved; at most one past it (the save whose report was lost).
+        expect(step).toBeGreaterThanOrEqual(Math.max(saved, lastSaved));
+        expect(step).toBeLessThanOrEqual(saved + 1);
+        const a = requireTensor(c, 'a', file, [512, 512]);
+        expect(a.every((x) => x === step)).toBe(true);
+        expect(new Int32Array(c.tensors.b.data.buffer).every((x) => x === -step)).toBe(true);
+        lastSaved = step;
+      }
+      expect(lastSaved).toBeGreaterThan(killsPerLane);
+      // The next save removes the temporary files the killed saves left.
+      saveCheckpoint(file, { a: { shape: [1], data: Float32Array.of(0) } }, { step: '0' });
+    };
+    await Promise.all(Array.from({ length: lanes }, (_, l) => lane(l)));
+    expect(readdirSync(dir).sort()).toEqual(Array.from({ length: lanes }, (_, l) => `lane${l}.safetensors`));
+  }, 120_000);
 });

@@ -1,6 +1,7 @@
 // Test graphs built by hand with GraphBuilder: one that uses every op, and a tiny llama-like
 // forward pass of the size the models will have.
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
+import { elementwiseDef, elementwiseOpNames } from '../../compiler/ir/elementwise-ops.ts';
 import type { Op, OpAttrs } from '../../compiler/ir/ops.ts';
 import type { DType, Graph, Init, Loc, Shape, ValueId } from '../../compiler/ir/types.ts';
 
@@ -99,6 +100,13 @@ export function everyOpGraph(): Graph {
     g.one('crossEntropyGrad', [logits, ids, g.one('sum', [dy], { axes: [2], keepDims: false })], none),
     ...optimizerOps(g, w, g.one('matmul', [g.one('reshape', [dy], { shape: [B * T, D] }), g.one('reshape', [x], { shape: [B * T, D] })], { transA: true, transB: false })),
   ];
+  // An elementwise op of the table not used above (none today) joins over positive operands.
+  const used = new Set(g.b.nodes.map((n) => n.op));
+  for (const op of elementwiseOpNames.filter((o) => !used.has(o))) {
+    const def = elementwiseDef(op);
+    const attrs = Object.fromEntries((def.consts ?? []).map((c) => [c, 0.5])) as OpAttrs[typeof op];
+    grads.push(g.one(op, def.operands === 'unary' ? [ex] : [ex, dy], attrs));
+  }
   // Every gradient feeds the loss, so the loss depends on every op. Squares, because many of these
   // gradients sum to exactly zero over a row, and a sum of them would be all rounding error.
   let loss = g.one('mean', [ce], all(2));

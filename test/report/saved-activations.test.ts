@@ -1,4 +1,4 @@
-// README's count of what LLaMA-7B saves for backward, checked against the plan itself: per layer
+// docs/memory.md's count of what LLaMA-7B saves for backward, checked against the plan itself: per layer
 // 8 width-sized tensors and 4 FFN-sized ones, plus the logits and a few inputs.
 import { describe, expect, it } from 'vitest';
 import { compileStep } from '../../compiler/pipeline.ts';

@@ -1,6 +1,8 @@
-// Elementwise kernels: unary math, binary ops with numpy broadcasting (stride 0 on broadcast
-// axes), the activation gradients, fill and scale; and, through emit-layout.ts, the ops that
-// only move elements. The formulas are wgsl-math.ts's, shared with the fused chains.
+// Elementwise kernels: every op of the elementwise table (ir/elementwise-ops.ts) with its WGSL
+// formula, binary ones with numpy broadcasting (stride 0 on broadcast axes); fill and maxGrad;
+// and, through emit-layout.ts, the ops that only move elements. The formulas are wgsl-math.ts's,
+// shared with the fused chains.
+import { elementwiseOpNames, type ElementwiseOp } from '../../ir/elementwise-ops.ts';
 import type { Op } from '../../ir/ops.ts';
 import { reducedShape } from '../../ir/shape.ts';
 import type { NodeOf, ValueId } from '../../ir/types.ts';
@@ -9,10 +11,10 @@ import { layoutEmitters } from './emit-layout.ts';
 import { broadcastStrides, contiguous } from './wgsl-index.ts';
 import { elemOf, floatOnly } from './wgsl-kernel.ts';
 import { mapKernel, shapeOf } from './wgsl-map.ts';
-import { formulas, helperCode, type BinaryOp, type UnaryOp } from './wgsl-math.ts';
+import { declareConsts, formulaWgsl, helperCode } from './wgsl-math.ts';
 
-/** A unary or binary op of wgsl-math.ts; binary operands broadcast (stride 0 on broadcast axes). */
-function formulaEmitter(op: UnaryOp | BinaryOp): Emitter<Op> {
+/** An op of the elementwise table; binary operands broadcast (stride 0 on broadcast axes), consts are uniforms. */
+function formulaEmitter(op: ElementwiseOp): Emitter<Op> {
   return (n, c) => {
     floatOnly(n, c);
     const shape = shapeOf(c, n.outputs[0]);
@@ -21,10 +23,15 @@ function formulaEmitter(op: UnaryOp | BinaryOp): Emitter<Op> {
       tag: op, shape, fns: helperCode([op]),
       out: { value: n.outputs[0], walk: contiguous(shape) },
       ins: n.inputs.map((v) => ({ value: v, walk: walk(v) })),
-      expr: ([a, b]) => formulas[op].expr(a, b ?? ''),
+      scalars: (u) => declareConsts(op, n.attrs, u),
+      expr: (loaded) => formulaWgsl(op, loaded),
     })];
   };
 }
+
+const formulaEmitters = Object.fromEntries(elementwiseOpNames.map((op) => [op, formulaEmitter(op)])) as {
+  readonly [O in ElementwiseOp]: Emitter<O>;
+};
 
 const fill = (n: NodeOf<'fill'>, c: EmitContext): KernelCall[] => {
   const elem = elemOf(n, c, n.outputs[0], ['f32', 'i32']);
@@ -34,18 +41,6 @@ const fill = (n: NodeOf<'fill'>, c: EmitContext): KernelCall[] => {
     out: { value: n.outputs[0], walk: contiguous(shape), elem },
     scalars: (u) => (elem === 'i32' ? u.i32('value', n.attrs.value) : u.f32('value', n.attrs.value)),
     expr: () => 'u.value',
-  })];
-};
-
-const scale = (n: NodeOf<'scale'>, c: EmitContext): KernelCall[] => {
-  floatOnly(n, c);
-  const shape = shapeOf(c, n.outputs[0]);
-  return [mapKernel(c, {
-    tag: 'scale', shape,
-    out: { value: n.outputs[0], walk: contiguous(shape) },
-    ins: [{ value: n.inputs[0], walk: contiguous(shape) }],
-    scalars: (u) => u.f32('c', n.attrs.c),
-    expr: ([x]) => `u.c * ${x}`,
   })];
 };
 
@@ -64,27 +59,10 @@ const maxGrad = (n: NodeOf<'maxGrad'>, c: EmitContext): KernelCall[] => {
 };
 
 export const elementwiseEmitters = {
-  add: formulaEmitter('add'),
-  sub: formulaEmitter('sub'),
-  mul: formulaEmitter('mul'),
-  div: formulaEmitter('div'),
-  neg: formulaEmitter('neg'),
-  scale,
+  ...formulaEmitters,
   fill,
-  exp: formulaEmitter('exp'),
-  log: formulaEmitter('log'),
-  sqrt: formulaEmitter('sqrt'),
-  rsqrt: formulaEmitter('rsqrt'),
-  tanh: formulaEmitter('tanh'),
-  gelu: formulaEmitter('gelu'),
-  silu: formulaEmitter('silu'),
-  relu: formulaEmitter('relu'),
-  geluGrad: formulaEmitter('geluGrad'),
-  siluGrad: formulaEmitter('siluGrad'),
-  reluGrad: formulaEmitter('reluGrad'),
-  tanhGrad: formulaEmitter('tanhGrad'),
   maxGrad,
   ...layoutEmitters,
 } satisfies {
-  readonly [O in Extract<Op, 'add' | 'sub' | 'mul' | 'div' | 'neg' | 'scale' | 'fill' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'gelu' | 'silu' | 'relu' | 'geluGrad' | 'siluGrad' | 'reluGrad' | 'tanhGrad' | 'maxGrad' | 'reshape' | 'transpose' | 'slice' | 'pad' | 'concat' | 'broadcastTo'>]: Emitter<O>;
+  readonly [O in ElementwiseOp | Extract<Op, 'fill' | 'maxGrad' | 'reshape' | 'transpose' | 'slice' | 'pad' | 'concat' | 'broadcastTo'>]: Emitter<O>;
 };

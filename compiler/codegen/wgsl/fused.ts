@@ -10,6 +10,7 @@
 // A value is stored when it has storage in the plan (it is read after the group, or shares a
 // buffer with one that is); values internal to the group have none and live in registers.
 import { CompilerBug } from '../../diagnostics.ts';
+import { isElementwiseOp, type ElementwiseOp } from '../../ir/elementwise-ops.ts';
 import type { KernelGroup } from '../../ir/fusion.ts';
 import { numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
@@ -18,16 +19,15 @@ import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
 import { sgdStepWgsl } from './emit-optimizer.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
 import { Bindings, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
-import { formulas, helperCode, isFormulaOp } from './wgsl-math.ts';
+import { declareConsts, formulaWgsl, helperCode } from './wgsl-math.ts';
 
 /** Threads per workgroup of the elementwise chain kernel (as the single-op map kernels). */
 const chainWorkgroup = 256;
 
-/** WGSL of one elementwise node over argument names: wgsl-math.ts's formula; `scale` reads its constant as a uniform. */
-function formula(n: Node, a: readonly string[], c: string): string {
-  if (n.op === 'scale') return `${c} * ${a[0]}`;
-  if (!isFormulaOp(n.op)) throw new CompilerBug(`codegen: ${n.op} is not an elementwise op a fused kernel can evaluate`);
-  return formulas[n.op].expr(a[0], a[1]);
+/** The op of a node a fused kernel evaluates: one of the elementwise table's (its consts are uniforms). */
+function formulaOp(n: Node): ElementwiseOp {
+  if (!isElementwiseOp(n.op)) throw new CompilerBug(`codegen: ${n.op} is not an elementwise op a fused kernel can evaluate`);
+  return n.op;
 }
 
 /** Whether `v` has storage in the plan (a value always shares storage with itself when it has any). */
@@ -69,17 +69,14 @@ function chain(nodes: readonly Node[], c: EmitContext, b: Bindings, u: Uniforms,
   const ref = (v: ValueId) => name.get(v)!;
   nodes.forEach((n, j) => {
     const args = n.inputs.map(ref);
-    let cst = '';
-    if (n.op === 'scale') {
-      u.f32(`${prefix}c${j}`, n.attrs.c);
-      cst = `u.${prefix}c${j}`;
-    }
+    const op = formulaOp(n);
+    declareConsts(op, n.attrs, u, prefix, `${j}`);
     name.set(n.outputs[0], `t${j}`);
-    lines.push(`let t${j} = ${formula(n, args, cst)};`);
+    lines.push(`let t${j} = ${formulaWgsl(op, args, prefix, `${j}`)};`);
     sig.push(`${n.op}(${args.join(',')})`);
   });
   results.forEach((v, k) => lines.push(`${outs[k]}[${prefix}o] = ${ref(v)};`));
-  const fns = helperCode(nodes.map((n) => n.op).filter(isFormulaOp)) ?? '';
+  const fns = helperCode(nodes.map(formulaOp)) ?? '';
   return { tag: `${sig.join(';')}>${results.map(ref).join(',')}|${index.key}`, fns, code: lines.join('\n') };
 }
 

@@ -1,0 +1,194 @@
+// One training run in the page: the bundle's trainer, the loop with pause and resume, validation,
+// and checkpoints in exactly the format `lomoc train` writes and reads (runtime/train/run-record.ts),
+// so a run moves between the browser and Node in both directions. Errors never lose the run: the
+// trainer and its step count stay as they were, and saving still works.
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, toFloat32, type TensorInput } from '../checkpoint/safetensors.ts';
+import { trainBatch, unigramEntropy, valBatches, type Batch } from '../train/data.ts';
+import { checkpointFormat, identityDiff, runIdentity, statePrefix, type RunFields } from '../train/run-record.ts';
+import { lrAt, type Schedule } from '../train/schedule.ts';
+import type { Tokens, TokenizerName } from './text.ts';
+
+/** What the page needs of the bundle's index.js. */
+export interface Entry {
+  readonly model: string;
+  readonly preset: string;
+  readonly optimizer: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly inputs: Readonly<Record<string, { readonly dtype: string; readonly shape: readonly number[] }>>;
+  readonly params: Readonly<Record<string, { readonly dtype: string; readonly shape: readonly number[] }>>;
+  readonly planBytes: number;
+  createTrainer(options: { gpu: GPU; seed: number }): Promise<Trainer>;
+}
+export interface Trainer {
+  step(batch: Batch, hyper: { lr: number; weightDecay: number; step?: number }): Promise<number | undefined>;
+  readParams(): Promise<Record<string, Float32Array>>;
+  readState(): Promise<Record<string, Float32Array>>;
+  writeParams(p: Record<string, ArrayLike<number>>): void;
+  writeState(s: Record<string, ArrayLike<number>>): void;
+  destroy(): void;
+  readonly deviceBytes: number;
+  readonly adapter: string;
+}
+
+export interface RunOptions {
+  readonly lr: number;
+  readonly schedule: Schedule;
+  readonly warmup: number;
+  readonly weightDecay: number;
+  readonly steps: number;
+  readonly evalEvery: number;
+  readonly seed: number;
+}
+
+export interface Point {
+  readonly step: number;
+  readonly loss: number;
+}
+
+/** The bundle's step options as manifest.json records them. */
+export interface BundleStep {
+  readonly optimizer: string;
+  readonly dtype: string;
+  readonly checkpoint: string;
+  readonly clipNorm: number | null;
+  readonly clipValue: number | null;
+}
+
+export interface Progress {
+  readonly step: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly ms: number;
+  readonly tokensPerSecond: number;
+}
+
+export class Session {
+  step = 0;
+  losses: Point[] = [];
+  val: Point[] = [];
+  running = false;
+  private stopRequested = false;
+  readonly entropy: number;
+  private readonly evalSet: Batch[];
+  readonly batch: number;
+  readonly seq: number;
+
+  constructor(
+    readonly entry: Entry,
+    readonly bundleStep: BundleStep,
+    readonly trainer: Trainer,
+    readonly tokens: Tokens,
+    readonly tokenizer: TokenizerName,
+    readonly run: RunOptions,
+    /** The optimizer state's shapes (manifest.json's program.state), as checkpoints store them. */
+    readonly stateShapes: Readonly<Record<string, readonly number[]>>,
+  ) {
+    [this.batch, this.seq] = entry.inputs.tokens.shape;
+    this.entropy = unigramEntropy(tokens.train);
+    this.evalSet = valBatches(tokens.val, this.batch, this.seq);
+  }
+
+  /** The identity `lomoc train --resume` checks (the same fields, the same text). */
+  identity(): Record<string, string> {
+    const s = this.bundleStep;
+    const fields: RunFields = {
+      model: this.entry.model, config: this.entry.config, optimizer: s.optimizer, checkpoint: s.checkpoint, clipNorm: s.clipNorm, clipValue: s.clipValue,
+      dtype: s.dtype, lr: this.run.lr, schedule: this.run.schedule, warmup: this.run.warmup, weightDecay: this.run.weightDecay,
+      data: this.tokens.data, tokenizer: this.tokenizer, seed: this.run.seed, steps: this.run.steps,
+    };
+    return runIdentity(fields);
+  }
+
+  /** Validation loss: the training step with lr 0 and weight decay 0 (params unchanged; state restored). */
+  async evaluate(step: number): Promise<number> {
+    const saved = Object.keys(this.stateShapes).length ? await this.trainer.readState() : undefined;
+    let sum = 0;
+    for (const b of this.evalSet) sum += (await this.trainer.step(b, { lr: 0, weightDecay: 0, step: Math.max(step, 1) }))!;
+    if (saved) this.trainer.writeState(saved);
+    return sum / this.evalSet.length;
+  }
+
+  /** Trains until `run.steps` or until pause() is called; each step and validation is reported. */
+  async train(on: { step(p: Progress): void; val(p: Point): void }): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.stopRequested = false;
+    try {
+      while (this.step < this.run.steps && !this.stopRequested) {
+        const s = this.step + 1;
+        const lr = lrAt(this.run, s);
+        const b = trainBatch(this.tokens.train, this.batch, this.seq, this.run.seed, s - 1);
+        const t0 = performance.now();
+        const loss = (await this.trainer.step(b, { lr, weightDecay: this.run.weightDecay, step: s }))!;
+        const ms = performance.now() - t0;
+        this.step = s;
+        this.losses.push({ step: s, loss });
+        on.step({ step: s, loss, lr, ms, tokensPerSecond: (this.batch * this.seq * 1000) / ms });
+        if ((this.run.evalEvery && s % this.run.evalEvery === 0) || s === this.run.steps) {
+          const v = await this.evaluate(s);
+          this.val.push({ step: s, loss: v });
+          on.val({ step: s, loss: v });
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  pause(): void {
+    this.stopRequested = true;
+  }
+
+  /** The checkpoint `lomoc train --save` would write at this step, as safetensors bytes. */
+  async checkpoint(): Promise<Uint8Array> {
+    const params = await this.trainer.readParams();
+    const state = await this.trainer.readState();
+    const tensors: Record<string, TensorInput> = {};
+    for (const [name, p] of Object.entries(this.entry.params)) tensors[name] = { shape: p.shape, data: params[name] };
+    for (const [name, shape] of Object.entries(this.stateShapes)) tensors[statePrefix + name] = { shape, data: state[name] };
+    return encodeSafetensors(tensors, {
+      format: checkpointFormat, step: String(this.step), dataPosition: String(this.step), seed: String(this.run.seed), run: JSON.stringify(this.identity()),
+      compile: JSON.stringify({ ...this.bundleStep, config: this.entry.config, bundle: 'page' }),
+      losses: JSON.stringify(this.losses), val: JSON.stringify(this.val),
+    });
+  }
+
+  /** Loads a checkpoint this run may continue from; an error names every difference and changes nothing. */
+  async restore(name: string, bytes: Uint8Array): Promise<void> {
+    let c;
+    try {
+      c = decodeSafetensors(bytes);
+    } catch (e) {
+      throw new SessionError(`${name}: ${e instanceof SafetensorsError ? e.message : String(e)}`);
+    }
+    if (c.metadata.format !== checkpointFormat)
+      throw new SessionError(`${name} is not a lomoc checkpoint (metadata format ${JSON.stringify(c.metadata.format ?? null)}, expected '${checkpointFormat}')`);
+    let theirs: Record<string, string>;
+    try {
+      theirs = JSON.parse(c.metadata.run ?? '{}') as Record<string, string>;
+    } catch {
+      throw new SessionError(`${name}: its metadata field 'run' is not JSON`);
+    }
+    const diff = identityDiff(this.identity(), theirs);
+    if (diff.length) throw new SessionError(`${name} was written by another run: ${diff.join('; ')}`);
+    const get = (key: string, shape: readonly number[]) => {
+      const t = c.tensors[key];
+      if (!t) throw new SessionError(`${name} lacks tensor '${key}'`);
+      if (t.dtype !== 'F32' || t.shape.join() !== shape.join()) throw new SessionError(`${name}: tensor '${key}' is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${shape.join(', ')}]`);
+      return toFloat32(key, t);
+    };
+    const params = Object.fromEntries(Object.entries(this.entry.params).map(([k, p]) => [k, get(k, p.shape)]));
+    const state = Object.fromEntries(Object.entries(this.stateShapes).map(([k, shape]) => [k, get(statePrefix + k, shape)]));
+    const step = Number(c.metadata.step);
+    if (!Number.isSafeInteger(step) || step < 0 || step > this.run.steps) throw new SessionError(`${name}: its step ${c.metadata.step} is not a step of this run (0 to ${this.run.steps})`);
+    this.trainer.writeParams(params);
+    this.trainer.writeState(state);
+    this.step = step;
+    this.losses = JSON.parse(c.metadata.losses ?? '[]') as Point[];
+    this.val = JSON.parse(c.metadata.val ?? '[]') as Point[];
+  }
+}
+
+export class SessionError extends Error {
+  override name = 'SessionError';
+}
