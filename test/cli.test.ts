@@ -25,7 +25,7 @@ describe('lomoc cli', () => {
     expect(await run('grpah')).toEqual({
       code: 1,
       stdout: '',
-      stderr: "error: unknown command 'grpah'; expected one of: graph, plan, run, compile, train, plot, help (see 'lomoc --help')",
+      stderr: "error: unknown command 'grpah'; expected one of: graph, plan, run, compile, train, plot, serve, help (see 'lomoc --help')",
     });
     expect((await run('graph', 'models/mlp.ts', '--presett', 'tiny')).stderr).toBe(
       "error: lomoc graph: unknown option '--presett'; run 'lomoc help graph' for its options",
