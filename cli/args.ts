@@ -3,9 +3,10 @@
 import { parseArgs } from 'node:util';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { targetForAdapter, type AdapterInfoLike, type TargetName } from '../compiler/codegen/wgsl/target.ts';
-import { parseCheckpointPolicy, type CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
+import { optionChecks } from './option-checks.ts';
 import { hyperFrom, hyperOptionSpec, optimizerFrom, optimizerOptionSpec } from './optimizer-options.ts';
+import { stepOptionTable, stepOptionValues, type TargetChoice } from './step-options.ts';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -53,8 +54,8 @@ export function parseCommandArgs(spec: CommandSpec, argv: readonly string[]): Pa
       continue;
     }
     // Non-strict parseArgs takes the next word as the value even when it is another option
-    // ('-' alone is a value: stdout).
-    if (tok.value === undefined || (!tok.inlineValue && tok.value.startsWith('-') && tok.value !== '-'))
+    // ('-' alone is a value: stdout; so is a negative number, for the option's check to refuse).
+    if (tok.value === undefined || (!tok.inlineValue && tok.value.startsWith('-') && tok.value !== '-' && !/^-[0-9.]/.test(tok.value)))
       throw new LomocError(`lomoc ${spec.name}: option '--${tok.name}' expects a value (${opt.value ?? 'VALUE'})`);
     if (opt.multiple) values[tok.name] = [...((values[tok.name] as string[] | undefined) ?? []), tok.value];
     else if (values[tok.name] !== undefined)
@@ -87,90 +88,55 @@ export function formatHelp(spec: CommandSpec): string {
   return lines.join('\n');
 }
 
-/** Checks for option values, with errors that name the command, the option, what it expects and what it got. */
-export function optionChecks(command: string) {
-  const error = (option: string, expected: string, got: string) =>
-    new LomocError(`lomoc ${command}: option '--${option}' expects ${expected}, got '${got}'`);
-  return {
-    error,
-    /** An integer >= min (1: "a positive integer"). */
-    integer(text: string, option: string, min = 1): number {
-      if (!/^[0-9]+$/.test(text) || Number(text) < min) throw error(option, min > 0 ? 'a positive integer' : `an integer >= ${min}`, text);
-      return Number(text);
-    },
-    /** A number above 0, or >= 0 when `zeroOk`. */
-    number(text: string, option: string, zeroOk = false): number {
-      const n = Number(text);
-      if (text.trim() === '' || !Number.isFinite(n) || n < 0 || (!zeroOk && n === 0))
-        throw error(option, zeroOk ? 'a number >= 0' : 'a number above 0', text);
-      return n;
-    },
-    checkpoint(text: string, option = 'checkpoint'): CheckpointPolicy {
-      try {
-        return parseCheckpointPolicy(text);
-      } catch {
-        throw error(option, 'none, blocks, sqrt or budget=SIZE (SIZE like 14GiB)', text);
-      }
-    },
-    oneOf<T extends string>(choices: readonly T[], text: string, option: string): T {
-      if (!(choices as readonly string[]).includes(text)) throw error(option, `${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}`, text);
-      return text as T;
-    },
-  };
-}
+/** Checks for option values: the one rule, in option-checks.ts. */
+export { optionChecks } from './option-checks.ts';
 
-/** The options that say which training step to compile: shared by the commands that compile one. */
-export const stepOptionSpecs: Readonly<Record<string, OptionSpec>> = {
-  preset: { type: 'string', value: 'NAME', help: "the model's preset (default: its first)" },
-  set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key of the preset' },
-  batch: { type: 'string', value: 'B', help: 'batch size (sets the config key batch)' },
-  seq: { type: 'string', value: 'T', help: 'sequence length (sets the config key seq)' },
-  checkpoint: { type: 'string', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB (default none)' },
-  'clip-norm': { type: 'string', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)' },
-  'clip-value': { type: 'string', value: 'V', help: 'clamp each gradient element to [-V, V]' },
-  dtype: { type: 'string', value: 'f32|f16', help: 'storage of params and activations; math stays f32 (default f32)' },
-  target: { type: 'string', value: 'auto|cpu|gpu', help: 'kernel shapes: gpu, cpu (software adapters like lavapipe) or auto, from the adapter (default auto)' },
-  opt: hyperOptionSpec(),
-};
+/** The options that say which training step to compile: shared by the commands that compile one (cli/step-options.ts). */
+export const stepOptionSpecs: Readonly<Record<string, OptionSpec>> = Object.fromEntries(
+  [
+    ...Object.values(stepOptionTable).map((e) => [e.option, { type: 'string', value: e.value, help: e.help, ...(e.multiple ? { multiple: true } : {}) } satisfies OptionSpec] as const),
+    ['opt', hyperOptionSpec()] as const,
+  ],
+);
 
 /**
  * The training step that stepOptionSpecs and --optimizer ask for, every value checked (errors name
- * `command`). The kernel target is not in it: each command resolves --target its own way.
+ * `command`). The kernel target is not in it: `stepTarget` gives the choice, `resolveTarget` the target.
  */
 export function stepConfigFrom(command: string, values: Readonly<Record<string, OptionValue>>): StepConfig {
   const check = optionChecks(command);
   const str = (k: string) => values[k] as string | undefined;
-  const opt = <T>(k: string, parse: (text: string, option: string) => T): T | undefined => (str(k) === undefined ? undefined : parse(str(k)!, k));
+  const { target: _target, checkpoint, dtype, ...step } = stepOptionValues(command, values, check);
   const optimizer = optimizerFrom(command, str('optimizer'));
   return {
-    preset: str('preset'),
-    sets: (values.set as string[] | undefined) ?? [],
-    batch: opt('batch', (t, o) => check.integer(t, o, 1)),
-    seq: opt('seq', (t, o) => check.integer(t, o, 1)),
+    ...step,
     optimizer,
     hyper: hyperFrom(command, [optimizer], values.opt),
-    checkpoint: check.checkpoint(str('checkpoint') ?? 'none'),
-    clipNorm: opt('clip-norm', (t, o) => check.number(t, o)),
-    clipValue: opt('clip-value', (t, o) => check.number(t, o)),
-    dtype: check.oneOf(['f32', 'f16'] as const, str('dtype') ?? 'f32', 'dtype'),
+    checkpoint: checkpoint ?? { kind: 'none' },
+    dtype: dtype ?? 'f32',
   };
 }
 
-export type TargetChoice = 'auto' | TargetName;
+export type { TargetChoice } from './step-options.ts';
 
 /** `--target`: auto (default), cpu or gpu. */
 export function targetChoice(command: string, text: string | undefined): TargetChoice {
   return optionChecks(command).oneOf<TargetChoice>(['auto', 'cpu', 'gpu'], text ?? 'auto', 'target');
 }
 
+/** What auto gives where no adapter is looked at: kernels for real GPUs, the machines bundles and plans are mostly for. */
+export const defaultTarget: TargetName = 'gpu';
+
 /**
- * The kernel target to compile for: `choice`, or with auto the one targetForAdapter picks for
- * `adapter` (the adapter the device will come from; none: cpu, for the reference executor). `how`
- * says why, for the printed adapter line.
+ * The kernel target to compile for, the same rule on every command: `choice`, or with auto the one
+ * targetForAdapter picks for `adapter` (the adapter the device will come from); where the command
+ * looks at none (`adapter` is the reason, e.g. "lomoc plan asks no adapter"), or none was found,
+ * the stated default, gpu. `how` says which, for the printed line.
  */
-export function resolveTarget(choice: TargetChoice, adapter: { readonly info: AdapterInfoLike } | undefined): { target: TargetName; how: string } {
+export function resolveTarget(choice: TargetChoice, adapter: { readonly info: AdapterInfoLike } | string | undefined): { target: TargetName; how: string } {
   if (choice !== 'auto') return { target: choice, how: '--target' };
-  if (!adapter) return { target: 'cpu', how: 'auto: no adapter' };
+  if (typeof adapter === 'string') return { target: defaultTarget, how: `auto: ${adapter}; the default, ${defaultTarget}` };
+  if (!adapter) return { target: defaultTarget, how: `auto: no adapter found; the default, ${defaultTarget}` };
   const target = targetForAdapter(adapter.info);
   return { target, how: target === 'cpu' ? 'auto: software adapter' : 'auto: hardware adapter' };
 }

@@ -6,9 +6,9 @@ import { LomocError } from '../compiler/diagnostics.ts';
 import { checkBundleOut, writeBundle } from '../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
-import type { TargetName } from '../compiler/codegen/wgsl/target.ts';
-import { optimizerSpec, optionChecks, parseCommandArgs, stepConfigFrom, stepOptionSpecs, type CommandSpec } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { optimizerSpec, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec } from './args.ts';
+import { checkpointText } from './step-options.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { printWarnings, type Io } from './report.ts';
 import { loadText } from './train-data.ts';
 
@@ -18,8 +18,6 @@ export const compileSpec: CommandSpec = {
   positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
   options: {
     ...stepOptionSpecs,
-    // Not auto: a bundle runs on the machines that load it (browsers, GPUs), not on this one.
-    target: { type: 'string', value: 'cpu|gpu', help: 'kernel shapes: gpu, or cpu for software adapters like lavapipe (default gpu)' },
     optimizer: optimizerSpec,
     out: { type: 'string', value: 'DIR', help: 'the bundle folder to write: a new or empty folder, or a bundle to replace (required)' },
   },
@@ -28,13 +26,14 @@ export const compileSpec: CommandSpec = {
 
 export async function runCompile(argv: readonly string[], io: Io): Promise<number> {
   const { positionals, values } = parseCommandArgs(compileSpec, argv);
-  const check = optionChecks('compile');
   const str = (k: string) => values[k] as string | undefined;
   const out = str('out');
   if (out === undefined) throw new LomocError("lomoc compile: option '--out DIR' is required");
   checkBundleOut(out); // before compiling: a folder that must not be written fails at once
   const step = stepConfigFrom('compile', values);
-  const target = check.oneOf<TargetName>(['cpu', 'gpu'], str('target') ?? 'gpu', 'target');
+  // A bundle runs on the machines that load it (browsers, GPUs), not on this one: auto looks at no
+  // adapter here and takes the stated default; the manifest records the target chosen.
+  const { target, how } = resolveTarget(targetChoice('compile', str('target')), 'a bundle runs elsewhere, so lomoc compile asks no adapter');
   const def = await loadModel(positionals[0]);
   const c = compileProgram(def, { ...step, target });
   printWarnings(io, c.warnings);
@@ -47,7 +46,8 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       // Only what --opt set (the rest are the descriptor's defaults), so bundles without it read as before.
       ...(step.hyper && Object.keys(step.hyper).length ? { hyper: step.hyper } : {}),
       dtype: step.dtype ?? 'f32',
-      checkpoint: c.checkpointDetail,
+      checkpoint: checkpointText(step.checkpoint ?? { kind: 'none' }),
+      checkpointDetail: c.checkpointDetail,
       clipNorm: step.clipNorm ?? null,
       clipValue: step.clipValue ?? null,
       target,
@@ -58,7 +58,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
   io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
-  io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target}`);
+  io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how})`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   return 0;
 }

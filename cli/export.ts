@@ -9,7 +9,7 @@ import { loadCheckpoint } from '../runtime/checkpoint/node.ts';
 import { SafetensorsError, toFloat32, type Decoded } from '../runtime/checkpoint/safetensors.ts';
 import { writeHfFolder } from '../runtime/checkpoint/hf-folder.ts';
 import { optionChecks, parseCommandArgs, type CommandSpec } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { hfErrors } from './hf-checkpoint.ts';
 import type { Io } from './report.ts';
 

@@ -5,11 +5,13 @@ import { formatDiagnostic, LomocError, type Diagnostic } from '../compiler/diagn
 import { resolveConfig, traceModel, type Config } from '../compiler/dsl/model.ts';
 import { countByPhase } from '../compiler/ir/analysis.ts';
 import { printGraph } from '../compiler/ir/print.ts';
-import { byteSize, numel } from '../compiler/ir/shape.ts';
+import { byteSize } from '../compiler/ir/shape.ts';
+import { fmtBytes, numel } from '../contract/units.ts';
 import type { Graph } from '../compiler/ir/types.ts';
 import { verify } from '../compiler/ir/verify.ts';
 import { loadModel } from '../compiler/load-model.ts';
-import { parseCommandArgs, type CommandSpec } from './args.ts';
+import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec } from './args.ts';
+import { stepOptionValues } from './step-options.ts';
 import { printWarnings, type Io } from './report.ts';
 
 export const graphSpec: CommandSpec = {
@@ -17,8 +19,8 @@ export const graphSpec: CommandSpec = {
   summary: 'Trace a model, differentiate it, and print the size of its training graph.',
   positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
   options: {
-    preset: { type: 'string', value: 'NAME', help: "the model's preset (default: its first)" },
-    set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key of the preset' },
+    preset: stepOptionSpecs.preset,
+    set: stepOptionSpecs.set,
     print: { type: 'boolean', help: 'print the whole graph, forward and backward' },
     json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
   },
@@ -80,17 +82,6 @@ export async function compileGraph(file: string, preset?: string, sets: readonly
   return { summary, graph, diagnostics: warnings };
 }
 
-/** 497759232 -> "474.70 MiB" */
-export function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${n.toFixed(2)} ${units[i]}`;
-}
-
 const fmtCount = (n: number): string => n.toLocaleString('en-US');
 
 const stageNames: Readonly<Record<string, string>> = {
@@ -123,8 +114,8 @@ export function formatSummary(s: GraphSummary): string {
 export async function runGraph(argv: readonly string[], io: Io): Promise<number> {
   const { positionals, values } = parseCommandArgs(graphSpec, argv);
   if (values.json && values.print) throw new LomocError('lomoc graph: --print and --json cannot be combined (both write to stdout)');
-  const preset = values.preset as string | undefined;
-  const { summary, graph, diagnostics } = await compileGraph(positionals[0], preset, (values.set as string[]) ?? []);
+  const { preset, sets } = stepOptionValues('graph', values, optionChecks('graph'));
+  const { summary, graph, diagnostics } = await compileGraph(positionals[0], preset, sets);
   printWarnings(io, diagnostics);
   if (values.json) {
     const timings = Object.fromEntries(Object.entries(summary.timings).map(([k, v]) => [k, Math.round(v * 100) / 100]));

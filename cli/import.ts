@@ -5,7 +5,7 @@
 import { basename } from 'node:path';
 import type { Part } from '../models/hf/family.ts';
 import { parseCommandArgs, type CommandSpec } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { dtypeBytes, openHf } from './hf-checkpoint.ts';
 import type { Io } from './report.ts';
 

@@ -7,7 +7,7 @@ import { compileInference, planInference } from '../compiler/inference/compile-i
 import { compileStep } from '../compiler/pipeline.ts';
 import { inferenceCategories, inferenceMemory } from '../compiler/report/inference-memory.ts';
 import type { OptionValue } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import type { Io } from './report.ts';
 
 export function inferencePlan(def: ModelDef, values: Readonly<Record<string, OptionValue>>, io: Io): number {

@@ -23,6 +23,6 @@ export interface PlanResult {
   readonly step: StepFields;
   readonly rows: readonly PlanRow[];
   readonly warnings: readonly Diagnostic[];
-  /** Set when the other kernel target's scratch differs, so the plan depends on the target. */
-  readonly targetNote?: string;
+  /** The kernel target line; `differs` when the other target's scratch differs, so the plan depends on the target. */
+  readonly targetNote: { readonly line: string; readonly differs: boolean };
 }

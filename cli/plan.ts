@@ -3,18 +3,17 @@
 // is the one it measured), or one JSON object; `--timeline` also writes the memory timeline page.
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { LomocError, type Diagnostic } from '../compiler/diagnostics.ts';
-import type { Config } from '../compiler/dsl/model.ts';
+import { LomocError } from '../compiler/diagnostics.ts';
 import { groupScratch } from '../compiler/codegen/wgsl/emitters.ts';
 import { kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
-import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
-import { compileStep, type CompiledStep, type StepConfig } from '../compiler/pipeline.ts';
-import { memoryReport, type MemoryReport } from '../compiler/report/memory-report.ts';
+import { compileStep } from '../compiler/pipeline.ts';
+import { memoryReport } from '../compiler/report/memory-report.ts';
 import { timelineHtml } from '../compiler/report/timeline-html.ts';
-import { optionChecks, parseCommandArgs, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { defaultTarget, optionChecks, parseCommandArgs, resolveTarget, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
+import { describeStepOptions, stepJson, stepOptionValues } from './step-options.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { inferencePlan } from './plan-inference.ts';
 import { hyperFor, hyperFrom, optimizerFrom } from './optimizer-options.ts';
 import { formatPlanTable } from './plan-table.ts';
@@ -29,8 +28,6 @@ export const planSpec: CommandSpec = {
   positionals: [{ name: 'model.ts', help: 'a model file whose default export is model(...)' }],
   options: {
     ...stepOptionSpecs,
-    // No adapter is asked here: auto plans for gpu (the scratch of the cpu target is printed when it differs).
-    target: { type: 'string', value: 'auto|cpu|gpu', help: 'kernel shapes whose scratch the plan reserves: gpu or cpu (default auto: gpu)' },
     optimizer: { type: 'string', value: 'NAME', help: `${optimizerNames().join(', ')}, or all of them (default all)` },
     json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
     timeline: { type: 'string', value: 'FILE', help: "write the memory timeline page (HTML) to FILE, '-' for stdout" },
@@ -52,46 +49,9 @@ export const allOptimizers = (): OptimizerName[] => {
   return [...paper.filter((n) => optimizerNames().includes(n)), ...optimizerNames().filter((n) => !paper.includes(n))];
 };
 
-/**
- * The StepConfig fields that come from one command-line option each. Not options: the optimizer
- * (one row each), the plan's device limits, verification and `master` (it follows --dtype).
- */
-export type { PlanResult, PlanRow, StepFields } from './plan-result.ts';
-
-interface StepOption<T> {
-  /** The command-line option (in planSpec.options). */
-  readonly option: string;
-  readonly parse: (text: string, option: string) => T;
-  /** Printed as a top-level --json field (batch and seq are in `config` already), with this default. */
-  readonly json?: { readonly default: T | null };
-  /** How the value prints in --json and the table's settings line (default: as is). */
-  readonly show?: (value: T) => string | number;
-}
-
 const checks = optionChecks('plan');
-const positiveInteger = (text: string, option: string): number => checks.integer(text, option);
-const positiveNumber = (text: string, option: string): number => checks.number(text, option);
-const oneOf = <T extends string>(choices: readonly T[]) => (text: string, option: string): T => checks.oneOf(choices, text, option);
-const checkpointPolicy = (text: string, option: string): CheckpointPolicy => checks.checkpoint(text, option);
 
-/**
- * One entry per step option, in --json order. A new StepConfig field is a type error here until
- * it gets its entry (and its option in planSpec.options).
- */
-export const stepOptions: { readonly [K in keyof Required<StepFields>]: StepOption<NonNullable<StepFields[K]>> } = {
-  batch: { option: 'batch', parse: positiveInteger },
-  seq: { option: 'seq', parse: positiveInteger },
-  dtype: { option: 'dtype', parse: oneOf(['f32', 'f16'] as const), json: { default: 'f32' } },
-  clipNorm: { option: 'clip-norm', parse: positiveNumber, json: { default: null } },
-  clipValue: { option: 'clip-value', parse: positiveNumber, json: { default: null } },
-  target: { option: 'target', parse: (text, option) => { const t = oneOf(['auto', 'cpu', 'gpu'] as const)(text, option); return t === 'auto' ? 'gpu' : t; } },
-  checkpoint: {
-    option: 'checkpoint',
-    parse: checkpointPolicy,
-    json: { default: { kind: 'none' } },
-    show: (p) => (p.kind === 'budget' ? `budget=${p.bytes}B` : p.kind),
-  },
-};
+export type { PlanResult, PlanRow, StepFields } from './plan-result.ts';
 
 export interface PlanRequest {
   readonly file: string;
@@ -101,6 +61,8 @@ export interface PlanRequest {
   /** --opt: each optimizer gets the keys it has. */
   readonly hyper?: Readonly<Record<string, number>>;
   readonly step: StepFields;
+  /** How the kernel target was chosen, for the target line (default: --target). */
+  readonly targetHow?: string;
   readonly json: boolean;
   /** Where to write the timeline page; '-' is stdout. */
   readonly timeline?: string;
@@ -109,11 +71,9 @@ export interface PlanRequest {
 
 /** Checks every option before anything is compiled. */
 export function planRequest(positionals: readonly string[], values: Readonly<Record<string, OptionValue>>): PlanRequest {
-  const step: Record<string, unknown> = {};
-  for (const [field, o] of Object.entries(stepOptions) as [string, StepOption<unknown>][]) {
-    const text = values[o.option];
-    if (typeof text === 'string') step[field] = o.parse(text, o.option);
-  }
+  const { preset, sets, target: choice, ...fields } = stepOptionValues('plan', values, checks);
+  // plan asks no adapter (it runs nothing): auto is the stated default, and the target line says so.
+  const { target, how } = resolveTarget(choice ?? 'auto', 'lomoc plan asks no adapter');
   const optimizer = optimizerFrom('plan', (values.optimizer as string | undefined) ?? 'all', ['all']);
   const optimizers = optimizer === 'all' ? allOptimizers() : [optimizer];
   const hyper = hyperFrom('plan', optimizers, values.opt);
@@ -129,11 +89,12 @@ export function planRequest(positionals: readonly string[], values: Readonly<Rec
   }
   return {
     file: positionals[0],
-    preset: values.preset as string | undefined,
-    sets: (values.set as string[] | undefined) ?? [],
+    preset,
+    sets,
     optimizers,
     hyper,
-    step: step as StepFields,
+    step: { ...fields, target },
+    targetHow: how,
     json: values.json === true,
     timeline,
   };
@@ -144,7 +105,7 @@ export async function planSteps(req: PlanRequest): Promise<PlanResult> {
   const def = await loadModel(req.file);
   const rows = req.optimizers.map((optimizer): PlanRow => {
     const t0 = performance.now();
-    const compiled = compileStep(def, { ...req.step, target: req.step.target ?? 'gpu', preset: req.preset, sets: req.sets, optimizer, hyper: hyperFor(optimizer, req.hyper ?? {}) });
+    const compiled = compileStep(def, { ...req.step, target: req.step.target ?? defaultTarget, preset: req.preset, sets: req.sets, optimizer, hyper: hyperFor(optimizer, req.hyper ?? {}) });
     const planMs = performance.now() - t0;
     return { optimizer, compiled, report: memoryReport(compiled.plan), planMs };
   });
@@ -156,38 +117,30 @@ export async function planSteps(req: PlanRequest): Promise<PlanResult> {
     step: req.step,
     rows,
     warnings: rows[0].compiled.warnings,
-    targetNote: targetNote(rows),
+    targetNote: targetNote(rows, req.targetHow ?? '--target'),
   };
 }
 
-/** A line naming the kernel target when the other target's kernels would need other scratch (so another plan). */
-function targetNote(rows: readonly PlanRow[]): string | undefined {
+/** The line naming the kernel target and how it was chosen, and whether the other target's kernels would need other scratch (so another plan). */
+function targetNote(rows: readonly PlanRow[], how: string): { line: string; differs: boolean } {
   const target = rows[0].compiled.target;
   const other = kernelTargets[target.name === 'cpu' ? 'gpu' : 'cpu'];
   const differs = rows.some(({ compiled: c }) => {
     const [mine, theirs] = [groupScratch(c.step, c.fusion, target), groupScratch(c.step, c.fusion, other)];
     return c.fusion.groups.some((_, k) => mine(k).join() !== theirs(k).join());
   });
-  return differs ? `target      planned for the ${target.name} kernel target; the ${other.name} target's kernels need other scratch (--target ${other.name})` : undefined;
+  const line = `target      planned for the ${target.name} kernel target (${how})${differs ? `; the ${other.name} target's kernels need other scratch (--target ${other.name})` : ''}`;
+  return { line, differs };
 }
 
-const shown = (o: StepOption<unknown>, v: unknown) => (o.show && v !== null ? o.show(v) : v);
-
-/** "dtype f16; clip-norm 1": the step options that --json prints, as the command line names them. */
+/** "dtype f16; clip-norm 1; checkpoint none": the step options that --json prints, as the command line names them (the target has its own line). */
 export function describeStep(step: StepFields): string {
-  return (Object.entries(stepOptions) as [keyof StepFields, StepOption<unknown>][])
-    .filter(([field, o]) => o.json && (step[field] !== undefined || o.json.default !== null))
-    .map(([field, o]) => `${o.option} ${shown(o, step[field] ?? o.json!.default)}`)
-    .join('; ');
+  return describeStepOptions(step, ['target']);
 }
 
 /** The --json object: sizes in bytes, planMs in milliseconds. */
 export function planJson(r: PlanResult) {
-  const step = Object.fromEntries(
-    (Object.entries(stepOptions) as [keyof StepFields, StepOption<unknown>][])
-      .filter(([, o]) => o.json)
-      .map(([field, o]) => [field, shown(o, r.step[field] ?? o.json!.default)]),
-  );
+  const step = stepJson({ ...r.step, target: r.rows[0].compiled.target.name });
   return {
     model: r.model,
     preset: r.preset,
@@ -244,7 +197,7 @@ export async function runPlan(argv: readonly string[], io: Io): Promise<number> 
   if (req.json) {
     io.out(JSON.stringify(planJson(result)));
     wrote.forEach((l) => io.err(l));
-  } else io.out([formatPlanTable(result, describeStep(result.step)), ...(result.targetNote ? [result.targetNote] : []), ...wrote].join('\n'));
-  if (req.json && result.targetNote) io.err(result.targetNote);
+  } else io.out([formatPlanTable(result, describeStep(result.step)), result.targetNote.line, ...wrote].join('\n'));
+  if (req.json && result.targetNote.differs) io.err(result.targetNote.line);
   return 0;
 }

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { parseCommandArgs, type CommandSpec } from './args.ts';
-import { fmtBytes } from './graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { lossChartSvg, type Point, type Run } from './loss-svg.ts';
 import type { Io } from './report.ts';
 

@@ -83,7 +83,7 @@ export function serveBundle(dir: string, port: number): Promise<Served> {
 
 export async function runServe(argv: readonly string[], io: Io): Promise<number> {
   const { positionals, values } = parseCommandArgs(serveSpec, argv);
-  const port = values.port === undefined ? 8080 : optionChecks('serve').integer(values.port as string, 'port', 0);
+  const port = values.port === undefined ? 8080 : optionChecks('serve').integer(values.port as string, 'port', 0, 65535);
   if (port > 65535) throw new LomocError(`lomoc serve: option '--port' expects a port from 0 to 65535, got '${values.port}'`);
   const s = await serveBundle(positionals[0], port);
   io.out(`serving ${positionals[0]} at ${s.url} (open it in a browser with WebGPU; Ctrl-C stops)`);

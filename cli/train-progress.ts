@@ -3,7 +3,7 @@
 // Anywhere else (CI, pipes, tests): the same plain line per step as always, so output stays
 // deterministic and parsable; with --json, nothing until the final object.
 import { MultiBar, type SingleBar } from 'cli-progress';
-import { fmtBytes } from './graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import type { Io } from './report.ts';
 
 export interface StepInfo {

@@ -104,13 +104,18 @@ describe('bundles', () => {
     expect(await main(['compile', 'models/llama.ts', '--preset', 'tiny', '--optimizer', 'adamw', '--checkpoint', 'blocks', '--out', dir], ok.io)).toBe(0);
     expect(ok.out[0]).toMatch(/^wrote {7}.+manifest\.json and \d+ kernels/);
     const { manifest } = await loadBundleDir(dir);
-    expect(manifest.step).toEqual({ optimizer: 'adamw', dtype: 'f32', checkpoint: '2 blocks', clipNorm: null, clipValue: null, target: 'gpu' });
-    expect(ok.out[2]).toMatch(/; kernel target gpu$/);
+    expect(manifest.step).toEqual({ optimizer: 'adamw', dtype: 'f32', checkpoint: 'blocks', checkpointDetail: '2 blocks', clipNorm: null, clipValue: null, target: 'gpu' });
+    expect(ok.out[3]).toMatch(/; kernel target gpu \(auto: a bundle runs elsewhere, so lomoc compile asks no adapter; the default, gpu\)$/);
     const cpu = io();
     expect(await main(['compile', 'models/mlp.ts', '--target', 'cpu', '--out', path.join(root, 'cli-cpu')], cpu.io)).toBe(0);
     expect((await loadBundleDir(path.join(root, 'cli-cpu'))).manifest.step.target).toBe('cpu');
     const auto = io();
-    expect(await main(['compile', 'models/mlp.ts', '--target', 'auto', '--out', path.join(root, 'cli-auto')], auto.io)).toBe(1);
-    expect(auto.err).toEqual(["error: lomoc compile: option '--target' expects cpu or gpu, got 'auto'"]);
+    // auto means what it means on every command; compile looks at no adapter, takes the stated default and records it.
+    expect(await main(['compile', 'models/mlp.ts', '--target', 'auto', '--out', path.join(root, 'cli-auto')], auto.io)).toBe(0);
+    expect((await loadBundleDir(path.join(root, 'cli-auto'))).manifest.step.target).toBe('gpu');
+    expect(auto.out[3]).toMatch(/; kernel target gpu \(auto: a bundle runs elsewhere, so lomoc compile asks no adapter; the default, gpu\)$/);
+    const bad = io();
+    expect(await main(['compile', 'models/mlp.ts', '--target', 'tpu', '--out', path.join(root, 'cli-tpu')], bad.io)).toBe(1);
+    expect(bad.err).toEqual(["error: lomoc compile: option '--target' expects auto, cpu or gpu, got 'tpu'"]);
   });
 });

@@ -35,12 +35,12 @@ describe('lomoc plan', () => {
     const cases: [string[], string][] = [
       [['--optimizer', 'adam'], "error: lomoc plan: option '--optimizer' expects sgd, adamw, lomo or all, got 'adam'"],
       [['--dtype', 'bf16'], "error: lomoc plan: option '--dtype' expects f32 or f16, got 'bf16'"],
-      [['--batch', 'eight'], "error: lomoc plan: option '--batch' expects a positive integer, got 'eight'"],
-      [['--batch', '0'], "error: lomoc plan: option '--batch' expects a positive integer, got '0'"],
-      [['--seq', '2.5'], "error: lomoc plan: option '--seq' expects a positive integer, got '2.5'"],
-      [['--clip-norm', '0'], "error: lomoc plan: option '--clip-norm' expects a number above 0, got '0'"],
-      [['--clip-norm=-1'], "error: lomoc plan: option '--clip-norm' expects a number above 0, got '-1'"],
-      [['--clip-value', 'abc'], "error: lomoc plan: option '--clip-value' expects a number above 0, got 'abc'"],
+      [['--batch', 'eight'], "error: lomoc plan: option '--batch' expects an integer from 1 to 2147483647, got 'eight'"],
+      [['--batch', '0'], "error: lomoc plan: option '--batch' must be positive, got '0'"],
+      [['--seq', '2.5'], "error: lomoc plan: option '--seq' expects an integer from 1 to 2147483647, got '2.5'"],
+      [['--clip-norm', '0'], "error: lomoc plan: option '--clip-norm' must be positive, got '0'"],
+      [['--clip-norm=-1'], "error: lomoc plan: option '--clip-norm' must be positive, got '-1'"],
+      [['--clip-value', 'abc'], "error: lomoc plan: option '--clip-value' expects a finite number above 0, got 'abc'"],
       [['--json', '--timeline', '-'], 'error: lomoc plan: --json and --timeline - cannot be combined (both write to stdout)'],
       [['--timeline', 'no-such-folder/plan.html'],
         "error: lomoc plan: option '--timeline': cannot write 'no-such-folder/plan.html': its folder does not exist"],
@@ -80,8 +80,8 @@ describe('lomoc plan', () => {
     expect(r.status).toBe(0);
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
     const j = JSON.parse(r.stdout);
-    expect(Object.keys(j)).toEqual(['model', 'preset', 'config', 'dtype', 'clipNorm', 'clipValue', 'checkpoint', 'rows']);
-    expect(j).toMatchObject({ model: 'llama', preset: 'tiny', dtype: 'f32', clipNorm: 1, clipValue: null, checkpoint: 'none' });
+    expect(Object.keys(j)).toEqual(['model', 'preset', 'config', 'dtype', 'clipNorm', 'clipValue', 'checkpoint', 'target', 'rows']);
+    expect(j).toMatchObject({ model: 'llama', preset: 'tiny', dtype: 'f32', clipNorm: 1, clipValue: null, checkpoint: 'none', target: 'gpu' });
     expect(j.rows).toHaveLength(1);
     expect(Object.keys(j.rows[0])).toEqual(['optimizer', 'params', 'grads', 'optimizerState', 'activations', 'workspace', 'total',
       'lowerBound', 'recomputeRatio', 'planMs']);

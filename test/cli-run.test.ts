@@ -15,10 +15,10 @@ describe('lomoc run', () => {
   it('option mistakes are errors naming the option, exit 1', async () => {
     const cases: [string[], string][] = [
       [[], "error: lomoc run: option '--steps N' is required"],
-      [['--steps', '0'], "error: lomoc run: option '--steps' expects a positive integer, got '0'"],
+      [['--steps', '0'], "error: lomoc run: option '--steps' must be positive, got '0'"],
       [['--steps', '2', '--optimizer', 'adam'], "error: lomoc run: option '--optimizer' expects sgd, adamw or lomo, got 'adam'"],
       [['--steps', '2', '--checkpoint', 'most'], "error: lomoc run: option '--checkpoint' expects none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got 'most'"],
-      [['--steps', '2', '--lr=-1'], "error: lomoc run: option '--lr' expects a number above 0, got '-1'"],
+      [['--steps', '2', '--lr=-1'], "error: lomoc run: option '--lr' must be >= 0, got '-1'"],
       [['--steps', '2', '--device', 'tpu'], "error: lomoc run: option '--device' expects webgpu or cpu, got 'tpu'"],
     ];
     for (const [argv, message] of cases) expect(await run('run', 'models/mlp.ts', ...argv)).toEqual({ code: 1, stdout: '', stderr: message });

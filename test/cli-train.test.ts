@@ -37,7 +37,7 @@ describe('lomoc train: errors before the device', () => {
       [[...gpt, '--steps', '2', '--lr-schedule', 'step'], "error: lomoc train: option '--lr-schedule' expects constant, linear or cosine, got 'step'"],
       [[...gpt, '--steps', '2', '--tokenizer', 'bpe'], "error: lomoc train: option '--tokenizer' expects gpt2 or bytes, got 'bpe'"],
       [[...gpt, '--steps', '10', '--warmup', '11'], "error: lomoc train: option '--warmup' expects a number of steps at most --steps (10), got '11'"],
-      [[...gpt, '--steps', '10', '--warmup', '-1'], "error: lomoc train: option '--warmup' expects a value (N)"],
+      [[...gpt, '--steps', '10', '--warmup', '-1'], "error: lomoc train: option '--warmup' must be >= 0, got '-1'"],
       [[...gpt, '--steps', '2', '--stop-at', '3'], "error: lomoc train: option '--stop-at' expects a step at most --steps (2), got '3'"],
       [[...gpt, '--steps', '2', '--save-every', '1'], "error: lomoc train: option '--save-every' needs '--save DIR'"],
       [[...gpt, '--steps', '2'], 'error: lomoc train: the bytes tokenizer gives 256 ids, but model \'gpt\' (preset tiny) has vocab 32: add --set vocab=256'],

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { run } from './support/cli.ts';
-import { fmtBytes } from '../cli/graph.ts';
+import { fmtBytes } from '../contract/units.ts';
 import { reportError, type Io } from '../cli/report.ts';
 import { CompilerBug } from '../compiler/diagnostics.ts';
 

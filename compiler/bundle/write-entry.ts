@@ -15,6 +15,7 @@ import { Project, ts, VariableDeclarationKind, type SourceFile } from 'ts-morph'
 import type { Manifest } from '../../contract/manifest.ts';
 import { neededLimits } from '../../contract/limits.ts';
 import { isHyperInput } from '../../contract/program.ts';
+import { numel } from '../../contract/units.ts';
 
 let runtimeJs: string | undefined;
 
@@ -41,7 +42,6 @@ export function runtimeBundle(): string {
 
 const arrayType = { i32: 'Int32Array', f32: 'Float32Array', f16: 'Float32Array' } as const;
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
-const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 /** A property name as TypeScript source: bare when it is an identifier, quoted otherwise. */
 const prop = (name: string) => (/^[A-Za-z_$][\w$]*$/.test(name) ? name : `'${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);
 
@@ -91,14 +91,14 @@ function writeIndex(f: SourceFile, m: Manifest): void {
       name: prop(s.name),
       isReadonly: true,
       type: arrayType[s.dtype],
-      docs: [`\`${s.dtype}\` ${shapeText(s.shape)}: ${elements(s.shape)} elements.`],
+      docs: [`\`${s.dtype}\` ${shapeText(s.shape)}: ${numel(s.shape)} elements.`],
     })),
   });
   f.addInterface({
     name: 'Params',
     isExported: true,
     docs: ['The parameters by name, as f32 values (row-major).'],
-    properties: p.params.map((s) => ({ name: prop(s.name), isReadonly: true, type: 'Float32Array', docs: [`\`${s.dtype}\` ${shapeText(s.shape)}: ${elements(s.shape)} elements.`] })),
+    properties: p.params.map((s) => ({ name: prop(s.name), isReadonly: true, type: 'Float32Array', docs: [`\`${s.dtype}\` ${shapeText(s.shape)}: ${numel(s.shape)} elements.`] })),
   });
   f.addInterface({
     name: 'Hyper',

@@ -1,6 +1,6 @@
 // The DSL's ops. Each call appends a node to the open trace and returns a Tensor; no numerics run.
 import { LomocError } from '../diagnostics.ts';
-import { fmtShape, normalizeAxes } from '../ir/shape.ts';
+import { fmtShape, normalizeAxes, numel } from '../ir/shape.ts';
 import type { Shape } from '../ir/types.ts';
 import { callerLoc } from './location.ts';
 import { describe, emit } from './trace.ts';
@@ -81,7 +81,7 @@ export const max = (x: Tensor, axes?: number | readonly number[], keepDims = fal
 /** One dimension may be -1: it is inferred. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
-  const total = x.shape.reduce((a, b) => a * b, 1);
+  const total = numel(x.shape);
   const resolved = shape.map((d) => (d === -1 ? total / known : d));
   if (shape.filter((d) => d === -1).length > 1 || resolved.some((d) => !Number.isInteger(d)))
     throw new LomocError(

@@ -1,7 +1,8 @@
 // Shape arithmetic shared by the shape rules, the reference executor and the planner.
+import { numel } from '../../contract/units.ts';
 import type { DType, Shape } from './types.ts';
 
-export const numel = (s: Shape): number => s.reduce((a, b) => a * b, 1);
+export { numel };
 
 export const bytesPerElement: Readonly<Record<DType, number>> = { f32: 4, f16: 2, i32: 4 };
 export const byteSize = (s: Shape, d: DType): number => numel(s) * bytesPerElement[d];

@@ -1,6 +1,7 @@
 // What a reference kernel is, and the few helpers the kernel files share.
 import type { Op, OpAttrs } from '../ir/ops.ts';
 import type { TensorType } from '../ir/shape-rules.ts';
+import { numel } from '../ir/shape.ts';
 import type { Shape } from '../ir/types.ts';
 import { type HostTensor, type Precision, store } from './tensor.ts';
 
@@ -23,7 +24,7 @@ export const result = (t: TensorType, precision: Precision, values: ArrayLike<nu
 /** A shape seen as rows over its last axis: `rows` rows of `n` contiguous elements. */
 export function lastAxisRows(shape: Shape): { rows: number; n: number } {
   const n = shape[shape.length - 1];
-  const total = shape.reduce((a, b) => a * b, 1);
+  const total = numel(shape);
   return { rows: n === 0 ? 0 : total / n, n };
 }
 
@@ -31,6 +32,6 @@ export function lastAxisRows(shape: Shape): { rows: number; n: number } {
 export function matrices(shape: Shape): { batch: number; t: number; d: number } {
   const t = shape[shape.length - 2];
   const d = shape[shape.length - 1];
-  const total = shape.reduce((a, b) => a * b, 1);
+  const total = numel(shape);
   return { batch: t * d === 0 ? 0 : total / (t * d), t, d };
 }

@@ -5,6 +5,7 @@
 import { categories, type Category } from '../ir/memory-plan.ts';
 import { peakGroups, phases, sectionData, type TimelineSection } from './timeline-data.ts';
 import { timelineScript } from './timeline-script.ts';
+import { fmtBytes } from '../../contract/units.ts';
 
 export type { TimelineSection } from './timeline-data.ts';
 
@@ -27,13 +28,6 @@ const phaseColors = ['#a0cbe8', '#ffbe7d', '#ff9d9a', '#8cd17d', '#d4a6c8'];
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
-/** 497759232 -> "474.70 MiB" */
-export function fmtSize(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) [n, i] = [n / 1024, i + 1];
-  return i === 0 ? `${n} B` : `${n.toFixed(2)} ${units[i]}`;
-}
 
 const swatch = (color: string) => `<span class="sw" style="background:${color}"></span>`;
 
@@ -87,7 +81,7 @@ function groupsTable(s: TimelineSection, perCategory = 4): string {
 function peakParts(s: TimelineSection): string {
   const at = s.report.atPeak;
   return [...categories].filter((c) => at[c] > 0).sort((a, b) => at[b] - at[a])
-    .map((c) => `${esc(categoryStyle[c].label.replace(/ \(.*/, ''))} ${fmtSize(at[c])}`).join(', ');
+    .map((c) => `${esc(categoryStyle[c].label.replace(/ \(.*/, ''))} ${fmtBytes(at[c])}`).join(', ');
 }
 
 /** The phases this step has, as the strip under the chart colours them. */
@@ -100,8 +94,8 @@ function phaseLegend(s: TimelineSection): string {
 function section(s: TimelineSection, index: number): string {
   const d = sectionData(s);
   return `<section id="plan-${esc(s.optimizer)}" data-index="${index}">
-<h2>${esc(s.optimizer)} <small>peak ${fmtSize(d.peak)} allocated, lower bound ${fmtSize(d.lowerBound)}, ${d.steps} schedule positions, ${s.plan.buffers.length} buffers in ${d.arenas.length} arena${d.arenas.length === 1 ? "" : "s"}</small></h2>
-<p class="peak">Peak: <b>${fmtSize(d.peakLive)}</b> live at position ${d.peakAt}, <code>${esc(d.peakNode)}</code>: ${peakParts(s)}</p>
+<h2>${esc(s.optimizer)} <small>peak ${fmtBytes(d.peak)} allocated, lower bound ${fmtBytes(d.lowerBound)}, ${d.steps} schedule positions, ${s.plan.buffers.length} buffers in ${d.arenas.length} arena${d.arenas.length === 1 ? "" : "s"}</small></h2>
+<p class="peak">Peak: <b>${fmtBytes(d.peakLive)}</b> live at position ${d.peakAt}, <code>${esc(d.peakNode)}</code>: ${peakParts(s)}</p>
 <h3>Live bytes by category over the step <label><input type="checkbox" class="hide"> hide params and optimizer states (live all step)</label></h3>
 <div class="chart area"></div>
 <div class="phases">${phaseLegend(s)}</div>

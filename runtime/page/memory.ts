@@ -1,6 +1,8 @@
 // The memory panel: the plan's bytes by category (as manifest.json records them) beside the bytes
 // actually allocated on the device, for this bundle and for any other bundle opened to compare.
 
+import { fmtBytes } from '../../contract/units.ts';
+
 export interface PlanSummary {
   readonly label: string;
   readonly optimizer: string;
@@ -14,8 +16,7 @@ const rows: readonly [string, string][] = [
   ['params', 'params'], ['grads', 'gradients'], ['optimizerState', 'optimizer state'], ['activations', 'activations'], ['workspace', 'workspace'],
 ];
 
-export const fmtBytes = (b: number): string =>
-  b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(2)} KiB` : `${b} B`;
+export { fmtBytes };
 
 /** The table's HTML: one column per bundle; each category is its most bytes live at one moment of the step. */
 export function memoryTable(plans: readonly PlanSummary[]): string {

@@ -5,6 +5,7 @@ import type { BufferRef, StepProgram, StorageDType, TensorSlot } from '../../con
 import { GpuError, watchDevice, type DeviceWatch } from './guard.ts';
 import { fromDeviceBytes, toDeviceBytes, type HostArray } from './host-data.ts';
 import { dispatchName, ProgramError, storageReadWrite, validateProgram } from './validate.ts';
+import { numel } from '../../contract/units.ts';
 
 export interface Executor {
   readonly program: StepProgram;
@@ -58,7 +59,7 @@ interface Call {
 
 /** The number of elements a slot holds (from its shape, else its bytes). */
 const countOf = (s: { bytes: number; dtype: StorageDType; shape?: readonly number[] }) =>
-  s.shape ? s.shape.reduce((a, b) => a * b, 1) : Math.floor(s.bytes / (s.dtype === 'f16' ? 2 : 4));
+  s.shape ? numel(s.shape) : Math.floor(s.bytes / (s.dtype === 'f16' ? 2 : 4));
 
 /** Runs `f` inside a validation and an out-of-memory error scope; rethrows either, naming `doing`. */
 async function scoped<T>(device: GPUDevice, watch: DeviceWatch, doing: string, f: () => T): Promise<T> {

@@ -31,5 +31,4 @@ export function fromDeviceBytes(dtype: StorageDType, bytes: ArrayBuffer, count: 
   return Float32Array.from(half, fromF16bits);
 }
 
-/** Elements of a shape. */
-export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+export { numel } from '../../contract/units.ts';

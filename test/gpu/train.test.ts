@@ -70,6 +70,33 @@ describe('lomoc train on WebGPU', () => {
     expect(JSON.parse(x.compile)).toMatchObject({ optimizer: 'adamw', checkpoint: 'none', bundle });
   });
 
+  it('--device cpu (the reference executor) trains to the losses WebGPU gives; --checkpoint is one record from a bundle or the model file', async () => {
+    const opts = [...gpt, '--optimizer', 'adamw', '--steps', '3', '--eval-every', '3', '--json'];
+    const gpu = await run(...opts);
+    expect(gpu.stderr).toBe('');
+    const cpu = await run(...opts, '--device', 'cpu');
+    expect(cpu.stderr).toBe('');
+    const [g, c] = [gpu, cpu].map((r) => JSON.parse(r.stdout));
+    expect(g.adapter).toMatch(/; kernel target (cpu \(auto: software adapter\)|gpu \(auto: hardware adapter\))$/);
+    expect(c.adapter).toBe('cpu: reference executor (f32, one node at a time)');
+    expect(c.losses.map((p: { step: number }) => p.step)).toEqual([1, 2, 3]);
+    for (const [i, p] of (g.losses as { loss: number }[]).entries()) expect(Math.abs(p.loss - c.losses[i].loss), `step ${i + 1}`).toBeLessThan(1e-4);
+    expect(Math.abs(g.val[0].loss - c.val[0].loss)).toBeLessThan(1e-4);
+
+    // A run from a bundle and one from the model file record the same checkpoint text.
+    const bundle = join(tmp(), 'gpt-blocks');
+    const step = ['--preset', 'tiny', '--set', 'vocab=256', '--checkpoint', 'blocks'];
+    expect((await run('compile', 'models/gpt.ts', ...step, '--out', bundle)).code).toBe(0);
+    const [a, b] = [tmp(), tmp()];
+    expect((await run('train', bundle, '--steps', '1', '--save', a, '--json')).stderr).toBe('');
+    expect((await run('train', 'models/gpt.ts', ...step, '--steps', '1', '--save', b, '--json')).stderr).toBe('');
+    const [x, y] = [a, b].map((d) => loadCheckpoint(join(d, 'checkpoint.safetensors')).metadata);
+    expect(JSON.parse(x.run)).toEqual(JSON.parse(y.run));
+    expect(JSON.parse(x.run).checkpoint).toBe('blocks');
+    expect(JSON.parse(x.compile)).toMatchObject({ checkpoint: 'blocks', checkpointDetail: '2 blocks' });
+    expect(JSON.parse(y.compile)).toMatchObject({ checkpoint: 'blocks', checkpointDetail: '2 blocks' });
+  });
+
   it('--init loads weights by name: warnings for missing and unexpected tensors, an error for mis-shaped ones', async () => {
     const a = tmp();
     expect((await run(...gpt, '--steps', '2', '--save', a, '--json')).code).toBe(0);

@@ -1,0 +1,105 @@
+// Checkpoints of `lomoc train` (and `lomoc run --save`): what a resumed run must share with the
+// one that wrote its checkpoint, reading one back (--resume, exactly; --init, by name), and
+// writing params and optimizer state with the run's metadata.
+import { LomocError } from '../compiler/diagnostics.ts';
+import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
+import { SafetensorsError, toFloat32, type Decoded, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
+import { checkpointFormat, identityDiff, runIdentity as runIdentityOf, statePrefix } from '../runtime/train/run-record.ts';
+import type { Point } from './loss-svg.ts';
+import type { Io } from './report.ts';
+import type { StepRunner } from './reference-trainer.ts';
+import type { Source } from './train-source.ts';
+import type { TrainRequest } from './train-request.ts';
+
+type Decl = { readonly name: string; readonly shape: readonly number[] };
+
+/** What a resumed run must share with its checkpoint for the continuation to be exact (runtime/train/run-record.ts: the page's too). */
+export function runIdentity(req: TrainRequest, src: Pick<Source, 'name' | 'config' | 'step' | 'checkpointText'>): Record<string, string> {
+  const s = src.step;
+  return runIdentityOf({
+    model: src.name, config: src.config, optimizer: s.optimizer, checkpoint: src.checkpointText, clipNorm: s.clipNorm, clipValue: s.clipValue,
+    dtype: s.dtype, lr: req.lr, schedule: req.schedule, warmup: req.warmup, weightDecay: req.weightDecay, data: req.data,
+    tokenizer: req.tokenizer, seed: req.seed, steps: req.steps, hyper: s.hyper,
+  });
+}
+
+/** A safetensors file read for `option`: its own errors become the command's. */
+export function readCheckpoint(file: string, option: string): Decoded {
+  try {
+    return loadCheckpoint(file);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new LomocError(`lomoc train: ${option}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** --init: every param found with its shape is written; missing and unexpected ones are warnings, mis-shaped ones an error. */
+export function initFrom(file: string, ckpt: Decoded, trainer: Pick<StepRunner, 'writeParams'>, params: readonly Decl[], io: Io): number {
+  const names = new Set(params.map((p) => p.name));
+  const missing: string[] = [];
+  const bad: string[] = [];
+  const values: Record<string, Float32Array> = {};
+  for (const p of params) {
+    const t = ckpt.tensors[p.name];
+    if (!t) {
+      missing.push(p.name);
+      continue;
+    }
+    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) bad.push(`'${p.name}' is [${t.shape.join(', ')}] in the file, the model's is [${p.shape.join(', ')}]`);
+    else if (t.dtype !== 'F32') bad.push(`'${p.name}' is ${t.dtype} in the file, expected F32`);
+    else values[p.name] = toFloat32(p.name, t);
+  }
+  const unexpected = Object.keys(ckpt.tensors).filter((n) => !names.has(n) && !n.startsWith(statePrefix));
+  if (bad.length) throw new LomocError(`lomoc train: --init ${file}: ${bad.length} mis-shaped tensor${bad.length > 1 ? 's' : ''}: ${bad.join('; ')}`);
+  // Nothing matched: training would start from scratch while the user asked for these weights.
+  if (params.length && missing.length === params.length) {
+    const held = Object.keys(ckpt.tensors).filter((n) => !n.startsWith(statePrefix));
+    const shown = held.length > 5 ? `${held.slice(0, 5).join(', ')}, ...` : held.join(', ') || 'none';
+    throw new LomocError(`lomoc train: --init ${file}: none of the model's ${params.length} params is in the file (its ${held.length} tensor${held.length === 1 ? '' : 's'}: ${shown}); is it a checkpoint of another model?`);
+  }
+  if (missing.length) io.err(`warning: --init ${file}: ${missing.length} param${missing.length > 1 ? 's' : ''} not in the file keep their initial values: ${missing.join(', ')}`);
+  if (unexpected.length) io.err(`warning: --init ${file}: ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''} in the file match no param and are ignored: ${unexpected.join(', ')}`);
+  trainer.writeParams(values);
+  return Object.keys(values).length;
+}
+
+/** --resume, checked before the device is acquired: the checkpoint must come from this very run. */
+export function checkResume(file: string, identity: Record<string, string>): Decoded {
+  const resumed = readCheckpoint(file, '--resume');
+  const m = resumed.metadata;
+  if (m.format !== checkpointFormat) throw new LomocError(`lomoc train: --resume: ${file} is not a lomoc checkpoint (metadata format ${JSON.stringify(m.format)}, expected '${checkpointFormat}')`);
+  const theirs = JSON.parse(m.run ?? '{}') as Record<string, string>;
+  const diff = identityDiff(identity, theirs);
+  if (diff.length) throw new LomocError(`lomoc train: --resume: this run differs from the one that wrote ${file}: ${diff.join('; ')}`);
+  return resumed;
+}
+
+/** Writes the resumed params and state into the trainer; returns the step and the curves so far. */
+export function restore(file: string, resumed: Decoded, trainer: Pick<StepRunner, 'writeParams' | 'writeState'>, src: Pick<Source, 'params' | 'state'>) {
+  const get = (name: string, shape: readonly number[]) => {
+    const t = resumed.tensors[name];
+    if (!t) throw new LomocError(`lomoc train: --resume: ${file} lacks tensor '${name}'`);
+    if (t.dtype !== 'F32' || t.shape.join() !== shape.join())
+      throw new LomocError(`lomoc train: --resume: tensor '${name}' in ${file} is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${shape.join(', ')}]`);
+    return toFloat32(name, t);
+  };
+  trainer.writeParams(Object.fromEntries(src.params.map((p) => [p.name, get(p.name, p.shape)])));
+  trainer.writeState(Object.fromEntries(src.state.map((s) => [s.name, get(statePrefix + s.name, s.shape)])));
+  const step = Number(resumed.metadata.step);
+  if (Number(resumed.metadata.dataPosition) !== step) throw new LomocError(`lomoc train: --resume: ${file}: data position ${resumed.metadata.dataPosition} does not match step ${step}`);
+  return {
+    step,
+    losses: JSON.parse(resumed.metadata.losses ?? '[]') as Point[],
+    val: JSON.parse(resumed.metadata.val ?? '[]') as Point[],
+  };
+}
+
+/** Writes the trainer's params and optimizer state (as `optimizer.NAME`) to `file`, with `metadata`. */
+export async function writeCheckpoint(file: string, trainer: Pick<StepRunner, 'readParams' | 'readState'>, src: Pick<Source, 'params' | 'state'>, metadata: Record<string, string>): Promise<void> {
+  const params = await trainer.readParams();
+  const state = await trainer.readState();
+  const tensors: Record<string, TensorInput> = {};
+  for (const p of src.params) tensors[p.name] = { shape: p.shape, data: params[p.name] };
+  for (const s of src.state) tensors[statePrefix + s.name] = { shape: s.shape, data: state[s.name] };
+  saveCheckpoint(file, tensors, { format: checkpointFormat, ...metadata });
+}
