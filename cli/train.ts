@@ -19,6 +19,7 @@ import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
 import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
 import type { Decoded } from '../runtime/checkpoint/safetensors.ts';
+import { parseTrainMetadata, runOf, type TrainMetadata } from '../runtime/checkpoint/train-metadata.ts';
 import { SafetensorsError, toFloat32, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
 import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import type { Manifest } from '../contract/manifest.ts';
@@ -309,6 +310,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
   const evalSet = valBatches(val, batch, seq);
 
   let resumed: Decoded | undefined;
+  let resumedMeta: TrainMetadata | undefined;
   let resumeFile: string | undefined;
   const identity = runIdentity(req, c);
   if (req.resume) {
@@ -321,9 +323,19 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     }
     const m = resumed.metadata;
     if (m.format !== format) throw new LomocError(`lomoc train: --resume: ${resumeFile} is not a lomoc checkpoint (metadata format ${JSON.stringify(m.format)}, expected '${format}')`);
-    const theirs = JSON.parse(m.run ?? '{}') as Record<string, string>;
+    // Every metadata field is checked (runtime/checkpoint/train-metadata.ts): the run's identity first, so another run's checkpoint is named as such.
+    const checked = <T>(read: () => T): T => {
+      try {
+        return read();
+      } catch (e) {
+        if (e instanceof SafetensorsError) throw new LomocError(`lomoc train: --resume: ${e.message}`);
+        throw e;
+      }
+    };
+    const theirs = checked(() => runOf(m, resumeFile!));
     const diff = [...new Set([...Object.keys(identity), ...Object.keys(theirs)])].filter((k) => theirs[k] !== identity[k]).map((k) => `${k} ${identity[k] || '(none)'} (the checkpoint's: ${theirs[k] || '(none)'})`);
     if (diff.length) throw new LomocError(`lomoc train: --resume: this run differs from the one that wrote ${resumeFile}: ${diff.join('; ')}`);
+    resumedMeta = checked(() => parseTrainMetadata(m, resumeFile!));
   }
 
   let acquired;
@@ -349,10 +361,10 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       };
       trainer.writeParams(Object.fromEntries(c.program.params.map((p) => [p.name, get(p.name, p.shape)])));
       trainer.writeState(Object.fromEntries(c.program.state.map((s) => [s.name, get(statePrefix + s.name, s.shape)])));
-      start = Number(resumed.metadata.step);
-      if (Number(resumed.metadata.dataPosition) !== start) throw new LomocError(`lomoc train: --resume: ${src}: data position ${resumed.metadata.dataPosition} does not match step ${start}`);
-      losses = JSON.parse(resumed.metadata.losses ?? '[]') as Point[];
-      valPoints = JSON.parse(resumed.metadata.val ?? '[]') as Point[];
+      // Checked by parseTrainMetadata (runtime/checkpoint/train-metadata.ts): step = data position = number of losses.
+      start = resumedMeta!.step;
+      losses = [...resumedMeta!.losses];
+      valPoints = [...resumedMeta!.val];
     } else if (req.init) {
       let ckpt: Decoded;
       try {
@@ -399,9 +411,10 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     const save = async (step: number) => {
       const params = await trainer.readParams();
       const state = await trainer.readState();
-      const tensors: Record<string, TensorInput> = {};
-      for (const p of c.program.params) tensors[p.name] = { shape: p.shape, data: params[p.name] };
-      for (const s of c.program.state) tensors[statePrefix + s.name] = { shape: s.shape, data: state[s.name] };
+      // Entries, not a record: a name given twice is refused by the writer instead of overwriting.
+      const tensors: [string, TensorInput][] = [];
+      for (const p of c.program.params) tensors.push([p.name, { shape: p.shape, data: params[p.name] }]);
+      for (const s of c.program.state) tensors.push([statePrefix + s.name, { shape: s.shape, data: state[s.name] }]);
       saveCheckpoint(checkpointFile!, tensors, {
         format, step: String(step), dataPosition: String(step), seed: String(req.seed), run: JSON.stringify(identity),
         compile: JSON.stringify({ ...c.step, checkpoint: c.checkpointText, config: c.config, ...(c.bundle ? { bundle: c.bundle } : {}) }),

@@ -4,7 +4,11 @@
 // { dtype, shape, data_offsets: [begin, end] } (offsets relative to the start of the data) and
 // may hold "__metadata__", an object of string values. Decoding checks everything before any
 // byte is used: a header length that fits the file, valid JSON, known dtypes, integer shapes,
-// offsets in range, shapes that match their byte counts, and no two tensors sharing bytes.
+// offsets in range, shapes that match their byte counts, no two tensors sharing bytes (zero-size
+// ones hold none, so they can neither overlap nor hide an overlap), and no key given twice (which
+// JSON.parse would resolve silently by dropping one). Records keyed by tensor names have no
+// prototype, so a tensor named `__proto__` or `toString` is data like any other.
+import { firstDuplicateKey } from './duplicate-keys.ts';
 
 export type Dtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
 
@@ -57,17 +61,25 @@ function asSafe(name: string, t: TensorInput): SafeTensor {
   return { dtype, shape: [...t.shape], data };
 }
 
+/** Tensors to encode: by name, or as [name, tensor] entries (where a name given twice is refused, not overwritten). */
+export type TensorsInput = Readonly<Record<string, TensorInput>> | readonly (readonly [string, TensorInput])[];
+
+/** A record without a prototype: every key is data. */
+export const dict = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
+
 /** The bytes of a safetensors file holding `tensors` (in the given order) and `metadata`. */
-export function encodeSafetensors(tensors: Readonly<Record<string, TensorInput>>, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
+export function encodeSafetensors(tensors: TensorsInput, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
   if (!littleEndian) throw new SafetensorsError('safetensors needs a little-endian host');
-  const header: Record<string, unknown> = {};
+  const header = dict<unknown>();
   for (const [k, v] of Object.entries(metadata))
     if (typeof v !== 'string') throw new SafetensorsError(`__metadata__.${k} must be a string, got ${typeof v}`);
-  if (Object.keys(metadata).length) header.__metadata__ = { ...metadata };
+  if (Object.keys(metadata).length) header.__metadata__ = Object.assign(dict<string>(), metadata);
   const safe: SafeTensor[] = [];
   let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
+  const entries = Array.isArray(tensors) ? (tensors as readonly (readonly [string, TensorInput])[]) : Object.entries(tensors as Readonly<Record<string, TensorInput>>);
+  for (const [name, t] of entries) {
     if (name === '__metadata__') throw new SafetensorsError("a tensor cannot be named '__metadata__'");
+    if (Object.hasOwn(header, name)) throw new SafetensorsError(`tensor '${name}' is given twice: one would overwrite the other in the file`);
     const s = asSafe(name, t);
     header[name] = { dtype: s.dtype, shape: s.shape, data_offsets: [offset, offset + s.data.byteLength] };
     offset += s.data.byteLength;
@@ -111,10 +123,12 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): De
     throw fail(`the header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
   if (!isObject(header)) throw fail('the header must be a JSON object');
+  const twice = firstDuplicateKey(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen)));
+  if (twice) throw fail(`${twice.path.length ? `${twice.path.join('.')}: ` : ''}the key '${twice.key}' appears twice (one would silently replace the other)`);
   const dataStart = 8 + headerLen;
   const dataLen = bytes.byteLength - dataStart;
-  const metadata: Record<string, string> = {};
-  if ('__metadata__' in header) {
+  const metadata = dict<string>();
+  if (Object.hasOwn(header, '__metadata__')) {
     const m = header.__metadata__;
     if (!isObject(m)) throw fail('__metadata__ must be an object of strings');
     for (const [k, v] of Object.entries(m)) {
@@ -122,7 +136,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): De
       metadata[k] = v;
     }
   }
-  const tensors: Record<string, SafeTensor> = {};
+  const tensors = dict<SafeTensor>();
   const spans: { name: string; begin: number; end: number }[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
@@ -141,16 +155,16 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): De
     const want = numel(shape as number[]) * dtypeBytes[dtype as Dtype];
     if (end - begin !== want)
       throw fail(`${at}: shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] hold ${end - begin}`);
-    spans.push({ name, begin, end });
+    if (end > begin) spans.push({ name, begin, end }); // a zero-size tensor holds no bytes to share
     // A copy with its own buffer (a Node Buffer's slice is a view into a shared pool).
     tensors[name] = { dtype: dtype as Dtype, shape: shape as number[], data: new Uint8Array(bytes.subarray(dataStart + begin, dataStart + end)) };
   }
   spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < spans.length; i++) {
-    const a = spans[i - 1];
-    const b = spans[i];
-    if (b.begin < a.end && b.end > b.begin && a.end > a.begin)
-      throw fail(`tensors '${a.name}' [${a.begin}, ${a.end}] and '${b.name}' [${b.begin}, ${b.end}] overlap`);
+  // The span reaching furthest so far: a long one overlaps every later one that begins inside it.
+  let reach = spans[0];
+  for (const b of spans.slice(1)) {
+    if (b.begin < reach.end) throw fail(`tensors '${reach.name}' [${reach.begin}, ${reach.end}] and '${b.name}' [${b.begin}, ${b.end}] overlap`);
+    if (b.end > reach.end) reach = b;
   }
   return { tensors, metadata };
 }
