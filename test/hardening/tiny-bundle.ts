@@ -5,6 +5,7 @@ import path from 'node:path';
 import { bundleManifest } from '../../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../../compiler/compile-program.ts';
 import gpt from '../../models/gpt.ts';
+import mlp from '../../models/mlp.ts';
 import type { Manifest } from '../../contract/manifest.ts';
 import { loadBundle, type LoadedBundle } from '../../runtime/bundle/load-bundle.ts';
 
@@ -39,4 +40,20 @@ export function writeTinyBundle(dir: string, json: unknown = manifest): void {
   mkdirSync(path.join(dir, 'kernels'), { recursive: true });
   writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(json));
   for (const [file, code] of Object.entries(kernels)) writeFileSync(path.join(dir, file), code);
+}
+
+/** The mlp's bundle (tiny, sgd): small enough for thousands of fuzz cases a second. */
+export function smallBundle(): { manifest: Manifest; kernels: Readonly<Record<string, string>> } {
+  const c = compileProgram(mlp, { preset: 'tiny', optimizer: 'sgd', target: 'cpu' });
+  const step = { optimizer: 'sgd' as const, dtype: 'f32' as const, checkpoint: 'none', clipNorm: null, clipValue: null, target: 'cpu' as const };
+  return bundleManifest(c.program, { model: 'mlp', preset: 'tiny', config: c.config, step, plan: c.plan });
+}
+
+/** Fuzz case counts: `normal` per CI run, LOMOC_FUZZ_RUNS=n for a long run. */
+export function fuzzRuns(normal: number): number {
+  const env = process.env.LOMOC_FUZZ_RUNS;
+  if (env === undefined || env === '') return normal;
+  const n = Number(env);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`LOMOC_FUZZ_RUNS must be a positive integer, got '${env}'`);
+  return n;
 }
