@@ -11,7 +11,7 @@ import { compileStep, type StepConfig } from '../compiler/pipeline.ts';
 import { execute } from '../compiler/reference/execute.ts';
 import type { HostTensor } from '../compiler/reference/tensor.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
-import { DeviceLostError } from '../runtime/webgpu/guard.ts';
+import { DeviceLostError, GpuTimeoutError } from '../runtime/webgpu/guard.ts';
 import { initialParams, randomBatch } from '../runtime/webgpu/init.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { byShader, profileStep } from '../runtime/webgpu/timing.ts';
@@ -137,7 +137,7 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   try {
     acquired = await acquireDevice(c.program);
   } catch (e) {
-    if (e instanceof NoAdapterError) throw new LomocError(`lomoc run: ${e.message}`);
+    if (e instanceof NoAdapterError || e instanceof GpuTimeoutError) throw new LomocError(`lomoc run: ${e.message}`);
     throw e;
   }
   const vocab = vocabOf(c.step, c.config);
@@ -168,8 +168,10 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
     profile: profile && byShader(profile),
     profileSource: profile?.source,
   };
-  trainer.destroy();
-  acquired.device.destroy();
+  if (!acquired.watch.hung) {
+    trainer.destroy();
+    acquired.device.destroy();
+  }
   return out;
 }
 
@@ -231,7 +233,7 @@ export async function runSteps(req: RunRequest, hooks: RunHooks = {}): Promise<R
   try {
     r = req.device === 'cpu' ? await onCpu(req, hooks) : await onWebGpu(req, hooks);
   } catch (e) {
-    if (e instanceof DeviceLostError) throw new LomocError(`lomoc run: ${e.message}`);
+    if (e instanceof DeviceLostError || e instanceof GpuTimeoutError) throw new LomocError(`lomoc run: ${e.message}`);
     throw e;
   }
   const { def, c, ...rest } = r;

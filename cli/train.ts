@@ -26,7 +26,8 @@ import type { Manifest } from '../contract/manifest.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import type { StepProgram } from '../contract/program.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
-import { DeviceLostError } from '../runtime/webgpu/guard.ts';
+import { DeviceLostError, GpuError, GpuTimeoutError } from '../runtime/webgpu/guard.ts';
+import { ProgramError } from '../runtime/webgpu/validate.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { createTrainer, dataInputs, type Trainer } from '../runtime/webgpu/trainer.ts';
 import { optimizerSpec, optionChecks, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
@@ -342,10 +343,16 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
   try {
     acquired = await acquireDevice(c.program);
   } catch (e) {
-    if (e instanceof NoAdapterError) throw new LomocError(`lomoc train: ${e.message}`);
+    if (e instanceof NoAdapterError || e instanceof GpuTimeoutError) throw new LomocError(`lomoc train: ${e.message}`);
     throw e;
   }
-  const trainer = await createTrainer({ device: acquired, program: c.program, seed: req.seed });
+  let trainer: Trainer;
+  try {
+    trainer = await createTrainer({ device: acquired, program: c.program, seed: req.seed });
+  } catch (e) {
+    if (!acquired.watch.hung) acquired.device.destroy();
+    throw runtimeFault(e, c);
+  }
   try {
     let start = 0;
     let losses: Point[] = [];
@@ -474,12 +481,25 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       files: { checkpoint: checkpointFile, log: req.log, plot: req.plot },
     };
   } catch (e) {
-    if (e instanceof DeviceLostError) throw new LomocError(`lomoc train: ${e.message}`);
-    throw e;
+    throw runtimeFault(e, c);
   } finally {
-    trainer.destroy();
-    acquired.device.destroy();
+    // After a deadline the GPU may still run the kernel: destroying would block (runtime/webgpu/guard.ts).
+    if (!acquired.watch.hung) {
+      trainer.destroy();
+      acquired.device.destroy();
+    }
   }
+}
+
+/**
+ * The runtime's errors that are not lomoc's fault, as user errors: a lost or hung device, and
+ * anything WebGPU refuses in a bundle's program (the bundle is untrusted input; a program lomoc
+ * compiled just now that WebGPU refuses stays an internal error).
+ */
+function runtimeFault(e: unknown, c: Source): unknown {
+  if (e instanceof DeviceLostError || e instanceof GpuTimeoutError) return new LomocError(`lomoc train: ${e.message}`);
+  if (c.bundle && (e instanceof ProgramError || e instanceof GpuError)) return new LomocError(`lomoc train: the bundle ${c.bundle} cannot run: ${e.message}`);
+  return e;
 }
 
 export async function runTrain(argv: readonly string[], io: Io): Promise<number> {

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BundleError, loadBundle } from '../../runtime/bundle/load-bundle.ts';
 import { ProgramError, validateProgram } from '../../runtime/webgpu/validate.ts';
-import { fuzzRuns, smallBundle } from './tiny-bundle.ts';
+import { fuzzRuns, fuzzTimeout, smallBundle } from './tiny-bundle.ts';
 
 const { manifest, kernels } = smallBundle();
 type Path = readonly (string | number)[];
@@ -114,7 +114,7 @@ describe('fuzz: manifest.json', () => {
       }),
       { numRuns: fuzzRuns(3000) },
     );
-  }, 120_000);
+  }, fuzzTimeout());
 
   it("mutated kernels (workgroup sizes, missing entry points, text) load or give a clear error", async () => {
     const files = Object.keys(kernels);
@@ -125,5 +125,5 @@ describe('fuzz: manifest.json', () => {
       }),
       { numRuns: fuzzRuns(1000) },
     );
-  }, 120_000);
+  }, fuzzTimeout());
 });

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, toFloat32 } from '../../runtime/checkpoint/safetensors.ts';
 import { parseTrainMetadata } from '../../runtime/checkpoint/train-metadata.ts';
-import { fuzzRuns } from './tiny-bundle.ts';
+import { fuzzRuns, fuzzTimeout } from './tiny-bundle.ts';
 
 const metadata = {
   format: 'lomoc-checkpoint/1', step: '3', dataPosition: '3', seed: '0', run: JSON.stringify({ model: 'gpt', lr: '0.01' }),
@@ -102,7 +102,7 @@ describe('fuzz: safetensors headers and metadata', () => {
       }),
       { numRuns: fuzzRuns(3000) },
     );
-  }, 120_000);
+  }, fuzzTimeout());
 
   it('random header lengths, flipped bytes and random files give a clear error or decode', () => {
     fc.assert(
@@ -121,5 +121,5 @@ describe('fuzz: safetensors headers and metadata', () => {
       ),
       { numRuns: fuzzRuns(2000) },
     );
-  }, 120_000);
+  }, fuzzTimeout());
 });

@@ -57,3 +57,6 @@ export function fuzzRuns(normal: number): number {
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`LOMOC_FUZZ_RUNS must be a positive integer, got '${env}'`);
   return n;
 }
+
+/** A fuzz test's time limit: generous per CI run, none worth hitting in a long run. */
+export const fuzzTimeout = (): number => (process.env.LOMOC_FUZZ_RUNS ? 24 * 3600_000 : 120_000);
