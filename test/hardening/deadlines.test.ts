@@ -50,28 +50,45 @@ describe('deadlines on GPU waits (no GPU: a device that never answers)', () => {
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-hardening-deadline-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe('a kernel that never ends, on lavapipe', () => {
+/** A gpt tiny bundle (vocab 256, for the bytes tokenizer) whose first dispatch's kernel `edit` rewrites. */
+async function bundleWith(name: string, edit: (code: string) => string): Promise<{ dir: string; key: string; first: string }> {
+  const dir = path.join(root, name);
+  expect((await run('compile', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--out', dir)).code).toBe(0);
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  const key = manifest.program.dispatches[0].shader as string;
+  const file = path.join(dir, manifest.program.kernels[key]);
+  const code = readFileSync(file, 'utf8');
+  const changed = edit(code);
+  expect(changed).not.toBe(code);
+  writeFileSync(file, changed);
+  return { dir, key, first: manifest.program.dispatches[0].label };
+}
+
+const lomoc = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ['bin/lomoc.js', ...args], { encoding: 'utf8', env: { ...process.env, LOMOC_DEBUG: '', ...env }, timeout: 150_000, killSignal: 'SIGKILL' });
+
+describe('broken bundles on lavapipe', () => {
+  it("a kernel WebGPU refuses is the bundle's fault (exit 1, naming the bundle and the shader), not an internal error", async () => {
+    const { dir, key, first } = await bundleWith('bad-wgsl', (code) => code.replace(/(fn\s+main\s*\([\s\S]*?\)\s*\{)/, '$1\n  let broken: u32 = 1.5;'));
+    const r = lomoc(['train', dir, '--steps', '1']);
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(1);
+    const err = r.stderr.split('\n').filter((l) => !l.startsWith('Warning: ')).join('\n').trim();
+    expect(err).toBe(
+      `error: lomoc train: the bundle ${dir} cannot run: shader '${key}' (first used by dispatch #0 '${first}') does not compile:\n` +
+        `  ${key}:9:21: cannot convert value of type 'abstract-float' to type 'u32'`,
+    );
+  }, 200_000);
+
   it('lomoc train on a bundle with a kernel that never ends exits 1 with the deadline error, not a hang', async () => {
-    const dir = path.join(root, 'spin');
-    const compiled = await run('compile', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--out', dir);
-    expect(compiled.code).toBe(0);
     // The first kernel spins: a loop whose exit depends on a value it never holds, with a store so
-    // no compiler may delete it.
-    const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
-    const file = path.join(dir, manifest.program.kernels[manifest.program.dispatches[0].shader]);
-    const code = readFileSync(file, 'utf8');
-    const buffer = /var\s*<\s*storage[^>]*>\s*(\w+)/.exec(code)![1];
-    // The arenas are zeros in the warm-up run: buffer[1] never equals buffer[0] + 12345 there.
-    const spun = code.replace(/(fn\s+main\s*\([\s\S]*?\)\s*\{)/, `$1\n  loop { ${buffer}[0] = ${buffer}[0] + 1; if (${buffer}[1] == ${buffer}[0] + 12345) { break; } }`);
-    expect(spun).not.toBe(code);
-    writeFileSync(file, spun);
-    const t0 = Date.now();
-    const r = spawnSync(process.execPath, ['bin/lomoc.js', 'train', dir, '--steps', '1'], {
-      encoding: 'utf8',
-      env: { ...process.env, LOMOC_GPU_TIMEOUT_MS: '3000', LOMOC_DEBUG: '' },
-      timeout: 150_000,
-      killSignal: 'SIGKILL',
+    // no compiler may delete it. The arenas are zeros in the warm-up run: buffer[1] never equals buffer[0] + 12345.
+    const { dir } = await bundleWith('spin', (code) => {
+      const buffer = /var\s*<\s*storage[^>]*>\s*(\w+)/.exec(code)![1];
+      return code.replace(/(fn\s+main\s*\([\s\S]*?\)\s*\{)/, `$1\n  loop { ${buffer}[0] = ${buffer}[0] + 1; if (${buffer}[1] == ${buffer}[0] + 12345) { break; } }`);
     });
+    const t0 = Date.now();
+    const r = lomoc(['train', dir, '--steps', '1'], { LOMOC_GPU_TIMEOUT_MS: '3000' });
     expect(r.signal, 'the CLI hung and was killed').toBeNull();
     expect(r.status).toBe(1);
     expect(r.stderr.trim().split('\n').at(-1)).toBe(
