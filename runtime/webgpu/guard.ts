@@ -22,10 +22,11 @@ export class GpuTimeoutError extends Error {
 }
 
 /**
- * The deadline of one wait on the GPU, in ms: LOMOC_GPU_TIMEOUT_MS when set, else generous
- * defaults (a CPU adapter such as lavapipe compiles and runs kernels 10-100x slower than a GPU).
+ * The deadline of one wait on the GPU, in ms: `env` (LOMOC_GPU_TIMEOUT_MS, which the Node entry
+ * reads) when set, else generous defaults (a CPU adapter such as lavapipe compiles and runs
+ * kernels 10-100x slower than a GPU).
  */
-export function gpuTimeoutMs(software: boolean, env: string | undefined = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.LOMOC_GPU_TIMEOUT_MS): number {
+export function gpuTimeoutMs(software: boolean, env?: string): number {
   if (env === undefined || env === '') return software ? 600_000 : 120_000;
   if (!/^[1-9]\d{0,9}$/.test(env)) throw new GpuTimeoutError(`LOMOC_GPU_TIMEOUT_MS must be a whole number of milliseconds in 1..9999999999, got '${env}'`);
   return Number(env);
@@ -44,7 +45,7 @@ export interface DeviceWatch {
   /**
    * True once a wait passed its deadline. The GPU may still be running the kernel that never ends:
    * destroying a buffer or the device then blocks (lavapipe waits for the queue), so callers skip
-   * it, and the process must end with process.exit (see anyDeviceHung).
+   * it, and the process must end by exiting explicitly (see anyDeviceHung).
    */
   readonly hung: boolean;
   /**
@@ -61,7 +62,7 @@ let hungDevices = 0;
 
 /**
  * Whether any device of this process hung (a wait passed its deadline). Such a process cannot
- * end on its own: the driver's threads still run the kernel. The CLI calls process.exit then.
+ * end on its own: the driver's threads still run the kernel. The CLI exits explicitly then.
  */
 export const anyDeviceHung = (): boolean => hungDevices > 0;
 
