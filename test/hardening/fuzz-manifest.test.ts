@@ -11,6 +11,7 @@ import { ProgramError, validateProgram } from '../../runtime/webgpu/validate.ts'
 import { fuzzRuns, fuzzTimeout, smallBundle } from './tiny-bundle.ts';
 
 const { manifest, kernels } = smallBundle();
+const manifestText = JSON.stringify(manifest);
 type Path = readonly (string | number)[];
 
 function pathsOf(x: unknown, at: Path = []): Path[] {
@@ -121,7 +122,7 @@ describe('fuzz: manifest.json', () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...files), fc.constantFrom(...wgArgs), fc.string(), fc.boolean(), async (file, args, junk, replace) => {
         const code = replace ? junk : kernels[file].replace(/@workgroup_size\([^)]*\)/, `@workgroup_size(${args})`);
-        await outcome(JSON.stringify(manifest), { ...kernels, [file]: code });
+        await outcome(manifestText, { ...kernels, [file]: code });
       }),
       { numRuns: fuzzRuns(1000) },
     );
