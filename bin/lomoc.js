@@ -12,3 +12,7 @@ process.stdout.on('error', (e) => {
 });
 const { main } = await import('../cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));
+// After a GPU wait passed its deadline (LOMOC_GPU_TIMEOUT_MS), the driver's threads may still run
+// a kernel that never ends: the process would never end on its own. The error is printed: exit.
+const { anyDeviceHung } = await import('../runtime/webgpu/guard.ts');
+if (anyDeviceHung()) process.exit(process.exitCode);

@@ -10,8 +10,8 @@ import type { Graph } from '../compiler/ir/types.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import { compileStep } from '../compiler/pipeline.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
-import { DeviceLostError } from '../runtime/webgpu/guard.ts';
-import { randomBatch } from '../runtime/webgpu/init.ts';
+import { DeviceLostError, GpuTimeoutError } from '../runtime/webgpu/guard.ts';
+import { initialParams, randomBatch } from '../runtime/webgpu/init.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { byShader, profileStep } from '../runtime/webgpu/timing.ts';
 import { createTrainer, dataInputs, isHyperInput } from '../runtime/webgpu/trainer.ts';
@@ -62,7 +62,7 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   try {
     acquired = await acquireDevice(c.program);
   } catch (e) {
-    if (e instanceof NoAdapterError) throw new LomocError(`lomoc run: ${e.message}`);
+    if (e instanceof NoAdapterError || e instanceof GpuTimeoutError) throw new LomocError(`lomoc run: ${e.message}`);
     throw e;
   }
   const vocab = vocabOf(c.step, c.config);
@@ -94,8 +94,13 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
     profile: profile && byShader(profile),
     profileSource: profile?.source,
   };
-  trainer.destroy();
-  acquired.device.destroy();
+  if (!acquired.watch.hung) {
+    // After a deadline the GPU may still run the kernel: destroying would block (runtime/webgpu/guard.ts).
+    if (!acquired.watch.hung) {
+      trainer.destroy();
+      acquired.device.destroy();
+    }
+  }
   return out;
 }
 
@@ -149,7 +154,7 @@ export async function runSteps(req: RunRequest, hooks: RunHooks = {}): Promise<R
   try {
     r = req.device === 'cpu' ? await onCpu(req, hooks) : await onWebGpu(req, hooks);
   } catch (e) {
-    if (e instanceof DeviceLostError) throw new LomocError(`lomoc run: ${e.message}`);
+    if (e instanceof DeviceLostError || e instanceof GpuTimeoutError) throw new LomocError(`lomoc run: ${e.message}`);
     throw e;
   }
   const { def, c, ...rest } = r;

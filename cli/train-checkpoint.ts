@@ -1,6 +1,7 @@
 // Checkpoints of `lomoc train` (and `lomoc run --save`): what a resumed run must share with the
 // one that wrote its checkpoint, reading one back (--resume, exactly; --init, by name), and
 // writing params and optimizer state with the run's metadata.
+import { parseTrainMetadata, runOf } from '../runtime/checkpoint/train-metadata.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
 import { SafetensorsError, toFloat32, type Decoded, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
@@ -21,6 +22,16 @@ export function runIdentity(req: TrainRequest, src: Pick<Source, 'name' | 'confi
     dtype: s.dtype, lr: req.lr, schedule: req.schedule, warmup: req.warmup, weightDecay: req.weightDecay, data: req.data,
     tokenizer: req.tokenizer, seed: req.seed, steps: req.steps, hyper: s.hyper,
   });
+}
+
+/** Runs a metadata check; its SafetensorsError becomes the command's error. */
+function checked<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new LomocError(`lomoc train: --resume: ${e.message}`);
+    throw e;
+  }
 }
 
 /** A safetensors file read for `option`: its own errors become the command's. */
@@ -68,9 +79,12 @@ export function checkResume(file: string, identity: Record<string, string>): Dec
   const resumed = readCheckpoint(file, '--resume');
   const m = resumed.metadata;
   if (m.format !== checkpointFormat) throw new LomocError(`lomoc train: --resume: ${file} is not a lomoc checkpoint (metadata format ${JSON.stringify(m.format)}, expected '${checkpointFormat}')`);
-  const theirs = JSON.parse(m.run ?? '{}') as Record<string, string>;
+  // Every metadata field is checked (runtime/checkpoint/train-metadata.ts): the run's identity
+  // first, so that another run's checkpoint is named as such.
+  const theirs = checked(() => runOf(m, file));
   const diff = identityDiff(identity, theirs);
   if (diff.length) throw new LomocError(`lomoc train: --resume: this run differs from the one that wrote ${file}: ${diff.join('; ')}`);
+  checked(() => parseTrainMetadata(m, file));
   return resumed;
 }
 
@@ -85,21 +99,18 @@ export function restore(file: string, resumed: Decoded, trainer: Pick<StepRunner
   };
   trainer.writeParams(Object.fromEntries(src.params.map((p) => [p.name, get(p.name, p.shape)])));
   trainer.writeState(Object.fromEntries(src.state.map((s) => [s.name, get(statePrefix + s.name, s.shape)])));
-  const step = Number(resumed.metadata.step);
-  if (Number(resumed.metadata.dataPosition) !== step) throw new LomocError(`lomoc train: --resume: ${file}: data position ${resumed.metadata.dataPosition} does not match step ${step}`);
-  return {
-    step,
-    losses: JSON.parse(resumed.metadata.losses ?? '[]') as Point[],
-    val: JSON.parse(resumed.metadata.val ?? '[]') as Point[],
-  };
+  // Checked by parseTrainMetadata: step = data position = the number of losses.
+  const meta = checked(() => parseTrainMetadata(resumed.metadata, file));
+  return { step: meta.step, losses: [...meta.losses] as Point[], val: [...meta.val] as Point[] };
 }
 
 /** Writes the trainer's params and optimizer state (as `optimizer.NAME`) to `file`, with `metadata`. */
 export async function writeCheckpoint(file: string, trainer: Pick<StepRunner, 'readParams' | 'readState'>, src: Pick<Source, 'params' | 'state'>, metadata: Record<string, string>): Promise<void> {
   const params = await trainer.readParams();
   const state = await trainer.readState();
-  const tensors: Record<string, TensorInput> = {};
-  for (const p of src.params) tensors[p.name] = { shape: p.shape, data: params[p.name] };
-  for (const s of src.state) tensors[statePrefix + s.name] = { shape: s.shape, data: state[s.name] };
+  // Entries, not a record: a name given twice is refused by the writer instead of overwriting.
+  const tensors: [string, TensorInput][] = [];
+  for (const p of src.params) tensors.push([p.name, { shape: p.shape, data: params[p.name] }]);
+  for (const s of src.state) tensors.push([statePrefix + s.name, { shape: s.shape, data: state[s.name] }]);
   saveCheckpoint(file, tensors, { format: checkpointFormat, ...metadata });
 }

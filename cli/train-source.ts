@@ -12,6 +12,8 @@ import { parseCheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
+import { DeviceLostError, GpuError, GpuTimeoutError } from '../runtime/webgpu/guard.ts';
+import { ProgramError } from '../runtime/webgpu/validate.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { createTrainer, dataInputs } from '../runtime/webgpu/trainer.ts';
 import { resolveTarget } from './args.ts';
@@ -65,18 +67,38 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
 const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
 
 /** A WebGPU trainer for `program`; NoAdapterError becomes the command's error. */
-function onWebGpu(program: StepProgram, target: string) {
+/**
+ * The runtime's errors that are not lomoc's fault, as user errors: a lost or hung device, and
+ * anything WebGPU refuses in a bundle's program (the bundle is untrusted input; a program lomoc
+ * compiled just now that WebGPU refuses stays an internal error).
+ */
+export function runtimeFault(e: unknown, bundle: string | undefined): unknown {
+  if (e instanceof DeviceLostError || e instanceof GpuTimeoutError) return new LomocError(`lomoc train: ${e.message}`);
+  if (bundle && (e instanceof ProgramError || e instanceof GpuError)) return new LomocError(`lomoc train: the bundle ${bundle} cannot run: ${e.message}`);
+  return e;
+}
+
+function onWebGpu(program: StepProgram, target: string, bundle?: string) {
   return async (seed: number) => {
     let acquired;
     try {
       acquired = await acquireDevice(program);
     } catch (e) {
-      if (e instanceof NoAdapterError) throw new LomocError(`lomoc train: ${e.message}`);
+      if (e instanceof NoAdapterError || e instanceof GpuTimeoutError) throw new LomocError(`lomoc train: ${e.message}`);
       throw e;
     }
-    const trainer = await createTrainer({ device: acquired, program, seed });
+    let trainer;
+    try {
+      trainer = await createTrainer({ device: acquired, program, seed });
+    } catch (e) {
+      if (!acquired.watch.hung) acquired.device.destroy();
+      throw runtimeFault(e, bundle);
+    }
+    const t = trainer;
+    // After a deadline the GPU may still run the kernel: destroying would block (runtime/webgpu/guard.ts).
     const release = () => {
-      trainer.destroy();
+      if (acquired.watch.hung) return;
+      t.destroy();
       acquired.device.destroy();
     };
     return { runner: trainer, adapter: `${acquired.description}; kernel target ${target}`, release };
@@ -141,7 +163,7 @@ async function fromBundle(req: TrainRequest): Promise<Source> {
     name: m.model, preset: m.preset, config: m.config, params: b.program.params, state: b.program.state, inputs: dataInputs(b.program),
     checkpointDetail: m.step.checkpointDetail ?? m.step.checkpoint, idRange: Infinity,
     step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype },
-    checkpointText: m.step.checkpoint, bundle: req.file, target, start: onWebGpu(b.program, target),
+    checkpointText: m.step.checkpoint, bundle: req.file, target, start: onWebGpu(b.program, target, req.file),
   };
 }
 

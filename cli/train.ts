@@ -29,7 +29,7 @@ import { initFromHf, isHfFolder } from './hf-init.ts';
 import { checkVocab, textTokenizer } from './hf-tokenizer.ts';
 import { lrAt } from '../runtime/train/schedule.ts';
 import { trainRequest, trainSpec, type TrainRequest } from './train-request.ts';
-import { trainSource } from './train-source.ts';
+import { runtimeFault, trainSource } from './train-source.ts';
 
 export { lrAt } from '../runtime/train/schedule.ts';
 export { trainRequest, trainSpec, type TrainRequest } from './train-request.ts';
@@ -204,8 +204,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       files: { checkpoint: checkpointFile, log: req.log, plot: req.plot, batches: req.dumpBatch },
     };
   } catch (e) {
-    if (e instanceof DeviceLostError) throw new LomocError(`lomoc train: ${e.message}`);
-    throw e;
+    throw runtimeFault(e, c.bundle);
   } finally {
     release();
   }

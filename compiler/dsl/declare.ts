@@ -1,5 +1,7 @@
 // Declarations: the step's inputs, the trainable params, and their initialisers.
+import { reservedName } from '../../contract/names.ts';
 import { LomocError } from '../diagnostics.ts';
+import type { Loc } from '../ir/types.ts';
 import { fmtShape, sameShape } from '../ir/shape.ts';
 import type { DType, Init, Shape } from '../ir/types.ts';
 import { callerLoc } from './location.ts';
@@ -13,6 +15,12 @@ export const ones = (): Init => ({ kind: 'ones' });
 /** normal(0, gain / sqrt(fan_in)), fan_in = product of all but the last dimension. */
 export const fanIn = (gain = 1): Init => ({ kind: 'fanIn', gain });
 
+/** Rejects a name that would alias another tensor or an object's own property (contract/names.ts). */
+function checkName(kind: 'param' | 'input', name: string, loc: Loc): void {
+  const why = reservedName(name, kind);
+  if (why !== undefined) throw new LomocError(`${kind} '${name}': this name is reserved: ${why}`, loc);
+}
+
 /**
  * A named input of the step (token ids, targets, features).
  * @example const ids = input('tokens', [cfg.batch, cfg.seq], 'i32')
@@ -20,6 +28,8 @@ export const fanIn = (gain = 1): Init => ({ kind: 'fanIn', gain });
 export function input(name: string, shape: Shape, dtype: DType = 'f32'): Tensor {
   const t = active('input');
   const loc = callerLoc();
+  if (typeof name !== 'string' || name === '') throw new LomocError(`input: the name must be a non-empty string, got ${name === '' ? "''" : describe(name)}`, loc);
+  checkName('input', name, loc);
   checkShape(`input '${name}'`, shape, loc);
   checkDtype(`input '${name}'`, dtype, loc);
   const prev = t.inputs.get(name);
@@ -43,7 +53,8 @@ const fmtInit = (i: Init): string => JSON.stringify(i);
 export function param(name: string, shape: Shape, init: Init = normal()): Tensor {
   const t = active('param');
   const loc = callerLoc();
-  if (typeof name !== 'string' || name === '') throw new LomocError(`param: the name must be a non-empty string, got ${describe(name)}`, loc);
+  if (typeof name !== 'string' || name === '') throw new LomocError(`param: the name must be a non-empty string, got ${name === '' ? "''" : describe(name)}`, loc);
+  checkName('param', name, loc);
   checkShape(`param '${name}'`, shape, loc);
   if (!init || typeof init !== 'object' || !['normal', 'zeros', 'ones', 'fanIn'].includes((init as Init).kind))
     throw new LomocError(`param '${name}': init must be normal(std), zeros(), ones() or fanIn(gain), got ${describe(init)}`, loc);

@@ -5,7 +5,7 @@
 // cut. Loading reads the whole file and checks it (runtime/checkpoint/safetensors.ts).
 import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, toFloat32, type Decoded, type TensorInput } from './safetensors.ts';
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, toFloat32, type Decoded, type TensorsInput } from './safetensors.ts';
 
 export { SafetensorsError } from './safetensors.ts';
 
@@ -36,7 +36,7 @@ function removeStaleTemps(dir: string, base: string): void {
 }
 
 /** Writes `tensors` and `metadata` to `file` atomically (and removes temporaries that killed saves left). */
-export function saveCheckpoint(file: string, tensors: Readonly<Record<string, TensorInput>>, metadata: Readonly<Record<string, string>> = {}): void {
+export function saveCheckpoint(file: string, tensors: TensorsInput, metadata: Readonly<Record<string, string>> = {}): void {
   const bytes = encodeSafetensors(tensors, metadata);
   const dir = dirname(file);
   removeStaleTemps(dir, basename(file));

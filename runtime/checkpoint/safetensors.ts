@@ -4,7 +4,11 @@
 // { dtype, shape, data_offsets: [begin, end] } (offsets relative to the start of the data) and
 // may hold "__metadata__", an object of string values. Decoding checks everything before any
 // byte is used: a header length that fits the file, valid JSON, known dtypes, integer shapes,
-// offsets in range, shapes that match their byte counts, and no two tensors sharing bytes.
+// offsets in range, shapes that match their byte counts, no two tensors sharing bytes (zero-size
+// ones hold none, so they can neither overlap nor hide an overlap), and no key given twice (which
+// JSON.parse would resolve silently by dropping one). Records keyed by tensor names have no
+// prototype, so a tensor named `__proto__` or `toString` is data like any other.
+import { firstDuplicateKey } from './duplicate-keys.ts';
 
 export type Dtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
 
@@ -57,17 +61,25 @@ function asSafe(name: string, t: TensorInput): SafeTensor {
   return { dtype, shape: [...t.shape], data };
 }
 
+/** Tensors to encode: by name, or as [name, tensor] entries (where a name given twice is refused, not overwritten). */
+export type TensorsInput = Readonly<Record<string, TensorInput>> | readonly (readonly [string, TensorInput])[];
+
+/** A record without a prototype: every key is data. */
+export const dict = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
+
 /** The bytes of a safetensors file holding `tensors` (in the given order) and `metadata`. */
-export function encodeSafetensors(tensors: Readonly<Record<string, TensorInput>>, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
+export function encodeSafetensors(tensors: TensorsInput, metadata: Readonly<Record<string, string>> = {}): Uint8Array {
   if (!littleEndian) throw new SafetensorsError('safetensors needs a little-endian host');
-  const header: Record<string, unknown> = {};
+  const header = dict<unknown>();
   for (const [k, v] of Object.entries(metadata))
     if (typeof v !== 'string') throw new SafetensorsError(`__metadata__.${k} must be a string, got ${typeof v}`);
-  if (Object.keys(metadata).length) header.__metadata__ = { ...metadata };
+  if (Object.keys(metadata).length) header.__metadata__ = Object.assign(dict<string>(), metadata);
   const safe: SafeTensor[] = [];
   let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
+  const entries = Array.isArray(tensors) ? (tensors as readonly (readonly [string, TensorInput])[]) : Object.entries(tensors as Readonly<Record<string, TensorInput>>);
+  for (const [name, t] of entries) {
     if (name === '__metadata__') throw new SafetensorsError("a tensor cannot be named '__metadata__'");
+    if (Object.hasOwn(header, name)) throw new SafetensorsError(`tensor '${name}' is given twice: one would overwrite the other in the file`);
     const s = asSafe(name, t);
     header[name] = { dtype: s.dtype, shape: s.shape, data_offsets: [offset, offset + s.data.byteLength] };
     offset += s.data.byteLength;
@@ -137,9 +149,11 @@ export function parseHeader(prefix: Uint8Array, fileBytes: number, source = 'saf
   }
   if (!isObject(header)) throw fail('the header must be a JSON object');
   const dataStart = 8 + headerLen;
+  const twice = firstDuplicateKey(new TextDecoder().decode(prefix.subarray(8, 8 + headerLen)));
+  if (twice) throw fail(`${twice.path.length ? `${twice.path.join('.')}: ` : ''}the key '${twice.key}' appears twice (one would silently replace the other)`);
   const dataLen = fileBytes - dataStart;
-  const metadata: Record<string, string> = {};
-  if ('__metadata__' in header) {
+  const metadata = dict<string>();
+  if (Object.hasOwn(header, '__metadata__')) {
     const m = header.__metadata__;
     if (!isObject(m)) throw fail('__metadata__ must be an object of strings');
     for (const [k, v] of Object.entries(m)) {
@@ -167,12 +181,13 @@ export function parseHeader(prefix: Uint8Array, fileBytes: number, source = 'saf
       throw fail(`${at}: shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${want} bytes, but data_offsets [${begin}, ${end}] hold ${end - begin}`);
     entries.push({ name, dtype: dtype as Dtype, shape: shape as number[], begin, end });
   }
-  const spans = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < spans.length; i++) {
-    const a = spans[i - 1];
-    const b = spans[i];
-    if (b.begin < a.end && b.end > b.begin && a.end > a.begin)
-      throw fail(`tensors '${a.name}' [${a.begin}, ${a.end}] and '${b.name}' [${b.begin}, ${b.end}] overlap`);
+  // A zero-size tensor holds no bytes to share; sorted by start, the span reaching furthest so far
+  // overlaps every later one that begins inside it.
+  const spans = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let reach = spans[0];
+  for (const b of spans.slice(1)) {
+    if (b.begin < reach.end) throw fail(`tensors '${reach.name}' [${reach.begin}, ${reach.end}] and '${b.name}' [${b.begin}, ${b.end}] overlap`);
+    if (b.end > reach.end) reach = b;
   }
   return { entries, metadata, dataStart };
 }
@@ -180,7 +195,7 @@ export function parseHeader(prefix: Uint8Array, fileBytes: number, source = 'saf
 /** Parses and checks a safetensors file; every error names `source` and the tensor or field at fault. */
 export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): Decoded {
   const { entries, metadata, dataStart } = parseHeader(bytes, bytes.byteLength, source);
-  const tensors: Record<string, SafeTensor> = {};
+  const tensors = dict<SafeTensor>();
   // Copies with their own buffers (a Node Buffer's slice is a view into a shared pool).
   for (const e of entries) tensors[e.name] = { dtype: e.dtype, shape: e.shape, data: new Uint8Array(bytes.subarray(dataStart + e.begin, dataStart + e.end)) };
   return { tensors, metadata };
@@ -188,10 +203,11 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): De
 
 /** The header bytes alone (length, padded JSON) for tensors laid out in order; the data follows. */
 export function encodeHeader(entries: readonly { name: string; dtype: Dtype; shape: readonly number[] }[], metadata: Readonly<Record<string, string>> = {}): Uint8Array {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length) header.__metadata__ = { ...metadata };
+  const header = dict<unknown>();
+  if (Object.keys(metadata).length) header.__metadata__ = Object.assign(dict<string>(), metadata);
   let offset = 0;
   for (const e of entries) {
+    if (e.name === '__metadata__' || Object.hasOwn(header, e.name)) throw new SafetensorsError(`tensor '${e.name}' is given twice or reserved: one would overwrite the other in the file`);
     const bytes = numel(e.shape) * dtypeBytes[e.dtype];
     header[e.name] = { dtype: e.dtype, shape: [...e.shape], data_offsets: [offset, offset + bytes] };
     offset += bytes;

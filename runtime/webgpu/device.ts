@@ -4,7 +4,8 @@
 // checked against the adapter first so that a shortfall names the limit, not a Dawn error.
 import { neededLimits, type ProgramNeeds } from '../../contract/limits.ts';
 export { neededLimits, type ProgramNeeds } from '../../contract/limits.ts';
-import { watchDevice, type DeviceWatch } from './guard.ts';
+import { isSoftwareAdapter } from '../../contract/adapter-kind.ts';
+import { gpuTimeoutMs, watchDevice, type DeviceWatch } from './guard.ts';
 
 /** One way to get an adapter: Dawn's Vulkan or GLES backend, or a browser's `navigator.gpu`. */
 export interface AdapterSource {
@@ -47,8 +48,10 @@ export function shortfall(a: GPUAdapter, want: Record<string, number>, features:
 /**
  * The first source whose adapter can run `program`, with a device holding its limits and
  * features. Throws naming every source tried and `hint` (how to install a driver).
+ * `timeoutSetting` is LOMOC_GPU_TIMEOUT_MS's text (guard.ts: the deadline of every GPU wait).
  */
-export async function acquireFrom(sources: readonly AdapterSource[], program: ProgramNeeds | undefined, hint: string): Promise<Acquired> {
+export async function acquireFrom(sources: readonly AdapterSource[], program: ProgramNeeds | undefined, hint: string, timeoutSetting?: string): Promise<Acquired> {
+  gpuTimeoutMs(false, timeoutSetting); // a bad LOMOC_GPU_TIMEOUT_MS is refused before any device is made
   const tried: string[] = [];
   const want = neededLimits(program);
   const features = program?.features ?? [];
@@ -81,7 +84,7 @@ export async function acquireFrom(sources: readonly AdapterSource[], program: Pr
       tried.push(`${describeAdapter(s.backend, adapter)}: requestDevice failed: ${e instanceof Error ? e.message : String(e)}`);
       continue;
     }
-    return { device, adapter, backend: s.backend, description: describeAdapter(s.backend, adapter), watch: watchDevice(device) };
+    return { device, adapter, backend: s.backend, description: describeAdapter(s.backend, adapter), watch: watchDevice(device, gpuTimeoutMs(isSoftwareAdapter(adapter.info), timeoutSetting)) };
   }
   throw new NoAdapterError(`no WebGPU adapter can run this (${tried.join('; ') || 'no adapter sources'}); ${hint}`);
 }

@@ -107,6 +107,7 @@ export async function createExecutor(device: GPUDevice, program: StepProgram, op
   device.queue.writeBuffer(uniforms, 0, words);
 
   const release = () => {
+    if (watch.hung) return; // a hung queue would block the destroy (guard.ts)
     for (const a of arenas) a.destroy();
     uniforms.destroy();
   };
@@ -213,7 +214,7 @@ export async function createExecutor(device: GPUDevice, program: StepProgram, op
         staging.unmap();
         return slots.map((s, i) => fromDeviceBytes(s.dtype, bytes.slice(at[i], at[i] + sizes[i]), countOf(s)));
       } finally {
-        staging.destroy();
+        if (!watch.hung) staging.destroy(); // a hung queue would block the destroy (guard.ts)
       }
     };
 
@@ -270,6 +271,7 @@ export async function createExecutor(device: GPUDevice, program: StepProgram, op
         device.queue.submit([enc.finish()]);
       },
       destroy() {
+        if (watch.hung) return; // a hung queue would block the destroy (guard.ts)
         for (const a of arenas) a.destroy();
         uniforms.destroy();
       },

@@ -57,7 +57,7 @@ export function nodeSources(choice: string = process.env.LOMOC_ADAPTER || 'auto'
  * Without one, the error names scripts/setup-gpu.sh.
  */
 export async function acquireDevice(program?: ProgramNeeds, choice?: string): Promise<Acquired> {
-  return acquireFrom(nodeSources(choice), program, setupHint);
+  return acquireFrom(nodeSources(choice), program, setupHint, process.env.LOMOC_GPU_TIMEOUT_MS);
 }
 
 /** The first adapter LOMOC_ADAPTER's sources offer (no device), to choose kernel shapes before compiling. */

@@ -204,6 +204,7 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
     stepMs,
     setupMs,
     destroy() {
+      if (watch.hung) return; // a hung queue would block the destroy (guard.ts)
       ex.destroy();
       lossStaging.destroy();
     },
