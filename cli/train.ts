@@ -17,7 +17,6 @@ import { join, resolve } from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import { fmtBytes } from '../contract/units.ts';
-import { DeviceLostError } from '../runtime/webgpu/guard.ts';
 import { parseCommandArgs } from './args.ts';
 import { batchDumper, readBatchFile } from './batch-file.ts';
 import { lossCurveSvg, type Point } from './loss-svg.ts';
