@@ -10,6 +10,7 @@
 import type { MemoryPlan, Piece, PlannedBuffer } from '../ir/memory-plan.ts';
 import type { Fusion } from '../ir/fusion.ts';
 import type { Graph } from '../ir/types.ts';
+import { emptyOccupancy, lowestFree, occupy, type Occupancy } from './arena-occupancy.ts';
 import { lifetimes } from './lifetimes.ts';
 
 export interface PlanOptions {
@@ -30,13 +31,6 @@ export const defaultPlanOptions = { alignment: 256, maxBindingBytes: 128 * 2 ** 
 
 const alignUp = (x: number, a: number) => Math.ceil(x / a) * a;
 
-interface Placed {
-  readonly start: number;
-  readonly end: number;
-  readonly offset: number;
-  readonly size: number;
-}
-
 export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
   const { alignment, maxBindingBytes, maxBufferBytes } = { ...defaultPlanOptions, ...opts };
   const maxPiece = Math.floor(Math.min(maxBindingBytes, maxBufferBytes) / alignment) * alignment;
@@ -54,33 +48,36 @@ export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
     }
   });
 
-  const arenas: Placed[][] = [];
+  const steps = pieces.reduce((m, p) => Math.max(m, p.end + 1), g.nodes.length);
+  const arenas: Occupancy[] = [];
   const arenaSize: number[] = [];
-  const placement = new Map<(typeof pieces)[number], Piece>();
-  const order = [...pieces].sort((a, b) => b.size - a.size || a.start - b.start || a.buffer - b.buffer || a.index - b.index);
-  for (const p of order) {
+  const placement: Piece[] = [];
+  const order = pieces.map((_, i) => i).sort((i, j) => {
+    const [a, b] = [pieces[i], pieces[j]];
+    return b.size - a.size || a.start - b.start || a.buffer - b.buffer || a.index - b.index;
+  });
+  for (const i of order) {
+    const p = pieces[i];
     let best: { arena: number; offset: number; growth: number } | undefined;
     arenas.forEach((placed, a) => {
-      const offset = lowestFit(placed, p, maxBufferBytes);
-      if (offset === undefined) return;
+      const offset = lowestFree(placed, p.start, p.end, p.size);
+      if (offset + p.size > maxBufferBytes) return;
       const growth = Math.max(0, offset + p.size - arenaSize[a]);
       if (!best || growth < best.growth) best = { arena: a, offset, growth };
     });
     if (!best) {
-      arenas.push([]);
+      arenas.push(emptyOccupancy(steps));
       arenaSize.push(0);
       best = { arena: arenas.length - 1, offset: 0, growth: p.size };
     }
-    arenas[best.arena].push({ start: p.start, end: p.end, offset: best.offset, size: p.size });
+    occupy(arenas[best.arena], p.start, p.end, best.offset, p.size);
     arenaSize[best.arena] = Math.max(arenaSize[best.arena], best.offset + p.size);
-    placement.set(p, { arena: best.arena, offset: best.offset, bytes: p.size });
+    placement[i] = { arena: best.arena, offset: best.offset, bytes: p.size };
   }
 
-  const buffers: PlannedBuffer[] = lives.map((b, id) => ({
-    id,
-    ...b,
-    pieces: pieces.filter((p) => p.buffer === id).map((p) => placement.get(p)!),
-  }));
+  const piecesOf: Piece[][] = lives.map(() => []);
+  pieces.forEach((p, i) => piecesOf[p.buffer].push(placement[i]));
+  const buffers: PlannedBuffer[] = lives.map((b, id) => ({ id, ...b, pieces: piecesOf[id] }));
   return {
     alignment,
     maxBindingBytes,
@@ -93,17 +90,6 @@ export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
     lowerBound: liveBytesBound(pieces, g.nodes.length),
     steps: g.nodes.length,
   };
-}
-
-/** The lowest aligned offset where `p` fits beside the pieces live at the same time. */
-function lowestFit(placed: readonly Placed[], p: { start: number; end: number; size: number }, cap: number): number | undefined {
-  const busy = placed.filter((q) => q.start <= p.end && p.start <= q.end).sort((a, b) => a.offset - b.offset);
-  let offset = 0;
-  for (const q of busy) {
-    if (q.offset >= offset + p.size) break;
-    offset = Math.max(offset, q.offset + q.size);
-  }
-  return offset + p.size <= cap ? offset : undefined;
 }
 
 /** The most aligned bytes live at one schedule position. */
