@@ -95,7 +95,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (!Array.isArray(shape)) throw new LomocError(`reshape: the new shape must be an array of integers, got ${describe(shape)}`, loc);
   const bad = shape.findIndex((d) => !Number.isInteger(d) || (d < 1 && d !== -1));
   if (bad >= 0)
-    throw new LomocError(`reshape: dimension ${bad} of the new shape must be a positive integer or -1, got ${describe(shape[bad])} in ${fmtShape(shape)}`, loc);
+    throw new LomocError(`reshape: dimension ${bad} of the new shape must be a positive integer or -1, got ${typeof shape[bad] === 'number' ? shape[bad] : describe(shape[bad])} in ${fmtShape(shape)}`, loc);
   if (shape.filter((d) => d === -1).length > 1)
     throw new LomocError(`reshape: at most one dimension of the new shape may be -1, got ${fmtShape(shape)}`, loc);
   const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);

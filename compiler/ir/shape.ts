@@ -28,7 +28,7 @@ export const maxSafeCount = Number.MAX_SAFE_INTEGER;
  */
 export function sizeProblem(s: Shape, d: DType): string | undefined {
   const bad = s.findIndex((x) => !Number.isSafeInteger(x) || x < 1);
-  if (bad >= 0) return `shape ${fmtShape(s)}: dimension ${bad} must be a positive integer, got ${s[bad]}`;
+  if (bad >= 0) return `shape ${fmtShape(s)}: dimension ${bad} must be a positive integer at most 2^53 - 1, got ${s[bad]}`;
   // A float product at most 2^53 is exact (every partial product is smaller); only past it count in BigInt.
   if (numel(s) * bytesPerElement[d] <= maxSafeCount) return undefined;
   const n = s.reduce((a, b) => a * BigInt(b), 1n);

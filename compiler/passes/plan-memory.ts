@@ -7,7 +7,9 @@
 // and tinygrad's planners do. Arenas are capped at one device buffer; a tensor larger than one
 // storage binding (WebGPU's default maxStorageBufferBindingSize is 128 MiB) is split into pieces,
 // which kernels address one binding each.
-import type { MemoryPlan, Piece, PlannedBuffer } from '../ir/memory-plan.ts';
+import { LomocError } from '../diagnostics.ts';
+import type { Lifetime, MemoryPlan, Piece, PlannedBuffer } from '../ir/memory-plan.ts';
+import { fmtShape } from '../ir/shape.ts';
 import type { Fusion } from '../ir/fusion.ts';
 import type { Graph } from '../ir/types.ts';
 import { emptyOccupancy, lowestFree, occupy, type Occupancy } from './arena-occupancy.ts';
@@ -36,6 +38,7 @@ export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
   const maxPiece = Math.floor(Math.min(maxBindingBytes, maxBufferBytes) / alignment) * alignment;
   const { buffers: lives, bufferOf, scratchOf } = lifetimes(g, opts.fusion, opts.scratch, opts.keep);
 
+  checkCounts(g, lives, maxPiece);
   // Split into pieces of at most one binding, each aligned.
   const pieces: { buffer: number; index: number; size: number; start: number; end: number }[] = [];
   lives.forEach((b, i) => {
@@ -90,6 +93,27 @@ export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
     lowerBound: liveBytesBound(pieces, g.nodes.length),
     steps: g.nodes.length,
   };
+}
+
+/** Bindings past this per tensor (8 TiB at 128 MiB each), or this many in all, are no device's plan and would take long to place. */
+export const maxPiecesPerTensor = 65536;
+export const maxPiecesInAll = 2 ** 22;
+
+/** Sizes a plan can hold exactly and place in reasonable time, or a user error at the tensor's line. */
+function checkCounts(g: Graph, lives: readonly Lifetime[], maxPiece: number): void {
+  let total = 0;
+  let pieces = 0;
+  for (const b of lives) {
+    const v = b.values.length ? g.values[b.values[0]] : undefined;
+    const what = v ? `a ${v.dtype}${fmtShape(v.shape)} tensor` : 'a kernel scratch buffer';
+    const n = Math.ceil(Math.max(b.bytes, 1) / maxPiece);
+    if (!Number.isSafeInteger(b.bytes) || n > maxPiecesPerTensor)
+      throw new LomocError(`plan: ${what} takes ${b.bytes} bytes, ${n} storage bindings of at most ${maxPiece} bytes; lomoc plans at most ${maxPiecesPerTensor} per tensor`, v?.loc);
+    total += b.bytes;
+    pieces += n;
+  }
+  if (!Number.isSafeInteger(total) || pieces > maxPiecesInAll)
+    throw new LomocError(`plan: the step's tensors take ${total} bytes in ${pieces} storage bindings of at most ${maxPiece} bytes; lomoc plans at most ${maxPiecesInAll} bindings and 2^53 - 1 bytes`);
 }
 
 /** The most aligned bytes live at one schedule position. */
