@@ -1,5 +1,6 @@
 // `model(name, build, { presets })` declares a model; `traceModel` runs its build function once
 // to make the forward graph. Configs are plain objects; presets name complete configs.
+// Tracing costs O(n) in DSL calls, each capturing a bounded (30-frame) stack for its location.
 import { inspect } from 'node:util';
 import { LomocError, printable, warning, type Diagnostic } from '../diagnostics.ts';
 import { ancestors } from '../ir/analysis.ts';

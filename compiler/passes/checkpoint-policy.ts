@@ -9,6 +9,8 @@
 //                 falls as more are recomputed), then coarser runs if every block is not enough.
 // Each candidate is judged by the real schedule and plan (`peakOf`), as XLA's rematerialization
 // judges its choices by the real memory of the scheduled module.
+// Cost: none, blocks, sqrt: O(n). budget: O(log u) schedules and plans of u units, each
+// O(n log n); only when recomputing every unit is not enough does it try up to u coarser runs.
 import { LomocError } from '../diagnostics.ts';
 import { totalFlops } from '../ir/cost.ts';
 import { byteSize } from '../ir/shape.ts';

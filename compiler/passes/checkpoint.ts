@@ -7,6 +7,7 @@
 // 'recompute', same ops on the same inputs, so the same bits). Internals then die in forward;
 // what the segment reads from outside (its checkpoints, params, inputs) stays live until the
 // recompute. Recompute nodes read params' old values, so the schedule keeps updates after them.
+// Cost: O(n) in nodes: each recompute walks its own segment's nodes, never the whole graph.
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { GraphBuilder } from '../ir/builder.ts';
 

@@ -8,6 +8,7 @@
 //     gradient is complete, so pass-1 gradients die at once too.
 // Under `textbook` (sgd, adamw) the order is forward, backward, norm, updates: all gradients
 // live until the end, so one planner measures the three optimizers honestly.
+// Cost: O(n log n) in the number of nodes (reader lists built once, one sort).
 import { CompilerBug } from '../diagnostics.ts';
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 
