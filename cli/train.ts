@@ -259,6 +259,13 @@ function runIdentity(req: TrainRequest, src: Source): Record<string, string> {
 }
 
 /** --init: every param found with its shape is written; missing and unexpected ones are warnings, mis-shaped ones an error. */
+/** A loaded tensor, or an error naming its first non-finite element: such a param makes every loss NaN, whatever --lr is. */
+function finite(what: string, name: string, x: Float32Array): Float32Array {
+  const i = x.findIndex((v) => !Number.isFinite(v));
+  if (i >= 0) throw new LomocError(`lomoc train: ${what}: tensor '${name}' holds ${x[i]} at element ${i}; a checkpoint whose values are not all finite cannot be trained from`);
+  return x;
+}
+
 function initFrom(file: string, ckpt: Decoded, trainer: Trainer, params: readonly { name: string; shape: readonly number[] }[], io: Io): number {
   const names = new Set(params.map((p) => p.name));
   const missing: string[] = [];
@@ -272,7 +279,7 @@ function initFrom(file: string, ckpt: Decoded, trainer: Trainer, params: readonl
     }
     if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) bad.push(`'${p.name}' is [${t.shape.join(', ')}] in the file, the model's is [${p.shape.join(', ')}]`);
     else if (t.dtype !== 'F32') bad.push(`'${p.name}' is ${t.dtype} in the file, expected F32`);
-    else values[p.name] = toFloat32(p.name, t);
+    else values[p.name] = finite(`--init ${file}`, p.name, toFloat32(p.name, t));
   }
   const unexpected = Object.keys(ckpt.tensors).filter((n) => !names.has(n) && !n.startsWith(statePrefix));
   if (bad.length) throw new LomocError(`lomoc train: --init ${file}: ${bad.length} mis-shaped tensor${bad.length > 1 ? 's' : ''}: ${bad.join('; ')}`);
@@ -345,7 +352,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
         if (!t) throw new LomocError(`lomoc train: --resume: ${src} lacks tensor '${name}'`);
         if (t.dtype !== 'F32' || t.shape.join() !== shape.join())
           throw new LomocError(`lomoc train: --resume: tensor '${name}' in ${src} is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${shape.join(', ')}]`);
-        return toFloat32(name, t);
+        return finite(`--resume: ${src}`, name, toFloat32(name, t));
       };
       trainer.writeParams(Object.fromEntries(c.program.params.map((p) => [p.name, get(p.name, p.shape)])));
       trainer.writeState(Object.fromEntries(c.program.state.map((s) => [s.name, get(statePrefix + s.name, s.shape)])));

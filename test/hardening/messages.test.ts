@@ -128,3 +128,28 @@ describe('a data file that is not UTF-8: the right byte at the right offset', ()
       { numRuns: 3000 },
     ));
 });
+
+describe('an adapter that cannot run the program', () => {
+  const fake = (limits: Record<string, number>) =>
+    ({ info: { description: 'Fake GPU', vendor: 'acme' }, limits, features: new Set<string>() }) as unknown as GPUAdapter;
+  const program = { limits: { maxStorageBuffersPerShaderStage: 8, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupStorageSize: 16384 }, arenas: [2 ** 30], features: [] };
+  const roomy = {
+    maxStorageBuffersPerShaderStage: 8, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024, maxComputeWorkgroupSizeY: 1024,
+    maxComputeWorkgroupStorageSize: 32768, maxStorageBufferBindingSize: 2 ** 31,
+  };
+  it('a real adapter lacking maxBufferSize: the missing limit is named, the software-driver script is not suggested', async () => {
+    const { acquireFrom } = await import('../../runtime/webgpu/device.ts');
+    await expect(acquireFrom([{ backend: 'vulkan', request: async () => fake(roomy) }], program, 'run setup-gpu.sh')).rejects.toThrow(
+      /^no WebGPU adapter can run this \(vulkan: Fake GPU \(acme\) cannot run it \(maxBufferSize: needs 1073741824, the adapter reports no such limit\)\)$/,
+    );
+  });
+  it('an adapter too small names the limit and its value; no adapter at all suggests the script', async () => {
+    const { acquireFrom } = await import('../../runtime/webgpu/device.ts');
+    await expect(acquireFrom([{ backend: 'vulkan', request: async () => fake({ ...roomy, maxBufferSize: 2 ** 28 }) }], program, 'run setup-gpu.sh')).rejects.toThrow(
+      /^no WebGPU adapter can run this \(vulkan: Fake GPU \(acme\) cannot run it \(maxBufferSize: needs 1073741824, has 268435456\)\)$/,
+    );
+    await expect(acquireFrom([{ backend: 'vulkan', request: async () => null }], program, 'run setup-gpu.sh')).rejects.toThrow(
+      /^no WebGPU adapter can run this \(vulkan: no adapter\); run setup-gpu\.sh$/,
+    );
+  });
+});
