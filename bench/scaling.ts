@@ -31,6 +31,9 @@ export const chainModel: ModelDef = model(
   { presets: { tiny: { nodes: 1000, width: 8, batch: 4 } } },
 ) as ModelDef;
 
+/** Bundle entries that failed to build, by size (printed under the table). */
+export const bundleFailures: string[] = [];
+
 export const scalingSizes = [1000, 3000, 10000, 30000, 100000] as const;
 export const scalingStages = ['trace', 'precision', 'differentiate', 'optimizer', 'checkpoint', 'schedule', 'fuse', 'plan', 'lower', 'bundle'] as const;
 
@@ -49,7 +52,13 @@ export function benchScaling(sizes: readonly number[] = scalingSizes, checkpoint
     const t0 = performance.now();
     const { manifest } = bundleManifest(c.program, { model: 'chain', preset: 'tiny', config: c.config, step: { optimizer: 'lomo', dtype: 'f32', checkpoint: 'blocks', clipNorm: null, clipValue: null, target: 'gpu' }, plan: c.plan });
     JSON.stringify(manifest);
-    entryFiles(manifest);
+    try {
+      entryFiles(manifest);
+    } catch (e) {
+      // Known at 100k nodes: the typed entry's `params` literal (50k names) is past TypeScript's
+      // limit on an inferred type (TS7056). Reported in the table, not hidden.
+      bundleFailures.push(`N = ${nodes}: ${(e instanceof Error ? e.message : String(e)).split('\n').find((l) => l.includes('TS')) ?? String(e)}`);
+    }
     const ms = { ...c.stages, bundle: performance.now() - t0 } as Record<(typeof scalingStages)[number], number>;
     return { nodes, stepNodes: c.step.nodes.length, ms, totalMs: scalingStages.reduce((s, k) => s + (ms[k] ?? 0), 0) };
   };
@@ -69,6 +78,7 @@ export function formatScalingTable(rows: readonly ScalingRow[]): string {
     const per10 = (x: number, y: number) => (10 ** (Math.log10(Math.max(y, 0.5) / Math.max(x, 0.5)) / Math.log10(b.nodes / a.nodes))).toFixed(1);
     lines.push(`| x10 | | ${scalingStages.map((s) => per10(a.ms[s], b.ms[s])).join(' | ')} | ${per10(a.totalMs, b.totalMs)} |`);
   }
+  if (bundleFailures.length) lines.push('', ...bundleFailures.map((f) => `bundle entry failed: ${f.replace(/\x1b\[[0-9;]*m/g, '')}`));
   return lines.join('\n');
 }
 
