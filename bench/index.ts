@@ -4,6 +4,7 @@ import { formatSavedTable } from './activations.ts';
 import { benchGenerate, formatGenerateTable } from './generate.ts';
 import { benchMatmul, formatMatmulBench } from './matmul.ts';
 import { benchPlan, formatPlanBench, planArgv } from './plan.ts';
+import { benchScaling, formatScalingTable } from './scaling.ts';
 import { benchStep, formatStepTable } from './step.ts';
 import { benchTrace, formatTraceTable } from './trace.ts';
 
@@ -12,6 +13,8 @@ console.log('## trace + differentiate: models/llama.ts --preset llama-7b --set l
 console.log(formatTraceTable(await benchTrace()));
 console.log(`\n## lomoc ${planArgv.slice(0, -1).join(' ')}, beside the paper's Table 1 (GiB)\n`);
 console.log(formatPlanBench(await benchPlan()));
+console.log('\n## every compiler stage against graph size: a chain of N forward nodes, lomo, --checkpoint blocks (ms; x10: growth per 10x of N, 10 is linear)\n');
+console.log(formatScalingTable(benchScaling()));
 console.log('\n## what LLaMA-7B saves for backward (f16, batch 8, seq 512, no checkpointing)\n');
 console.log(formatSavedTable());
 console.log("\n## matmul on WebGPU: lomoc's tile (matmulTile) beside TF.js's tf.matMul on the same adapter\n");

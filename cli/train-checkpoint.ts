@@ -44,6 +44,13 @@ export function readCheckpoint(file: string, option: string): Decoded {
   }
 }
 
+/** A loaded tensor, or an error naming its first non-finite element: such a param makes every loss NaN, whatever --lr is. */
+function finite(what: string, name: string, x: Float32Array): Float32Array {
+  const i = x.findIndex((v) => !Number.isFinite(v));
+  if (i >= 0) throw new LomocError(`lomoc train: ${what}: tensor '${name}' holds ${x[i]} at element ${i}; a checkpoint whose values are not all finite cannot be trained from`);
+  return x;
+}
+
 /** --init: every param found with its shape is written; missing and unexpected ones are warnings, mis-shaped ones an error. */
 export function initFrom(file: string, ckpt: Decoded, trainer: Pick<StepRunner, 'writeParams'>, params: readonly Decl[], io: Io): number {
   const names = new Set(params.map((p) => p.name));
@@ -58,7 +65,7 @@ export function initFrom(file: string, ckpt: Decoded, trainer: Pick<StepRunner, 
     }
     if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) bad.push(`'${p.name}' is [${t.shape.join(', ')}] in the file, the model's is [${p.shape.join(', ')}]`);
     else if (t.dtype !== 'F32') bad.push(`'${p.name}' is ${t.dtype} in the file, expected F32`);
-    else values[p.name] = toFloat32(p.name, t);
+    else values[p.name] = finite(`--init ${file}`, p.name, toFloat32(p.name, t));
   }
   const unexpected = Object.keys(ckpt.tensors).filter((n) => !names.has(n) && !n.startsWith(statePrefix));
   if (bad.length) throw new LomocError(`lomoc train: --init ${file}: ${bad.length} mis-shaped tensor${bad.length > 1 ? 's' : ''}: ${bad.join('; ')}`);
@@ -95,7 +102,7 @@ export function restore(file: string, resumed: Decoded, trainer: Pick<StepRunner
     if (!t) throw new LomocError(`lomoc train: --resume: ${file} lacks tensor '${name}'`);
     if (t.dtype !== 'F32' || t.shape.join() !== shape.join())
       throw new LomocError(`lomoc train: --resume: tensor '${name}' in ${file} is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${shape.join(', ')}]`);
-    return toFloat32(name, t);
+    return finite(`--resume: ${file}`, name, toFloat32(name, t));
   };
   trainer.writeParams(Object.fromEntries(src.params.map((p) => [p.name, get(p.name, p.shape)])));
   trainer.writeState(Object.fromEntries(src.state.map((s) => [s.name, get(statePrefix + s.name, s.shape)])));

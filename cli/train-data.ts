@@ -5,7 +5,7 @@
 // batches an uninterrupted one would.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { LomocError } from '../compiler/diagnostics.ts';
+import { LomocError, printable } from '../compiler/diagnostics.ts';
 import { byteTokens, splitTokens, type Split } from '../runtime/train/data.ts';
 
 export type TokenizerName = 'gpt2' | 'bytes';
@@ -37,20 +37,38 @@ export function loadText(data: string): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    let at = 0;
-    // Find the first byte that breaks UTF-8, for the message.
-    for (let step = 1 << 20; at < bytes.length; ) {
-      const end = Math.min(bytes.length, at + step);
-      try {
-        new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, end));
-        at = end;
-      } catch {
-        if (step === 1) break;
-        step >>= 1;
-      }
-    }
-    throw new LomocError(`lomoc train: --data '${data}' is not UTF-8 text (invalid byte 0x${bytes[at]?.toString(16).padStart(2, '0')} at offset ${at})`);
+    throw new LomocError(`lomoc train: --data '${printable(data)}' is not UTF-8 text (${utf8Problem(bytes) ?? 'the decoder refused it'})`);
   }
+}
+
+const hex = (b: number) => `0x${b.toString(16).padStart(2, '0')}`;
+
+/**
+ * Where `bytes` first stops being UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past
+ * U+10FFFF), said with the offending byte's value and offset, or undefined when it is all valid.
+ */
+export function utf8Problem(bytes: Uint8Array): string | undefined {
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    const need = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : 0;
+    if (need === 0) return `invalid byte ${hex(b)} at offset ${i}: ${b < 0xc0 ? 'a continuation byte with no lead byte' : 'never used in UTF-8'}`;
+    // The second byte's range excludes overlong forms (E0, F0), surrogates (ED) and code points past U+10FFFF (F4).
+    const [lo, hi] = b === 0xe0 ? [0xa0, 0xbf] : b === 0xed ? [0x80, 0x9f] : b === 0xf0 ? [0x90, 0xbf] : b === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+    for (let k = 1; k <= need; k++) {
+      if (i + k >= bytes.length)
+        return `the text ends inside a character: byte ${hex(b)} at offset ${i} starts a ${need + 1}-byte sequence, and the text has ${bytes.length - i} byte${bytes.length - i === 1 ? '' : 's'} left`;
+      const c = bytes[i + k];
+      const [min, max] = k === 1 ? [lo, hi] : [0x80, 0xbf];
+      if (c < min || c > max)
+        return `invalid byte ${hex(c)} at offset ${i + k}: byte ${k + 1} of the sequence that ${hex(b)} at offset ${i} starts must be in ${hex(min)}..${hex(max)}`;
+    }
+    i += need + 1;
+  }
+  return undefined;
 }
 
 export async function tokenize(text: string, tokenizer: TokenizerName): Promise<Int32Array> {

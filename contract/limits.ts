@@ -11,17 +11,16 @@ export type ProgramNeeds = Pick<StepProgram, 'limits' | 'arenas' | 'features'> &
  */
 export function neededLimits(program?: ProgramNeeds): Record<string, number> {
   const invocations = Math.max(256, program?.limits.maxComputeInvocationsPerWorkgroup ?? 256);
-  const bindingBytes = Math.max(
-    128 * 2 ** 20,
-    ...(program?.dispatches ?? []).flatMap((d) => d.bindings.map((b) => Math.ceil(b.bytes / 4) * 4)),
-  );
+  // A loop, not Math.max(...spread): a program of 100k dispatches overflows the call stack.
+  let bindingBytes = 128 * 2 ** 20;
+  for (const d of program?.dispatches ?? []) for (const b of d.bindings) bindingBytes = Math.max(bindingBytes, Math.ceil(b.bytes / 4) * 4);
   return {
     maxStorageBuffersPerShaderStage: Math.max(8, program?.limits.maxStorageBuffersPerShaderStage ?? 8),
     maxComputeInvocationsPerWorkgroup: invocations,
     maxComputeWorkgroupSizeX: invocations,
     maxComputeWorkgroupSizeY: invocations,
     maxComputeWorkgroupStorageSize: Math.max(16384, program?.limits.maxComputeWorkgroupStorageSize ?? 16384),
-    maxBufferSize: Math.max(256 * 2 ** 20, ...(program?.arenas ?? [])),
+    maxBufferSize: (program?.arenas ?? []).reduce((a, b) => Math.max(a, b), 256 * 2 ** 20),
     maxStorageBufferBindingSize: bindingBytes,
   };
 }

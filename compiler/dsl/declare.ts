@@ -1,6 +1,6 @@
 // Declarations: the step's inputs, the trainable params, and their initialisers.
 import { reservedName } from '../../contract/names.ts';
-import { LomocError } from '../diagnostics.ts';
+import { LomocError, printable } from '../diagnostics.ts';
 import type { Loc } from '../ir/types.ts';
 import { fmtShape, sameShape } from '../ir/shape.ts';
 import type { DType, Init, Shape } from '../ir/types.ts';
@@ -30,11 +30,11 @@ export function input(name: string, shape: Shape, dtype: DType = 'f32'): Tensor 
   const loc = callerLoc();
   if (typeof name !== 'string' || name === '') throw new LomocError(`input: the name must be a non-empty string, got ${name === '' ? "''" : describe(name)}`, loc);
   checkName('input', name, loc);
-  checkShape(`input '${name}'`, shape, loc);
-  checkDtype(`input '${name}'`, dtype, loc);
+  checkDtype(`input '${printable(name)}'`, dtype, loc);
+  checkShape(`input '${printable(name)}'`, shape, loc, dtype);
   const prev = t.inputs.get(name);
   if (prev)
-    throw new LomocError(`input '${name}': declared twice`, loc, [{ loc: prev.loc, message: 'first declared here' }]);
+    throw new LomocError(`input '${printable(name)}': declared twice`, loc, [{ loc: prev.loc, message: 'first declared here' }]);
   const id = t.builder.value(shape, dtype, 'input', loc, name);
   t.builder.inputs.push({ name, value: id, loc });
   const tensor = tensorOf(t, id);
@@ -55,21 +55,21 @@ export function param(name: string, shape: Shape, init: Init = normal()): Tensor
   const loc = callerLoc();
   if (typeof name !== 'string' || name === '') throw new LomocError(`param: the name must be a non-empty string, got ${name === '' ? "''" : describe(name)}`, loc);
   checkName('param', name, loc);
-  checkShape(`param '${name}'`, shape, loc);
+  checkShape(`param '${printable(name)}'`, shape, loc);
   if (!init || typeof init !== 'object' || !['normal', 'zeros', 'ones', 'fanIn'].includes((init as Init).kind))
-    throw new LomocError(`param '${name}': init must be normal(std), zeros(), ones() or fanIn(gain), got ${describe(init)}`, loc);
+    throw new LomocError(`param '${printable(name)}': init must be normal(std), zeros(), ones() or fanIn(gain), got ${describe(init)}`, loc);
   const prev = t.params.get(name);
   if (prev) {
     const notes = [{ loc: prev.loc, message: 'first declared here' }];
     if (!sameShape(prev.tensor.shape, shape))
       throw new LomocError(
-        `param '${name}': declared twice with different shapes, expected ${fmtShape(prev.tensor.shape)}, got ${fmtShape(shape)}`,
+        `param '${printable(name)}': declared twice with different shapes, expected ${fmtShape(prev.tensor.shape)}, got ${fmtShape(shape)}`,
         loc,
         notes,
       );
     if (!sameInit(prev.init, init))
       throw new LomocError(
-        `param '${name}': declared twice with different initialisers, expected ${fmtInit(prev.init)}, got ${fmtInit(init)}`,
+        `param '${printable(name)}': declared twice with different initialisers, expected ${fmtInit(prev.init)}, got ${fmtInit(init)}`,
         loc,
         notes,
       );
@@ -91,12 +91,13 @@ export function param(name: string, shape: Shape, init: Init = normal()): Tensor
 export function block<T>(name: string, body: () => T): T {
   const t = active('block');
   const loc = callerLoc();
-  if (typeof body !== 'function') throw new LomocError(`block '${name}': expected a function to trace, got ${describe(body)}`, loc);
+  if (typeof body !== 'function') throw new LomocError(`block '${printable(name)}': expected a function to trace, got ${describe(body)}`, loc);
   if (t.builder.block !== undefined) return body();
-  const prev = t.blocks.find((b) => b.name === name);
-  if (prev) throw new LomocError(`block '${name}': declared twice`, loc, [{ loc: prev.loc, message: 'first declared here' }]);
+  const prev = t.blockNames.get(name);
+  if (prev) throw new LomocError(`block '${printable(name)}': declared twice`, loc, [{ loc: prev.loc, message: 'first declared here' }]);
   t.builder.block = t.blocks.length;
   t.blocks.push({ name, loc });
+  t.blockNames.set(name, { name, loc });
   try {
     return body();
   } finally {

@@ -3,7 +3,7 @@
 import { GraphBuilder } from '../ir/builder.ts';
 import type { Op, OpAttrs } from '../ir/ops.ts';
 import { ShapeError } from '../ir/shape-rules.ts';
-import { fmtShape } from '../ir/shape.ts';
+import { fmtShape, sizeProblem } from '../ir/shape.ts';
 import type { BlockDecl, DType, Init, Loc, Shape } from '../ir/types.ts';
 import { LomocError, type Note } from '../diagnostics.ts';
 import { callerChain, callerLoc, unknownLoc } from './location.ts';
@@ -18,13 +18,15 @@ export interface TraceState {
   readonly blocks: BlockDecl[];
   /** Values named with `output(name, t)`. */
   readonly outputs: Map<string, { tensor: Tensor; loc: Loc }>;
+  /** The same blocks by name (a look-up per block, not a scan). */
+  readonly blockNames: Map<string, BlockDecl>;
 }
 
 let current: TraceState | undefined;
 let traces = 0;
 
 export function openTrace(name: string): TraceState {
-  current = { id: ++traces, builder: new GraphBuilder(name), params: new Map(), inputs: new Map(), blocks: [], outputs: new Map() };
+  current = { id: ++traces, builder: new GraphBuilder(name), params: new Map(), inputs: new Map(), blocks: [], outputs: new Map(), blockNames: new Map() };
   return current;
 }
 export function closeTrace(): void {
@@ -79,9 +81,12 @@ export function describe(x: unknown): string {
   return typeof x === 'object' ? 'an object' : `${typeof x} ${String(x)}`;
 }
 
-export function checkShape(what: string, shape: unknown, loc: Loc): Shape {
+/** A shape of positive integers whose element count and bytes (as `dtype`) are safe integers. */
+export function checkShape(what: string, shape: unknown, loc: Loc, dtype: DType = 'f32'): Shape {
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 1))
     throw new LomocError(`${what}: shape must be an array of positive integers, got ${Array.isArray(shape) ? fmtShape(shape) : describe(shape)}`, loc);
+  const problem = sizeProblem(shape, dtype);
+  if (problem) throw new LomocError(`${what}: ${problem}`, loc);
   return shape as Shape;
 }
 

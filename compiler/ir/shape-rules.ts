@@ -5,7 +5,7 @@ import type { Op, OpAttrs, UpdateAttrs } from './ops.ts';
 import type { DType, Shape } from './types.ts';
 import { updateRule } from '../optimizers/table.ts';
 import { updateAttrs, updateInputOrder } from '../optimizers/update-layout.ts';
-import { broadcastShapes, fmtShape, isFloat, reducedShape, sameShape } from './shape.ts';
+import { broadcastShapes, fmtShape, isFloat, reducedShape, sameShape, sizeProblem } from './shape.ts';
 
 export interface TensorType {
   readonly shape: Shape;
@@ -131,7 +131,9 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     arity(ins, 1);
     const from = ins[0].shape.reduce((x, y) => x * y, 1);
     const to = a.shape.reduce((x, y) => x * y, 1);
-    if (from !== to || a.shape.some((d) => !Number.isInteger(d) || d < 1))
+    const bad = a.shape.findIndex((d) => !Number.isInteger(d) || d < 1);
+    if (bad >= 0) throw new ShapeError(`dimension ${bad} of the new shape must be a positive integer, got ${a.shape[bad]}`, 0);
+    if (from !== to)
       throw new ShapeError(
         `the new shape must hold the same number of elements (${from}), got ${fmtShape(a.shape)} (${to})`,
         0,
@@ -357,5 +359,11 @@ function updateTypes(ins: readonly TensorType[], a: UpdateAttrs): TensorType[] {
 
 /** Applies an op's rule; the one entry point the tracer, autodiff and the verifier share. */
 export function inferTypes<O extends Op>(op: O, ins: readonly TensorType[], attrs: OpAttrs[O]): TensorType[] {
-  return (shapeRules[op] as Rule<O>)(ins, attrs);
+  const out = (shapeRules[op] as Rule<O>)(ins, attrs);
+  // Every size downstream (numel, bytes, offsets) is a JS number: past 2^53 it silently rounds.
+  for (const t of out) {
+    const problem = sizeProblem(t.shape, t.dtype);
+    if (problem) throw new ShapeError(`the result ${problem}`);
+  }
+  return out;
 }

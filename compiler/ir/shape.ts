@@ -20,6 +20,23 @@ export function strides(s: Shape): number[] {
 
 export const fmtShape = (s: Shape): string => `[${s.join(', ')}]`;
 
+/** The largest count a JS number holds exactly: element counts, byte sizes and offsets stay within it. */
+export const maxSafeCount = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Why a tensor of this shape and dtype cannot be counted exactly, or undefined: a dimension that is
+ * not a positive safe integer, or an element count or byte size past 2^53 - 1 (printed exactly).
+ */
+export function sizeProblem(s: Shape, d: DType): string | undefined {
+  const bad = s.findIndex((x) => !Number.isSafeInteger(x) || x < 1);
+  if (bad >= 0) return `shape ${fmtShape(s)}: dimension ${bad} must be a positive integer at most 2^53 - 1, got ${s[bad]}`;
+  // A float product at most 2^53 is exact (every partial product is smaller); only past it count in BigInt.
+  if (numel(s) * bytesPerElement[d] <= maxSafeCount) return undefined;
+  const n = s.reduce((a, b) => a * BigInt(b), 1n);
+  if (n > BigInt(maxSafeCount)) return `shape ${fmtShape(s)} holds ${n} elements, more than lomoc counts exactly (2^53 - 1)`;
+  return `shape ${fmtShape(s)} of ${d} takes ${n * BigInt(bytesPerElement[d])} bytes, more than lomoc counts exactly (2^53 - 1)`;
+}
+
 export const sameShape = (a: Shape, b: Shape): boolean =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 

@@ -1,5 +1,6 @@
 // The verifier: run after every pass in tests. Checks that a graph is well formed SSA in
 // topological order and that every node's output types follow its op's shape rule.
+// Cost: O(nodes + values).
 import { CompilerBug } from '../diagnostics.ts';
 import { outputCount } from './ops.ts';
 import { inferTypes, ShapeError } from './shape-rules.ts';

@@ -9,6 +9,8 @@
 //                 falls as more are recomputed), then coarser runs if every block is not enough.
 // Each candidate is judged by the real schedule and plan (`peakOf`), as XLA's rematerialization
 // judges its choices by the real memory of the scheduled module.
+// Cost: none, blocks, sqrt: O(n). budget: O(log u) schedules and plans of u units, each
+// O(n log n); only when recomputing every unit is not enough does it try up to u coarser runs.
 import { LomocError } from '../diagnostics.ts';
 import { totalFlops } from '../ir/cost.ts';
 import { byteSize } from '../ir/shape.ts';
@@ -67,21 +69,16 @@ function choose(g: Graph, segments: readonly Segment[], detail: string): Checkpo
   return { graph, segments, recomputeRatio: ratio(g, graph), detail };
 }
 
-/** Bytes a unit stops keeping for backward, per FLOP it recomputes. */
-function benefit(g: Graph, unit: Segment): number {
-  const inUnit = new Set(unit);
-  const nodes: Node[] = g.nodes.filter((n) => inUnit.has(n.id));
-  const made = new Set(nodes.flatMap((n) => n.outputs));
-  let bytes = 0;
-  const counted = new Set<number>();
-  for (const n of g.nodes)
-    if (n.phase !== 'forward')
-      for (const x of n.inputs)
-        if (made.has(x) && !counted.has(x)) {
-          counted.add(x);
-          bytes += byteSize(g.values[x].shape, g.values[x].dtype);
-        }
-  return bytes / Math.max(1, totalFlops(g, nodes));
+/** Bytes each unit stops keeping for backward, per FLOP it recomputes: one pass over the graph for all units. */
+function benefits(g: Graph, us: readonly Segment[]): number[] {
+  const readLater = new Set<number>();
+  for (const n of g.nodes) if (n.phase !== 'forward') for (const x of n.inputs) readLater.add(x);
+  return us.map((unit) => {
+    const nodes: Node[] = unit.map((id) => g.nodes[id]);
+    let bytes = 0;
+    for (const n of nodes) for (const o of n.outputs) if (readLater.has(o)) bytes += byteSize(g.values[o].shape, g.values[o].dtype);
+    return bytes / Math.max(1, totalFlops(g, nodes));
+  });
 }
 
 /** Params and optimizer state: no checkpointing plan is smaller. */
@@ -104,7 +101,8 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
     return choose(g, runs(us, size), `runs of ${size} of ${us.length} units`);
   }
   // budget: the fewest units (best first) whose plan fits, by bisection.
-  const order = us.map((u, i) => ({ u, b: benefit(g, u), i })).sort((a, c) => c.b - a.b || a.i - c.i);
+  const bs = benefits(g, us);
+  const order = us.map((u, i) => ({ u, b: bs[i], i })).sort((a, c) => c.b - a.b || a.i - c.i);
   const first = (m: number) => order.slice(0, m).sort((a, c) => a.i - c.i).map((x) => x.u);
   const tried = new Map<number, CheckpointChoice & { peak: number }>();
   const attempt = (m: number) => {

@@ -7,6 +7,7 @@
 // 'recompute', same ops on the same inputs, so the same bits). Internals then die in forward;
 // what the segment reads from outside (its checkpoints, params, inputs) stays live until the
 // recompute. Recompute nodes read params' old values, so the schedule keeps updates after them.
+// Cost: O(n) in nodes: each recompute walks its own segment's nodes, never the whole graph.
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { GraphBuilder } from '../ir/builder.ts';
 
@@ -18,6 +19,8 @@ const passOf = (n: Node): 'norm' | 'backward' | undefined =>
 
 export function recomputeSegments(g: Graph, segments: readonly Segment[]): Graph {
   if (segments.length === 0) return g;
+  // Each segment's nodes in schedule order (node ids are positions): a recompute walks its own segment, not the graph.
+  const orderedSegments = segments.map((s) => [...s].sort((a, c) => a - c));
   const segmentOf = new Map<number, number>();
   segments.forEach((s, k) => s.forEach((i) => segmentOf.set(i, k)));
   const producer = new Map<ValueId, Node>();
@@ -54,7 +57,9 @@ export function recomputeSegments(g: Graph, segments: readonly Segment[]): Graph
   const before = new Map<number, { k: number; pass: string; need: Need }[]>();
   for (const [key, need] of needs) {
     const [k, pass] = key.split(':');
-    before.set(need.first, [...(before.get(need.first) ?? []), { k: Number(k), pass, need }]);
+    const list = before.get(need.first);
+    if (list) list.push({ k: Number(k), pass, need });
+    else before.set(need.first, [{ k: Number(k), pass, need }]);
   }
   const renamed = new Map<string, Map<ValueId, ValueId>>(); // pass -> internal value -> recomputed value
   for (const pass of ['norm', 'backward']) renamed.set(pass, new Map());
@@ -77,7 +82,7 @@ export function recomputeSegments(g: Graph, segments: readonly Segment[]): Graph
         wanted.add(p);
         for (const x of p.inputs) if (internalOf.get(x) === k) stack.push(x);
       }
-      for (const p of g.nodes) {
+      for (const p of orderedSegments[k].map((id) => g.nodes[id])) {
         if (!wanted.has(p)) continue;
         const outs = emit(p, p.inputs.map((x) => (internalOf.get(x) === k ? map.get(x)! : x)), 'recompute');
         p.outputs.forEach((o, j) => map.set(o, outs[j]));

@@ -1,5 +1,6 @@
 // Lifetimes: which values share storage, and when each storage is live in a scheduled step.
-// Analysis only; plan-memory.ts places what this finds.
+// Analysis only; plan-memory.ts places what this finds. Cost: O(nodes + values) (union-find with
+// path compression).
 //   - An update writes the param's new value over the old one, and a state update its state
 //     (in place: the schedule guarantees nothing reads the old value afterwards).
 //   - A key/value cache write writes into the cache (inference programs).

@@ -75,8 +75,9 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   const order = completionOrder(g);
   const sumSquares = (grads: Record<string, ValueId>) => {
     let total: ValueId | undefined;
+    const byName = new Map(g.params.map((q) => [q.name, q]));
     for (const name of order) {
-      const p = g.params.find((q) => q.name === name)!;
+      const p = byName.get(name)!;
       const ss = b.node('sumSquares', [grads[name]], {}, p.loc, 'norm')[0];
       total = total === undefined ? ss : b.node('add', [total, ss], {}, p.loc, 'norm')[0];
     }

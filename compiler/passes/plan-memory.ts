@@ -7,9 +7,14 @@
 // and tinygrad's planners do. Arenas are capped at one device buffer; a tensor larger than one
 // storage binding (WebGPU's default maxStorageBufferBindingSize is 128 MiB) is split into pieces,
 // which kernels address one binding each.
-import type { MemoryPlan, Piece, PlannedBuffer } from '../ir/memory-plan.ts';
+// Cost: O(k log k) for k pieces, plus O(log T) merged-run look-ups per piece and arena
+// (arena-occupancy.ts); measured linear on chains to 100k nodes (bench/scaling.ts).
+import { LomocError } from '../diagnostics.ts';
+import type { Lifetime, MemoryPlan, Piece, PlannedBuffer } from '../ir/memory-plan.ts';
+import { fmtShape } from '../ir/shape.ts';
 import type { Fusion } from '../ir/fusion.ts';
 import type { Graph } from '../ir/types.ts';
+import { emptyOccupancy, lowestFree, occupy, type Occupancy } from './arena-occupancy.ts';
 import { lifetimes } from './lifetimes.ts';
 
 export interface PlanOptions {
@@ -30,18 +35,12 @@ export const defaultPlanOptions = { alignment: 256, maxBindingBytes: 128 * 2 ** 
 
 const alignUp = (x: number, a: number) => Math.ceil(x / a) * a;
 
-interface Placed {
-  readonly start: number;
-  readonly end: number;
-  readonly offset: number;
-  readonly size: number;
-}
-
 export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
   const { alignment, maxBindingBytes, maxBufferBytes } = { ...defaultPlanOptions, ...opts };
   const maxPiece = Math.floor(Math.min(maxBindingBytes, maxBufferBytes) / alignment) * alignment;
   const { buffers: lives, bufferOf, scratchOf } = lifetimes(g, opts.fusion, opts.scratch, opts.keep);
 
+  checkCounts(g, lives, maxPiece);
   // Split into pieces of at most one binding, each aligned.
   const pieces: { buffer: number; index: number; size: number; start: number; end: number }[] = [];
   lives.forEach((b, i) => {
@@ -54,33 +53,36 @@ export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
     }
   });
 
-  const arenas: Placed[][] = [];
+  const steps = pieces.reduce((m, p) => Math.max(m, p.end + 1), g.nodes.length);
+  const arenas: Occupancy[] = [];
   const arenaSize: number[] = [];
-  const placement = new Map<(typeof pieces)[number], Piece>();
-  const order = [...pieces].sort((a, b) => b.size - a.size || a.start - b.start || a.buffer - b.buffer || a.index - b.index);
-  for (const p of order) {
+  const placement: Piece[] = [];
+  const order = pieces.map((_, i) => i).sort((i, j) => {
+    const [a, b] = [pieces[i], pieces[j]];
+    return b.size - a.size || a.start - b.start || a.buffer - b.buffer || a.index - b.index;
+  });
+  for (const i of order) {
+    const p = pieces[i];
     let best: { arena: number; offset: number; growth: number } | undefined;
     arenas.forEach((placed, a) => {
-      const offset = lowestFit(placed, p, maxBufferBytes);
-      if (offset === undefined) return;
+      const offset = lowestFree(placed, p.start, p.end, p.size);
+      if (offset + p.size > maxBufferBytes) return;
       const growth = Math.max(0, offset + p.size - arenaSize[a]);
       if (!best || growth < best.growth) best = { arena: a, offset, growth };
     });
     if (!best) {
-      arenas.push([]);
+      arenas.push(emptyOccupancy(steps));
       arenaSize.push(0);
       best = { arena: arenas.length - 1, offset: 0, growth: p.size };
     }
-    arenas[best.arena].push({ start: p.start, end: p.end, offset: best.offset, size: p.size });
+    occupy(arenas[best.arena], p.start, p.end, best.offset, p.size);
     arenaSize[best.arena] = Math.max(arenaSize[best.arena], best.offset + p.size);
-    placement.set(p, { arena: best.arena, offset: best.offset, bytes: p.size });
+    placement[i] = { arena: best.arena, offset: best.offset, bytes: p.size };
   }
 
-  const buffers: PlannedBuffer[] = lives.map((b, id) => ({
-    id,
-    ...b,
-    pieces: pieces.filter((p) => p.buffer === id).map((p) => placement.get(p)!),
-  }));
+  const piecesOf: Piece[][] = lives.map(() => []);
+  pieces.forEach((p, i) => piecesOf[p.buffer].push(placement[i]));
+  const buffers: PlannedBuffer[] = lives.map((b, id) => ({ id, ...b, pieces: piecesOf[id] }));
   return {
     alignment,
     maxBindingBytes,
@@ -95,15 +97,25 @@ export function planMemory(g: Graph, opts: PlanOptions = {}): MemoryPlan {
   };
 }
 
-/** The lowest aligned offset where `p` fits beside the pieces live at the same time. */
-function lowestFit(placed: readonly Placed[], p: { start: number; end: number; size: number }, cap: number): number | undefined {
-  const busy = placed.filter((q) => q.start <= p.end && p.start <= q.end).sort((a, b) => a.offset - b.offset);
-  let offset = 0;
-  for (const q of busy) {
-    if (q.offset >= offset + p.size) break;
-    offset = Math.max(offset, q.offset + q.size);
+/** Bindings past this per tensor (8 TiB at 128 MiB each), or this many in all, are no device's plan and would take long to place. */
+export const maxPiecesPerTensor = 65536;
+export const maxPiecesInAll = 2 ** 22;
+
+/** Sizes a plan can hold exactly and place in reasonable time, or a user error at the tensor's line. */
+function checkCounts(g: Graph, lives: readonly Lifetime[], maxPiece: number): void {
+  let total = 0;
+  let pieces = 0;
+  for (const b of lives) {
+    const v = b.values.length ? g.values[b.values[0]] : undefined;
+    const what = v ? `a ${v.dtype}${fmtShape(v.shape)} tensor` : 'a kernel scratch buffer';
+    const n = Math.ceil(Math.max(b.bytes, 1) / maxPiece);
+    if (!Number.isSafeInteger(b.bytes) || n > maxPiecesPerTensor)
+      throw new LomocError(`plan: ${what} takes ${b.bytes} bytes, ${n} storage bindings of at most ${maxPiece} bytes; lomoc plans at most ${maxPiecesPerTensor} per tensor`, v?.loc);
+    total += b.bytes;
+    pieces += n;
   }
-  return offset + p.size <= cap ? offset : undefined;
+  if (!Number.isSafeInteger(total) || pieces > maxPiecesInAll)
+    throw new LomocError(`plan: the step's tensors take ${total} bytes in ${pieces} storage bindings of at most ${maxPiece} bytes; lomoc plans at most ${maxPiecesInAll} bindings and 2^53 - 1 bytes`);
 }
 
 /** The most aligned bytes live at one schedule position. */

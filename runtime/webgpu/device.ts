@@ -38,9 +38,10 @@ export function describeAdapter(backend: string, a: GPUAdapter): string {
 /** What the adapter cannot grant, as "name: needs x, has y" (empty when it fits). */
 export function shortfall(a: GPUAdapter, want: Record<string, number>, features: readonly string[]): string[] {
   const have = a.limits as unknown as Record<string, number>;
+  // A limit the adapter does not report at all is missing, not granted: name it.
   const out = Object.entries(want)
-    .filter(([k, v]) => have[k] !== undefined && have[k] < v)
-    .map(([k, v]) => `${k}: needs ${v}, has ${have[k]}`);
+    .filter(([k, v]) => typeof have[k] !== 'number' || have[k] < v)
+    .map(([k, v]) => (typeof have[k] !== 'number' ? `${k}: needs ${v}, the adapter reports no such limit` : `${k}: needs ${v}, has ${have[k]}`));
   for (const f of features) if (!a.features.has(f)) out.push(`feature ${f}: missing`);
   return out;
 }
@@ -53,6 +54,7 @@ export function shortfall(a: GPUAdapter, want: Record<string, number>, features:
 export async function acquireFrom(sources: readonly AdapterSource[], program: ProgramNeeds | undefined, hint: string, timeoutSetting?: string): Promise<Acquired> {
   gpuTimeoutMs(false, timeoutSetting); // a bad LOMOC_GPU_TIMEOUT_MS is refused before any device is made
   const tried: string[] = [];
+  let adapters = 0;
   const want = neededLimits(program);
   const features = program?.features ?? [];
   for (const s of sources) {
@@ -68,14 +70,13 @@ export async function acquireFrom(sources: readonly AdapterSource[], program: Pr
       tried.push(`${s.backend}: no adapter`);
       continue;
     }
+    adapters++;
     const missing = shortfall(adapter, want, features);
     if (missing.length) {
       tried.push(`${describeAdapter(s.backend, adapter)} cannot run it (${missing.join('; ')})`);
       continue;
     }
-    const requiredLimits: Record<string, number> = {};
-    const have = adapter.limits as unknown as Record<string, number>;
-    for (const [k, v] of Object.entries(want)) if (have[k] !== undefined) requiredLimits[k] = v;
+    const requiredLimits: Record<string, number> = { ...want };
     const requiredFeatures = [...features, ...optionalFeatures.filter((f) => adapter.features.has(f) && !features.includes(f))];
     let device: GPUDevice;
     try {
@@ -86,6 +87,8 @@ export async function acquireFrom(sources: readonly AdapterSource[], program: Pr
     }
     return { device, adapter, backend: s.backend, description: describeAdapter(s.backend, adapter), watch: watchDevice(device, gpuTimeoutMs(isSoftwareAdapter(adapter.info), timeoutSetting)) };
   }
+  // Installing the software drivers helps only when no adapter was found at all.
+  if (adapters > 0) throw new NoAdapterError(`no WebGPU adapter can run this (${tried.join('; ')})`);
   throw new NoAdapterError(`no WebGPU adapter can run this (${tried.join('; ') || 'no adapter sources'}); ${hint}`);
 }
 

@@ -2,6 +2,7 @@
 // Requires: a plan made with the same fusion and the scratch rules of this codegen for the same target.
 // Ensures: dispatches in schedule order; every binding inside its planned range; at most 8
 // storage bindings per dispatch; identical shaders stored once.
+// Cost: O(nodes + dispatches): one emitter call per kernel group, shaders deduplicated by key.
 import { CompilerBug, LomocError } from '../../diagnostics.ts';
 import type { Fusion } from '../../ir/fusion.ts';
 import type { MemoryPlan } from '../../ir/memory-plan.ts';
