@@ -20,12 +20,12 @@ export interface StepConfig {
   readonly sets?: readonly string[];
   readonly batch?: number;
   readonly seq?: number;
-  readonly dtype?: 'f32' | 'f16';
+  readonly dtype?: 'f32' | 'f16' | 'bf16';
   readonly optimizer: OptimizerName;
   readonly clipNorm?: number;
   readonly clipValue?: number;
   readonly checkpoint?: CheckpointPolicy;
-  /** An f32 master copy of f16 weights for sgd and adamw (default: with f16, as the paper's baselines). */
+  /** An f32 master copy of 16-bit weights for sgd and adamw (default: with f16 or bf16, as the paper's baselines). */
   readonly master?: boolean;
   readonly plan?: PlanOptions;
   /**
@@ -102,7 +102,7 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
       optimizer: cfg.optimizer,
       clipNorm: cfg.clipNorm,
       clipValue: cfg.clipValue,
-      master: cfg.master ?? cfg.dtype === 'f16',
+      master: cfg.master ?? (cfg.dtype === 'f16' || cfg.dtype === 'bf16'),
     }),
   );
   const order = cfg.optimizer === 'lomo' ? 'lomo' : 'textbook';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 const int = z.number().int();
 const count = int.nonnegative();
 const ref = z.object({ arena: count, offset: count, bytes: int.positive() });
-const dtype = z.enum(['f32', 'f16', 'i32']);
+const dtype = z.enum(['f32', 'f16', 'bf16', 'i32']);
 const tensor = ref.extend({ name: z.string().min(1), shape: z.array(int.positive()), dtype });
 const init = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('normal'), std: z.number().nonnegative() }),
@@ -32,7 +32,7 @@ export const manifestSchema = z.object({
   config: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
   step: z.object({
     optimizer: z.enum(['sgd', 'adamw', 'lomo']),
-    dtype: z.enum(['f32', 'f16']),
+    dtype: z.enum(['f32', 'f16', 'bf16']),
     checkpoint: z.string(),
     clipNorm: z.number().positive().nullable(),
     clipValue: z.number().positive().nullable(),

@@ -39,7 +39,7 @@ export function runtimeBundle(): string {
   return runtimeJs;
 }
 
-const arrayType = { i32: 'Int32Array', f32: 'Float32Array', f16: 'Float32Array' } as const;
+const arrayType = { i32: 'Int32Array', f32: 'Float32Array', f16: 'Float32Array', bf16: 'Float32Array' } as const;
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 /** A property name as TypeScript source: bare when it is an identifier, quoted otherwise. */

@@ -3,7 +3,7 @@ import type { DType, Shape } from './types.ts';
 
 export const numel = (s: Shape): number => s.reduce((a, b) => a * b, 1);
 
-export const bytesPerElement: Readonly<Record<DType, number>> = { f32: 4, f16: 2, i32: 4 };
+export const bytesPerElement: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4 };
 export const byteSize = (s: Shape, d: DType): number => numel(s) * bytesPerElement[d];
 
 /** Row-major strides. */

@@ -90,7 +90,7 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   const common = { clipValue: opts.clipValue ?? null, scaled: factor !== undefined };
   for (const p of g.params) {
     const pv = g.values[p.value];
-    const master = opts.master === true && opts.optimizer !== 'lomo' && pv.dtype === 'f16';
+    const master = opts.master === true && opts.optimizer !== 'lomo' && (pv.dtype === 'f16' || pv.dtype === 'bf16');
     const ins = [p.value, g.grads[p.name], lr, wd];
     const scale = factor === undefined ? [] : [factor];
     const states = [

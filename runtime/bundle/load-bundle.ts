@@ -15,7 +15,7 @@ export interface LoadedBundle {
   readonly program: StepProgram;
 }
 
-const elementBytes = { f32: 4, f16: 2, i32: 4 } as const;
+const elementBytes = { f32: 4, f16: 2, bf16: 2, i32: 4 } as const;
 
 function checkSlots(m: Manifest, fail: (field: string, msg: string) => never): void {
   const p = m.program;

@@ -7,6 +7,9 @@
 // read the same target, so the plan and the kernels agree.
 import { isSoftwareAdapter, type AdapterInfoLike } from '../../../contract/adapter-kind.ts';
 
+/** How f16 storage is addressed: `array<f16>` with `shader-f16`, or pairs in u32 words without it. */
+export type HalfStorage = 'native' | 'packed';
+
 /** The register-blocked matmul's tile (emit-matmul.ts). */
 export interface MatmulTile {
   /** Invocations per workgroup along N (x) and M (y). */
@@ -36,6 +39,8 @@ export interface KernelTarget {
   readonly mapMinPerThread: number;
   /** Pass 2 of split reductions: a thread per output when it has at most this many partials (0: never). */
   readonly shortPartials: number;
+  /** f16 storage: 'native' (array<f16>, needs shader-f16; the default) or 'packed' in u32 words (packed-storage.ts). */
+  readonly half?: HalfStorage;
 }
 
 /**
