@@ -128,7 +128,7 @@ export const stepOptionSpecs: Readonly<Record<string, OptionSpec>> = {
   checkpoint: { type: 'string', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB (default none)' },
   'clip-norm': { type: 'string', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)' },
   'clip-value': { type: 'string', value: 'V', help: 'clamp each gradient element to [-V, V]' },
-  dtype: { type: 'string', value: 'f32|f16', help: 'storage of params and activations; math stays f32 (default f32)' },
+  dtype: { type: 'string', value: 'f32|f16|bf16', help: 'storage of params and activations; math stays f32 (default f32)' },
   target: { type: 'string', value: 'auto|cpu|gpu', help: 'kernel shapes: gpu, cpu (software adapters like lavapipe) or auto, from the adapter (default auto)' },
 };
 
@@ -149,7 +149,7 @@ export function stepConfigFrom(command: string, values: Readonly<Record<string, 
     checkpoint: check.checkpoint(str('checkpoint') ?? 'none'),
     clipNorm: opt('clip-norm', (t, o) => check.number(t, o)),
     clipValue: opt('clip-value', (t, o) => check.number(t, o)),
-    dtype: check.oneOf(['f32', 'f16'] as const, str('dtype') ?? 'f32', 'dtype'),
+    dtype: check.oneOf(['f32', 'f16', 'bf16'] as const, str('dtype') ?? 'f32', 'dtype'),
   };
 }
 

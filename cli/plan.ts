@@ -71,7 +71,7 @@ const checkpointPolicy = (text: string, option: string): CheckpointPolicy => che
 export const stepOptions: { readonly [K in keyof Required<StepFields>]: StepOption<NonNullable<StepFields[K]>> } = {
   batch: { option: 'batch', parse: positiveInteger },
   seq: { option: 'seq', parse: positiveInteger },
-  dtype: { option: 'dtype', parse: oneOf(['f32', 'f16'] as const), json: { default: 'f32' } },
+  dtype: { option: 'dtype', parse: oneOf(['f32', 'f16', 'bf16'] as const), json: { default: 'f32' } },
   clipNorm: { option: 'clip-norm', parse: positiveNumber, json: { default: null } },
   clipValue: { option: 'clip-value', parse: positiveNumber, json: { default: null } },
   target: { option: 'target', parse: (text, option) => { const t = oneOf(['auto', 'cpu', 'gpu'] as const)(text, option); return t === 'auto' ? 'gpu' : t; } },
