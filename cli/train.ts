@@ -18,12 +18,13 @@ import { loadModel } from '../compiler/load-model.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
 import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
+import { conversionOf, floatValues } from '../runtime/checkpoint/float-tensor.ts';
 import type { Decoded } from '../runtime/checkpoint/safetensors.ts';
 import { SafetensorsError, toFloat32, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
 import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import type { Manifest } from '../contract/manifest.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
-import type { StepProgram } from '../contract/program.ts';
+import type { StepProgram, StorageDType } from '../contract/program.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
 import { DeviceLostError } from '../runtime/webgpu/guard.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
@@ -242,11 +243,12 @@ function runIdentity(req: TrainRequest, src: Source): Record<string, string> {
 }
 
 /** --init: every param found with its shape is written; missing and unexpected ones are warnings, mis-shaped ones an error. */
-function initFrom(file: string, ckpt: Decoded, trainer: Trainer, params: readonly { name: string; shape: readonly number[] }[], io: Io): number {
+function initFrom(file: string, ckpt: Decoded, trainer: Trainer, params: readonly { name: string; shape: readonly number[]; dtype: StorageDType }[], io: Io): number {
   const names = new Set(params.map((p) => p.name));
   const missing: string[] = [];
   const bad: string[] = [];
   const values: Record<string, Float32Array> = {};
+  const converted = new Map<string, string[]>();
   for (const p of params) {
     const t = ckpt.tensors[p.name];
     if (!t) {
@@ -254,13 +256,19 @@ function initFrom(file: string, ckpt: Decoded, trainer: Trainer, params: readonl
       continue;
     }
     if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) bad.push(`'${p.name}' is [${t.shape.join(', ')}] in the file, the model's is [${p.shape.join(', ')}]`);
-    else if (t.dtype !== 'F32') bad.push(`'${p.name}' is ${t.dtype} in the file, expected F32`);
-    else values[p.name] = toFloat32(p.name, t);
+    else if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') bad.push(`'${p.name}' is ${t.dtype} in the file, expected F32, F16 or BF16`);
+    else {
+      values[p.name] = floatValues(p.name, t);
+      const how = conversionOf(t, p.dtype);
+      if (how) converted.set(how, [...(converted.get(how) ?? []), p.name]);
+    }
   }
   const unexpected = Object.keys(ckpt.tensors).filter((n) => !names.has(n) && !n.startsWith(statePrefix));
   if (bad.length) throw new LomocError(`lomoc train: --init ${file}: ${bad.length} mis-shaped tensor${bad.length > 1 ? 's' : ''}: ${bad.join('; ')}`);
   if (missing.length) io.err(`warning: --init ${file}: ${missing.length} param${missing.length > 1 ? 's' : ''} not in the file keep their initial values: ${missing.join(', ')}`);
   if (unexpected.length) io.err(`warning: --init ${file}: ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''} in the file match no param and are ignored: ${unexpected.join(', ')}`);
+  for (const [how, names] of converted)
+    io.err(`note: --init ${file}: ${names.length} tensor${names.length > 1 ? 's' : ''} converted from ${how} (the run's --dtype): ${names.join(', ')}`);
   trainer.writeParams(values);
   return Object.keys(values).length;
 }
