@@ -88,3 +88,8 @@ export function targetForAdapter(info: AdapterInfoLike): TargetName {
 
 /** A target by name, or the target itself. */
 export const kernelTarget = (t: TargetName | KernelTarget): KernelTarget => (typeof t === 'string' ? kernelTargets[t] : t);
+
+/** f16 storage for an adapter: native where it offers `shader-f16`, else packed in u32 words (Dawn's Vulkan adapter on NVIDIA offers none). */
+export function halfForAdapter(adapter: { readonly features: { has(feature: string): boolean } }): HalfStorage {
+  return adapter.features.has('shader-f16') ? 'native' : 'packed';
+}
