@@ -100,7 +100,7 @@ export function runLabel(r: LoggedRun): string {
   const peak = r.peakDeviceBytes !== undefined ? `; peak ${fmtBytes(r.peakDeviceBytes)} on device` : '';
   if (!s?.optimizer) return `${r.file}${peak}`;
   const warmup = s.warmup ? `, warmup ${s.warmup}` : '';
-  const clip = `${s.clipNorm ? `, clip-norm ${s.clipNorm}` : ''}${s.clipValue ? `, clip-value ${s.clipValue}` : ''}${s.dtype === 'f16' ? ', f16' : ''}`;
+  const clip = `${s.clipNorm ? `, clip-norm ${s.clipNorm}` : ''}${s.clipValue ? `, clip-value ${s.clipValue}` : ''}${s.dtype && s.dtype !== 'f32' ? `, ${s.dtype}` : ''}`;
   // The checkpoint's folder and name: its whole path would not fit the legend.
   const from = s.init ? `, from ${basename(dirname(s.init))}/${basename(s.init)}` : '';
   return `${s.optimizer} on ${s.data} (${s.tokenizer}), lr ${s.lr} ${s.schedule}${warmup}${clip}${from}${peak}`;

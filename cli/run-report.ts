@@ -59,7 +59,7 @@ const fmtCount = (n: number) => Math.round(n).toLocaleString('en-US');
 export function formatHeader(r: Pick<RunResult, 'adapter' | 'model' | 'preset' | 'config'>, req: RunRequest): string {
   const config = Object.entries(r.config).map(([k, v]) => `${k}=${v}`).join(' ');
   const opts = [req.step.optimizer, `lr ${req.lr}`, req.weightDecay ? `weight decay ${req.weightDecay}` : '',
-    req.step.clipNorm ? `clip-norm ${req.step.clipNorm}` : '', req.step.clipValue ? `clip-value ${req.step.clipValue}` : '', req.step.dtype === 'f16' ? 'f16 storage' : ''].filter((x) => x);
+    req.step.clipNorm ? `clip-norm ${req.step.clipNorm}` : '', req.step.clipValue ? `clip-value ${req.step.clipValue}` : '', req.step.dtype && req.step.dtype !== 'f32' ? `${req.step.dtype} storage` : ''].filter((x) => x);
   return [`adapter     ${r.adapter}`, `model       ${r.model}, preset ${r.preset} (${config})`, `step        ${opts.join(', ')}`, ''].join('\n');
 }
 

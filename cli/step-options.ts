@@ -16,7 +16,7 @@ export interface StepOptionValues {
   readonly sets: readonly string[];
   readonly batch?: number;
   readonly seq?: number;
-  readonly dtype?: 'f32' | 'f16';
+  readonly dtype?: 'f32' | 'f16' | 'bf16';
   readonly clipNorm?: number;
   readonly clipValue?: number;
   readonly checkpoint?: CheckpointPolicy;
@@ -59,7 +59,7 @@ export const stepOptionTable: Table = {
   sets: { option: 'set', value: 'KEY=VALUE', multiple: true, help: 'override one config key of the preset', parse: text },
   batch: { option: 'batch', value: 'B', help: 'batch size (sets the config key batch)', parse: (t, o, c) => c.integer(t, o, 1, maxSize) },
   seq: { option: 'seq', value: 'T', help: 'sequence length (sets the config key seq)', parse: (t, o, c) => c.integer(t, o, 1, maxSize) },
-  dtype: { option: 'dtype', value: 'f32|f16', help: 'storage of params and activations; math stays f32 (default f32)', parse: (t, o, c) => c.oneOf(['f32', 'f16'] as const, t, o), json: { default: 'f32' } },
+  dtype: { option: 'dtype', value: 'f32|f16|bf16', help: 'storage of params and activations; math stays f32 (default f32)', parse: (t, o, c) => c.oneOf(['f32', 'f16', 'bf16'] as const, t, o), json: { default: 'f32' } },
   clipNorm: { option: 'clip-norm', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)', parse: (t, o, c) => c.number(t, o), json: { default: null } },
   clipValue: { option: 'clip-value', value: 'V', help: 'clamp each gradient element to [-V, V]', parse: (t, o, c) => c.number(t, o), json: { default: null } },
   checkpoint: {

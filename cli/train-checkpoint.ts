@@ -1,7 +1,9 @@
 // Checkpoints of `lomoc train` (and `lomoc run --save`): what a resumed run must share with the
 // one that wrote its checkpoint, reading one back (--resume, exactly; --init, by name), and
 // writing params and optimizer state with the run's metadata.
+import type { StorageDType } from '../contract/program.ts';
 import { parseTrainMetadata, runOf } from '../runtime/checkpoint/train-metadata.ts';
+import { conversionOf, floatValues } from '../runtime/checkpoint/float-tensor.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
 import { SafetensorsError, toFloat32, type Decoded, type TensorInput } from '../runtime/checkpoint/safetensors.ts';
@@ -12,7 +14,7 @@ import type { StepRunner } from './reference-trainer.ts';
 import type { Source } from './train-source.ts';
 import type { TrainRequest } from './train-request.ts';
 
-type Decl = { readonly name: string; readonly shape: readonly number[] };
+type Decl = { readonly name: string; readonly shape: readonly number[]; readonly dtype?: StorageDType };
 
 /** What a resumed run must share with its checkpoint for the continuation to be exact (runtime/train/run-record.ts: the page's too). */
 export function runIdentity(req: TrainRequest, src: Pick<Source, 'name' | 'config' | 'step' | 'checkpointText'>): Record<string, string> {
@@ -57,6 +59,7 @@ export function initFrom(file: string, ckpt: Decoded, trainer: Pick<StepRunner, 
   const missing: string[] = [];
   const bad: string[] = [];
   const values: Record<string, Float32Array> = {};
+  const converted = new Map<string, string[]>();
   for (const p of params) {
     const t = ckpt.tensors[p.name];
     if (!t) {
@@ -64,8 +67,12 @@ export function initFrom(file: string, ckpt: Decoded, trainer: Pick<StepRunner, 
       continue;
     }
     if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) bad.push(`'${p.name}' is [${t.shape.join(', ')}] in the file, the model's is [${p.shape.join(', ')}]`);
-    else if (t.dtype !== 'F32') bad.push(`'${p.name}' is ${t.dtype} in the file, expected F32`);
-    else values[p.name] = finite(`--init ${file}`, p.name, toFloat32(p.name, t));
+    else if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') bad.push(`'${p.name}' is ${t.dtype} in the file, expected F32, F16 or BF16`);
+    else {
+      values[p.name] = finite(`--init ${file}`, p.name, floatValues(p.name, t));
+      const how = p.dtype === undefined ? undefined : conversionOf(t, p.dtype);
+      if (how) converted.set(how, [...(converted.get(how) ?? []), p.name]);
+    }
   }
   const unexpected = Object.keys(ckpt.tensors).filter((n) => !names.has(n) && !n.startsWith(statePrefix));
   if (bad.length) throw new LomocError(`lomoc train: --init ${file}: ${bad.length} mis-shaped tensor${bad.length > 1 ? 's' : ''}: ${bad.join('; ')}`);
@@ -77,6 +84,8 @@ export function initFrom(file: string, ckpt: Decoded, trainer: Pick<StepRunner, 
   }
   if (missing.length) io.err(`warning: --init ${file}: ${missing.length} param${missing.length > 1 ? 's' : ''} not in the file keep their initial values: ${missing.join(', ')}`);
   if (unexpected.length) io.err(`warning: --init ${file}: ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''} in the file match no param and are ignored: ${unexpected.join(', ')}`);
+  for (const [how, names] of converted)
+    io.err(`note: --init ${file}: ${names.length} tensor${names.length > 1 ? 's' : ''} converted from ${how} (the run's --dtype): ${names.join(', ')}`);
   trainer.writeParams(values);
   return Object.keys(values).length;
 }

@@ -21,7 +21,7 @@ export interface StepConfig {
   readonly sets?: readonly string[];
   readonly batch?: number;
   readonly seq?: number;
-  readonly dtype?: 'f32' | 'f16';
+  readonly dtype?: 'f32' | 'f16' | 'bf16';
   /** A registered optimizer (compiler/optimizers/table.ts). */
   readonly optimizer: OptimizerName;
   /** Its hyper-parameters by name (e.g. beta1), checked against its descriptor; defaults for the rest. */
@@ -108,7 +108,7 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
       hyper: cfg.hyper,
       clipNorm: cfg.clipNorm,
       clipValue: cfg.clipValue,
-      master: cfg.master ?? cfg.dtype === 'f16',
+      master: cfg.master ?? (cfg.dtype === 'f16' || cfg.dtype === 'bf16'),
     }),
   );
   const order = optimizer.inBackward ? 'lomo' : 'textbook';

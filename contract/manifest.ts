@@ -5,7 +5,7 @@ import { z } from 'zod';
 const int = z.number().int();
 const count = int.nonnegative();
 const ref = z.object({ arena: count, offset: count, bytes: int.positive() });
-const dtype = z.enum(['f32', 'f16', 'i32']);
+const dtype = z.enum(['f32', 'f16', 'bf16', 'i32']);
 const tensor = ref.extend({ name: z.string().min(1), shape: z.array(int.positive()), dtype });
 const init = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('normal'), std: z.number().nonnegative() }),
@@ -35,7 +35,7 @@ export const manifestSchema = z.object({
     optimizer: z.string().min(1),
     /** The hyper-parameters the user set (--opt), by name; the rest (all, when absent) had their descriptor's defaults. */
     hyper: z.record(z.string(), z.number()).optional(),
-    dtype: z.enum(['f32', 'f16']),
+    dtype: z.enum(['f32', 'f16', 'bf16']),
     /** The checkpointing policy as the command line writes it (cli/step-options.ts checkpointText): none, blocks, sqrt, budget=14GiB. */
     checkpoint: z.string(),
     /** What the policy chose, e.g. "2 blocks". Bundles written before it existed have none (their `checkpoint` held this). */

@@ -2,7 +2,7 @@
 // The compiler's codegen writes it; a bundle stores it as manifest.json + kernels/*.wgsl;
 // runtime/webgpu executes it. Nothing here imports compiler/.
 
-export type StorageDType = 'f32' | 'f16' | 'i32';
+export type StorageDType = 'f32' | 'f16' | 'bf16' | 'i32';
 
 /** A byte range in one arena (one device buffer). Offsets are multiples of 256. */
 export interface BufferRef {

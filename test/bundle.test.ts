@@ -65,7 +65,7 @@ describe('bundles', () => {
       ['arena', (m) => (m.program.params[0].arena = 7), 'manifest.json: program.params.0.arena: arena 7 does not exist (the bundle has 1)'],
       ['offset', (m) => (m.program.loss.offset = m.program.arenas[0]), `manifest.json: program.loss: bytes ${compiled.program.arenas[0]}..${compiled.program.arenas[0] + 4} lie outside arena 0 of ${compiled.program.arenas[0]} bytes`],
       ['negative', (m) => (m.program.dispatches[0].bindings[0].offset = -256), 'manifest.json: program.dispatches.0.bindings.0.offset: Too small: expected number to be >=0'],
-      ['dtype', (m) => (m.program.inputs[0].dtype = 'f64'), 'manifest.json: program.inputs.0.dtype: Invalid option: expected one of "f32"|"f16"|"i32"'],
+      ['dtype', (m) => (m.program.inputs[0].dtype = 'f64'), 'manifest.json: program.inputs.0.dtype: Invalid option: expected one of "f32"|"f16"|"bf16"|"i32"'],
       ['size', (m) => (m.program.params[0].bytes = 4), `manifest.json: program.params.0.bytes: expected ${compiled.program.params[0].bytes} bytes for f32[${compiled.program.params[0].shape.join(', ')}], got 4`],
       ['bindings', (m) => (m.program.dispatches[0].bindings = Array(9).fill(m.program.dispatches[0].bindings[0])), 'manifest.json: program.dispatches.0.bindings: Too big: expected array to have <=8 items'],
       ['traversal', (m) => (m.program.kernels[Object.keys(m.program.kernels)[0]] = '../../etc/passwd'), `manifest.json: program.kernels.${Object.keys(compiled.program.shaders)[0]}: expected kernels/NAME.wgsl`],

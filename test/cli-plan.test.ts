@@ -34,7 +34,7 @@ describe('lomoc plan', () => {
   it('option mistakes are errors naming the option, what it expects and what it got', async () => {
     const cases: [string[], string][] = [
       [['--optimizer', 'adam'], "error: lomoc plan: option '--optimizer' expects sgd, adamw, lomo or all, got 'adam'"],
-      [['--dtype', 'bf16'], "error: lomoc plan: option '--dtype' expects f32 or f16, got 'bf16'"],
+      [['--dtype', 'f64'], "error: lomoc plan: option '--dtype' expects f32, f16 or bf16, got 'f64'"],
       [['--batch', 'eight'], "error: lomoc plan: option '--batch' expects an integer from 1 to 2147483647, got 'eight'"],
       [['--batch', '0'], "error: lomoc plan: option '--batch' must be positive, got '0'"],
       [['--seq', '2.5'], "error: lomoc plan: option '--seq' expects an integer from 1 to 2147483647, got '2.5'"],

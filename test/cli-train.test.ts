@@ -79,7 +79,7 @@ describe('lomoc train: errors before the device', () => {
     expect((await run(...base, '--dtype', 'f16')).stderr).toBe(
       `error: lomoc train: --resume: this run differs from the one that wrote ${join(dir, 'checkpoint.safetensors')}: dtype f16 (the checkpoint's: (none))`,
     );
-    expect((await run(...base, '--dtype', 'f8')).stderr).toBe("error: lomoc train: option '--dtype' expects f32 or f16, got 'f8'");
+    expect((await run(...base, '--dtype', 'f8')).stderr).toBe("error: lomoc train: option '--dtype' expects f32, f16 or bf16, got 'f8'");
   });
 });
 

@@ -40,7 +40,7 @@ export function runtimeBundle(): string {
   return runtimeJs;
 }
 
-const arrayType = { i32: 'Int32Array', f32: 'Float32Array', f16: 'Float32Array' } as const;
+const arrayType = { i32: 'Int32Array', f32: 'Float32Array', f16: 'Float32Array', bf16: 'Float32Array' } as const;
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 /** A property name as TypeScript source: bare when it is an identifier, quoted otherwise. */
 const prop = (name: string) => (/^[A-Za-z_$][\w$]*$/.test(name) ? name : `'${name.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);

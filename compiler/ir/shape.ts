@@ -4,7 +4,7 @@ import type { DType, Shape } from './types.ts';
 
 export { numel };
 
-export const bytesPerElement: Readonly<Record<DType, number>> = { f32: 4, f16: 2, i32: 4 };
+export const bytesPerElement: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4 };
 export const byteSize = (s: Shape, d: DType): number => numel(s) * bytesPerElement[d];
 
 /** Row-major strides. */

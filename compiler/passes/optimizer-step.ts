@@ -92,7 +92,7 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   const state: StateDecl[] = [];
   for (const p of g.params) {
     const pv = g.values[p.value];
-    const master = opts.master === true && d.masterCopy && pv.dtype === 'f16';
+    const master = opts.master === true && d.masterCopy && (pv.dtype === 'f16' || pv.dtype === 'bf16');
     const attrs = updateAttrs(rule, { clipValue: opts.clipValue ?? null, scaled: factor !== undefined, master, hyper });
     const shapes: Record<string, readonly number[]> = Object.fromEntries(rule.states.map((s) => [s.name, s.shape(pv.shape)]));
     const states = attrs.states.map((kind) => {

@@ -2,11 +2,12 @@
 // byte arenas, so a value placed over another live one, a param read after its in-place update,
 // or a view read after its storage was reused changes the result. Comparing this with `execute`
 // on the plain step proves the schedule and the plan together. f32 precision only (the plan
-// holds f32, f16 and i32 bytes).
+// holds f32, f16, bf16 and i32 bytes).
 import type { MemoryPlan } from '../ir/memory-plan.ts';
 import { numel } from '../ir/shape.ts';
 import type { Graph, Value, ValueId } from '../ir/types.ts';
 import { bindFeed, runNode, type Feeds } from './execute.ts';
+import { bf16bits, fromBf16bits } from '../../contract/bf16.ts';
 import { f16bits, fromF16bits } from '../../contract/f16.ts';
 import type { HostTensor } from './tensor.ts';
 
@@ -34,9 +35,9 @@ export function executePlanned(g: Graph, plan: MemoryPlan, feeds: Feeds): Planne
   };
   const write = (val: Value, t: HostTensor) => {
     for (let i = 0; i < t.data.length; i++) {
-      if (val.dtype === 'f16') {
+      if (val.dtype === 'f16' || val.dtype === 'bf16') {
         const [view, at] = locate(val.id, i * 2);
-        view.setUint16(at, f16bits(t.data[i]), true);
+        view.setUint16(at, val.dtype === 'f16' ? f16bits(t.data[i]) : bf16bits(t.data[i]), true);
       } else {
         const [view, at] = locate(val.id, i * 4);
         if (val.dtype === 'i32') view.setInt32(at, t.data[i], true);
@@ -48,9 +49,9 @@ export function executePlanned(g: Graph, plan: MemoryPlan, feeds: Feeds): Planne
     const n = numel(val.shape);
     const data = val.dtype === 'i32' ? new Int32Array(n) : new Float32Array(n);
     for (let i = 0; i < n; i++) {
-      if (val.dtype === 'f16') {
+      if (val.dtype === 'f16' || val.dtype === 'bf16') {
         const [view, at] = locate(val.id, i * 2);
-        data[i] = fromF16bits(view.getUint16(at, true));
+        data[i] = (val.dtype === 'f16' ? fromF16bits : fromBf16bits)(view.getUint16(at, true));
       } else {
         const [view, at] = locate(val.id, i * 4);
         data[i] = val.dtype === 'i32' ? view.getInt32(at, true) : view.getFloat32(at, true);

@@ -1,12 +1,14 @@
 // Host tensors: a shape and a typed array, row-major. The typed array is the rounding rule:
 //   precision 'f64': float values live in Float64Array, nothing is rounded;
 //   precision 'f32': f32 values live in Float32Array, so every stored op result is rounded to f32,
-//                    and f16 values also live in Float32Array but are rounded to f16 on store.
+//                    and f16 and bf16 values also live in Float32Array but are rounded to f16 or
+//                    bf16 (round to nearest even) on store.
 //   i32 values are Int32Array under both.
 // Kernels compute each output element in JS doubles from the stored inputs and round it once,
 // when `store` writes it; nothing inside one op is rounded on the way.
 import { fmtShape, numel, strides } from '../ir/shape.ts';
 import type { DType, Shape } from '../ir/types.ts';
+import { bf16round } from '../../contract/bf16.ts';
 import { f16round } from '../../contract/f16.ts';
 
 export type Precision = 'f32' | 'f64';
@@ -17,12 +19,12 @@ export interface HostTensor {
   readonly data: TensorData;
 }
 
-type Storage = 'f64' | 'f32' | 'f16' | 'i32';
+type Storage = 'f64' | 'f32' | 'f16' | 'bf16' | 'i32';
 
 function storageOf(dtype: DType, precision: Precision): Storage {
   if (dtype === 'i32') return 'i32';
   if (precision === 'f64') return 'f64';
-  return dtype === 'f16' ? 'f16' : 'f32';
+  return dtype === 'f16' || dtype === 'bf16' ? dtype : 'f32';
 }
 
 function toInt32(x: number): number {
@@ -48,6 +50,7 @@ export function store(shape: Shape, dtype: DType, precision: Precision, values: 
   const out = t.data;
   // Float32Array and Float64Array round on assignment; f16 and i32 need their own rule.
   if (s === 'f16') for (let i = 0; i < values.length; i++) out[i] = f16round(values[i]);
+  else if (s === 'bf16') for (let i = 0; i < values.length; i++) out[i] = bf16round(values[i]);
   else if (s === 'i32') for (let i = 0; i < values.length; i++) out[i] = toInt32(values[i]);
   else for (let i = 0; i < values.length; i++) out[i] = values[i];
   return t;
@@ -74,6 +77,8 @@ export function isStored(t: HostTensor, dtype: DType, precision: Precision): boo
       return t.data instanceof Float32Array;
     case 'f16':
       return t.data instanceof Float32Array && t.data.every((x) => f16round(x) === x || Number.isNaN(x));
+    case 'bf16':
+      return t.data instanceof Float32Array && t.data.every((x) => bf16round(x) === x || Number.isNaN(x));
   }
 }
 

@@ -11,7 +11,7 @@ import type { Manifest } from '../../contract/manifest.ts';
 
 type Fail = (field: string, msg: string) => never;
 
-const elementBytes = { f32: 4, f16: 2, i32: 4 } as const;
+const elementBytes = { f32: 4, f16: 2, bf16: 2, i32: 4 } as const;
 /** The planner aligns every buffer to 256 bytes (minStorageBufferOffsetAlignment), so an arena ends at most 255 bytes after its last use. */
 const arenaAlign = 256;
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;

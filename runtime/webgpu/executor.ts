@@ -59,7 +59,7 @@ interface Call {
 
 /** The number of elements a slot holds (from its shape, else its bytes). */
 const countOf = (s: { bytes: number; dtype: StorageDType; shape?: readonly number[] }) =>
-  s.shape ? numel(s.shape) : Math.floor(s.bytes / (s.dtype === 'f16' ? 2 : 4));
+  s.shape ? numel(s.shape) : Math.floor(s.bytes / (s.dtype === 'f16' || s.dtype === 'bf16' ? 2 : 4));
 
 /** Runs `f` inside a validation and an out-of-memory error scope; rethrows either, naming `doing`. */
 async function scoped<T>(device: GPUDevice, watch: DeviceWatch, doing: string, f: () => T): Promise<T> {

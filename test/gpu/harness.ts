@@ -50,7 +50,7 @@ export async function runOnGpu(g: Graph, feeds: Feeds, read: readonly ValueId[],
     for (const v of read) {
       const b = plan.buffers[plan.bufferOf[v]];
       const value = g.values[v];
-      out.set(v, await ex.read({ name: `%${v}`, ...b.pieces[0], bytes: value.shape.reduce((a, x) => a * x, 1) * (value.dtype === 'f16' ? 2 : 4), shape: value.shape, dtype: value.dtype }));
+      out.set(v, await ex.read({ name: `%${v}`, ...b.pieces[0], bytes: value.shape.reduce((a, x) => a * x, 1) * (value.dtype === 'f16' || value.dtype === 'bf16' ? 2 : 4), shape: value.shape, dtype: value.dtype }));
     }
     return out;
   } finally {

@@ -37,11 +37,11 @@ export async function compareGraph(g: Graph, feeds: Feeds, outs: readonly ValueI
 }
 
 /** One `op` node over inputs x0, x1, ... fed with `ins` (float ones stored as `dtype`); every output compared. */
-export async function compareOp<O extends Op>(op: O, ins: readonly HostTensor[], attrs: OpAttrs[O], tol: Tolerance, target: KernelTarget = kernelTargets.cpu, dtype: 'f32' | 'f16' = 'f32'): Promise<void> {
+export async function compareOp<O extends Op>(op: O, ins: readonly HostTensor[], attrs: OpAttrs[O], tol: Tolerance, target: KernelTarget = kernelTargets.cpu, dtype: 'f32' | 'f16' | 'bf16' = 'f32'): Promise<void> {
   const { g, outs } = opGraph(op, ins, attrs, dtype);
   const inputs = Object.fromEntries(ins.map((t, i) => [`x${i}`, t]));
   const shapes = ins.map((t) => `[${t.shape.join(',')}]`).join(' ');
-  await compareGraph(g, { inputs, params: {} }, outs, tol, `${op}${dtype === 'f16' ? ' (f16)' : ''} ${shapes} ${JSON.stringify(attrs)}`, target);
+  await compareGraph(g, { inputs, params: {} }, outs, tol, `${op}${dtype === 'f32' ? '' : ` (${dtype})`} ${shapes} ${JSON.stringify(attrs)}`, target);
 }
 
 /** Normal(0, std) f32 values; `map` reshapes the distribution (e.g. positive for log). */

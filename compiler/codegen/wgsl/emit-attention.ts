@@ -50,8 +50,8 @@ interface Dims {
   readonly w: number;
   /** Elements (of w floats) a private row holds: baked, while Dh is a uniform. */
   readonly cap: number;
-  /** Whether q, k, v and the outputs are stored as f16 (the row statistics stay f32). */
-  readonly f16: boolean;
+  /** Whether q, k, v and the outputs are stored as f16 or bf16 (the row statistics stay f32). */
+  readonly half: 'f16' | 'bf16' | null;
 }
 
 function dims(n: NodeOf<'attention' | 'attentionGrad'>, c: EmitContext): Dims {
@@ -64,7 +64,7 @@ function dims(n: NodeOf<'attention' | 'attentionGrad'>, c: EmitContext): Dims {
   const cap = Math.max(minCap, 2 ** Math.ceil(Math.log2(Math.max(1, d)))) / w;
   const dtypes = new Set([...n.inputs, ...n.outputs].map((v) => c.g.values[v].dtype));
   if (dtypes.size !== 1) throw new LomocError(`${n.op}: operands of one float type expected, got ${[...dtypes].join(' and ')}`, n.loc);
-  return { rows: d === 0 ? 0 : numel(shape) / d, t, d, w, cap, f16: dtypes.has('f16') };
+  return { rows: d === 0 ? 0 : numel(shape) / d, t, d, w, cap, half: dtypes.has('f16') ? 'f16' : dtypes.has('bf16') ? 'bf16' : null };
 }
 
 /** Workgroups: one per block of WG * R rows of one sequence (B * blocks in all). */
@@ -99,8 +99,8 @@ function kernel(kind: string, operands: readonly Operand[], body: (R: number) =>
       code = code.replace(new RegExp(`\\b${name}\\[`, 'g'), `${same[0]}[`);
     } else bound.push([name, ref, write]);
   }
-  // f16 operands are declared f16 (vec4<f16> when E is a vec4) and read as E by f16-storage.ts.
-  const stored = (name: string) => (name === 'stats' ? 'f32' : s.f16 ? floatStorage('f16', s.w === 4) : 'E');
+  // 16-bit operands are declared f16/bf16 (vec4 when E is a vec4) and read as E by f16-storage.ts.
+  const stored = (name: string) => (name === 'stats' ? 'f32' : s.half ? floatStorage(s.half, s.w === 4) : 'E');
   const decls = bound.map(([name, , write], k) =>
     `@group(0) @binding(${k}) var<storage, ${write ? 'read_write' : 'read'}> ${name}: array<${stored(name)}>;`);
   return {

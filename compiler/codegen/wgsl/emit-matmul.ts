@@ -193,7 +193,7 @@ export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpil
   const bVec4 = tile.vec4 !== false && !geo.transB && geo.n % 4 === 0 && tile.tn % 4 === 0 && bRef.offset % (4 * bytesPerElement[bDtype]) === 0 &&
     ![a, ...n.outputs].some((v) => v === b || c.sameStorage(v, b));
   const A = bs.value(a, false);
-  const B = bVec4 ? bs.buffer(bRef, false, bDtype === 'f16' ? 'vec4<f16>' : 'vec4<f32>') : bs.value(b, false);
+  const B = bVec4 ? bs.buffer(bRef, false, bDtype === 'f16' || bDtype === 'bf16' ? `vec4<${bDtype}>` : 'vec4<f32>') : bs.value(b, false);
   const u = new Uniforms();
   const workgroups = launch(geo, tile, u, c.limits);
   const epi = ep.bind(bs, u);

@@ -6,20 +6,28 @@
 // `enable f16;` goes first. Accumulators, workgroup arrays and scratch stay f32, so matmuls,
 // reductions, norms, softmax, cross-entropy and attention accumulate in f32 and round once, on
 // the store: the reference executor's f16 emulation (runtime/reference/tensor.ts) does the same.
-import { CompilerBug } from '../../diagnostics.ts';
+// Without shader-f16, and for bf16 always, packed-storage.ts stores halves in u32 words first.
 import type { DType } from '../../ir/types.ts';
 import type { KernelCall } from './emitter.ts';
+import { packHalves, packedKey } from './packed-storage.ts';
+import { rewriteAccesses } from './storage-access.ts';
+import type { HalfStorage } from './target.ts';
 
-/** The storage element of a float value: `vec4` for bindings read four elements at a time. */
+/** The storage element of a float value (f16 and bf16 as such): `vec4` for bindings read four elements at a time. */
 export function floatStorage(dtype: DType, vec4 = false): string {
-  const e = dtype === 'f16' ? 'f16' : 'f32';
+  const e = dtype === 'f16' || dtype === 'bf16' ? dtype : 'f32';
   return vec4 ? `vec4<${e}>` : e;
 }
 
-/** `call` with f16Storage applied; its key gains the f16 bindings' names, which the text bakes in. */
-export function withF16Storage(call: KernelCall): KernelCall {
-  const names = [...call.code.matchAll(declRe)].map((m) => m[1]);
-  return names.length ? { ...call, key: `${call.key}|f16:${names.join(',')}`, code: f16Storage(call.code) } : call;
+/**
+ * `call` with its 16-bit storage converted: bf16 always packed (packed-storage.ts), f16 natively or
+ * packed as `half` says; its key gains the converted bindings' names, which the text bakes in.
+ */
+export function withF16Storage(call: KernelCall, half: HalfStorage = 'native'): KernelCall {
+  const { code, packed } = packHalves(call.code, half === 'packed');
+  const key = packedKey(call, packed);
+  const names = [...code.matchAll(declRe)].map((m) => m[1]);
+  return names.length ? { ...call, key: `${key}|f16:${names.join(',')}`, code: f16Storage(code) } : { ...call, key, code };
 }
 
 const declRe = /var<storage,\s*(?:read|read_write)>\s+(\w+)\s*:\s*array<(f16|vec4<f16>)>/g;
@@ -30,45 +38,8 @@ export function f16Storage(code: string): string {
   for (const m of code.matchAll(declRe)) wide.set(m[1], m[2] === 'f16' ? 'f32' : 'vec4<f32>');
   if (!wide.size) return code;
   const narrow = (name: string) => (wide.get(name) === 'f32' ? 'f16' : 'vec4<f16>');
-  const access = new RegExp(`(?<![\\w.])(${[...wide.keys()].join('|')})\\s*\\[`, 'g');
-
-  /** The index of the bracket or semicolon that closes the expression starting at `from`. */
-  const close = (s: string, from: number, end: string): number => {
-    let depth = 0;
-    for (let i = from; i < s.length; i++) {
-      const ch = s[i];
-      if (depth === 0 && ch === end) return i;
-      if (ch === '[' || ch === '(') depth++;
-      else if (ch === ']' || ch === ')') depth--;
-    }
-    throw new CompilerBug(`codegen: unbalanced f16 storage access in ${s.slice(from, from + 80)}`);
-  };
-
-  const rewrite = (s: string): string => {
-    let out = '';
-    let at = 0;
-    access.lastIndex = 0;
-    for (let m = access.exec(s); m; m = access.exec(s)) {
-      const name = m[1];
-      const open = m.index + m[0].length;
-      const shut = close(s, open, ']');
-      const lhs = `${name}[${rewrite(s.slice(open, shut))}]`;
-      out += s.slice(at, m.index);
-      const assign = /^\s*([-+*/]?)=(?!=)/.exec(s.slice(shut + 1));
-      if (assign) {
-        const rhsFrom = shut + 1 + assign[0].length;
-        const semi = close(s, rhsFrom, ';');
-        const rhs = rewrite(s.slice(rhsFrom, semi)).trim();
-        const value = assign[1] ? `${wide.get(name)}(${lhs}) ${assign[1]} (${rhs})` : rhs;
-        out += `${lhs} = ${narrow(name)}(${value})`;
-        at = semi;
-      } else {
-        out += `${wide.get(name)}(${lhs})`;
-        at = shut + 1;
-      }
-      access.lastIndex = at;
-    }
-    return out + s.slice(at);
-  };
-  return `enable f16;\n${rewrite(code)}`;
+  return `enable f16;\n${rewriteAccesses(code, [...wide.keys()], {
+    load: (name, index) => `${wide.get(name)}(${name}[${index}])`,
+    store: (name, index, value) => `${name}[${index}] = ${narrow(name)}(${value})`,
+  })}`;
 }

@@ -63,7 +63,7 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
       group.kind === 'single' ? (emitters[nodes[0].op] as Emitter<Op>)(nodes[0] as never, ctx) : emitGroup(group, nodes, ctx);
     const label = labelOf(nodes);
     for (const emitted of calls) {
-      const call = withF16Storage(emitted);
+      const call = withF16Storage(emitted, target.half ?? 'native');
       if (call.bindings.length > maxStorageBindings)
         throw new CompilerBug(`codegen: ${label} binds ${call.bindings.length} storage buffers, more than ${maxStorageBindings}`);
       maxBindings = Math.max(maxBindings, call.bindings.length);
@@ -93,7 +93,8 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
       maxComputeInvocationsPerWorkgroup: limits.maxWorkgroupSize,
       maxComputeWorkgroupStorageSize: limits.maxWorkgroupStorageBytes,
     },
-    features: g.values.some((v) => v.dtype === 'f16') ? ['shader-f16'] : [],
+    // Packed f16 (and bf16, always packed) needs no feature: that is the point of packing.
+    features: target.half !== 'packed' && g.values.some((v) => v.dtype === 'f16') ? ['shader-f16'] : [],
   };
 }
 

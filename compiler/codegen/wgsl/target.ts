@@ -7,6 +7,9 @@
 // read the same target, so the plan and the kernels agree.
 import { isSoftwareAdapter, type AdapterInfoLike } from '../../../contract/adapter-kind.ts';
 
+/** How f16 storage is addressed: `array<f16>` with `shader-f16`, or pairs in u32 words without it. */
+export type HalfStorage = 'native' | 'packed';
+
 /** The register-blocked matmul's tile (emit-matmul.ts). */
 export interface MatmulTile {
   /** Invocations per workgroup along N (x) and M (y). */
@@ -36,6 +39,8 @@ export interface KernelTarget {
   readonly mapMinPerThread: number;
   /** Pass 2 of split reductions: a thread per output when it has at most this many partials (0: never). */
   readonly shortPartials: number;
+  /** f16 storage: 'native' (array<f16>, needs shader-f16; the default) or 'packed' in u32 words (packed-storage.ts). */
+  readonly half?: HalfStorage;
 }
 
 /**
@@ -83,3 +88,8 @@ export function targetForAdapter(info: AdapterInfoLike): TargetName {
 
 /** A target by name, or the target itself. */
 export const kernelTarget = (t: TargetName | KernelTarget): KernelTarget => (typeof t === 'string' ? kernelTargets[t] : t);
+
+/** f16 storage for an adapter: native where it offers `shader-f16`, else packed in u32 words (Dawn's Vulkan adapter on NVIDIA offers none). */
+export function halfForAdapter(adapter: { readonly features: { has(feature: string): boolean } }): HalfStorage {
+  return adapter.features.has('shader-f16') ? 'native' : 'packed';
+}

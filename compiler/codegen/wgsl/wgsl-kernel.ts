@@ -10,9 +10,9 @@ import type { DType, NodeOf, ValueId } from '../../ir/types.ts';
 import type { BufferRef } from '../../../contract/program.ts';
 import { type EmitContext, f32bits, type KernelCall } from './emitter.ts';
 
-export type Elem = 'f32' | 'f16' | 'i32';
+export type Elem = 'f32' | 'f16' | 'bf16' | 'i32';
 /** What a storage binding may hold: an Elem, or floats read four at a time (the matmul's B). */
-export type StorageElem = Elem | 'vec4<f32>' | 'vec4<f16>';
+export type StorageElem = Elem | 'vec4<f32>' | 'vec4<f16>' | 'vec4<bf16>';
 
 /**
  * The WGSL storage element type of value `v` (a float kernel takes f32 and f16 storage alike:
@@ -21,20 +21,20 @@ export type StorageElem = Elem | 'vec4<f32>' | 'vec4<f16>';
 export function elemOf(n: NodeOf<Op>, c: EmitContext, v: ValueId, allowed: readonly Elem[] = ['f32']): Elem {
   const value = c.g.values[v];
   const d: DType = value.dtype;
-  if ((allowed as readonly string[]).includes(d) || (d === 'f16' && allowed.includes('f32'))) return d as Elem;
+  if ((allowed as readonly string[]).includes(d) || ((d === 'f16' || d === 'bf16') && allowed.includes('f32'))) return d as Elem;
   const what = `${n.op}: a ${d}${fmtShape(value.shape)} operand`;
   throw new LomocError(`${what}: the ${n.op} kernel takes ${allowed.join(' or ')}, got ${d}`, n.loc);
 }
 
 /** The type a kernel computes an element of storage type `e` in: f32 for any float. */
-export const wide = (e: Elem): Elem => (e === 'f16' ? 'f32' : e);
+export const wide = (e: Elem): Elem => (e === 'f16' || e === 'bf16' ? 'f32' : e);
 
 /** Checks that every operand of `n` (inputs and outputs) is a float (f32 or f16 storage). */
 export function floatOnly(n: NodeOf<Op>, c: EmitContext): void {
   for (const v of [...n.inputs, ...n.outputs]) elemOf(n, c, v);
 }
 
-const elemTag: Record<StorageElem, string> = { f32: '', f16: 'h', i32: 'i32', 'vec4<f32>': 'v4', 'vec4<f16>': 'v4h' };
+const elemTag: Record<StorageElem, string> = { f32: '', f16: 'h', bf16: 'b', i32: 'i32', 'vec4<f32>': 'v4', 'vec4<f16>': 'v4h', 'vec4<bf16>': 'v4b' };
 
 interface Bound {
   readonly ref: BufferRef;
@@ -54,7 +54,7 @@ export class Bindings {
   private readonly calls: number[] = [];
   constructor(private readonly c: EmitContext) {}
 
-  /** `elem` 'f32' means "a float": an f16 value is declared array<f16>. */
+  /** `elem` 'f32' means "a float": an f16 (bf16) value is declared array<f16> (array<bf16>). */
   value(v: ValueId, write: boolean, elem: Elem = 'f32'): string {
     const k = this.bound.findIndex((b) => b.values.length > 0 && b.values.some((w) => w === v || this.c.sameStorage(w, v)));
     if (k >= 0) {
@@ -63,7 +63,8 @@ export class Bindings {
       this.calls.push(k);
       return `b${k}`;
     }
-    const stored = elem === 'f32' && this.c.g.values[v].dtype === 'f16' ? 'f16' : elem;
+    const d = this.c.g.values[v].dtype;
+    const stored = elem === 'f32' && (d === 'f16' || d === 'bf16') ? d : elem;
     return this.add(this.c.slot(v).ref, write, stored, [v]);
   }
 
