@@ -29,6 +29,7 @@ import { checkVocab, textTokenizer } from './hf-tokenizer.ts';
 import { lrAt } from '../runtime/train/schedule.ts';
 import { trainRequest, trainSpec, type TrainRequest } from './train-request.ts';
 import { runtimeFault, trainSource } from './train-source.ts';
+import { signalExitCode, signalStopper } from './train-signals.ts';
 
 export { lrAt } from '../runtime/train/schedule.ts';
 export { trainRequest, trainSpec, type TrainRequest } from './train-request.ts';
@@ -49,6 +50,8 @@ export interface TrainResult {
   readonly deviceBytes: number | null;
   readonly tokensPerSecond: number;
   readonly files: { readonly checkpoint?: string; readonly log?: string; readonly plot?: string; readonly batches?: string };
+  /** The signal that stopped the run before its last step (SIGINT or SIGTERM). */
+  readonly interrupted?: NodeJS.Signals;
 }
 
 const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
@@ -149,8 +152,10 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     const tokensPerStep = batch * seq;
     let trainMs = 0;
     const progress = createProgress(io, { total: req.steps, start, json: req.json });
+    const stopper = signalStopper((signal) => progress.line(`  ${signal}: stopping after this step${checkpointFile ? ' and saving a checkpoint' : ''} (again to quit at once)`));
+    let done = start;
     try {
-      for (let s = start + 1; s <= req.stopAt; s++) {
+      for (let s = start + 1; s <= req.stopAt && stopper.signal === undefined; s++) {
         const lr = lrAt(req, s);
         const b: Batch = fed?.get(s) ?? trainBatch(train, batch, seq, req.seed, s - 1);
         dump?.write(s, b);
@@ -170,10 +175,17 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
           progress.line(`  validation loss ${v.toFixed(4)} at step ${s} (unigram entropy ${entropy.toFixed(4)})`);
         }
         if (checkpointFile && ((req.saveEvery && s % req.saveEvery === 0) || last)) await save(s);
+        done = s;
+        // A step that never leaves the microtask queue (the reference executor) would keep signals waiting.
+        await new Promise((resolve) => setImmediate(resolve));
       }
+      // Stopped by a signal: the steps done so far are saved, as at the end of a run.
+      if (stopper.signal !== undefined && done < req.stopAt && checkpointFile && done > start && !(req.saveEvery && done % req.saveEvery === 0)) await save(done);
     } finally {
       progress.stop();
+      stopper.dispose();
     }
+    const interrupted = done < req.stopAt ? stopper.signal : undefined;
     // No step to run (--steps 0, or resumed at --stop-at): the end's validation and checkpoint
     // still happen, so --steps 0 --save writes the initial (or --init) weights.
     if (start >= req.stopAt) {
@@ -181,12 +193,12 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       say(`  validation loss ${v.toFixed(4)} at step ${start} (unigram entropy ${entropy.toFixed(4)})`);
       if (checkpointFile) await save(start);
     }
-    log({ event: 'end', step: Math.max(start, req.stopAt), deviceBytes: trainer.deviceBytes });
+    log({ event: 'end', step: interrupted ? done : Math.max(start, req.stopAt), deviceBytes: trainer.deviceBytes, ...(interrupted ? { interrupted } : {}) });
     if (req.plot) {
       mkdirSync(join(req.plot, '..'), { recursive: true });
       writeFileSync(req.plot, lossCurveSvg(losses, valPoints, { title: `${c.name} ${c.preset}, ${c.step.optimizer}, ${req.data} (${req.tokenizer})`, baseline: entropy }));
     }
-    const ran = req.stopAt - start;
+    const ran = done - start;
     return {
       adapter,
       model: c.name,
@@ -201,6 +213,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
       deviceBytes: trainer.deviceBytes,
       tokensPerSecond: ran > 0 ? (tokensPerStep * ran * 1000) / trainMs : 0,
       files: { checkpoint: checkpointFile, log: req.log, plot: req.plot, batches: req.dumpBatch },
+      ...(interrupted ? { interrupted } : {}),
     };
   } catch (e) {
     throw runtimeFault(e, c.bundle);
@@ -218,7 +231,7 @@ export async function runTrain(argv: readonly string[], io: Io): Promise<number>
     io.out(JSON.stringify({ ...rest, tokensPerSecond: round(r.tokensPerSecond, 1) }));
   } else {
     const files = Object.entries(r.files).filter(([, f]) => f).map(([k, f]) => `${k} ${f}`);
-    io.out(`\n${r.losses.length} steps, ${Math.round(r.tokensPerSecond).toLocaleString('en-US')} tokens/s${files.length ? `; wrote ${files.join(', ')}` : ''}`);
+    io.out(`\n${r.interrupted ? `stopped by ${r.interrupted} after ` : ''}${r.losses.length} steps, ${Math.round(r.tokensPerSecond).toLocaleString('en-US')} tokens/s${files.length ? `; wrote ${files.join(', ')}` : ''}`);
   }
-  return 0;
+  return r.interrupted ? signalExitCode(r.interrupted) : 0;
 }
