@@ -44,7 +44,7 @@ describe('lomoc train: errors before the device', () => {
       [[...gpt, '--set', 'vocab=256', '--tokenizer', 'gpt2', '--steps', '2'], "error: lomoc train: the gpt2 tokenizer gives 50257 ids, but model 'gpt' (preset tiny) has vocab 256: add --set vocab=50257"],
       [[...gpt, '--set', 'vocab=256', '--steps', '2', '--data', join(dir, 'nope.txt')], `error: lomoc train: --data '${join(dir, 'nope.txt')}' is neither moby-dick nor sotu nor a readable file (no such file)`],
       [[...gpt, '--set', 'vocab=256', '--steps', '2', '--data', empty], `error: lomoc train: --data '${empty}' is empty`],
-      [[...gpt, '--set', 'vocab=256', '--steps', '2', '--data', latin1], `error: lomoc train: --data '${latin1}' is not UTF-8 text (invalid byte 0xe9 at offset 3)`],
+      [[...gpt, '--set', 'vocab=256', '--steps', '2', '--data', latin1], `error: lomoc train: --data '${latin1}' is not UTF-8 text (invalid byte 0x20 at offset 4: byte 2 of the sequence that 0xe9 at offset 3 starts must be in 0x80..0xbf)`],
       [[...gpt, '--set', 'vocab=256', '--steps', '2', '--data', short], `error: lomoc train: --data '${short}' gives 11 tokens: too few for a validation window of 9 tokens in its last 10% (use a longer text or a shorter --seq)`],
       [['models/mlp.ts', '--steps', '2'], "error: lomoc train: model 'mlp' must take exactly two i32 inputs 'tokens' and 'targets' of shape [batch, seq]; it takes 'x' f32 [4, 8], 'labels' i32 [4]"],
       [[...gpt, '--set', 'vocab=256', '--steps', '2', '--resume', dir], `error: lomoc train: --resume: ${join(dir, 'checkpoint.safetensors')}: no such checkpoint file`],

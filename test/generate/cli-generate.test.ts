@@ -63,13 +63,13 @@ describe('lomoc generate', { timeout: 60_000 }, () => {
     const cases: [string[], string][] = [
       [['--prompt-tokens', '1', '--top-p', '0'], "error: lomoc generate: option '--top-p' expects a number in (0, 1], got '0'"],
       [['--prompt-tokens', '1', '--top-p', '1.5'], "error: lomoc generate: option '--top-p' expects a number in (0, 1], got '1.5'"],
-      [['--prompt-tokens', '1', '--temperature', '-1'], "error: lomoc generate: option '--temperature' expects a number >= 0, got '-1'"],
+      [['--prompt-tokens', '1', '--temperature', '-1'], "error: lomoc generate: option '--temperature' must be >= 0, got '-1'"],
       [['--prompt-tokens', '1,2,3,4,5,6,7,8,9'], "error: lomoc generate: the prompt has 9 tokens, more than the model's context of 8"],
       [['--prompt-tokens', '1,x'], "error: lomoc generate: option '--prompt-tokens' expects comma-separated token ids like 1,2,3, got '1,x'"],
       [['--prompt-tokens', '40'], 'error: lomoc generate: token id 40 is outside the vocabulary [0, 32)'],
       [['--prompt', 'hello'], "error: lomoc generate: model 'gpt' has a vocabulary of 32 tokens, which no tokenizer matches (bytes: 256, gpt2: 50257); give the prompt as ids with --prompt-tokens"],
       [[], "error: lomoc generate: give the prompt with exactly one of '--prompt TEXT' and '--prompt-tokens ID,ID,...'"],
-      [['--prompt-tokens', '1', '--max-tokens', '0'], "error: lomoc generate: option '--max-tokens' expects a positive integer, got '0'"],
+      [['--prompt-tokens', '1', '--max-tokens', '0'], "error: lomoc generate: option '--max-tokens' must be positive, got '0'"],
     ];
     for (const [args, message] of cases) {
       const r = await gen('models/gpt.ts', '--device', 'cpu', ...args);
