@@ -3,7 +3,7 @@
 //   - a WebGPU adapter for Dawn (the `webgpu` package). Without a GPU: Mesa's lavapipe and
 //     llvmpipe from Debian, through scripts/setup-gpu.sh;
 //   - Debian's chromium, for the browser tests, in a clone (a folder with test/) only;
-//   - with --with-torch: Debian's python3-torch for /usr/bin/python3 (not checked by default).
+//   - with --with-torch (npm test's pretest passes it): Debian's python3-torch for /usr/bin/python3, the PyTorch peer of the parity tests.
 // Missing pieces are installed when running as root with apt-get; otherwise it prints the one
 // command to run. A found adapter and chromium are remembered in node_modules/.cache/lomoc-setup,
 // keyed on what would change the answer (Vulkan drivers, chromium, Node, webgpu), so the check
