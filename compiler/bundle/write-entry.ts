@@ -77,8 +77,14 @@ function writeIndex(f: SourceFile, m: Manifest): void {
   constant('config', "The model's configuration.", `${JSON.stringify(m.config)} as const`);
   const table = (slots: readonly { name: string; dtype: string; shape: readonly number[] }[]) =>
     `{\n${slots.map((s) => `  ${prop(s.name)}: { dtype: '${s.dtype}', shape: ${shapeText(s.shape)} },`).join('\n')}\n} as const`;
-  constant('inputs', "The step's data inputs (what a batch holds): name, element type and shape.", table(data));
-  constant('params', 'The parameters (readParams, writeParams): name, element type and shape.', table(p.params));
+  // The tables' types are written out, not inferred: an inferred type of tens of thousands of
+  // params is too long for TypeScript to emit into index.d.ts (TS7056).
+  const tableType = (slots: readonly { name: string; dtype: string; shape: readonly number[] }[]) =>
+    `{\n${slots.map((s) => `  readonly ${prop(s.name)}: { readonly dtype: '${s.dtype}'; readonly shape: readonly ${shapeText(s.shape)} };`).join('\n')}\n}`;
+  f.addTypeAlias({ name: 'InputTable', isExported: true, docs: ["The step's data inputs' element types and shapes."], type: tableType(data) });
+  f.addTypeAlias({ name: 'ParamTable', isExported: true, docs: ["The parameters' element types and shapes."], type: tableType(p.params) });
+  constant('inputs', "The step's data inputs (what a batch holds): name, element type and shape.", table(data), 'InputTable');
+  constant('params', 'The parameters (readParams, writeParams): name, element type and shape.', table(p.params), 'ParamTable');
   constant('requiredLimits', 'The WebGPU limits the step needs: request them when you make the device yourself.', `${JSON.stringify(neededLimits(p))} as const`);
   constant('requiredFeatures', 'The WebGPU features the step needs.', `${JSON.stringify(p.features)} as const`);
   constant('planBytes', 'Device memory the step needs: the memory plan\'s peak, in bytes.', String(p.arenas.reduce((a, b) => a + b, 0)));
