@@ -162,7 +162,7 @@ async function fromBundle(req: TrainRequest): Promise<Source> {
   return {
     name: m.model, preset: m.preset, config: m.config, params: b.program.params, state: b.program.state, inputs: dataInputs(b.program),
     checkpointDetail: m.step.checkpointDetail ?? m.step.checkpoint, idRange: Infinity,
-    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype },
+    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype, ...(m.step.rounding ? { rounding: m.step.rounding } : {}) },
     checkpointText: m.step.checkpoint, bundle: req.file, target, start: onWebGpu(b.program, target, req.file),
   };
 }

@@ -35,6 +35,16 @@ export interface StepOptions {
   readonly seed?: number;
 }
 
+/**
+ * The rounding a step gets when --rounding is not given: stochastic where a bf16 param is updated
+ * in place with no master copy (LOMO in bf16: nearest would lose every update under half an ulp),
+ * nearest otherwise. f16 keeps nearest: stochastic rounding is implemented for bf16 only.
+ */
+export function defaultRounding(dtype: 'f32' | 'f16' | 'bf16' | undefined, optimizer: OptimizerName, master: boolean | undefined): Rounding {
+  const d = optimizerDescriptor(optimizer);
+  return dtype === 'bf16' && d.inBackward && !(d.masterCopy && master !== false) ? 'stochastic' : 'nearest';
+}
+
 export { hyperInputs as stepInputNames } from '../../contract/program.ts';
 
 /** Gradient names in the order their final value is produced by backward. */
