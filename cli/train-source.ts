@@ -3,6 +3,7 @@
 // that `lomoc compile` wrote, whose manifest fixes the step's options.
 import { statSync } from 'node:fs';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
+import { halfForAdapter, kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import { compileStep, type StepConfig } from '../compiler/pipeline.ts';
@@ -124,8 +125,12 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
     };
   }
   // The adapter first: the kernel shapes depend on it.
-  const { target, how } = resolveTarget(req.target, req.target === 'auto' ? (await probeAdapter())?.adapter : undefined);
-  const c = compileProgram(def, { ...req.step, target });
+  // f16 storage asks the adapter too: packed in u32 words where it lacks shader-f16 (NVIDIA's Vulkan).
+  const probed = req.target === 'auto' || req.step.dtype === 'f16' ? (await probeAdapter())?.adapter : undefined;
+  const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
+  const half = probed ? halfForAdapter(probed) : 'native';
+  const how = req.step.dtype === 'f16' && half === 'packed' ? `${shapes}; f16 packed in u32 words: the adapter lacks shader-f16` : shapes;
+  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half } });
   printWarnings(io, c.warnings);
   return {
     ...common, params: c.program.params, state: c.program.state, inputs: dataInputs(c.program), config: c.config, checkpointDetail: c.checkpointDetail,
