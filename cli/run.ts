@@ -62,7 +62,7 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
   const half = probed ? halfForAdapter(probed) : 'native';
   const how = req.step.dtype === 'f16' && half === 'packed' ? `${shapes}; f16 packed in u32 words: the adapter lacks shader-f16` : shapes;
-  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half } });
+  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half }, roundingSeed: req.seed });
   let acquired;
   try {
     acquired = await acquireDevice(c.program);
@@ -113,7 +113,7 @@ async function onCpu(req: RunRequest, hooks: RunHooks) {
   const def = await loadModel(req.file);
   // No adapter: the reference executor runs the graph; the target shapes only the plan's scratch.
   const { target } = resolveTarget(req.target, 'the reference executor asks no adapter');
-  const c = compileStep(def, { ...req.step, target });
+  const c = compileStep(def, { ...req.step, target, roundingSeed: req.seed }); // --seed seeds stochastic rounding too
   const g = c.step;
   const vocab = vocabOf(g, c.config);
   const trainer = referenceTrainer(g, req.seed, c.plan.peak);

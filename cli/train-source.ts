@@ -116,7 +116,7 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
   if (req.device === 'cpu') {
     // No adapter: the reference executor runs the graph; the target shapes only the plan's scratch.
     const { target, how } = resolveTarget(req.target, 'the reference executor asks no adapter');
-    const c = compileStep(def, { ...req.step, target });
+    const c = compileStep(def, { ...req.step, target, roundingSeed: req.seed }); // --seed seeds stochastic rounding too
     printWarnings(io, c.warnings);
     const slots = graphSlots(c.step);
     return {
@@ -130,7 +130,7 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
   const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
   const half = probed ? halfForAdapter(probed) : 'native';
   const how = req.step.dtype === 'f16' && half === 'packed' ? `${shapes}; f16 packed in u32 words: the adapter lacks shader-f16` : shapes;
-  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half } });
+  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half }, roundingSeed: req.seed });
   printWarnings(io, c.warnings);
   return {
     ...common, params: c.program.params, state: c.program.state, inputs: dataInputs(c.program), config: c.config, checkpointDetail: c.checkpointDetail,
