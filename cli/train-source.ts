@@ -4,6 +4,7 @@
 import { statSync } from 'node:fs';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
 import { halfForAdapter, kernelTargets } from '../compiler/codegen/wgsl/target.ts';
+import { defaultRounding } from '../compiler/passes/optimizer-step.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import { compileStep, type StepConfig } from '../compiler/pipeline.ts';
@@ -62,6 +63,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'set': return `config ${Object.entries(m.config).map(([k, v]) => `${k}=${v}`).join(' ')}`;
     case 'preset': return `preset ${m.preset}`;
     case 'target': return `target ${m.step.target}`;
+    case 'rounding': return `rounding ${m.step.rounding ?? defaultRounding(m.step.dtype, m.step.optimizer, undefined)}`;
   }
 }
 

@@ -47,3 +47,13 @@ describe('--rounding', () => {
     expect(runIdentity({ ...base, rounding: 'nearest' }).rounding).toBe('nearest');
   });
 });
+
+describe('--rounding with a bundle', () => {
+  it('a bundle fixes it: giving it is an error naming the bundle\'s value', async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'lomoc-rounding-')), 'bundle');
+    expect((await lomoc('compile', 'models/gpt.ts', '--preset', 'tiny', '--target', 'cpu', '--dtype', 'bf16', '--out', dir)).stderr).toBe('');
+    const r = await lomoc('train', dir, '--rounding', 'nearest', '--steps', '1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`error: lomoc train: option '--rounding' cannot be given with a bundle: the bundle ${dir} fixes it (compiled with rounding stochastic); compile another bundle to change it\n`);
+  }, 60_000);
+});
