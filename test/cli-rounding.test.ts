@@ -54,6 +54,6 @@ describe('--rounding with a bundle', () => {
     expect((await lomoc('compile', 'models/gpt.ts', '--preset', 'tiny', '--target', 'cpu', '--dtype', 'bf16', '--out', dir)).stderr).toBe('');
     const r = await lomoc('train', dir, '--rounding', 'nearest', '--steps', '1');
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`error: lomoc train: option '--rounding' cannot be given with a bundle: the bundle ${dir} fixes it (compiled with rounding stochastic); compile another bundle to change it\n`);
+    expect(r.stderr).toBe(`error: lomoc train: option '--rounding' cannot be given with a bundle: the bundle ${dir} fixes it (compiled with rounding stochastic); compile another bundle to change it`);
   }, 60_000);
 });
