@@ -8,6 +8,7 @@ import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import { optimizerSpec, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec } from './args.ts';
 import { checkpointText } from './step-options.ts';
+import { defaultRounding } from '../compiler/passes/optimizer-step.ts';
 import { fmtBytes } from '../contract/units.ts';
 import { printWarnings, type Io } from './report.ts';
 import { loadText } from './train-data.ts';
@@ -50,6 +51,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       checkpointDetail: c.checkpointDetail,
       clipNorm: step.clipNorm ?? null,
       clipValue: step.clipValue ?? null,
+      ...(step.rounding && step.rounding !== defaultRounding(step.dtype, step.optimizer, step.master) ? { rounding: step.rounding } : {}),
       target,
     },
     plan: c.plan,

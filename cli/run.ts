@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
+import { halfForAdapter, kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import type { Config } from '../compiler/dsl/model.ts';
 import type { Graph } from '../compiler/ir/types.ts';
@@ -56,8 +57,12 @@ export interface RunHooks {
 async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   const def = await loadModel(req.file);
   // The adapter first: the kernel shapes depend on it.
-  const { target, how } = resolveTarget(req.target, req.target === 'auto' ? (await probeAdapter())?.adapter : undefined);
-  const c = compileProgram(def, { ...req.step, target });
+  // f16 storage asks the adapter too: packed in u32 words where it lacks shader-f16 (NVIDIA's Vulkan).
+  const probed = req.target === 'auto' || req.step.dtype === 'f16' ? (await probeAdapter())?.adapter : undefined;
+  const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
+  const half = probed ? halfForAdapter(probed) : 'native';
+  const how = req.step.dtype === 'f16' && half === 'packed' ? `${shapes}; f16 packed in u32 words: the adapter lacks shader-f16` : shapes;
+  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half }, roundingSeed: req.seed });
   let acquired;
   try {
     acquired = await acquireDevice(c.program);
@@ -108,7 +113,7 @@ async function onCpu(req: RunRequest, hooks: RunHooks) {
   const def = await loadModel(req.file);
   // No adapter: the reference executor runs the graph; the target shapes only the plan's scratch.
   const { target } = resolveTarget(req.target, 'the reference executor asks no adapter');
-  const c = compileStep(def, { ...req.step, target });
+  const c = compileStep(def, { ...req.step, target, roundingSeed: req.seed }); // --seed seeds stochastic rounding too
   const g = c.step;
   const vocab = vocabOf(g, c.config);
   const trainer = referenceTrainer(g, req.seed, c.plan.peak);

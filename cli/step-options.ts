@@ -7,6 +7,7 @@ import { LomocError } from '../compiler/diagnostics.ts';
 import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 import type { TargetName } from '../compiler/codegen/wgsl/target.ts';
 import { maxSize, type OptionChecks } from './option-checks.ts';
+import { roundings, type Rounding } from '../contract/stochastic-round.ts';
 
 export type TargetChoice = 'auto' | TargetName;
 
@@ -21,6 +22,7 @@ export interface StepOptionValues {
   readonly clipValue?: number;
   readonly checkpoint?: CheckpointPolicy;
   readonly target?: TargetChoice;
+  readonly rounding?: Rounding;
 }
 
 interface StepOptionEntry<T> {
@@ -70,6 +72,11 @@ export const stepOptionTable: Table = {
     option: 'target', value: 'auto|cpu|gpu',
     help: 'kernel shapes: gpu, cpu (software adapters like lavapipe) or auto: from the adapter where the command acquires one, else gpu (default auto)',
     parse: (t, o, c) => c.oneOf(['auto', 'cpu', 'gpu'] as const, t, o), json: { default: 'auto' },
+  },
+  rounding: {
+    option: 'rounding', value: 'nearest|stochastic',
+    help: 'how updates store bf16 params (default: stochastic for bf16 under an in-backward optimizer without a master copy, LOMO; else nearest)',
+    parse: (t, o, c) => c.oneOf(roundings, t, o),
   },
 };
 

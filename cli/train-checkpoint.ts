@@ -10,6 +10,7 @@ import { SafetensorsError, toFloat32, type Decoded, type TensorInput } from '../
 import { checkpointFormat, identityDiff, runIdentity as runIdentityOf, statePrefix } from '../runtime/train/run-record.ts';
 import type { Point } from './loss-svg.ts';
 import type { Io } from './report.ts';
+import { defaultRounding } from '../compiler/passes/optimizer-step.ts';
 import type { StepRunner } from './reference-trainer.ts';
 import type { Source } from './train-source.ts';
 import type { TrainRequest } from './train-request.ts';
@@ -23,6 +24,7 @@ export function runIdentity(req: TrainRequest, src: Pick<Source, 'name' | 'confi
     model: src.name, config: src.config, optimizer: s.optimizer, checkpoint: src.checkpointText, clipNorm: s.clipNorm, clipValue: s.clipValue,
     dtype: s.dtype, lr: req.lr, schedule: req.schedule, warmup: req.warmup, weightDecay: req.weightDecay, data: req.data,
     tokenizer: req.tokenizer, seed: req.seed, steps: req.steps, hyper: s.hyper,
+    ...(s.rounding && s.rounding !== defaultRounding(s.dtype, s.optimizer, s.master) ? { rounding: s.rounding } : {}),
   });
 }
 

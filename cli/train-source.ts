@@ -3,6 +3,8 @@
 // that `lomoc compile` wrote, whose manifest fixes the step's options.
 import { statSync } from 'node:fs';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
+import { halfForAdapter, kernelTargets } from '../compiler/codegen/wgsl/target.ts';
+import { defaultRounding } from '../compiler/passes/optimizer-step.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import { compileStep, type StepConfig } from '../compiler/pipeline.ts';
@@ -61,6 +63,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'set': return `config ${Object.entries(m.config).map(([k, v]) => `${k}=${v}`).join(' ')}`;
     case 'preset': return `preset ${m.preset}`;
     case 'target': return `target ${m.step.target}`;
+    case 'rounding': return `rounding ${m.step.rounding ?? defaultRounding(m.step.dtype, m.step.optimizer, undefined)}`;
   }
 }
 
@@ -115,7 +118,7 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
   if (req.device === 'cpu') {
     // No adapter: the reference executor runs the graph; the target shapes only the plan's scratch.
     const { target, how } = resolveTarget(req.target, 'the reference executor asks no adapter');
-    const c = compileStep(def, { ...req.step, target });
+    const c = compileStep(def, { ...req.step, target, roundingSeed: req.seed }); // --seed seeds stochastic rounding too
     printWarnings(io, c.warnings);
     const slots = graphSlots(c.step);
     return {
@@ -124,8 +127,12 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
     };
   }
   // The adapter first: the kernel shapes depend on it.
-  const { target, how } = resolveTarget(req.target, req.target === 'auto' ? (await probeAdapter())?.adapter : undefined);
-  const c = compileProgram(def, { ...req.step, target });
+  // f16 storage asks the adapter too: packed in u32 words where it lacks shader-f16 (NVIDIA's Vulkan).
+  const probed = req.target === 'auto' || req.step.dtype === 'f16' ? (await probeAdapter())?.adapter : undefined;
+  const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
+  const half = probed ? halfForAdapter(probed) : 'native';
+  const how = req.step.dtype === 'f16' && half === 'packed' ? `${shapes}; f16 packed in u32 words: the adapter lacks shader-f16` : shapes;
+  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half }, roundingSeed: req.seed });
   printWarnings(io, c.warnings);
   return {
     ...common, params: c.program.params, state: c.program.state, inputs: dataInputs(c.program), config: c.config, checkpointDetail: c.checkpointDetail,
@@ -162,7 +169,7 @@ async function fromBundle(req: TrainRequest): Promise<Source> {
   return {
     name: m.model, preset: m.preset, config: m.config, params: b.program.params, state: b.program.state, inputs: dataInputs(b.program),
     checkpointDetail: m.step.checkpointDetail ?? m.step.checkpoint, idRange: Infinity,
-    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype },
+    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype, ...(m.step.rounding ? { rounding: m.step.rounding } : {}) },
     checkpointText: m.step.checkpoint, bundle: req.file, target, start: onWebGpu(b.program, target, req.file),
   };
 }

@@ -11,9 +11,10 @@ import { groupScratch } from './codegen/wgsl/emitters.ts';
 import { kernelTarget, type KernelTarget, type TargetName } from './codegen/wgsl/target.ts';
 import { fuse, type FuseOptions } from './passes/fuse.ts';
 import { optimizerDescriptor } from './optimizers/table.ts';
-import { appendOptimizer, type OptimizerName } from './passes/optimizer-step.ts';
+import { appendOptimizer, defaultRounding, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
 import { withStorage } from './passes/precision.ts';
+import type { Rounding } from '../contract/stochastic-round.ts';
 import { schedule } from './passes/schedule.ts';
 
 export interface StepConfig {
@@ -31,6 +32,10 @@ export interface StepConfig {
   readonly checkpoint?: CheckpointPolicy;
   /** An f32 master copy of f16 weights where the descriptor allows one (default: with f16, as the paper's baselines). */
   readonly master?: boolean;
+  /** How updates store bf16 params (default: defaultRounding, stochastic for bf16 LOMO). */
+  readonly rounding?: Rounding;
+  /** The stochastic rounding seed (default 0). */
+  readonly roundingSeed?: number;
   readonly plan?: PlanOptions;
   /**
    * The kernel shapes the plan's scratch is reserved for (codegen/wgsl/target.ts). Default 'cpu'
@@ -109,6 +114,8 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
       clipNorm: cfg.clipNorm,
       clipValue: cfg.clipValue,
       master: cfg.master ?? (cfg.dtype === 'f16' || cfg.dtype === 'bf16'),
+      rounding: cfg.rounding ?? defaultRounding(cfg.dtype, cfg.optimizer, cfg.master),
+      seed: cfg.roundingSeed,
     }),
   );
   const order = optimizer.inBackward ? 'lomo' : 'textbook';

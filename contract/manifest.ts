@@ -42,6 +42,8 @@ export const manifestSchema = z.object({
     checkpointDetail: z.string().optional(),
     clipNorm: z.number().positive().nullable(),
     clipValue: z.number().positive().nullable(),
+    /** How updates store bf16 params, only where not the default (compiler's defaultRounding); absent in older bundles. */
+    rounding: z.enum(['nearest', 'stochastic']).optional(),
     /** The kernel shapes (compiler/codegen/wgsl/target.ts). Bundles written before there was a choice have none: theirs were cpu's. */
     target: z.enum(['cpu', 'gpu']).default('cpu'),
   }),

@@ -112,6 +112,11 @@ export interface UpdateAttrs {
   readonly scaled: boolean;
   /** An f32 master copy of the weights (`master`) is what the rule updates. */
   readonly master: boolean;
+  /**
+   * Store a bf16 param's new value rounded stochastically with contract/stochastic-round.ts's
+   * roundingBits(seed, step, param, element) (the `step` input is then present); absent: nearest.
+   */
+  readonly stochastic?: { readonly seed: number; readonly param: number };
 }
 
 export type Op = keyof OpAttrs;

@@ -11,11 +11,13 @@ export interface UpdateFlags {
   readonly master: boolean;
   /** Every hyper-parameter (table.ts's resolveHyper); default: the rule's defaults. */
   readonly hyper?: Readonly<Record<string, number>>;
+  /** Stochastic rounding of the stored bf16 param (needs the step count as an input). */
+  readonly stochastic?: { readonly seed: number; readonly param: number };
 }
 
 /** Attrs of an update node by `rule`; its inputs are then given in `updateInputOrder(attrs)`. */
 export function updateAttrs(rule: UpdateRule, f: UpdateFlags): UpdateAttrs {
-  const slots: UpdateSlot[] = ['p', 'g', 'lr', 'wd', ...(rule.usesStep ? ['step' as const] : []), ...(f.scaled ? ['scale' as const] : [])];
+  const slots: UpdateSlot[] = ['p', 'g', 'lr', 'wd', ...(rule.usesStep || f.stochastic ? ['step' as const] : []), ...(f.scaled ? ['scale' as const] : [])];
   const states = [...rule.states.map((s) => s.name), ...(f.master ? ['master'] : [])];
   const names = [...slots, ...states];
   return {
@@ -26,6 +28,7 @@ export function updateAttrs(rule: UpdateRule, f: UpdateFlags): UpdateAttrs {
     clipValue: f.clipValue,
     scaled: f.scaled,
     master: f.master,
+    ...(f.stochastic ? { stochastic: f.stochastic } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ import type { Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
 import { optimizerDescriptor, resolveHyper } from '../optimizers/table.ts';
 import { updateAttrs, updateInputs } from '../optimizers/update-layout.ts';
 import { hyperInputs as stepInputNames } from '../../contract/program.ts';
+import type { Rounding } from '../../contract/stochastic-round.ts';
 
 /** A registered optimizer's name (compiler/optimizers/table.ts lists them). */
 export type OptimizerName = string;
@@ -28,6 +29,20 @@ export interface StepOptions {
   readonly master?: boolean;
   /** Hyper-parameters by name, checked against the optimizer's descriptor; defaults for the rest. */
   readonly hyper?: Readonly<Record<string, number>>;
+  /** How a bf16 param's new value is stored (default nearest); stochastic reads the step count. */
+  readonly rounding?: Rounding;
+  /** The stochastic rounding seed (default 0). */
+  readonly seed?: number;
+}
+
+/**
+ * The rounding a step gets when --rounding is not given: stochastic where a bf16 param is updated
+ * in place with no master copy (LOMO in bf16: nearest would lose every update under half an ulp),
+ * nearest otherwise. f16 keeps nearest: stochastic rounding is implemented for bf16 only.
+ */
+export function defaultRounding(dtype: 'f32' | 'f16' | 'bf16' | undefined, optimizer: OptimizerName, master: boolean | undefined): Rounding {
+  const d = optimizerDescriptor(optimizer);
+  return dtype === 'bf16' && d.inBackward && !(d.masterCopy && master !== false) ? 'stochastic' : 'nearest';
 }
 
 export { hyperInputs as stepInputNames } from '../../contract/program.ts';
@@ -55,6 +70,7 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   if (g.updates) throw new CompilerBug('appendOptimizer: the graph already has an optimizer step');
   const forward = g.nodes.filter((n) => n.phase === 'forward');
   const backward = g.nodes.filter((n) => n.phase === 'backward');
+  const grads = g.grads;
   const b = new GraphBuilder(g.name, { ...g, nodes: forward });
   const loc = g.values[g.loss].loc;
   const scalar = (name: string) => {
@@ -67,7 +83,9 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   const hyper = resolveHyper(d, opts.hyper);
   const lr = scalar(stepInputNames.lr);
   const wd = scalar(stepInputNames.weightDecay);
-  const step = rule.usesStep ? scalar(stepInputNames.step) : undefined;
+  // Stochastic rounding hashes the step count, so a step input exists wherever a bf16 param does.
+  const stochastic = opts.rounding === 'stochastic' && g.params.some((p) => g.values[p.value].dtype === 'bf16');
+  const step = rule.usesStep || stochastic ? scalar(stepInputNames.step) : undefined;
 
   // Clip by norm: the squared norm summed in gradient completion order (the same order in both
   // passes, so the two-pass LOMO step and the plain clipped step compute identical bits).
@@ -90,17 +108,18 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
 
   const updates: Record<string, ValueId> = {};
   const state: StateDecl[] = [];
-  for (const p of g.params) {
+  g.params.forEach((p, paramIndex) => {
     const pv = g.values[p.value];
     const master = opts.master === true && d.masterCopy && (pv.dtype === 'f16' || pv.dtype === 'bf16');
-    const attrs = updateAttrs(rule, { clipValue: opts.clipValue ?? null, scaled: factor !== undefined, master, hyper });
+    const rounded = stochastic && pv.dtype === 'bf16' ? { stochastic: { seed: (opts.seed ?? 0) >>> 0, param: paramIndex } } : {};
+    const attrs = updateAttrs(rule, { clipValue: opts.clipValue ?? null, scaled: factor !== undefined, master, hyper, ...rounded });
     const shapes: Record<string, readonly number[]> = Object.fromEntries(rule.states.map((s) => [s.name, s.shape(pv.shape)]));
     const states = attrs.states.map((kind) => {
       const name = `${kind}.${p.name}`;
       return { name, param: p.name, value: b.value(shapes[kind] ?? pv.shape, 'f32', 'optstate', p.loc, name) };
     });
     const named: Record<string, ValueId> = {
-      p: p.value, g: g.grads[p.name], lr, wd,
+      p: p.value, g: grads[p.name], lr, wd,
       ...(step === undefined ? {} : { step }),
       ...(factor === undefined ? {} : { scale: factor }),
       ...Object.fromEntries(attrs.states.map((kind, k) => [kind, states[k].value])),
@@ -109,6 +128,6 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
     b.setValue(outs[0], { name: `new.${p.name}` });
     updates[p.name] = outs[0];
     states.forEach((s, k) => state.push({ ...s, next: outs[k + 1] }));
-  }
+  });
   return { ...g, values: b.values, nodes: b.nodes, inputs: b.inputs, updates, state };
 }

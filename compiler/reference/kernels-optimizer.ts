@@ -1,10 +1,25 @@
 // The optimizer step's kernels: the update of one param by its rule (compiler/optimizers/), and the
 // clip-norm reduction. Each new value is computed in doubles from the stored inputs (the rule's
 // `reference`) and rounded once when stored.
+import { fromBf16bits } from '../../contract/bf16.ts';
+import { bf16StochasticBits, roundingBits } from '../../contract/stochastic-round.ts';
+import type { UpdateAttrs } from '../ir/ops.ts';
 import { updateRule } from '../optimizers/table.ts';
 import { updateInput } from '../optimizers/update-layout.ts';
 import type { Kernel } from './kernel.ts';
 import { result } from './kernel.ts';
+
+/**
+ * The new param values as stored: under stochastic rounding each is rounded to f32 (as the GPU
+ * computes it), then to a bf16 neighbour by roundingBits(seed, step, param, element); the executor's
+ * own bf16 store then keeps it exactly. Otherwise the executor rounds to nearest.
+ */
+function stored(w: ArrayLike<number>, n: number, a: UpdateAttrs, step: { data: ArrayLike<number> } | undefined): ArrayLike<number> {
+  const s = a.stochastic;
+  if (s === undefined) return w;
+  const t = step!.data[0] >>> 0;
+  return Float64Array.from({ length: n }, (_, i) => fromBf16bits(bf16StochasticBits(w[i], roundingBits(s.seed, t, s.param, i))));
+}
 
 const optimizerUpdate: Kernel<'optimizerUpdate'> = (ins, a, out, precision) => {
   const rule = updateRule(a.rule);
@@ -27,7 +42,7 @@ const optimizerUpdate: Kernel<'optimizerUpdate'> = (ins, a, out, precision) => {
     hyper: a.hyper,
     states: Object.fromEntries(rule.states.map((s) => [s.name, Float64Array.from(named(s.name)!.data)])),
   });
-  const values = [next.w, ...a.states.map((s) => (s === 'master' ? next.w : next.states[s]))];
+  const values = [stored(next.w, p.data.length, a, named('step')), ...a.states.map((s) => (s === 'master' ? next.w : next.states[s]))];
   return out.map((t, k) => result(t, precision, values[k]));
 };
 

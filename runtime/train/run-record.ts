@@ -26,6 +26,8 @@ export interface RunFields {
   readonly steps: number;
   /** The optimizer's hyper-parameters given with --opt (absent or empty: the descriptor's defaults). */
   readonly hyper?: Readonly<Record<string, number>>;
+  /** --rounding, only where it overrode the default. */
+  readonly rounding?: string;
 }
 
 /** The identity of a run: every field a resumed run must share with its checkpoint. */
@@ -42,6 +44,8 @@ export function runIdentity(r: RunFields): Record<string, string> {
     ...(r.schedule === 'constant' ? {} : { steps: String(r.steps) }),
     // Absent when 0, so checkpoints written before --warmup existed still resume.
     ...(r.warmup ? { warmup: String(r.warmup) } : {}),
+    // Only where --rounding overrode the default, so checkpoints written before it existed still resume.
+    ...(r.rounding ? { rounding: r.rounding } : {}),
   };
 }
 

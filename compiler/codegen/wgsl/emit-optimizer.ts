@@ -26,6 +26,7 @@ import type { DType, NodeOf, ValueId } from '../../ir/types.ts';
 import type { BufferRef } from '../../../contract/program.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall } from './emitter.ts';
 import { floatStorage } from './f16-storage.ts';
+import { stochasticRoundWgsl } from './stochastic-round.ts';
 
 const WG = 256;
 const maxBindings = 8; // lower.ts's maxStorageBindings (not imported: lower.ts imports this file)
@@ -60,6 +61,18 @@ export function ruleUniforms(r: WgslRule, a: UpdateAttrs): { fields: string[]; v
 export function updateBody(r: WgslRule, a: UpdateAttrs, names: Omit<WgslNames, 'x' | 'w'> & { grad: string; factor: string; clip: string; weight: string }): string {
   const x = a.clipValue === null ? `${names.grad} * ${names.factor}` : `clamp(${names.grad} * ${names.factor}, -${names.clip}, ${names.clip})`;
   return [`let x = ${x};`, `let w = ${names.weight};`, r.body({ ...names, x: 'x', w: 'w' })].join('\n');
+}
+
+/** WGSL helpers a stochastically rounded update needs (codegen/wgsl/stochastic-round.ts). */
+export const roundingFunctions = (a: UpdateAttrs): string => (a.stochastic ? stochasticRoundWgsl : '');
+
+/**
+ * The value stored as the new param: under stochastic rounding the bf16 neighbour that
+ * roundingBits(u.rseed, step, u.rparam, index) picks (exactly a bf16, so the nearest-rounding packed
+ * store keeps it), as the reference executor's kernels-optimizer.ts does; else `w2` itself.
+ */
+export function storedValue(a: UpdateAttrs, w2: string, index: string, step: string): string {
+  return a.stochastic ? `bitcast<f32>(f32ToBf16Stochastic(${w2}, roundingBits(u.rseed, u32(${step}), u.rparam, ${index})) << 16u)` : w2;
 }
 
 const entry = `@compute @workgroup_size(WG)
@@ -141,25 +154,30 @@ function emitUpdate(n: UpdateNode, c: EmitContext): KernelCall[] {
   // p' is written by the update itself unless that would take a ninth binding (see the top).
   const split = rest.length + 1 > maxBindings;
   if (split && !a.master) throw new CompilerBug(`codegen: ${n.op} needs ${rest.length + 1} storage bindings`);
+  if (split && a.stochastic)
+    throw new LomocError(`${n.op}: stochastic rounding with a master copy needs ${rest.length + 1} storage bindings, more than ${maxBindings}; use --rounding nearest or no master copy`, n.loc);
   const bindings = split ? rest : [{ name: 'p', ref: c.slot(pNew).ref, write: true, scalar: false, dtype: c.slot(pNew).dtype }, ...rest];
 
   const clip = a.clipValue ?? 0;
   const hyper = ruleUniforms(r, a);
-  const uniform = ['n: u32', 'clip: f32', ...hyper.fields].join(', ');
-  const words = [count, f32bits(clip), ...hyper.values.map(f32bits)];
+  const sr = a.stochastic;
+  const uniform = ['n: u32', 'clip: f32', ...hyper.fields, ...(sr ? ['rseed: u32', 'rparam: u32'] : [])].join(', ');
+  const words = [count, f32bits(clip), ...hyper.values.map(f32bits), ...(sr ? [sr.seed >>> 0, sr.param] : [])];
   const body = updateBody(r, a, {
     grad: `${id('g')}[i]`, factor: scale === undefined ? '1.0' : id('scale'), clip: 'u.clip', weight: a.master ? 'master[i]' : 'p[i]',
     lr: id('lr'), wd: id('wd'), step: step === undefined ? '0.0' : id('stepNo'),
     uniform: (k) => `u.${ruleUniform(k)}`, state: (s) => `${stateVar(s)}[i]`,
   });
-  const stores = [...(split ? [] : ['p[i] = w2;']), ...(a.master ? ['master[i] = w2;'] : [])];
+  const stepNo = step === undefined ? '0.0' : id('stepNo');
+  const stores = [...(split ? [] : [`p[i] = ${storedValue(a, 'w2', 'i', stepNo)};`]), ...(a.master ? ['master[i] = w2;'] : [])];
   const code = `${declare(bindings, uniform)}
 ${r.functions ?? ''}
+${roundingFunctions(a)}
 ${entry}
 ${[body, ...stores].join('\n').split('\n').map((l) => `  ${l}`).join('\n')}
 }
 `;
-  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', split ? '.split' : '',
+  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', split ? '.split' : '', sr ? '.sr' : '',
     ...[...alias].map(([x, y]) => `.${x}=${y}`)].join('');
   calls.push({
     key: `update.${a.rule}.wg${WG}${flags}`,

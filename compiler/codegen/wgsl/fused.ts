@@ -16,7 +16,7 @@ import { numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type KernelCall } from './emitter.ts';
 import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
-import { ruleUniform, ruleUniforms, updateBody, wgslRuleOf } from './emit-optimizer.ts';
+import { roundingFunctions, ruleUniform, ruleUniforms, storedValue, updateBody, wgslRuleOf } from './emit-optimizer.ts';
 import { updateInput } from '../../optimizers/update-layout.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
 import { Bindings, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
@@ -131,13 +131,14 @@ function updateEpilogue(up: NodeOf<'optimizerUpdate'>, c: EmitContext): MatmulEp
       u.f32('clip', a.clipValue ?? 0);
       const hyper = ruleUniforms(r, a);
       Object.entries(r.uniforms(a.hyper)).forEach(([k], i) => u.f32(ruleUniform(k), hyper.values[i]));
+      if (a.stochastic) u.u32('rseed', a.stochastic.seed >>> 0).u32('rparam', a.stochastic.param);
       const body = updateBody(r, a, {
         grad: 'acc', factor, clip: 'u.clip', weight: `${w}[o]`, lr: `${rate}[0]`, wd: `${decay}[0]`, step: t,
         uniform: (k) => `u.${ruleUniform(k)}`, state: () => { throw new CompilerBug('codegen: a stateless rule read a state'); },
       });
       return {
-        tag: `${a.rule}${a.clipValue === null ? '' : 'c'}${scale === undefined ? '' : 's'}`,
-        fns: `${r.functions ?? ''}\nfn finish(o: u32, acc: f32) {\n  ${body.split('\n').join('\n  ')}\n  ${next}[o] = w2;\n}`,
+        tag: `${a.rule}${a.clipValue === null ? '' : 'c'}${scale === undefined ? '' : 's'}${a.stochastic ? 'r' : ''}`,
+        fns: `${r.functions ?? ''}\n${roundingFunctions(a)}\nfn finish(o: u32, acc: f32) {\n  ${body.split('\n').join('\n  ')}\n  ${next}[o] = ${storedValue(a, 'w2', 'o', t)};\n}`,
       };
     },
   };
