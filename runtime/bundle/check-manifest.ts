@@ -45,7 +45,10 @@ export function checkManifest(m: Manifest, fail: Fail): void {
     if (why !== undefined) fail(`program.kernels.${key}`, `the kernel name is reserved: ${why}`);
   }
   const named = [...p.inputs, ...p.params, ...p.state, p.loss];
-  const at = new Map(named.map((s) => [`${s.arena}:${s.offset}`, s]));
+  // Params and optimizer state hold their bytes through the whole step; an input's or the loss's
+  // range is reused by other buffers once it is dead (the plan's lifetimes), so only the former
+  // identify the tensor a binding at their offset binds.
+  const at = new Map([...p.params, ...p.state].map((s) => [`${s.arena}:${s.offset}`, s]));
   p.dispatches.forEach((d, i) => {
     if (!Object.hasOwn(p.kernels, d.shader)) fail(`program.dispatches.${i}.shader`, `no kernel '${d.shader}' in program.kernels`);
     d.bindings.forEach((b, k) => {

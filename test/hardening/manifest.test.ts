@@ -153,6 +153,23 @@ describe('manifest.json against the program it claims to be', () => {
   });
 });
 
+describe('valid bundles still load', () => {
+  it("an input whose range the plan reuses once it is dead (a smaller buffer at its offset) is not a shrunk binding", async () => {
+    // mlp tiny in bf16: after crossEntropyGrad, 'labels' is dead and a gradient's 8 bytes live at its offset.
+    const { compileProgram } = await import('../../compiler/compile-program.ts');
+    const { writeBundle } = await import('../../compiler/bundle/write-bundle.ts');
+    const mlp = (await import('../../models/mlp.ts')).default;
+    const c = compileProgram(mlp, { preset: 'tiny', optimizer: 'lomo', dtype: 'bf16', target: 'cpu' });
+    const labels = c.program.inputs.find((s) => s.name === 'labels')!;
+    const smaller = c.program.dispatches.flatMap((d) => d.bindings).filter((b) => b.arena === labels.arena && b.offset === labels.offset && b.bytes < labels.bytes);
+    expect(smaller.length).toBeGreaterThan(0);
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'lomoc-reuse-')), 'b');
+    writeBundle(dir, c.program, { model: 'mlp', preset: 'tiny', config: c.config, plan: c.plan,
+      step: { optimizer: 'lomo', dtype: 'bf16', checkpoint: 'none', clipNorm: null, clipValue: null, target: 'cpu' } }, { entry: false });
+    expect((await loadBundleDir(dir)).program.dispatches.length).toBe(c.program.dispatches.length);
+  });
+});
+
 describe('kernel files are read only from inside the bundle folder, and only if regular', () => {
   const bundleAt = (name: string) => {
     const dir = path.join(root, name);
