@@ -5,7 +5,7 @@
 import type { Op } from '../../ir/ops.ts';
 import type { NodeOf } from '../../ir/types.ts';
 import { type EmitContext, type Emitter, grid, type KernelCall } from './emitter.ts';
-import { split12, TWO_PI_1, TWO_PI_2, TWO_PI_3 } from './emit-rope.ts';
+import { ropeTables, ropeTheta } from './emit-rope.ts';
 import { Bindings, entryArgs, f32lit, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
 
 const wgSize = (c: EmitContext) => Math.min(64, c.limits.maxWorkgroupSize);
@@ -40,7 +40,6 @@ const ropeAt = (n: NodeOf<'ropeAt'>, c: EmitContext): KernelCall[] => {
   const shape = c.g.values[n.inputs[0]].shape;
   const d = shape[shape.length - 1];
   const half = d / 2;
-  const heads = Array.from({ length: half }, (_, i) => split12(n.attrs.base ** ((-2 * i) / d)));
   const b = new Bindings(c);
   const x = b.value(n.inputs[0], false);
   const pos = b.value(n.inputs[1], false, 'i32');
@@ -48,9 +47,7 @@ const ropeAt = (n: NodeOf<'ropeAt'>, c: EmitContext): KernelCall[] => {
   const rows = numel(shape) / d;
   const wg = wgSize(c);
   const u = new Uniforms().u32('n', rows * half).u32('half', half).u32('t', shape[shape.length - 2]);
-  const table = (k: 0 | 1) => `array<f32, ${half}>(${heads.map((h) => f32lit(h[k])).join(', ')})`;
-  const body = `const fHead = ${table(0)};
-const fTail = ${table(1)};
+  const body = `${ropeTables(n.attrs.base, d)}
 
 @compute @workgroup_size(${wg})
 fn main(${entryArgs}) {
@@ -60,9 +57,7 @@ fn main(${entryArgs}) {
   let i = idx % u.half;
   let row = idx / u.half;
   let p = f32(u32(max(${pos}[0], 0)) + row % u.t);
-  let a = p * fHead[i];
-  let k = round(a * ${f32lit(1 / (2 * Math.PI))});
-  let theta = ${n.attrs.inverse ? '-' : ''}(((a - k * ${f32lit(TWO_PI_1)}) - k * ${f32lit(TWO_PI_2)}) - k * ${f32lit(TWO_PI_3)} + p * fTail[i]);
+  ${ropeTheta('p', 'fHead[i]', 'fTail[i]', n.attrs.inverse, '  ')}
   let cs = cos(theta);
   let sn = sin(theta);
   let at = row * 2u * u.half + i;

@@ -26,13 +26,26 @@ export const TWO_PI_1 = 6.28125; // 7 significant bits: k * TWO_PI_1 is exact fo
 export const TWO_PI_2 = Math.fround(2 * Math.PI - TWO_PI_1);
 export const TWO_PI_3 = Math.fround(2 * Math.PI - TWO_PI_1 - TWO_PI_2);
 
+/** The frequency tables of a rope over rows of `d` elements: `fHead` and `fTail` consts, split as split12 says. */
+export function ropeTables(base: number, d: number): string {
+  const heads = Array.from({ length: d / 2 }, (_, i) => split12(base ** ((-2 * i) / d)));
+  const table = (k: 0 | 1) => `array<f32, ${d / 2}>(${heads.map((h) => f32lit(h[k])).join(', ')})`;
+  return `const fHead = ${table(0)};
+const fTail = ${table(1)};`;
+}
+
+/** WGSL statements that set `theta`, the angle of position `pos` (an f32) at frequency `head` + `tail`, reduced modulo 2 pi (Cody-Waite). */
+export const ropeTheta = (pos: string, head: string, tail: string, inverse: boolean, indent: string): string =>
+  [`let a = ${pos} * ${head};`,
+    `let k = round(a * ${f32lit(1 / (2 * Math.PI))});`,
+    `let theta = ${inverse ? '-' : ''}(((a - k * ${f32lit(TWO_PI_1)}) - k * ${f32lit(TWO_PI_2)}) - k * ${f32lit(TWO_PI_3)} + ${pos} * ${tail});`].join(`\n${indent}`);
+
 const rope = (n: NodeOf<'rope'>, c: EmitContext): KernelCall[] => {
   floatOnly(n, c);
   const shape = c.g.values[n.inputs[0]].shape;
   const d = shape[shape.length - 1];
   const t = shape[shape.length - 2];
   const half = d / 2;
-  const heads = Array.from({ length: half }, (_, i) => split12(n.attrs.base ** ((-2 * i) / d)));
   const b = new Bindings(c);
   const x = b.value(n.inputs[0], false);
   const y = b.value(n.outputs[0], true);
@@ -42,9 +55,7 @@ const rope = (n: NodeOf<'rope'>, c: EmitContext): KernelCall[] => {
   const lanes = Math.max(1, Math.min(rows, Math.ceil((mapMaxGroups * mapWorkgroup) / half)));
   const threads = half * lanes;
   const u = new Uniforms().u32('n', threads).u32('half', half).u32('t', t).u32('rows', rows).u32('lanes', lanes).u32('lanesModT', lanes % t);
-  const table = (k: 0 | 1) => `array<f32, ${half}>(${heads.map((h) => f32lit(h[k])).join(', ')})`;
-  const body = `const fHead = ${table(0)};
-const fTail = ${table(1)};
+  const body = `${ropeTables(n.attrs.base, d)}
 
 @compute @workgroup_size(${wg})
 fn main(${entryArgs}) {
@@ -59,9 +70,7 @@ fn main(${entryArgs}) {
   loop {
     if (row >= u.rows) { break; }
     let pos = f32(p);
-    let a = pos * head;
-    let k = round(a * ${f32lit(1 / (2 * Math.PI))});
-    let theta = ${n.attrs.inverse ? '-' : ''}(((a - k * ${f32lit(TWO_PI_1)}) - k * ${f32lit(TWO_PI_2)}) - k * ${f32lit(TWO_PI_3)} + pos * tail);
+    ${ropeTheta('pos', 'head', 'tail', n.attrs.inverse, '    ')}
     let cs = cos(theta);
     let sn = sin(theta);
     let at = row * 2u * u.half + i;
