@@ -1,6 +1,9 @@
 // Element counts and byte sizes as people read them: one home for both, so every report, log and
 // error prints a size the same way. Imports nothing (contract/ is the bottom layer).
 
+/** Bytes of one stored element, by storage dtype (f16 and bf16 take 2, packed in u32 words or not). */
+export const elementBytes = { f32: 4, f16: 2, bf16: 2, i32: 4 } as const;
+
 /** Elements of a shape (1 for a scalar's []). */
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 

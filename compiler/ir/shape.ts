@@ -1,10 +1,10 @@
 // Shape arithmetic shared by the shape rules, the reference executor and the planner.
-import { numel } from '../../contract/units.ts';
+import { elementBytes, numel } from '../../contract/units.ts';
 import type { DType, Shape } from './types.ts';
 
 export { numel };
 
-export const bytesPerElement: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4 };
+export const bytesPerElement: Readonly<Record<DType, number>> = elementBytes;
 export const byteSize = (s: Shape, d: DType): number => numel(s) * bytesPerElement[d];
 
 /** Row-major strides. */

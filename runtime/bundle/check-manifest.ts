@@ -5,13 +5,13 @@
 // the plan's peak; a binding of a named tensor at least as large as the tensor; names unique and
 // none that aliases an object's own property. Invariant: a manifest that passes allocates exactly
 // plan.peak bytes, and no name from it indexes a plain object as anything but data.
+import { elementBytes } from '../../contract/units.ts';
 import { reservedName } from '../../contract/names.ts';
 import type { TensorSlot } from '../../contract/program.ts';
 import type { Manifest } from '../../contract/manifest.ts';
 
 type Fail = (field: string, msg: string) => never;
 
-const elementBytes = { f32: 4, f16: 2, bf16: 2, i32: 4 } as const;
 /** The planner aligns every buffer to 256 bytes (minStorageBufferOffsetAlignment), so an arena ends at most 255 bytes after its last use. */
 const arenaAlign = 256;
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
