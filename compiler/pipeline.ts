@@ -16,6 +16,7 @@ import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
 import { withStorage } from './passes/precision.ts';
 import type { Rounding } from '../contract/stochastic-round.ts';
 import { schedule } from './passes/schedule.ts';
+import { accumulateMicroBatches } from './passes/accumulate.ts';
 
 export interface StepConfig {
   readonly preset?: string;
@@ -30,6 +31,11 @@ export interface StepConfig {
   readonly clipNorm?: number;
   readonly clipValue?: number;
   readonly checkpoint?: CheckpointPolicy;
+  /**
+   * K micro-batches of the config's batch per update (default 1): the step's inputs hold K x batch
+   * rows, its loss is the mean of the K micro-batch losses (passes/accumulate.ts).
+   */
+  readonly accumulate?: number;
   /** An f32 master copy of f16 weights where the descriptor allows one (default: with f16, as the paper's baselines). */
   readonly master?: boolean;
   /** How updates store bf16 params (default: defaultRounding, stochastic for bf16 LOMO). */
@@ -85,11 +91,22 @@ export function stepConfig(def: ModelDef, cfg: StepConfig): Config {
 export function compileStep(def: ModelDef, cfg: StepConfig & FuseConfig): CompiledStep {
   const t0 = performance.now();
   const config = stepConfig(def, cfg);
-  const { graph: forward, warnings } = traceModel(def, config); // DSL -> forward graph, a source location on every node
+  const { graph: micro, warnings } = traceModel(def, config); // DSL -> forward graph, a source location on every node
+  const forward = accumulated(def, config, micro, cfg.accumulate ?? 1); // K micro-batches, one loss
   if (cfg.verifyEach) verify(forward, 'trace');
   const traced = performance.now() - t0;
   const step = compileForward(forward, cfg);
   return { ...step, config, warnings, stages: { trace: traced, ...step.stages } };
+}
+
+/** The K-copy forward of --accumulate K; the model traced at K x batch gives the inputs' shapes. */
+function accumulated(def: ModelDef, config: Config, micro: Graph, k: number): Graph {
+  if (k === 1) return micro;
+  const batch = config.batch;
+  if (typeof batch !== 'number')
+    throw new LomocError(`--accumulate ${k}: model '${def.name}' has no numeric config key 'batch' (the micro-batch size)`, def.loc);
+  const { graph: full } = traceModel(def, { ...config, batch: k * batch });
+  return accumulateMicroBatches(micro, full, k, batch);
 }
 
 export type CompiledForward = Omit<CompiledStep, 'config' | 'warnings'>;
