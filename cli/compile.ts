@@ -52,6 +52,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       clipNorm: step.clipNorm ?? null,
       clipValue: step.clipValue ?? null,
       ...(step.rounding && step.rounding !== defaultRounding(step.dtype, step.optimizer, step.master) ? { rounding: step.rounding } : {}),
+      ...((step.accumulate ?? 1) > 1 ? { accumulate: step.accumulate } : {}),
       target,
     },
     plan: c.plan,

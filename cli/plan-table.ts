@@ -35,7 +35,8 @@ export function formatPlanTable(r: PlanResult, settings: string): string {
   const unit = unitFor(Math.max(...r.rows.map((x) => x.report.total)));
   const num = (bytes: number) => (unit.size === 1 ? String(bytes) : (bytes / unit.size).toFixed(2));
   const dtype = r.step.dtype ?? 'f32';
-  const paper = unit.name === 'GiB' && isPaperSetting(r.model, r.config, dtype);
+  // The paper's rows are one batch of 8: a step of K micro-batches is not its setting.
+  const paper = unit.name === 'GiB' && isPaperSetting(r.model, r.config, dtype) && (r.step.accumulate ?? 1) === 1;
   // With checkpointing: the recomputed FLOPs as a share of one forward, and the paper's AC rows.
   const ac = (r.step.checkpoint?.kind ?? 'none') !== 'none';
   const extra = (cells: string[]) => (ac ? cells : []);

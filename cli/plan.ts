@@ -133,9 +133,12 @@ function targetNote(rows: readonly PlanRow[], how: string): { line: string; diff
   return { line, differs };
 }
 
-/** "dtype f16; clip-norm 1; checkpoint none": the step options that --json prints, as the command line names them (the target has its own line). */
+/**
+ * "dtype f16; clip-norm 1; checkpoint none": the step options that --json prints, as the command
+ * line names them (the target has its own line; accumulate only when it is not 1).
+ */
 export function describeStep(step: StepFields): string {
-  return describeStepOptions(step, ['target']);
+  return describeStepOptions(step, (step.accumulate ?? 1) > 1 ? ['target'] : ['target', 'accumulate']);
 }
 
 /** The --json object: sizes in bytes, planMs in milliseconds. */

@@ -21,6 +21,7 @@ export interface StepOptionValues {
   readonly clipNorm?: number;
   readonly clipValue?: number;
   readonly checkpoint?: CheckpointPolicy;
+  readonly accumulate?: number;
   readonly target?: TargetChoice;
   readonly rounding?: Rounding;
 }
@@ -55,6 +56,9 @@ export function checkpointText(p: CheckpointPolicy): string {
 
 const text = (t: string) => t;
 
+/** The step graph holds K copies of the forward: past a few thousand it is a mistake, not a plan. */
+export const maxAccumulate = 4096;
+
 /** One entry per step option, in help and --json order. A new field is a type error here until it has its entry. */
 export const stepOptionTable: Table = {
   preset: { option: 'preset', value: 'NAME', help: "the model's preset (default: its first)", parse: text },
@@ -67,6 +71,11 @@ export const stepOptionTable: Table = {
   checkpoint: {
     option: 'checkpoint', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB (default none)',
     parse: (t, o, c) => c.checkpoint(t, o), json: { default: { kind: 'none' } }, show: checkpointText,
+  },
+  accumulate: {
+    option: 'accumulate', value: 'K',
+    help: 'K micro-batches of --batch per update: gradients summed, one update (LOMO: layer-major, one block of gradients live) (default 1)',
+    parse: (t, o, c) => c.integer(t, o, 1, maxAccumulate), json: { default: 1 },
   },
   target: {
     option: 'target', value: 'auto|cpu|gpu',

@@ -25,6 +25,7 @@ export function runIdentity(req: TrainRequest, src: Pick<Source, 'name' | 'confi
     dtype: s.dtype, lr: req.lr, schedule: req.schedule, warmup: req.warmup, weightDecay: req.weightDecay, data: req.data,
     tokenizer: req.tokenizer, seed: req.seed, steps: req.steps, hyper: s.hyper,
     ...(s.rounding && s.rounding !== defaultRounding(s.dtype, s.optimizer, s.master) ? { rounding: s.rounding } : {}),
+    accumulate: s.accumulate,
   });
 }
 

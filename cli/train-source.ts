@@ -63,6 +63,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'set': return `config ${Object.entries(m.config).map(([k, v]) => `${k}=${v}`).join(' ')}`;
     case 'preset': return `preset ${m.preset}`;
     case 'target': return `target ${m.step.target}`;
+    case 'accumulate': return `accumulate ${m.step.accumulate ?? 1}`;
     case 'rounding': return `rounding ${m.step.rounding ?? defaultRounding(m.step.dtype, m.step.optimizer, undefined)}`;
   }
 }
@@ -169,7 +170,7 @@ async function fromBundle(req: TrainRequest): Promise<Source> {
   return {
     name: m.model, preset: m.preset, config: m.config, params: b.program.params, state: b.program.state, inputs: dataInputs(b.program),
     checkpointDetail: m.step.checkpointDetail ?? m.step.checkpoint, idRange: Infinity,
-    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype, ...(m.step.rounding ? { rounding: m.step.rounding } : {}) },
+    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype, ...(m.step.rounding ? { rounding: m.step.rounding } : {}), ...(m.step.accumulate ? { accumulate: m.step.accumulate } : {}) },
     checkpointText: m.step.checkpoint, bundle: req.file, target, start: onWebGpu(b.program, target, req.file),
   };
 }

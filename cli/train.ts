@@ -56,6 +56,10 @@ export interface TrainResult {
 
 const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 
+/** ", accumulate 4 (micro-batches of 2: 8 x 64 = 512 tokens per update)": `rows` is the step's whole batch. */
+const accumulated = (k: number | undefined, rows: number, seq: number): string =>
+  (k ?? 1) > 1 ? `, accumulate ${k} (micro-batches of ${rows / k!}: ${rows} x ${seq} = ${(rows * seq).toLocaleString('en-US')} tokens per update)` : '';
+
 export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult> {
   const say = (t: string) => req.json || io.out(t);
   const c = await trainSource(req, io);
@@ -104,7 +108,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
 
     say(`adapter     ${adapter}`);
     say(`model       ${c.name}, preset ${c.preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})${c.bundle ? `, bundle ${c.bundle}` : ''}`);
-    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule}${req.warmup ? `, warmup ${req.warmup}` : ''})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}${c.step.dtype && c.step.dtype !== 'f32' ? `, ${c.step.dtype} storage` : ''}, checkpoint ${c.checkpointDetail}`);
+    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule}${req.warmup ? `, warmup ${req.warmup}` : ''})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}${c.step.dtype && c.step.dtype !== 'f32' ? `, ${c.step.dtype} storage` : ''}, checkpoint ${c.checkpointDetail}${accumulated(c.step.accumulate, batch, seq)}`);
     say(`data        ${req.batchFile ? `batches from ${req.batchFile}; validation from ` : ''}${req.data}, ${req.tokenizer} tokenizer: ${train.length.toLocaleString('en-US')} training tokens, ${val.length.toLocaleString('en-US')} validation tokens (the last 10%)`);
     say(`baseline    unigram entropy of the training tokens: ${entropy.toFixed(4)} nats/token (uniform over ${need}: ${Math.log(need).toFixed(4)})`);
     say(`device      ${deviceLine}`);
@@ -130,6 +134,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     log({
       event: 'start', model: c.name, preset: c.preset, config: c.config, optimizer: c.step.optimizer, lr: req.lr, schedule: req.schedule, warmup: req.warmup,
       ...(c.step.clipNorm ? { clipNorm: c.step.clipNorm } : {}), ...(c.step.clipValue ? { clipValue: c.step.clipValue } : {}), ...(c.step.dtype && c.step.dtype !== 'f32' ? { dtype: c.step.dtype } : {}),
+      ...((c.step.accumulate ?? 1) > 1 ? { accumulate: c.step.accumulate } : {}),
       weightDecay: req.weightDecay, data: req.data, tokenizer: req.tokenizer, steps: req.steps, seed: req.seed, unigramEntropy: entropy,
       deviceBytes: trainer.deviceBytes, planBytes: trainer.planBytes, ...(req.device === 'cpu' ? { device: 'cpu' } : {}),
       ...(req.init && !resumed ? { init: resolve(req.init) } : {}), ...(resumed ? { resumedFrom: start } : {}),

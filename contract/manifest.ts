@@ -44,6 +44,8 @@ export const manifestSchema = z.object({
     clipValue: z.number().positive().nullable(),
     /** How updates store bf16 params, only where not the default (compiler's defaultRounding); absent in older bundles. */
     rounding: z.enum(['nearest', 'stochastic']).optional(),
+    /** --accumulate K: the program's inputs hold K micro-batches of config.batch rows. Absent: 1 (and in older bundles). */
+    accumulate: int.min(2).optional(),
     /** The kernel shapes (compiler/codegen/wgsl/target.ts). Bundles written before there was a choice have none: theirs were cpu's. */
     target: z.enum(['cpu', 'gpu']).default('cpu'),
   }),

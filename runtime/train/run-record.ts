@@ -28,6 +28,8 @@ export interface RunFields {
   readonly hyper?: Readonly<Record<string, number>>;
   /** --rounding, only where it overrode the default. */
   readonly rounding?: string;
+  /** --accumulate K (micro-batches per update); absent or 1: none. */
+  readonly accumulate?: number;
 }
 
 /** The identity of a run: every field a resumed run must share with its checkpoint. */
@@ -46,6 +48,8 @@ export function runIdentity(r: RunFields): Record<string, string> {
     ...(r.warmup ? { warmup: String(r.warmup) } : {}),
     // Only where --rounding overrode the default, so checkpoints written before it existed still resume.
     ...(r.rounding ? { rounding: r.rounding } : {}),
+    // Only above 1, so checkpoints written before --accumulate existed still resume.
+    ...(r.accumulate && r.accumulate > 1 ? { accumulate: String(r.accumulate) } : {}),
   };
 }
 
