@@ -27,10 +27,10 @@ import { printWarnings, type Io } from './report.ts';
 export { runRequest, runSpec, type RunRequest } from './run-request.ts';
 export { formatHeader, formatSummary, runJson, type RunResult } from './run-report.ts';
 
-/** Tokens in one step: batch x seq, or batch alone for models without a sequence. */
-function tokensPerStep(config: Config, step: Graph): number {
+/** Tokens in one step: batch x seq (x K micro-batches under --accumulate K), or batch alone for models without a sequence. */
+function tokensPerStep(config: Config, step: Graph, accumulate = 1): number {
   const first = step.inputs.find((d) => !isHyperInput(d.name));
-  const batch = typeof config.batch === 'number' ? config.batch : (first ? step.values[first.value].shape[0] : 1) ?? 1;
+  const batch = typeof config.batch === 'number' ? config.batch * accumulate : (first ? step.values[first.value].shape[0] : 1) ?? 1;
   return batch * (typeof config.seq === 'number' ? config.seq : 1);
 }
 
@@ -164,7 +164,7 @@ export async function runSteps(req: RunRequest, hooks: RunHooks = {}): Promise<R
   }
   const { def, c, ...rest } = r;
   const msPerStep = mean(r.stepMs);
-  const tokens = tokensPerStep(c.config, c.step);
+  const tokens = tokensPerStep(c.config, c.step, req.step.accumulate);
   return {
     ...rest,
     model: def.name,
