@@ -35,13 +35,19 @@ export function compileProgram(def: ModelDef, cfg: ProgramConfig): CompiledProgr
 
 /**
  * The exclusive upper bound of each i32 input's values, from the ops that read it: an embedding's
- * table rows, a cross-entropy's classes (the smallest when several read it). Inputs no such op
- * reads are absent.
+ * table rows, a cross-entropy's classes (the smallest when several read it), directly or through
+ * slices and reshapes. Inputs no such op reads are absent.
  */
 export function idRanges(g: Graph): Record<string, number> {
   const bound = new Map<number, number>();
-  const limit = (v: number, n: number) => bound.set(v, Math.min(bound.get(v) ?? Infinity, n));
+  // Ids reach those ops through slices and reshapes too (--accumulate slices each micro-batch).
+  const origin = new Map<number, number>();
+  const limit = (v: number, n: number) => {
+    const o = origin.get(v) ?? v;
+    bound.set(o, Math.min(bound.get(o) ?? Infinity, n));
+  };
   for (const n of g.nodes) {
+    if (n.op === 'slice' || n.op === 'reshape') origin.set(n.outputs[0], origin.get(n.inputs[0]) ?? n.inputs[0]);
     if (n.op === 'embedding') limit(n.inputs[1], g.values[n.inputs[0]].shape[0]);
     if (n.op === 'crossEntropy') limit(n.inputs[1], g.values[n.inputs[0]].shape.at(-1)!);
   }

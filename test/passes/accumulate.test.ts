@@ -15,6 +15,7 @@ import { accumulateMicroBatches } from '../../compiler/passes/accumulate.ts';
 import type { CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
 import type { StepOptions } from '../../compiler/passes/optimizer-step.ts';
 import { compileStep } from '../../compiler/pipeline.ts';
+import { idRanges } from '../../compiler/compile-program.ts';
 import { execute, type Feeds } from '../../compiler/reference/execute.ts';
 import { initParams } from '../../compiler/reference/init.ts';
 import gpt from '../../models/gpt.ts';
@@ -165,6 +166,15 @@ describe('real models: the accumulated step equals the big batch', () => {
   for (const optimizer of optimizerNames().filter((o) => o !== 'sgd'))
     it(`gpt tiny, ${optimizer}, clip-norm, blocks checkpointed`, () => compare(gpt, optimizer, { clipNorm: 0.5, checkpoint: { kind: 'blocks' } }));
   it('llama tiny, lomo', () => compare(llama, 'lomo', {}));
+});
+
+describe('what the step still says about its inputs', () => {
+  it('id ranges reach the embedding and the loss through the micro-batch slices', () => {
+    const one = compileStep(gpt, { preset: 'tiny', optimizer: 'lomo' });
+    const four = compileStep(gpt, { preset: 'tiny', optimizer: 'lomo', accumulate: 4 });
+    expect(idRanges(four.step)).toEqual(idRanges(one.step));
+    expect(idRanges(four.step)).toEqual({ tokens: 32, targets: 32 });
+  });
 });
 
 describe('--accumulate errors', () => {
