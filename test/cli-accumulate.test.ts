@@ -1,8 +1,11 @@
 // --accumulate K on the command line: its errors name the option; plan prints it; train on the
 // reference executor with K micro-batches of b draws the same rows as --batch K*b and gives the same
 // losses within f32 summation order; run counts K x batch x seq tokens per step.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { run } from './support/cli.ts';
+
+// Property runs and whole CLI runs: seconds each on a loaded 2-core machine.
+vi.setConfig({ testTimeout: 60_000 });
 
 const gpt = ['models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--tokenizer', 'bytes', '--device', 'cpu', '--seed', '3'];
 

@@ -4,7 +4,7 @@
 // checkpointing; LOMO with accumulation equals SGD with accumulation bit for bit inside its plan;
 // under LOMO only one unit's (block's) gradients are alive while the K contributions add up.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LomocError } from '../../compiler/diagnostics.ts';
 import { model, resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/model.ts';
 import * as L from '../../compiler/dsl/index.ts';
@@ -24,6 +24,9 @@ import { modelRecipe, traceRecipe, type ModelRecipe } from '../support/arbitrary
 import { bitDifferences, buildStep, plainStep, plannedStep, stepFeeds, type StepResult } from '../support/step.ts';
 import { freshnessViolations, gradientMemory, gradsNotFreedByUpdate } from '../support/step-checks.ts';
 import { randomFeeds } from '../support/trace.ts';
+
+// Property runs and whole CLI runs: seconds each on a loaded 2-core machine.
+vi.setConfig({ testTimeout: 60_000 });
 
 type Clip = Pick<StepOptions, 'clipNorm' | 'clipValue'>;
 const clipArb = fc.constantFrom<Clip>({}, { clipNorm: 0.05 }, { clipValue: 0.01 });
