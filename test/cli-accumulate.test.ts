@@ -2,6 +2,9 @@
 // reference executor with K micro-batches of b draws the same rows as --batch K*b and gives the same
 // losses within f32 summation order; run counts K x batch x seq tokens per step.
 import { describe, expect, it, vi } from 'vitest';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { run } from './support/cli.ts';
 
 // Property runs and whole CLI runs: seconds each on a loaded 2-core machine.
@@ -48,5 +51,20 @@ describe('--accumulate', () => {
     expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout);
     expect(out.tokensPerSecond).toBeCloseTo((3 * 2 * 8 * 1000) / out.msPerStep, 0);
+  });
+
+  it('compile records it in the manifest; the bundle fixes it for train', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'lomoc-accumulate-')), 'bundle');
+    const r = await run('compile', 'models/gpt.ts', '--preset', 'tiny', '--accumulate', '3', '--target', 'cpu', '--out', out);
+    expect(r.stderr).toBe('');
+    const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(m.step.accumulate).toBe(3);
+    expect(m.config.batch).toBe(2);
+    const data = m.program.inputs.filter((i: { name: string }) => i.name === 'tokens' || i.name === 'targets');
+    expect(data.map((i: { shape: number[] }) => i.shape)).toEqual([[6, 8], [6, 8]]);
+    expect(await run('train', out, '--accumulate', '2', '--steps', '1')).toEqual({
+      code: 1, stdout: '',
+      stderr: `error: lomoc train: option '--accumulate' cannot be given with a bundle: the bundle ${out} fixes it (compiled with accumulate 3); compile another bundle to change it`,
+    });
   });
 });
