@@ -52,6 +52,8 @@ export interface BundleStep {
   readonly checkpoint: string;
   readonly clipNorm: number | null;
   readonly clipValue: number | null;
+  /** K micro-batches per update (absent: 1); the inputs already hold all K x batch rows. */
+  readonly accumulate?: number;
 }
 
 export interface Progress {
@@ -94,7 +96,7 @@ export class Session {
     const fields: RunFields = {
       model: this.entry.model, config: this.entry.config, optimizer: s.optimizer, checkpoint: s.checkpoint, clipNorm: s.clipNorm, clipValue: s.clipValue,
       dtype: s.dtype, lr: this.run.lr, schedule: this.run.schedule, warmup: this.run.warmup, weightDecay: this.run.weightDecay,
-      data: this.tokens.data, tokenizer: this.tokenizer, seed: this.run.seed, steps: this.run.steps,
+      data: this.tokens.data, tokenizer: this.tokenizer, seed: this.run.seed, steps: this.run.steps, accumulate: s.accumulate,
     };
     return runIdentity(fields);
   }

@@ -34,7 +34,11 @@ function windows(ids: Int32Array, starts: readonly number[], seq: number): Batch
   return { tokens, targets };
 }
 
-/** Training batch number `position` (0-based) of the stream `seed`: windows at uniform random offsets. */
+/**
+ * Training batch number `position` (0-based) of the stream `seed`: windows at uniform random offsets.
+ * Under --accumulate K a step's inputs hold K micro-batches: `batch` is K x b rows and micro-batch
+ * k is rows [k b, (k+1) b), so K micro-batches of b draw exactly the rows of one batch of K x b.
+ */
 export function trainBatch(train: Int32Array, batch: number, seq: number, seed: number, position: number): Batch {
   const u = mulberry32(deriveSeed(seed, `data.${position}`));
   const range = train.length - seq; // starts 0 .. length - seq - 1
