@@ -9,6 +9,7 @@ import { LomocError } from '../../compiler/diagnostics.ts';
 import { model, resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/model.ts';
 import * as L from '../../compiler/dsl/index.ts';
 import { byteSize } from '../../compiler/ir/shape.ts';
+import { verify } from '../../compiler/ir/verify.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
 import { optimizerNames } from '../../compiler/optimizers/table.ts';
 import { accumulateMicroBatches } from '../../compiler/passes/accumulate.ts';
@@ -30,12 +31,15 @@ vi.setConfig({ testTimeout: 60_000 });
 
 type Clip = Pick<StepOptions, 'clipNorm' | 'clipValue'>;
 const clipArb = fc.constantFrom<Clip>({}, { clipNorm: 0.05 }, { clipValue: 0.01 });
-const checkpointArb = fc.constantFrom<CheckpointPolicy>({ kind: 'none' }, { kind: 'sqrt' });
+const checkpointArb = fc.constantFrom<CheckpointPolicy>({ kind: 'none' }, { kind: 'sqrt' }, { kind: 'blocks' });
+/** `blocks` needs marked blocks: on a recipe with none, sqrt instead. */
+const policyFor = (r: ModelRecipe, p: CheckpointPolicy): CheckpointPolicy => (p.kind === 'blocks' && (r.blockSize === 0 || r.steps.length === 0) ? { kind: 'sqrt' } : p);
 const hyper = { lr: 0.1, weightDecay: 0.01, step: 3 };
 
 // Attention and transposeMix mix the rows of a random model (its batch axis): those models are not batch-separable.
 const separable = modelRecipe.map((r) => ({ ...r, steps: r.steps.filter((s) => s.kind !== 'attention' && s.kind !== 'transposeMix') }));
-const micro = (r: ModelRecipe, k: number) => accumulateMicroBatches(traceRecipe(r), traceRecipe({ ...r, batch: k * r.batch }), k, r.batch);
+/** The K-copy forward of a random model, verified (the pipeline verifies every later pass). */
+const micro = (r: ModelRecipe, k: number) => verify(accumulateMicroBatches(traceRecipe(r), traceRecipe({ ...r, batch: k * r.batch }), k, r.batch), 'accumulate');
 
 /** The step run in f64 on the reference executor: summation order then moves results by ~1e-15 only. */
 function step64(step: Graph, feeds: Feeds): StepResult {
@@ -63,7 +67,7 @@ describe('K micro-batches of b equal one batch of K x b', () => {
         fc.property(separable, fc.integer({ min: 2, max: 3 }), clipArb, checkpointArb, fc.integer(), (r, k, clip, checkpoint, seed) => {
           const full = traceRecipe({ ...r, batch: k * r.batch });
           const feeds = randomFeeds(full, seed, { vocab: { tokens: r.vocab, targets: r.vocab } });
-          const opts = { optimizer, ...clip, checkpoint };
+          const opts = { optimizer, ...clip, checkpoint: policyFor(r, checkpoint) };
           const want = step64(buildStep(full, opts).step, feeds);
           const got = step64(buildStep(micro(r, k), opts).step, feeds);
           expect(differences(got, want)).toEqual([]);
@@ -84,8 +88,8 @@ describe('LOMO with accumulation equals SGD with accumulation, bit for bit', () 
       fc.property(separable, fc.integer({ min: 2, max: 3 }), clipArb, checkpointArb, fc.integer(), (r, k, clip, checkpoint, seed) => {
         const g = micro(r, k);
         const feeds = randomFeeds(g, seed, { vocab: { tokens: r.vocab, targets: r.vocab } });
-        const lomo = buildStep(g, { optimizer: 'lomo', ...clip, checkpoint });
-        const sgd = buildStep(g, { optimizer: 'sgd', ...clip, checkpoint });
+        const lomo = buildStep(g, { optimizer: 'lomo', ...clip, checkpoint: policyFor(r, checkpoint) });
+        const sgd = buildStep(g, { optimizer: 'sgd', ...clip, checkpoint: policyFor(r, checkpoint) });
         expect(bitDifferences(plannedStep(lomo, stepFeeds(lomo.step, feeds, hyper)), plainStep(sgd.step, stepFeeds(sgd.step, feeds, hyper)))).toEqual([]);
         expect(freshnessViolations(lomo.step)).toEqual([]);
         expect(gradsNotFreedByUpdate(lomo.step)).toEqual([]);
