@@ -59,7 +59,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
     plan: c.plan,
     inference,
   }, { sample: loadText('moby-dick') });
-  const kernels = Object.keys(manifest.program.kernels).length;
+  const kernels = new Set([...Object.values(manifest.program.kernels), ...Object.values(manifest.inference?.program.kernels ?? {})]).size;
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
   io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
