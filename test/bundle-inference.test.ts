@@ -112,6 +112,8 @@ describe('the bundle\'s inference program', () => {
   });
 
   it('a tampered inference section is refused, naming the field', async () => {
+    const ip = written.inference!.program;
+    const lastUse = Math.max(...[...ip.inputs, ...ip.params, ...ip.state, ...ip.outputs, ...ip.dispatches.flatMap((d) => d.bindings)].map((r) => r.offset + r.bytes));
     const cases: [string, (m: Record<string, any>) => void, string][] = [
       ['rename', (m) => (m.inference.program.params[0].name = 'w.other'), "manifest.json: inference.program.params.0.name: 'w.other' is no param of the training step: generation reads the step's weights"],
       ['reshape', (m) => {
@@ -121,7 +123,7 @@ describe('the bundle\'s inference program', () => {
       ['entry', (m) => (m.inference.program.entries.decode.to = 1e6), `manifest.json: inference.program.entries.decode: dispatches ${written.inference!.program.entries.decode.from}..1000000 are not a range of the ${written.inference!.program.dispatches.length} dispatches`],
       ['no-decode', (m) => delete m.inference.program.entries.decode, 'manifest.json: inference.program.entries: expected exactly decode and prefill, got prefill'],
       ['input', (m) => (m.inference.program.inputs[1].name = 'prefill.where'), 'manifest.json: inference.program.inputs: expected prefill.tokens (i32), prefill.pos (i32), decode.tokens (i32), decode.pos (i32), got prefill.tokens:i32, prefill.where:i32, decode.tokens:i32, decode.pos:i32'],
-      ['arena', (m) => (m.inference.program.arenas[0] += 256), `manifest.json: inference.program.arenas.0: ${written.inference!.program.arenas[0] + 256} bytes, but the tensors and bindings in it end at byte ${written.inference!.program.arenas[0]}: an arena is at most its last use rounded up to 256`],
+      ['arena', (m) => (m.inference.program.arenas[0] += 256), `manifest.json: inference.program.arenas.0: ${written.inference!.program.arenas[0] + 256} bytes, but the tensors and bindings in it end at byte ${lastUse}: an arena is at most its last use rounded up to 256`],
       ['peak', (m) => (m.inference.plan.peak += 256), `manifest.json: inference.program.arenas: they hold ${written.inference!.plan.peak} bytes in all, but inference.plan.peak is ${written.inference!.plan.peak + 256}: the arenas are the plan's layout`],
       ['binding', (m) => (m.inference.program.dispatches[0].bindings[0].offset = written.inference!.program.arenas[0]), `manifest.json: inference.program.dispatches.0.bindings.0: bytes ${written.inference!.program.arenas[0]}..${written.inference!.program.arenas[0] + written.inference!.program.dispatches[0].bindings[0].bytes} lie outside arena 0 of ${written.inference!.program.arenas[0]} bytes`],
       ['kernel', (m) => (m.inference.program.dispatches[0].shader = 'nope'), "manifest.json: inference.program.dispatches.0.shader: no kernel 'nope' in inference.program.kernels"],
