@@ -80,7 +80,7 @@ function showSample(x: Sample, req: SampleRequest): void {
   text.textContent = x.text;
   div.append(meta, prompt, text);
   $('samples').append(div);
-  div.scrollIntoView({ block: 'nearest' });
+  $('samples').scrollTop = $('samples').scrollHeight; // the panel scrolls, never the page
 }
 
 /** One sample with the weights as trained so far (the initial values before a run starts); problems are messages. */
