@@ -39,7 +39,16 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const def = await loadModel(positionals[0]);
   const c = compileProgram(def, { ...step, target });
   printWarnings(io, c.warnings);
-  const inference = bundleInference(def, c.forward, c.config, target);
+  // A model that trains but whose logits generation cannot feed (they read another input) still
+  // gets its training bundle: the compile says why it has no inference program.
+  let inference: ReturnType<typeof bundleInference>;
+  let noInference = `model '${def.name}' names no logits (output('logits', ...))`;
+  try {
+    inference = bundleInference(def, c.forward, c.config, target);
+  } catch (e) {
+    if (!(e instanceof LomocError)) throw e;
+    noInference = `its inference program cannot be built (${e.message})`;
+  }
   const manifest = writeBundle(out, c.program, {
     model: def.name,
     preset: str('preset') ?? def.defaultPreset,
@@ -67,6 +76,6 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   io.out(inference
     ? `inference   prefill ${inference.chunk} tokens a call and decode 1, context ${inference.context}; ${fmtBytes(inference.plan.peak)} (its own plan's peak): lomoc generate ${out}`
-    : `inference   none: model '${def.name}' names no logits (output('logits', ...)), so this bundle cannot generate`);
+    : `inference   none: ${noInference}, so this bundle cannot generate`);
   return 0;
 }
