@@ -6,7 +6,7 @@
 // what `lomoc generate` samples from the page's checkpoint, without changing a loss; and the page
 // loads nothing from outside the bundle folder.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
@@ -263,8 +263,7 @@ describe('the page of a bundle, in headless Chromium', () => {
 
   it('a sample from a bundle without an inference program is a message naming it, and training still works', async () => {
     const old = path.join(root, 'old');
-    const c = await lomoc('compile', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--optimizer', 'lomo', '--target', 'cpu', '--out', old);
-    expect(c.code, c.err).toBe(0);
+    cpSync(bundle, old, { recursive: true });
     // A manifest as bundles were written before they carried the inference program.
     const m = JSON.parse(readFileSync(path.join(old, 'manifest.json'), 'utf8'));
     delete m.inference;
