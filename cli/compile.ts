@@ -1,8 +1,9 @@
 // `lomoc compile <model.ts> --out DIR`: compile the training step and write it as a bundle
 // (manifest.json + kernels/*.wgsl) that the runtime loads with no compiler (runtime/bundle/), with
-// its typed ES module entry (index.js, index.d.ts, node.js) and the runtime itself (runtime.js).
+// the inference program when the model names its logits, its typed ES module entry (index.js, index.d.ts, node.js) and the runtime itself (runtime.js).
 import path from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
+import { bundleInference } from '../compiler/bundle/inference-section.ts';
 import { checkBundleOut, writeBundle } from '../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
@@ -38,6 +39,16 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const def = await loadModel(positionals[0]);
   const c = compileProgram(def, { ...step, target });
   printWarnings(io, c.warnings);
+  // A model that trains but whose logits generation cannot feed (they read another input) still
+  // gets its training bundle: the compile says why it has no inference program.
+  let inference: ReturnType<typeof bundleInference>;
+  let noInference = `model '${def.name}' names no logits (output('logits', ...))`;
+  try {
+    inference = bundleInference(def, c.forward, c.config, target);
+  } catch (e) {
+    if (!(e instanceof LomocError)) throw e;
+    noInference = `its inference program cannot be built (${e.message})`;
+  }
   const manifest = writeBundle(out, c.program, {
     model: def.name,
     preset: str('preset') ?? def.defaultPreset,
@@ -56,12 +67,16 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       target,
     },
     plan: c.plan,
+    inference,
   }, { sample: loadText('moby-dick') });
-  const kernels = Object.keys(manifest.program.kernels).length;
+  const kernels = new Set([...Object.values(manifest.program.kernels), ...Object.values(manifest.inference?.program.kernels ?? {})]).size;
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
   io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
   io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how})`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
+  io.out(inference
+    ? `inference   prefill ${inference.chunk} tokens a call and decode 1, context ${inference.context}; ${fmtBytes(inference.plan.peak)} (its own plan's peak): lomoc generate ${out}`
+    : `inference   none: ${noInference}, so this bundle cannot generate`);
   return 0;
 }

@@ -35,16 +35,30 @@ export function checkpointParams(file: string): GenerateSource['params'] {
   };
 }
 
-export async function generateSource(source: string, model: string | undefined, preset: string | undefined, sets: readonly string[]): Promise<GenerateSource> {
+/** The tokenizer a checkpoint's metadata names (run.tokenizer), if any. */
+function checkpointTokenizer(file: string): TokenizerName | undefined {
+  let run: Record<string, unknown> = {};
+  try {
+    run = JSON.parse(loadCheckpoint(file).metadata.run ?? '{}') as Record<string, unknown>;
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new LomocError(`lomoc generate: --init ${e.message}`);
+    throw new LomocError(`lomoc generate: ${file}: metadata 'run' is not JSON`);
+  }
+  return run.tokenizer === 'gpt2' || run.tokenizer === 'bytes' ? run.tokenizer : undefined;
+}
+
+export async function generateSource(source: string, model: string | undefined, preset: string | undefined, sets: readonly string[], init?: string): Promise<GenerateSource> {
   const st = statSync(source, { throwIfNoEntry: false });
   if (!st) throw new LomocError(`lomoc generate: expected a model file (.ts), a checkpoint (.safetensors) or a folder holding checkpoint.safetensors, found nothing at '${source}'`);
-  if (st.isDirectory() && existsSync(path.join(source, 'manifest.json')))
-    throw new LomocError(`lomoc generate: '${source}' is a training bundle, which carries no inference program; generate from the model file or a checkpoint`);
   const file = st.isDirectory() ? path.join(source, 'checkpoint.safetensors') : source;
   if (st.isFile() && source.endsWith('.ts')) {
     if (model !== undefined) throw new LomocError("lomoc generate: option '--model' is for checkpoints; the model file is the first argument");
-    return { def: await loadModel(source), preset, sets, what: `${source} (random weights: no checkpoint)` };
+    if (init === undefined) return { def: await loadModel(source), preset, sets, what: `${source} (random weights: no checkpoint)` };
+    const initFile = statSync(init, { throwIfNoEntry: false })?.isDirectory() ? path.join(init, 'checkpoint.safetensors') : init;
+    const tokenizer = checkpointTokenizer(initFile);
+    return { def: await loadModel(source), preset, sets, params: checkpointParams(initFile), tokenizer, what: `${source} with the weights of ${initFile}` };
   }
+  if (init !== undefined) throw new LomocError("lomoc generate: option '--init' is for a model file or a bundle; a checkpoint given first is its own weights");
   if (!file.endsWith('.safetensors') || !existsSync(file))
     throw new LomocError(`lomoc generate: expected a model file (.ts), a checkpoint (.safetensors) or a folder holding checkpoint.safetensors, got '${source}'`);
   let metadata: Record<string, string>;

@@ -1,25 +1,30 @@
-// `lomoc generate <model.ts|checkpoint> --prompt TEXT`: compiles the model's inference program
-// (a prefill and a one-token decode step over a static key/value cache, compiler/inference) and
-// streams the tokens it picks to stdout, on WebGPU or on the reference executor (--device cpu).
+// `lomoc generate <model.ts|checkpoint|bundle> --prompt TEXT`: compiles the model's inference program
+// (a prefill and a one-token decode step over a static key/value cache, compiler/inference), or
+// loads a bundle's (generate-bundle.ts), and streams the tokens it picks to stdout, on WebGPU or on
+// the reference executor (--device cpu, model files and checkpoints only).
 import { LomocError } from '../compiler/diagnostics.ts';
 import { compileInference, lowerInference, planInference } from '../compiler/inference/compile-inference.ts';
 import { referenceDecoder } from '../compiler/inference/reference-decoder.ts';
 import { initParams } from '../compiler/reference/init.ts';
 import type { HostTensor } from '../compiler/reference/tensor.ts';
 import type { Decoder } from '../contract/decoder.ts';
-import { checkPrompt, generate, type GenerateTiming } from '../runtime/generate/generate.ts';
+import type { StepProgram } from '../contract/program.ts';
+import { SafetensorsError } from '../runtime/checkpoint/node.ts';
+import { createGenerator } from '../runtime/generate/bundle-generator.ts';
+import { checkPrompt, generate, type GenerateOptions, type GenerateTiming } from '../runtime/generate/generate.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
 import { createGpuDecoder } from '../runtime/webgpu/generator.ts';
 import { DeviceLostError } from '../runtime/webgpu/guard.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { optionChecks, parseCommandArgs, resolveTarget, type CommandSpec } from './args.ts';
-import { generateSource, pickTokenizer, textCodec, type TextCodec } from './generate-source.ts';
+import { bundleSource, isBundleDir } from './generate-bundle.ts';
+import { generateSource, pickTokenizer, textCodec, type GenerateSource, type TextCodec } from './generate-source.ts';
 import { printWarnings, type Io } from './report.ts';
 
 export const generateSpec: CommandSpec = {
   name: 'generate',
   summary: 'Generate text with the model: a prefill and one decode step per token over a key/value cache.',
-  positionals: [{ name: 'model.ts|checkpoint', help: 'a model file (random weights), or a checkpoint lomoc train --save wrote (the .safetensors file or its folder)' }],
+  positionals: [{ name: 'model.ts|checkpoint|bundle', help: 'a model file (random weights), a checkpoint lomoc train --save wrote (the .safetensors file or its folder), or a bundle folder lomoc compile wrote' }],
   options: {
     prompt: { type: 'string', value: 'TEXT', help: 'the prompt, tokenised with the model\'s tokenizer (bytes for a 256-token vocabulary, GPT-2\'s BPE for 50257)' },
     'prompt-tokens': { type: 'string', value: 'ID,ID,...', help: 'the prompt as token ids (any vocabulary)' },
@@ -34,11 +39,13 @@ export const generateSpec: CommandSpec = {
     set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key (seq is the context)' },
     model: { type: 'string', value: 'FILE', help: "with a checkpoint: the model file (default: lomoc's models/<name>.ts)" },
     chunk: { type: 'string', value: 'N', help: 'prompt tokens per prefill call (default: the context, at most 64)' },
+    init: { type: 'string', value: 'CHECKPOINT', help: "with a model file or a bundle: the weights of this checkpoint (lomoc train's or the page's .safetensors, or its folder)" },
   },
   examples: [
     'lomoc generate models/gpt.ts --preset small --prompt "Call me" --max-tokens 20 --device cpu',
     'lomoc generate out/run/checkpoint.safetensors --prompt "It was" --temperature 0.8 --top-k 40 --seed 1',
     'lomoc generate models/gpt.ts --prompt-tokens 1,2,3 --temperature 0 --json',
+    'lomoc generate out/gpt-small --init out/run/checkpoint.safetensors --prompt "Call me" --temperature 0',
   ],
 };
 
@@ -72,11 +79,11 @@ export async function runGenerate(argv: readonly string[], io: Io): Promise<numb
   if ((str('prompt') === undefined) === (str('prompt-tokens') === undefined))
     throw new LomocError("lomoc generate: give the prompt with exactly one of '--prompt TEXT' and '--prompt-tokens ID,ID,...'");
 
-  const src = await generateSource(positionals[0], str('model'), str('preset'), (values.set as string[] | undefined) ?? []);
-  const c = compileInference(src.def, { preset: src.preset, sets: src.sets, chunk });
-  printWarnings(io, c.warnings);
-  const tokenizer = pickTokenizer(c.vocab, src.tokenizer);
-  const codec: TextCodec | undefined = tokenizer ? await textCodec(tokenizer) : undefined;
+  const init = str('init');
+  const prepared = isBundleDir(positionals[0])
+    ? await fromBundle(positionals[0], init, values, device)
+    : await fromModel(await generateSource(positionals[0], str('model'), str('preset'), (values.set as string[] | undefined) ?? [], init), chunk, device, io);
+  const { codec, name, context } = prepared;
   let prompt: number[];
   if (str('prompt-tokens') !== undefined) {
     const text = str('prompt-tokens')!;
@@ -84,43 +91,22 @@ export async function runGenerate(argv: readonly string[], io: Io): Promise<numb
     prompt = text.split(',').map((t) => Number(t.trim()));
   } else {
     if (!codec)
-      throw new LomocError(`lomoc generate: model '${src.def.name}' has a vocabulary of ${c.vocab} tokens, which no tokenizer matches (bytes: 256, gpt2: 50257); give the prompt as ids with --prompt-tokens`);
+      throw new LomocError(`lomoc generate: model '${name}' has a vocabulary of ${prepared.vocab} tokens, which no tokenizer matches (bytes: 256, gpt2: 50257); give the prompt as ids with --prompt-tokens`);
     prompt = codec.encode(str('prompt')!);
   }
-  const bad = checkPrompt(prompt, c);
-  if (bad) throw new LomocError(`lomoc generate: ${bad}`);
-
-  const shapes = c.forward.params.map((p) => ({ name: p.name, shape: c.forward.values[p.value].shape }));
-  const given = src.params?.(shapes);
-  const params: Record<string, HostTensor> = given
-    ? Object.fromEntries(shapes.map((p) => [p.name, { shape: p.shape, data: given[p.name] }]))
-    : initParams(c.forward, 0, 'f32');
-  let dec: Decoder & { destroy?: () => void };
-  let where: string;
-  if (device === 'cpu') {
-    dec = referenceDecoder(c, params, 'f32');
-    where = 'cpu (reference executor)';
-  } else {
-    const { target, how } = resolveTarget('auto', (await probeAdapter())?.adapter);
-    const program = lowerInference(planInference(c, { target }));
-    let acquired;
-    try {
-      acquired = await acquireDevice(program);
-    } catch (e) {
-      if (e instanceof NoAdapterError) throw new LomocError(`lomoc generate: ${e.message}`);
-      throw e;
-    }
-    dec = await createGpuDecoder(acquired.device, program, Object.fromEntries(Object.entries(params).map(([k, t]) => [k, t.data])));
-    where = `${acquired.description}; kernel target ${target} (${how})`;
+  const bad = checkPrompt(prompt, prepared);
+  if (bad) {
+    prepared.destroy();
+    throw new LomocError(`lomoc generate: ${bad}`);
   }
-  if (!values.json) io.err(`generate    ${src.what}; context ${c.context}, ${prompt.length} prompt tokens; ${where}`);
+  if (!values.json) io.err(`generate    ${prepared.what}; context ${context}, ${prompt.length} prompt tokens; ${prepared.where}`);
 
   const timing: GenerateTiming = { prefillMs: 0, prefillTokens: 0, decodeMs: 0, decodeTokens: 0 };
   const tokens: number[] = [];
   const stream = io.write && !values.json ? io.write : undefined;
   let shown = 0;
   try {
-    for await (const t of generate(dec, prompt, { maxTokens, temperature, topK, topP, seed }, timing)) {
+    for await (const t of prepared.run(prompt, { maxTokens, temperature, topK, topP, seed }, timing)) {
       tokens.push(t);
       if (!stream) continue;
       if (!codec) stream(`${tokens.length > 1 ? ' ' : ''}${t}`);
@@ -136,13 +122,13 @@ export async function runGenerate(argv: readonly string[], io: Io): Promise<numb
     if (e instanceof DeviceLostError) throw new LomocError(`lomoc generate: ${e.message}`);
     throw e;
   } finally {
-    dec.destroy?.();
+    prepared.destroy();
   }
   const text = codec ? codec.decode(tokens) : null;
   const rate = (n: number, ms: number) => (ms > 0 ? Math.round((n / ms) * 1000 * 10) / 10 : null);
   if (values.json) {
     io.out(JSON.stringify({
-      model: src.def.name, device, promptTokens: prompt, tokens, text,
+      model: name, device, promptTokens: prompt, tokens, text,
       prefill: { tokens: timing.prefillTokens, ms: Math.round(timing.prefillMs), tokensPerSecond: rate(timing.prefillTokens, timing.prefillMs) },
       decode: { tokens: timing.decodeTokens, ms: Math.round(timing.decodeMs), tokensPerSecond: rate(timing.decodeTokens, timing.decodeMs) },
     }));
@@ -152,7 +138,74 @@ export async function runGenerate(argv: readonly string[], io: Io): Promise<numb
     if (codec && text!.length > shown) stream(text!.slice(shown));
     stream('\n');
   } else io.out(codec ? text! : tokens.join(' '));
-  if (tokens.length < maxTokens) io.err(`note        stopped after ${tokens.length} tokens: the sequence fills the context of ${c.context}`);
+  if (tokens.length < maxTokens) io.err(`note        stopped after ${tokens.length} tokens: the sequence fills the context of ${context}`);
   io.err(`speed       prefill ${rate(timing.prefillTokens, timing.prefillMs) ?? '-'} tokens/s, decode ${rate(timing.decodeTokens, timing.decodeMs) ?? '-'} tokens/s`);
   return 0;
+}
+
+/** A model, its weights and a device, ready to generate: from a model file or checkpoint, or from a bundle. */
+interface Prepared {
+  readonly name: string;
+  readonly context: number;
+  readonly vocab: number;
+  readonly codec: TextCodec | undefined;
+  readonly what: string;
+  readonly where: string;
+  run(prompt: readonly number[], o: GenerateOptions, timing: GenerateTiming): AsyncGenerator<number>;
+  destroy(): void;
+}
+
+async function gpuDevice(program: StepProgram) {
+  try {
+    return await acquireDevice(program);
+  } catch (e) {
+    if (e instanceof NoAdapterError) throw new LomocError(`lomoc generate: ${e.message}`);
+    throw e;
+  }
+}
+
+async function fromModel(src: GenerateSource, chunk: number | undefined, device: 'webgpu' | 'cpu', io: Io): Promise<Prepared> {
+  const c = compileInference(src.def, { preset: src.preset, sets: src.sets, chunk });
+  printWarnings(io, c.warnings);
+  const tokenizer = pickTokenizer(c.vocab, src.tokenizer);
+  const codec = tokenizer ? await textCodec(tokenizer) : undefined;
+  const shapes = c.forward.params.map((p) => ({ name: p.name, shape: c.forward.values[p.value].shape }));
+  let given;
+  try {
+    given = src.params?.(shapes);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new LomocError(`lomoc generate: ${e.message}`);
+    throw e;
+  }
+  const params: Record<string, HostTensor> = given
+    ? Object.fromEntries(shapes.map((p) => [p.name, { shape: p.shape, data: given[p.name] }]))
+    : initParams(c.forward, 0, 'f32');
+  const base = { name: src.def.name, context: c.context, vocab: c.vocab, codec, what: src.what };
+  let dec: Decoder & { destroy?: () => void };
+  let where: string;
+  if (device === 'cpu') {
+    dec = referenceDecoder(c, params, 'f32');
+    where = 'cpu (reference executor)';
+  } else {
+    const { target, how } = resolveTarget('auto', (await probeAdapter())?.adapter);
+    const program = lowerInference(planInference(c, { target }));
+    const acquired = await gpuDevice(program);
+    dec = await createGpuDecoder(acquired.device, program, Object.fromEntries(Object.entries(params).map(([k, t]) => [k, t.data])));
+    where = `${acquired.description}; kernel target ${target} (${how})`;
+  }
+  return { ...base, where, run: (prompt, o, timing) => generate(dec, prompt, o, timing), destroy: () => dec.destroy?.() };
+}
+
+async function fromBundle(dir: string, init: string | undefined, values: Readonly<Record<string, unknown>>, device: 'webgpu' | 'cpu'): Promise<Prepared> {
+  const src = await bundleSource(dir, init, { ...values, device });
+  const tokenizer = pickTokenizer(src.inference.vocab, src.tokenizer);
+  const codec = tokenizer ? await textCodec(tokenizer) : undefined;
+  const acquired = await gpuDevice(src.inference.program);
+  const gen = await createGenerator({ device: acquired.device, inference: src.inference, params: src.params });
+  return {
+    name: src.manifest.model, context: gen.context, vocab: gen.vocab, codec, what: src.what,
+    where: `${acquired.description}; the bundle's kernels (target ${src.manifest.step.target})`,
+    run: (prompt, o, timing) => gen.generate(prompt, o, timing),
+    destroy: () => gen.destroy(),
+  };
 }

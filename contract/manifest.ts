@@ -24,6 +24,40 @@ const dispatch = z.object({
 /** Kernel files live in kernels/, named plainly: no path can leave the bundle's folder. */
 const kernelFile = z.string().regex(/^kernels\/[A-Za-z0-9_-]+\.wgsl$/, 'expected kernels/NAME.wgsl');
 
+const limits = z.object({ maxStorageBuffersPerShaderStage: count, maxComputeInvocationsPerWorkgroup: count, maxComputeWorkgroupStorageSize: count });
+const planTotals = z.object({ peak: count, lowerBound: count, byCategory: z.record(z.string(), count) });
+
+/**
+ * The forward-only inference program (compiler/inference): entry points `prefill` (`chunk` prompt
+ * tokens at a position) and `decode` (one token) over its own arenas, the key/value caches as
+ * `state`, the logits of each as `outputs`. Its params are the step's, by name and shape: a
+ * runtime copies the trained values in. Bundles written before it existed, and bundles of models
+ * that name no logits, have none and cannot generate.
+ */
+export const inferenceSchema = z.object({
+  dtype: z.enum(['f32', 'f16']),
+  /** The longest sequence (prompt and generated tokens): the caches' length. */
+  context: int.positive(),
+  chunk: int.positive(),
+  vocab: int.positive(),
+  /** The inference plan's totals by its own categories (params, kvCache, activations, workspace). */
+  plan: planTotals,
+  program: z.object({
+    name: z.string(),
+    arenas: z.array(count),
+    inputs: z.array(tensor),
+    params: z.array(tensor.extend({ init })),
+    state: z.array(tensor),
+    outputs: z.array(tensor),
+    entries: z.record(z.string(), z.object({ from: count, to: count })),
+    /** Shader key -> its file; a kernel the step has too shares its file. */
+    kernels: z.record(z.string(), kernelFile),
+    dispatches: z.array(dispatch),
+    limits,
+    features: z.array(z.string()),
+  }),
+});
+
 export const manifestSchema = z.object({
   format: z.literal('lomoc-bundle'),
   version: z.literal(1),
@@ -50,7 +84,7 @@ export const manifestSchema = z.object({
     target: z.enum(['cpu', 'gpu']).default('cpu'),
   }),
   /** The memory plan's totals, in bytes (the arenas below are its layout). */
-  plan: z.object({ peak: count, lowerBound: count, byCategory: z.record(z.string(), count) }),
+  plan: planTotals,
   program: z.object({
     name: z.string(),
     arenas: z.array(count),
@@ -61,9 +95,11 @@ export const manifestSchema = z.object({
     /** Shader key -> its file. */
     kernels: z.record(z.string(), kernelFile),
     dispatches: z.array(dispatch),
-    limits: z.object({ maxStorageBuffersPerShaderStage: count, maxComputeInvocationsPerWorkgroup: count, maxComputeWorkgroupStorageSize: count }),
+    limits,
     features: z.array(z.string()),
   }),
+  inference: inferenceSchema.optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
+export type InferenceSection = z.infer<typeof inferenceSchema>;

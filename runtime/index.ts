@@ -10,5 +10,8 @@ export { createTrainer, dataInputs, hyperInputs, isHyperInput, type Hyper, type 
 export { initialParams, randomBatch } from './webgpu/init.ts';
 export { byShader, profileStep, type DispatchTime, type Profile } from './webgpu/timing.ts';
 export { ProgramError, validateProgram } from './webgpu/validate.ts';
-export { BundleError, loadBundle, type LoadedBundle } from './bundle/load-bundle.ts';
+export { BundleError, loadBundle, noInferenceMessage, type LoadedBundle, type LoadedInference } from './bundle/load-bundle.ts';
+export { bothNeeds, createGpuDecoder, type GpuDecoder } from './webgpu/generator.ts';
+export { createGenerator, generateDefaults, type Generator, type GeneratorOptions } from './generate/bundle-generator.ts';
+export { checkPrompt, generate, type GenerateOptions, type GenerateTiming } from './generate/generate.ts';
 export { manifestSchema, type Manifest } from '../contract/manifest.ts';

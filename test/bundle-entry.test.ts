@@ -113,19 +113,35 @@ describe("the bundle's typed entry", () => {
     const manifest = JSON.parse(readFileSync(path.join(copy, 'manifest.json'), 'utf8'));
     manifest.program.loss.offset = manifest.program.arenas[0];
     writeFileSync(path.join(copy, 'manifest.json'), JSON.stringify(manifest));
+    // A bundle as written before bundles carried the inference program: it trains, and cannot generate.
+    const old = path.join(root, 'old');
+    mkdirSync(old);
+    execFileSync('cp', ['-r', `${dir}/.`, old]);
+    const oldManifest = JSON.parse(readFileSync(path.join(old, 'manifest.json'), 'utf8'));
+    delete oldManifest.inference;
+    writeFileSync(path.join(old, 'manifest.json'), JSON.stringify(oldManifest));
     const script = `
 const b = await import(process.argv[1] + '/node.js');
 const h = await import(process.argv[2] + '/node.js');
+const o = await import(process.argv[3] + '/node.js');
 const out = { model: b.model, optimizer: b.optimizer, inputs: b.inputs, wte: b.params.wte, planBytes: b.planBytes };
 try { await b.createTrainer({ seed: 1 }); } catch (e) { out.noDevice = e.name + ': ' + e.message; }
 try { await h.createTrainer({ device: {} }); } catch (e) { out.hostile = e.name + ': ' + e.message; }
+out.inference = b.inference;
+try { await b.createGenerator({}); } catch (e) { out.noGeneratorDevice = e.name + ': ' + e.message; }
+try { await o.createGenerator({ device: {} }); } catch (e) { out.old = e.name + ': ' + e.message; }
 console.log(JSON.stringify(out));`;
     // Run from the temporary folder: nothing of lomoc (tsx, the compiler, node_modules) is reachable.
-    const text = execFileSync(process.execPath, ['--input-type=module', '-e', script, dir, copy], { cwd: root, encoding: 'utf8' });
+    const text = execFileSync(process.execPath, ['--input-type=module', '-e', script, dir, copy, old], { cwd: root, encoding: 'utf8' });
     const out = JSON.parse(text);
     expect(out).toMatchObject({ model: 'gpt', optimizer: 'lomo', inputs: { tokens: { dtype: 'i32', shape: [2, 8] }, targets: { dtype: 'i32', shape: [2, 8] } }, wte: { dtype: 'f32', shape: [32, 16] } });
     expect(out.planBytes).toBe(manifest.program.arenas[0]);
     expect(out.noDevice).toBe("TypeError: createTrainer: pass exactly one of 'device' (a GPUDevice) or 'gpu' (navigator.gpu, or the webgpu package's create([]))");
     expect(out.hostile).toMatch(/^BundleError: manifest\.json: program\.loss: bytes \d+\.\.\d+ lie outside arena 0 of \d+ bytes$/);
+    expect(out.inference).toEqual({ context: 8, chunk: 8, vocab: 32, planBytes: manifest.inference.plan.peak });
+    expect(out.noGeneratorDevice).toBe("TypeError: createGenerator: pass exactly one of 'device' (a GPUDevice) or 'gpu' (navigator.gpu, or the webgpu package's create([]))");
+    expect(out.old).toBe(
+      "BundleError: the bundle carries no inference program (it was compiled before bundles carried one, or its model names no logits with output('logits', ...)); compile it again with lomoc compile to generate from it",
+    );
   });
 });

@@ -106,8 +106,10 @@ describe('bundles', () => {
     const { manifest } = await loadBundleDir(dir);
     expect(manifest.step).toEqual({ optimizer: 'adamw', dtype: 'f32', checkpoint: 'blocks', checkpointDetail: '2 blocks', clipNorm: null, clipValue: null, target: 'gpu' });
     expect(ok.out[3]).toMatch(/; kernel target gpu \(auto: a bundle runs elsewhere, so lomoc compile asks no adapter; the default, gpu\)$/);
+    expect(ok.out[5]).toMatch(new RegExp(`^inference {3}prefill 8 tokens a call and decode 1, context 8; [0-9.]+ KiB \\(its own plan's peak\\): lomoc generate ${dir}$`));
     const cpu = io();
     expect(await main(['compile', 'models/mlp.ts', '--target', 'cpu', '--out', path.join(root, 'cli-cpu')], cpu.io)).toBe(0);
+    expect(cpu.out[5]).toBe("inference   none: model 'mlp' names no logits (output('logits', ...)), so this bundle cannot generate");
     expect((await loadBundleDir(path.join(root, 'cli-cpu'))).manifest.step.target).toBe('cpu');
     const auto = io();
     // auto means what it means on every command; compile looks at no adapter, takes the stated default and records it.
@@ -117,5 +119,5 @@ describe('bundles', () => {
     const bad = io();
     expect(await main(['compile', 'models/mlp.ts', '--target', 'tpu', '--out', path.join(root, 'cli-tpu')], bad.io)).toBe(1);
     expect(bad.err).toEqual(["error: lomoc compile: option '--target' expects auto, cpu or gpu, got 'tpu'"]);
-  });
+  }, 60_000); // three compiles, each with its page and (llama) its inference program
 });

@@ -1,5 +1,6 @@
 // The bundle: a folder a runtime can load with no compiler and no TypeScript:
-//   manifest.json   the program (arenas, tensors, dispatches), the plan's totals, the step's options
+//   manifest.json   the program (arenas, tensors, dispatches), the plan's totals, the step's options,
+//                   and the inference program when the model names its logits (inference-section.ts)
 //   kernels/*.wgsl  one file per shader
 //   index.js, index.d.ts, node.js, node.d.ts, runtime.js, package.json: the typed ES module entry
 //                   and the runtime it runs on (compiler/bundle/write-entry.ts)
@@ -12,6 +13,7 @@ import type { StepProgram } from '../../contract/program.ts';
 import type { Config } from '../dsl/model.ts';
 import type { MemoryPlan } from '../ir/memory-plan.ts';
 import { memoryReport } from '../report/memory-report.ts';
+import { inferenceSection, type BundleInference } from './inference-section.ts';
 import { entryFiles } from './write-entry.ts';
 import { pageFiles } from './write-page.ts';
 
@@ -21,16 +23,23 @@ export interface BundleInfo {
   readonly config: Config;
   readonly step: Manifest['step'];
   readonly plan: MemoryPlan;
+  /** The forward-only program for generation (bundleInference); absent: the bundle cannot generate. */
+  readonly inference?: BundleInference;
 }
 
 export function bundleManifest(program: StepProgram, info: BundleInfo): { manifest: Manifest; kernels: Record<string, string> } {
   const files: Record<string, string> = {};
   const kernels: Record<string, string> = {};
-  Object.entries(program.shaders).forEach(([key, code], i) => {
-    const file = `kernels/${String(i).padStart(3, '0')}.wgsl`;
-    files[key] = file;
-    kernels[file] = code;
-  });
+  // One file per shader key across both programs: a key is exactly what its WGSL text bakes in.
+  const fileOf = (key: string, code: string) => {
+    if (!Object.hasOwn(files, key)) {
+      files[key] = `kernels/${String(Object.keys(kernels).length).padStart(3, '0')}.wgsl`;
+      kernels[files[key]] = code;
+    }
+    return files[key];
+  };
+  for (const [key, code] of Object.entries(program.shaders)) fileOf(key, code);
+  const stepFiles = { ...files };
   // Each category's most bytes live at one moment, as `lomoc plan` and the paper's Table 1 count them.
   const byCategory: Record<string, number> = { ...memoryReport(info.plan).most };
   const { shaders: _code, version: _v, ...rest } = program;
@@ -42,7 +51,8 @@ export function bundleManifest(program: StepProgram, info: BundleInfo): { manife
     config: { ...info.config },
     step: info.step,
     plan: { peak: info.plan.peak, lowerBound: info.plan.lowerBound, byCategory },
-    program: { ...rest, kernels: files, arenas: [...rest.arenas], features: [...rest.features] } as Manifest['program'],
+    program: { ...rest, kernels: stepFiles, arenas: [...rest.arenas], features: [...rest.features] } as Manifest['program'],
+    ...(info.inference ? { inference: inferenceSection(info.inference, (key) => fileOf(key, info.inference!.program.shaders[key])) } : {}),
   };
   return { manifest, kernels };
 }

@@ -2,7 +2,9 @@
 // no TypeScript at run time), in Node and in a browser:
 //   index.js, index.d.ts  createTrainer({ device | gpu, read?, seed? }) whose step(batch, hyper)
 //                         takes exactly the model's named inputs, typed and documented with their
-//                         dtypes and shapes; readParams() typed by the params' names
+//                         dtypes and shapes; readParams() typed by the params' names;
+//                         createGenerator({ device | gpu, params? }) runs the inference program
+//                         (when the bundle has one) with the runtime's createGenerator
 //   node.js, node.d.ts    the same, reading the bundle's files from disk (node:fs); the only
 //                         file of the bundle that imports a Node module
 //   runtime.js            runtime/index.ts bundled by esbuild (zod included): browser-safe
@@ -56,7 +58,10 @@ declare module 'node:fs/promises' { export function readFile(file: URL, encoding
 `;
 const runtimeStub = `
 export declare class BundleError extends Error {}
-export declare function loadBundle(manifest: string, read: (file: string) => Promise<string>): Promise<{ program: any }>;
+export declare function loadBundle(manifest: string, read: (file: string) => Promise<string>): Promise<{ program: any; inference?: any }>;
+export declare function createGenerator(options: any): Promise<any>;
+export declare function bothNeeds(step: any, inference: any): any;
+export declare const noInferenceMessage: string;
 export declare function createTrainer(options: any): Promise<any>;
 export declare function acquireFrom(sources: any, program: any, hint: string): Promise<{ device: GPUDevice }>;
 export declare function browserSources(gpu: GPU): any;
@@ -88,6 +93,10 @@ function writeIndex(f: SourceFile, m: Manifest): void {
   constant('requiredLimits', 'The WebGPU limits the step needs: request them when you make the device yourself.', `${JSON.stringify(neededLimits(p))} as const`);
   constant('requiredFeatures', 'The WebGPU features the step needs.', `${JSON.stringify(p.features)} as const`);
   constant('planBytes', 'Device memory the step needs: the memory plan\'s peak, in bytes.', String(p.arenas.reduce((a, b) => a + b, 0)));
+  constant('inference', m.inference
+    ? `The inference program (createGenerator): context ${m.inference.context} tokens, prefill ${m.inference.chunk} a call, decode 1, and its plan's peak in bytes.`
+    : "This bundle carries no inference program: createGenerator rejects with the reason.",
+  m.inference ? `${JSON.stringify({ context: m.inference.context, chunk: m.inference.chunk, vocab: m.inference.vocab, planBytes: m.inference.plan.peak })} as const` : 'null');
 
   f.addInterface({
     name: 'Batch',
@@ -145,6 +154,49 @@ function writeIndex(f: SourceFile, m: Manifest): void {
       { name: 'deviceBytes', isReadonly: true, type: 'number', docs: ['Everything the trainer holds on the device, in bytes.'] },
       { name: 'adapter', isReadonly: true, type: 'string', docs: ['The adapter it runs on, for reports.'] },
       { name: 'stepMs', isReadonly: true, type: 'readonly number[]', docs: ['Wall-clock milliseconds of each step so far.'] },
+      { name: 'device', isReadonly: true, type: 'GPUDevice', docs: ['The device it runs on: pass it to createGenerator to sample on the same device (it was made with both programs\' limits).'] },
+    ],
+  });
+  f.addInterface({
+    name: 'GeneratorOptions',
+    isExported: true,
+    properties: [
+      { name: 'device', isReadonly: true, hasQuestionToken: true, type: 'GPUDevice', docs: ["A device (a trainer's `device`, or one made with the inference program's limits). Pass this or `gpu`."] },
+      { name: 'gpu', isReadonly: true, hasQuestionToken: true, type: 'GPU', docs: ['Where to get an adapter: a device is made from it, and destroyed with the generator.'] },
+      { name: 'read', isReadonly: true, hasQuestionToken: true, type: 'ReadFile', docs: ["Reads the bundle's files (default: fetch, relative to this module's URL)."] },
+      { name: 'params', isReadonly: true, hasQuestionToken: true, type: '{ readonly [K in keyof Params]: ArrayLike<number> }', docs: ["Every param's values (a trainer's readParams(), a checkpoint's); default: the initial values at `seed`."] },
+      { name: 'seed', isReadonly: true, hasQuestionToken: true, type: 'number', docs: ["Seed of the initial values when `params` is absent (default 0, as createTrainer's)."] },
+    ],
+  });
+  f.addInterface({
+    name: 'SampleOptions',
+    isExported: true,
+    properties: [
+      { name: 'maxTokens', isReadonly: true, hasQuestionToken: true, type: 'number', docs: ['Tokens to generate at most (default 32; fewer when the context fills).'] },
+      { name: 'temperature', isReadonly: true, hasQuestionToken: true, type: 'number', docs: ['0 for greedy decoding (default 1).'] },
+      { name: 'topK', isReadonly: true, hasQuestionToken: true, type: 'number', docs: ['Sample among the k most likely tokens (default 0: all).'] },
+      { name: 'topP', isReadonly: true, hasQuestionToken: true, type: 'number', docs: ['Sample among the most likely tokens whose probability reaches p (default 1).'] },
+      { name: 'seed', isReadonly: true, hasQuestionToken: true, type: 'number', docs: ["Seed of the sampler (default 0): the same seed, the same tokens, as lomoc generate's --seed."] },
+    ],
+  });
+  f.addInterface({
+    name: 'GenerateTiming',
+    isExported: true,
+    docs: ['Milliseconds spent in prefill and in decode steps, and the tokens each ran (filled in as generation goes).'],
+    properties: ['prefillMs', 'prefillTokens', 'decodeMs', 'decodeTokens'].map((name) => ({ name, type: 'number' })),
+  });
+  f.addInterface({
+    name: 'Generator',
+    isExported: true,
+    methods: [
+      { name: 'generate', docs: ['Yields each new token id after the prompt (token ids), as lomoc generate picks them.'], parameters: [{ name: 'prompt', type: 'readonly number[]' }, { name: 'options', hasQuestionToken: true, type: 'SampleOptions' }, { name: 'timing', hasQuestionToken: true, type: 'GenerateTiming' }], returnType: 'AsyncGenerator<number>' },
+      { name: 'writeParams', docs: ["Overwrites params by name (a trainer's current values): the next generation reads them."], parameters: [{ name: 'params', type: '{ readonly [K in keyof Params]?: ArrayLike<number> }' }], returnType: 'void' },
+      { name: 'destroy', docs: ["Frees the generator's buffers (and the device, when it made it)."], returnType: 'void' },
+    ],
+    properties: [
+      { name: 'context', isReadonly: true, type: 'number', docs: ['Tokens a prompt and its continuation fit in.'] },
+      { name: 'vocab', isReadonly: true, type: 'number', docs: ['Token ids are below this.'] },
+      { name: 'deviceBytes', isReadonly: true, type: 'number', docs: ['Everything the generator holds on the device, in bytes.'] },
     ],
   });
   f.addVariableStatement({
@@ -177,12 +229,13 @@ try {
 } catch (e) {
   throw new runtime.BundleError(\`manifest.json: cannot read it (\${e instanceof Error ? e.message : String(e)})\`);
 }
-const { program } = await runtime.loadBundle(manifest, read);
+const { program, inference: generation } = await runtime.loadBundle(manifest, read);
 const want = Object.entries(inputs).map(([name, s]) => \`\${name}:\${s.dtype}[\${s.shape.join(',')}]\`).join(' ');
 const have = program.inputs.filter((s: { name: string }) => !['lr', 'weightDecay', 'step'].includes(s.name))
   .map((s: { name: string; dtype: string; shape: number[] }) => \`\${s.name}:\${s.dtype}[\${s.shape.join(',')}]\`).join(' ');
 if (want !== have) throw new runtime.BundleError(\`manifest.json: program.inputs: \${have} do not match this index.js (\${want})\`);
-const made = options.gpu === undefined ? undefined : await runtime.acquireFrom(runtime.browserSources(options.gpu), program, 'no WebGPU adapter');
+// One device for both programs, so that a page samples on its trainer's device.
+const made = options.gpu === undefined ? undefined : await runtime.acquireFrom(runtime.browserSources(options.gpu), runtime.bothNeeds(program, generation?.program), 'no WebGPU adapter');
 const device = made ?? options.device!;
 const t = await runtime.createTrainer({ device, program, seed: options.seed, lossEvery: options.lossEvery, warmUp: options.warmUp });
 return {
@@ -197,8 +250,41 @@ return {
   deviceBytes: t.deviceBytes,
   adapter: t.adapter,
   stepMs: t.stepMs,
+  device: made?.device ?? options.device!,
   destroy() {
     t.destroy();
+    made?.device.destroy();
+  },
+};`,
+  });
+  f.addFunction({
+    name: 'createGenerator',
+    isExported: true,
+    isAsync: true,
+    docs: [`Loads the bundle's inference program (checked as createTrainer checks the step), copies \`params\` into its own buffers (or the initial values at \`seed\`), and returns a generator of ${m.model}: the code lomoc generate runs on a bundle.`],
+    parameters: [{ name: 'options', type: 'GeneratorOptions' }],
+    returnType: 'Promise<Generator>',
+    statements: `if ((options.device === undefined) === (options.gpu === undefined))
+  throw new TypeError("createGenerator: pass exactly one of 'device' (a GPUDevice) or 'gpu' (navigator.gpu, or the webgpu package's create([]))");
+const read = options.read ?? fetchFile;
+let manifest: string;
+try {
+  manifest = await read('manifest.json');
+} catch (e) {
+  throw new runtime.BundleError(\`manifest.json: cannot read it (\${e instanceof Error ? e.message : String(e)})\`);
+}
+const { inference: loaded } = await runtime.loadBundle(manifest, read);
+if (!loaded) throw new runtime.BundleError(runtime.noInferenceMessage);
+const made = options.gpu === undefined ? undefined : await runtime.acquireFrom(runtime.browserSources(options.gpu), loaded.program, 'no WebGPU adapter');
+const g = await runtime.createGenerator({ device: made?.device ?? options.device!, inference: loaded, params: options.params, seed: options.seed });
+return {
+  generate: (prompt, o, timing) => g.generate(prompt, o, timing),
+  writeParams: (params) => g.writeParams(params),
+  context: g.context,
+  vocab: g.vocab,
+  deviceBytes: g.deviceBytes,
+  destroy() {
+    g.destroy();
     made?.device.destroy();
   },
 };`,
@@ -207,8 +293,8 @@ return {
 
 function writeNode(f: SourceFile): void {
   f.addImportDeclaration({ moduleSpecifier: 'node:fs/promises', namedImports: ['readFile'] });
-  f.addImportDeclaration({ moduleSpecifier: './index.js', namedImports: [{ name: 'createTrainer', alias: 'createFrom' }], isTypeOnly: false });
-  f.addImportDeclaration({ moduleSpecifier: './index.js', namedImports: ['ReadFile', 'Trainer', 'TrainerOptions'], isTypeOnly: true });
+  f.addImportDeclaration({ moduleSpecifier: './index.js', namedImports: [{ name: 'createTrainer', alias: 'createFrom' }, { name: 'createGenerator', alias: 'generatorFrom' }], isTypeOnly: false });
+  f.addImportDeclaration({ moduleSpecifier: './index.js', namedImports: ['Generator', 'GeneratorOptions', 'ReadFile', 'Trainer', 'TrainerOptions'], isTypeOnly: true });
   f.addExportDeclaration({ moduleSpecifier: './index.js' });
   f.addVariableStatement({
     isExported: true,
@@ -223,6 +309,14 @@ function writeNode(f: SourceFile): void {
     parameters: [{ name: 'options', type: 'TrainerOptions' }],
     returnType: 'Promise<Trainer>',
     statements: 'return createFrom({ read: readBundleFile, ...options });',
+  });
+  f.addFunction({
+    name: 'createGenerator',
+    isExported: true,
+    docs: ["index.js's createGenerator, reading the bundle's files from disk unless `read` is given."],
+    parameters: [{ name: 'options', type: 'GeneratorOptions' }],
+    returnType: 'Promise<Generator>',
+    statements: 'return generatorFrom({ read: readBundleFile, ...options });',
   });
 }
 

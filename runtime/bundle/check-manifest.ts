@@ -4,7 +4,9 @@
 // arenas no larger than what they hold (rounded to the 256-byte binding alignment) and summing to
 // the plan's peak; a binding of a named tensor at least as large as the tensor; names unique and
 // none that aliases an object's own property. Invariant: a manifest that passes allocates exactly
-// plan.peak bytes, and no name from it indexes a plain object as anything but data.
+// plan.peak bytes, and no name from it indexes a plain object as anything but data. The inference
+// section (when present) is checked the same way against its own plan, and its params must be the
+// training step's by name and shape: generation reads the step's weights.
 import { elementBytes } from '../../contract/units.ts';
 import { reservedName } from '../../contract/names.ts';
 import type { TensorSlot } from '../../contract/program.ts';
@@ -16,8 +18,18 @@ type Fail = (field: string, msg: string) => never;
 const arenaAlign = 256;
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
-export function checkManifest(m: Manifest, fail: Fail): void {
-  const p = m.program;
+/** The fields checkProgram reads: the step's program, or the inference program (whose outputs take the loss's place). */
+interface ProgramFields {
+  readonly arenas: readonly number[];
+  readonly inputs: readonly TensorSlot[];
+  readonly params: readonly TensorSlot[];
+  readonly state: readonly TensorSlot[];
+  readonly kernels: Readonly<Record<string, string>>;
+  readonly dispatches: Manifest['program']['dispatches'];
+}
+
+/** One program's tensors, bindings and arenas against its plan's peak; `root` prefixes every field named. */
+function checkProgram(root: string, p: ProgramFields, outputs: readonly [string, TensorSlot][], peak: number, fail: Fail): void {
   const inside = (field: string, r: { arena: number; offset: number; bytes: number }) => {
     const size = p.arenas[r.arena];
     if (size === undefined) fail(`${field}.arena`, `arena ${r.arena} does not exist (the bundle has ${p.arenas.length})`);
@@ -34,25 +46,24 @@ export function checkManifest(m: Manifest, fail: Fail): void {
     const want = s.shape.reduce((a, b) => a * b, 1) * elementBytes[s.dtype];
     if (s.bytes !== want) fail(`${field}.bytes`, `expected ${want} bytes for ${s.dtype}[${s.shape.join(', ')}], got ${s.bytes}`);
   };
-  p.inputs.forEach((s, i) => slot(`program.inputs.${i}`, s, 'tensor'));
-  p.params.forEach((s, i) => slot(`program.params.${i}`, s, 'param'));
-  p.state.forEach((s, i) => slot(`program.state.${i}`, s, 'tensor'));
-  slot('program.loss', p.loss, 'tensor');
-  if (p.loss.shape.length !== 0) fail('program.loss.shape', `expected a scalar, got [${p.loss.shape.join(', ')}]`);
+  p.inputs.forEach((s, i) => slot(`${root}.inputs.${i}`, s, 'tensor'));
+  p.params.forEach((s, i) => slot(`${root}.params.${i}`, s, 'param'));
+  p.state.forEach((s, i) => slot(`${root}.state.${i}`, s, 'tensor'));
+  for (const [field, s] of outputs) slot(field, s, 'tensor');
 
   for (const key of Object.keys(p.kernels)) {
     const why = reservedName(key, 'tensor');
-    if (why !== undefined) fail(`program.kernels.${key}`, `the kernel name is reserved: ${why}`);
+    if (why !== undefined) fail(`${root}.kernels.${key}`, `the kernel name is reserved: ${why}`);
   }
-  const named = [...p.inputs, ...p.params, ...p.state, p.loss];
+  const named = [...p.inputs, ...p.params, ...p.state, ...outputs.map(([, s]) => s)];
   // Params and optimizer state hold their bytes through the whole step; an input's or the loss's
   // range is reused by other buffers once it is dead (the plan's lifetimes), so only the former
   // identify the tensor a binding at their offset binds.
   const at = new Map([...p.params, ...p.state].map((s) => [`${s.arena}:${s.offset}`, s]));
   p.dispatches.forEach((d, i) => {
-    if (!Object.hasOwn(p.kernels, d.shader)) fail(`program.dispatches.${i}.shader`, `no kernel '${d.shader}' in program.kernels`);
+    if (!Object.hasOwn(p.kernels, d.shader)) fail(`${root}.dispatches.${i}.shader`, `no kernel '${d.shader}' in ${root}.kernels`);
     d.bindings.forEach((b, k) => {
-      const field = `program.dispatches.${i}.bindings.${k}`;
+      const field = `${root}.dispatches.${i}.bindings.${k}`;
       inside(field, b);
       const s = at.get(`${b.arena}:${b.offset}`);
       if (s && b.bytes < s.bytes) fail(`${field}.bytes`, `binds ${b.bytes} bytes of tensor '${s.name}', which has ${s.bytes}`);
@@ -62,10 +73,53 @@ export function checkManifest(m: Manifest, fail: Fail): void {
   const used = p.arenas.map(() => 0);
   for (const r of [...named, ...p.dispatches.flatMap((d) => d.bindings)]) used[r.arena] = Math.max(used[r.arena], r.offset + r.bytes);
   p.arenas.forEach((size, a) => {
-    if (size % 4 !== 0) fail(`program.arenas.${a}`, `${size} bytes is not a multiple of 4`);
+    if (size % 4 !== 0) fail(`${root}.arenas.${a}`, `${size} bytes is not a multiple of 4`);
     if (size > alignUp(used[a], arenaAlign))
-      fail(`program.arenas.${a}`, `${size} bytes, but the tensors and bindings in it end at byte ${used[a]}: an arena is at most its last use rounded up to ${arenaAlign}`);
+      fail(`${root}.arenas.${a}`, `${size} bytes, but the tensors and bindings in it end at byte ${used[a]}: an arena is at most its last use rounded up to ${arenaAlign}`);
   });
   const total = p.arenas.reduce((a, b) => a + b, 0);
-  if (total !== m.plan.peak) fail('program.arenas', `they hold ${total} bytes in all, but plan.peak is ${m.plan.peak}: the arenas are the plan's layout`);
+  const plan = root === 'program' ? 'plan' : `${root.split('.')[0]}.plan`;
+  if (total !== peak) fail(`${root}.arenas`, `they hold ${total} bytes in all, but ${plan}.peak is ${peak}: the arenas are the plan's layout`);
+}
+
+/** What the generator reads of an inference program (runtime/webgpu/generator.ts), by name. */
+const inferenceIo = {
+  inputs: [['prefill.tokens', 'i32'], ['prefill.pos', 'i32'], ['decode.tokens', 'i32'], ['decode.pos', 'i32']],
+  outputs: [['prefill.logits', 'f32'], ['decode.logits', 'f32']],
+} as const;
+
+/** The inference section: its own program's layout, its entry points and tensors by name, and its params being the step's. */
+function checkInference(m: Manifest, inf: NonNullable<Manifest['inference']>, fail: Fail): void {
+  const p = inf.program;
+  checkProgram('inference.program', p, p.outputs.map((s, i) => [`inference.program.outputs.${i}`, s] as [string, TensorSlot]), inf.plan.peak, fail);
+  for (const [list, want] of [['inputs', inferenceIo.inputs], ['outputs', inferenceIo.outputs]] as const) {
+    const have = p[list].map((s) => `${s.name}:${s.dtype}`).join(', ');
+    if (have !== want.map(([n, d]) => `${n}:${d}`).join(', '))
+      fail(`inference.program.${list}`, `expected ${want.map(([n, d]) => `${n} (${d})`).join(', ')}, got ${have || 'none'}`);
+  }
+  const entries = Object.keys(p.entries).sort().join(', ');
+  if (entries !== 'decode, prefill') fail('inference.program.entries', `expected exactly decode and prefill, got ${entries || 'none'}`);
+  for (const [name, e] of Object.entries(p.entries))
+    if (!(e.from <= e.to && e.to <= p.dispatches.length))
+      fail(`inference.program.entries.${name}`, `dispatches ${e.from}..${e.to} are not a range of the ${p.dispatches.length} dispatches`);
+  const step = new Map(m.program.params.map((s) => [s.name, s]));
+  p.params.forEach((s, i) => {
+    const t = step.get(s.name);
+    if (!t) fail(`inference.program.params.${i}.name`, `'${s.name}' is no param of the training step: generation reads the step's weights`);
+    if (t.shape.join() !== s.shape.join())
+      fail(`inference.program.params.${i}.shape`, `[${s.shape.join(', ')}], but the training step's '${s.name}' is [${t.shape.join(', ')}]`);
+  });
+  const logits = p.outputs[1];
+  if (logits.shape.at(-1) !== inf.vocab)
+    fail('inference.vocab', `${inf.vocab}, but the logits have ${String(logits.shape.at(-1))} columns`);
+  const tokens = p.inputs[0];
+  if (tokens.shape.join() !== `1,${inf.chunk}`) fail('inference.chunk', `${inf.chunk}, but prefill.tokens is [${tokens.shape.join(', ')}]`);
+  if (inf.chunk > inf.context) fail('inference.context', `${inf.context} is shorter than a prefill chunk of ${inf.chunk} tokens`);
+}
+
+export function checkManifest(m: Manifest, fail: Fail): void {
+  const p = m.program;
+  checkProgram('program', p, [['program.loss', p.loss]], m.plan.peak, fail);
+  if (p.loss.shape.length !== 0) fail('program.loss.shape', `expected a scalar, got [${p.loss.shape.join(', ')}]`);
+  if (m.inference) checkInference(m, m.inference, fail);
 }

@@ -1,9 +1,11 @@
 // The page of a bundle (index.html): checks WebGPU, takes text, trains the bundle with start,
 // pause and resume, draws the loss, shows the memory plan beside the device's bytes, and saves and
-// loads checkpoints in `lomoc train`'s format. Every problem is a message on the page; none loses
-// the steps already trained. `window.lomocPage.state()` reports the run, for tests.
+// loads checkpoints in `lomoc train`'s format, and samples text with the bundle's inference
+// program (sampler.ts) every k steps and on demand. Every problem is a message on the page; none
+// loses the steps already trained. `window.lomocPage.state()` reports the run, for tests.
 import { lossChart } from './chart.ts';
 import { fmtBytes, memoryTable, type PlanSummary } from './memory.ts';
+import { noInference, PageSampler, SampleError, type Sample, type SampleRequest } from './sampler.ts';
 import { Session, SessionError, type BundleStep, type Entry, type Point, type RunOptions } from './session.ts';
 import { decodeText, TextError, tokenizerFor, tokensOf, type Tokens, type TokenizerName } from './text.ts';
 import type { Schedule } from '../train/schedule.ts';
@@ -12,6 +14,7 @@ interface ManifestLike {
   readonly plan: { readonly peak: number; readonly byCategory: Readonly<Record<string, number>> };
   readonly step: BundleStep;
   readonly program: { readonly state: readonly { readonly name: string; readonly shape: readonly number[] }[] };
+  readonly inference?: { readonly context: number; readonly plan: { readonly peak: number } };
 }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -30,6 +33,8 @@ let tokenizer: TokenizerName | undefined;
 let tokens: Tokens | undefined;
 let session: Session | undefined;
 let gpuOk = false;
+let sampler: PageSampler | undefined;
+const samples: Sample[] = [];
 const compared: PlanSummary[] = [];
 const recentMs: number[] = [];
 const chart = lossChart($('chart'));
@@ -49,10 +54,58 @@ function runOptions(): RunOptions {
   };
 }
 
+function sampleRequest(): SampleRequest {
+  const num = (id: string, what: string, integer: boolean, min: number) => {
+    const v = Number(input(id).value);
+    if (input(id).value.trim() === '' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v)))
+      throw new SampleError(`${what} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${input(id).value}'`);
+    return v;
+  };
+  return { prompt: input('prompt').value, temperature: num('temperature', 'the temperature', false, 0), topK: num('top-k', 'top-k', true, 0), maxTokens: num('max-tokens', 'tokens', true, 1), seed: num('sample-seed', 'the sampler seed', true, 0) };
+}
+
+function showSample(x: Sample, req: SampleRequest): void {
+  const div = document.createElement('div');
+  div.className = 'sample';
+  div.dataset.step = String(x.step);
+  div.dataset.tokens = x.tokens.join(',');
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  meta.textContent = `step ${x.step} · temperature ${req.temperature}${req.topK ? `, top-k ${req.topK}` : ''}, seed ${req.seed} · ${x.tokens.length} tokens in ${Math.round(x.ms)} ms (${x.tokensPerSecond.toFixed(1)} tokens/s)`;
+  const prompt = document.createElement('span');
+  prompt.className = 'prompt';
+  prompt.textContent = x.prompt;
+  const text = document.createElement('span');
+  text.className = 'text';
+  text.textContent = x.text;
+  div.append(meta, prompt, text);
+  $('samples').append(div);
+  $('samples').scrollTop = $('samples').scrollHeight; // the panel scrolls, never the page
+}
+
+/** One sample with the weights as trained so far (the initial values before a run starts); problems are messages. */
+async function sampleNow(): Promise<void> {
+  try {
+    if (!sampler) throw new SampleError('the bundle is not loaded yet');
+    const req = sampleRequest();
+    const s = session;
+    const seed = s?.run.seed ?? (Number(input('seed').value) || 0);
+    const x = await sampler.sample(req, s ? { step: s.step, trainer: s.trainer, readParams: () => s.readParams(), seed } : { step: 0, seed });
+    samples.push(x);
+    showSample(x, req);
+    showMemory();
+  } catch (e) {
+    say(e instanceof SampleError ? e.message : `could not sample: ${e instanceof Error ? e.message : String(e)} (training is not affected)`);
+  }
+}
+
 function showMemory(): void {
   if (!entry || !manifest) return;
   const own: PlanSummary = { label: `${entry.model} ${entry.preset}`, optimizer: entry.optimizer, peak: manifest.plan.peak, byCategory: manifest.plan.byCategory, allocated: session?.trainer.deviceBytes ?? null };
   $('memory').innerHTML = memoryTable([own, ...compared]);
+  if (manifest.inference)
+    $('samples-info').textContent = `Samples come from the bundle's inference program (context ${manifest.inference.context} tokens; plan ${fmtBytes(manifest.inference.plan.peak)}` +
+      `${sampler?.deviceBytes ? `, ${fmtBytes(sampler.deviceBytes)} allocated` : ''}) with the weights as trained so far, copied into its own buffers between two steps.`;
 }
 
 function showStats(extra = ''): void {
@@ -73,6 +126,7 @@ function controls(): void {
   $<HTMLButtonElement>('start').textContent = session && session.step > 0 ? 'Resume' : 'Start';
   $<HTMLButtonElement>('pause').disabled = !running;
   $<HTMLButtonElement>('save').disabled = !session || running;
+  $<HTMLButtonElement>('sample-now').disabled = !gpuOk || !entry;
   // The run's identity is fixed once it has a trainer: a checkpoint records it.
   for (const id of ['lr', 'warmup', 'schedule', 'weight-decay', 'steps', 'seed']) ($(id) as HTMLInputElement).disabled = session !== undefined;
   for (const id of ['sample', 'file', 'use-paste', 'paste']) ($(id) as HTMLInputElement).disabled = session !== undefined;
@@ -116,6 +170,10 @@ async function start(): Promise<void> {
         showStats();
       },
       val: (p: Point) => showStats(` · validation ${p.loss.toFixed(4)} at step ${p.step}`),
+      after: async (step) => {
+        const k = Number(input('sample-every').value);
+        if (Number.isInteger(k) && k > 0 && step % k === 0) await sampleNow();
+      },
     });
     controls();
     await run;
@@ -206,8 +264,9 @@ async function boot(): Promise<void> {
     manifest = (await r.json()) as ManifestLike;
     $('title').textContent = `${entry.model} ${entry.preset} · ${entry.optimizer}${manifest.step.clipNorm ? `, clip-norm ${manifest.step.clipNorm}` : ''}`;
     tokenizer = tokenizerFor(entry.config.vocab);
+    sampler = new PageSampler(entry, tokenizer, manifest.inference);
     showMemory();
-    $('samples-info').textContent = 'This bundle carries no inference program, so the page cannot sample text from it yet.';
+    if (!manifest.inference) $('samples-info').textContent = noInference;
   } catch (e) {
     say(e instanceof TextError ? e.message : `could not load the bundle: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -246,11 +305,13 @@ input('load').addEventListener('change', () => {
   input('load').value = '';
 });
 $('compare').addEventListener('click', () => void compare());
+$('sample-now').addEventListener('click', () => void sampleNow());
 
 (window as unknown as { lomocPage: unknown }).lomocPage = {
   state: () => ({
     step: session?.step ?? 0, losses: session?.losses ?? [], val: session?.val ?? [], running: session?.running ?? false,
     message: lastMessage, deviceBytes: session?.trainer.deviceBytes ?? null, gpu: gpuOk, data: tokens?.data ?? null,
+    samples: samples.map((x) => ({ step: x.step, tokens: x.tokens, text: x.text, tokensPerSecond: x.tokensPerSecond })),
   }),
 };
 void boot();

@@ -18,6 +18,14 @@ export interface Entry {
   readonly params: Readonly<Record<string, { readonly dtype: string; readonly shape: readonly number[] }>>;
   readonly planBytes: number;
   createTrainer(options: { gpu: GPU; seed: number }): Promise<Trainer>;
+  createGenerator(options: { device: GPUDevice; params: Record<string, ArrayLike<number>> } | { gpu: GPU; seed: number }): Promise<Generator>;
+}
+/** What the page needs of the bundle's generator (index.js createGenerator). */
+export interface Generator {
+  generate(prompt: readonly number[], options: { maxTokens: number; temperature: number; topK: number; topP: number; seed: number }): AsyncGenerator<number>;
+  writeParams(p: Record<string, ArrayLike<number>>): void;
+  destroy(): void;
+  readonly deviceBytes: number;
 }
 export interface Trainer {
   step(batch: Batch, hyper: { lr: number; weightDecay: number; step?: number }): Promise<number | undefined>;
@@ -28,6 +36,8 @@ export interface Trainer {
   destroy(): void;
   readonly deviceBytes: number;
   readonly adapter: string;
+  /** The device it made (with the inference program's limits too): the page samples on it. */
+  readonly device: GPUDevice;
 }
 
 export interface RunOptions {
@@ -70,6 +80,8 @@ export class Session {
   val: Point[] = [];
   running = false;
   private stopRequested = false;
+  /** Steps and readbacks of the trainer in turn: a sample reads the params between two steps, never inside one. */
+  private turn: Promise<unknown> = Promise.resolve();
   readonly entropy: number;
   private readonly evalSet: Batch[];
   readonly batch: number;
@@ -110,8 +122,23 @@ export class Session {
     return sum / this.evalSet.length;
   }
 
-  /** Trains until `run.steps` or until pause() is called; each step and validation is reported. */
-  async train(on: { step(p: Progress): void; val(p: Point): void }): Promise<void> {
+  /** Runs `fn` when no step of this session is running, and no step starts before it ends. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.turn.then(fn);
+    this.turn = next.catch(() => undefined);
+    return next;
+  }
+
+  /** The params as trained so far, read between two steps. */
+  readParams(): Promise<Record<string, Float32Array>> {
+    return this.exclusive(() => this.trainer.readParams());
+  }
+
+  /**
+   * Trains until `run.steps` or until pause() is called; each step and validation is reported, and
+   * `after` (a sample every k steps) is awaited after each step before the next one starts.
+   */
+  async train(on: { step(p: Progress): void; val(p: Point): void; after?(step: number): Promise<void> }): Promise<void> {
     if (this.running) return;
     this.running = true;
     this.stopRequested = false;
@@ -121,16 +148,17 @@ export class Session {
         const lr = lrAt(this.run, s);
         const b = trainBatch(this.tokens.train, this.batch, this.seq, this.run.seed, s - 1);
         const t0 = performance.now();
-        const loss = (await this.trainer.step(b, { lr, weightDecay: this.run.weightDecay, step: s }))!;
+        const loss = (await this.exclusive(() => this.trainer.step(b, { lr, weightDecay: this.run.weightDecay, step: s })))!;
         const ms = performance.now() - t0;
         this.step = s;
         this.losses.push({ step: s, loss });
         on.step({ step: s, loss, lr, ms, tokensPerSecond: (this.batch * this.seq * 1000) / ms });
         if ((this.run.evalEvery && s % this.run.evalEvery === 0) || s === this.run.steps) {
-          const v = await this.evaluate(s);
+          const v = await this.exclusive(() => this.evaluate(s));
           this.val.push({ step: s, loss: v });
           on.val({ step: s, loss: v });
         }
+        await on.after?.(s);
       }
     } finally {
       this.running = false;

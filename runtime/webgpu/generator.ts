@@ -4,12 +4,15 @@
 // steps. Each step writes its tokens and position, runs its entry's dispatches and reads back
 // only the logits row it needs.
 import type { Decoder, Logits } from '../../contract/decoder.ts';
+import type { ProgramNeeds } from '../../contract/limits.ts';
 import type { StepProgram, TensorSlot } from '../../contract/program.ts';
 import { createExecutor, type Executor } from './executor.ts';
 import { ProgramError } from './validate.ts';
 
 export interface GpuDecoder extends Decoder {
   readonly executor: Executor;
+  /** Overwrites the params given by name (a trainer's values after some steps); the others keep theirs. */
+  writeParams(params: Readonly<Record<string, ArrayLike<number>>>): void;
   destroy(): void;
 }
 
@@ -58,6 +61,26 @@ export async function createGpuDecoder(device: GPUDevice, program: StepProgram, 
     vocab,
     prefill: (tokens, pos) => run(io.prefill, tokens, pos),
     decode: (token, pos) => run(io.decode, [token], pos),
+    writeParams: (values) => {
+      for (const p of program.params) if (Object.hasOwn(values, p.name)) executor.write(p, values[p.name]);
+    },
     destroy: () => executor.destroy(),
+  };
+}
+
+/**
+ * What one device must grant to run a bundle's step and its inference program side by side (the
+ * page samples on its trainer's device): the larger of each limit, both programs' features.
+ */
+export function bothNeeds(step: ProgramNeeds, inference: ProgramNeeds | undefined): ProgramNeeds {
+  if (!inference) return step;
+  const limits = Object.fromEntries(
+    Object.keys(step.limits).map((k) => [k, Math.max(step.limits[k as keyof ProgramNeeds['limits']], inference.limits[k as keyof ProgramNeeds['limits']])]),
+  ) as unknown as ProgramNeeds['limits'];
+  return {
+    limits,
+    arenas: [...step.arenas, ...inference.arenas],
+    features: [...new Set([...step.features, ...inference.features])],
+    dispatches: [...(step.dispatches ?? []), ...(inference.dispatches ?? [])],
   };
 }

@@ -80,7 +80,8 @@ describe('lomoc generate', { timeout: 60_000 }, () => {
       expect([r.code, r.stderr]).toEqual([1, message]);
     }
     const bundle = await gen(join(dir, 'bundle'), '--prompt-tokens', '1');
-    expect([bundle.code, bundle.stderr]).toEqual([1, `error: lomoc generate: '${join(dir, 'bundle')}' is a training bundle, which carries no inference program; generate from the model file or a checkpoint`]);
+    // A bundle folder is loaded and checked as a bundle (its inference program: test/bundle-inference.test.ts).
+    expect([bundle.code, bundle.stderr]).toEqual([1, `error: lomoc generate: ${join(dir, 'bundle')}/manifest.json: format: Invalid input: expected "lomoc-bundle"`]);
     const none = await gen(join(dir, 'nothing.ts'), '--prompt-tokens', '1');
     expect([none.code, none.stderr]).toEqual([1, `error: lomoc generate: expected a model file (.ts), a checkpoint (.safetensors) or a folder holding checkpoint.safetensors, found nothing at '${join(dir, 'nothing.ts')}'`]);
   });

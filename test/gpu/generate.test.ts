@@ -1,7 +1,15 @@
 // The inference program on WebGPU: prefill chunks and decode steps give the full forward's logits
 // (reference executor, f32) at every position, for gpt and llama tiny; the device holds exactly
-// the inference plan's peak; greedy generation on the device equals greedy on the reference.
+// the inference plan's peak; greedy generation on the device equals greedy on the reference; and a
+// bundle's inference program generates what the model file does, from the same checkpoint.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { main } from '../../cli/main.ts';
+import { loadCheckpoint } from '../../runtime/checkpoint/node.ts';
+import { toFloat32 } from '../../runtime/checkpoint/safetensors.ts';
 import { lowerInference, planInference } from '../../compiler/inference/compile-inference.ts';
 import { generate } from '../../runtime/generate/generate.ts';
 import { createGpuDecoder } from '../../runtime/webgpu/generator.ts';
@@ -63,4 +71,48 @@ describe('inference on WebGPU', () => {
       dec.destroy();
     }
   });
+
+  it('a bundle generates what its model file generates, from the same checkpoint, seed and prompt (greedy and sampled), through the CLI and the bundle\'s node.js', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-generate-'));
+    const lomoc = async (...argv: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+      expect(code, err.join('\n')).toBe(0);
+      return out.join('\n');
+    };
+    try {
+      const bundle = path.join(root, 'gpt');
+      // --target cpu: the kernel shapes lomoc generate picks for lavapipe, so both run the same WGSL.
+      const model = ['--preset', 'tiny', '--set', 'vocab=256', '--set', 'seq=24'];
+      await lomoc('compile', 'models/gpt.ts', ...model, '--optimizer', 'lomo', '--target', 'cpu', '--out', bundle);
+      const ckpt = path.join(root, 'run');
+      await lomoc('train', bundle, '--data', 'moby-dick', '--steps', '3', '--lr', '0.05', '--seed', '2', '--save', ckpt, '--json');
+      const tokensOf = (out: string) => (JSON.parse(out) as { tokens: number[]; promptTokens: number[] }).tokens;
+      for (const how of [['--temperature', '0'], ['--temperature', '0.9', '--top-k', '20', '--seed', '5']]) {
+        const args = ['--prompt', 'Call me', '--max-tokens', '12', ...how, '--json'];
+        const fromBundle = tokensOf(await lomoc('generate', bundle, '--init', ckpt, ...args));
+        const fromModel = tokensOf(await lomoc('generate', 'models/gpt.ts', ...model, '--init', ckpt, ...args));
+        const fromCheckpoint = tokensOf(await lomoc('generate', ckpt, ...args));
+        expect(fromBundle, how.join(' ')).toHaveLength(12);
+        expect(fromBundle, how.join(' ')).toEqual(fromModel);
+        expect(fromBundle, how.join(' ')).toEqual(fromCheckpoint);
+        if (how[1] === '0') {
+          // The bundle's own entry (node.js: createGenerator, the page's code) on the harness's device.
+          const entry = (await import(pathToFileURL(path.join(bundle, 'node.js')).href)) as {
+            createGenerator(o: { device: GPUDevice; params: Record<string, Float32Array> }): Promise<{ generate(p: number[], o: object): AsyncGenerator<number>; destroy(): void }>;
+          };
+          const saved = loadCheckpoint(path.join(ckpt, 'checkpoint.safetensors'));
+          const params = Object.fromEntries(Object.entries(saved.tensors).filter(([k]) => !k.startsWith('optimizer.')).map(([k, t]) => [k, toFloat32(k, t)]));
+          const g = await entry.createGenerator({ device: (await gpu()).device, params });
+          const viaEntry: number[] = [];
+          for await (const t of g.generate([...new TextEncoder().encode('Call me')], { maxTokens: 12, temperature: 0 })) viaEntry.push(t);
+          g.destroy();
+          expect(viaEntry).toEqual(fromBundle);
+        }
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

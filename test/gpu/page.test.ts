@@ -2,10 +2,11 @@
 // playwright-core, opening the page from `lomoc serve`. It trains to the same losses as `lomoc
 // train` on the same bundle, text and seed in Node (lavapipe); its checkpoints resume in `lomoc
 // train --resume` and the reverse; each bad input is a message on the page that loses nothing; a
-// screenshot shows the chart and the memory panel; and the page loads nothing from outside the
-// bundle folder.
+// screenshot shows the chart and the memory panel; it samples with the bundle's inference program
+// what `lomoc generate` samples from the page's checkpoint, without changing a loss; and the page
+// loads nothing from outside the bundle folder.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
@@ -25,6 +26,7 @@ interface PageState {
   deviceBytes: number | null;
   gpu: boolean;
   data: string | null;
+  samples: { step: number; tokens: number[]; text: string; tokensPerSecond: number }[];
 }
 
 function chromiumPath(): string {
@@ -91,6 +93,23 @@ async function trainTo(page: Page, steps: number): Promise<PageState> {
 }
 
 const run = { lr: '0.05', steps: '4', 'eval-every': '2', seed: '3' };
+
+/** Clicks Sample with these settings and waits for the sample (or a message); the tokens are read from the DOM. */
+async function sampleOn(page: Page, settings: Record<string, string>): Promise<{ tokens: number[]; step: number; message: string }> {
+  await setRun(page, settings);
+  const before = (await state(page)).samples.length;
+  await page.click('#sample-now');
+  await page.waitForFunction((n) => {
+    const s = (window as unknown as { lomocPage: { state(): PageState } }).lomocPage.state();
+    return s.samples.length > n || s.message !== '';
+  }, before, { timeout: 120_000 });
+  const last = page.locator('#samples .sample').last();
+  const message = await messageOf(page);
+  if (message) return { tokens: [], step: -1, message };
+  const ids = (await last.getAttribute('data-tokens')) ?? '';
+  return { tokens: ids === '' ? [] : ids.split(',').map(Number), step: Number(await last.getAttribute('data-step')), message };
+}
+const greedy = { prompt: 'Ca', temperature: '0', 'top-k': '0', 'max-tokens': '6', 'sample-seed': '0' };
 const nodeArgs = ['--data', 'moby-dick', '--lr', '0.05', '--eval-every', '2', '--seed', '3', '--json'];
 
 describe('the page of a bundle, in headless Chromium', () => {
@@ -122,16 +141,32 @@ describe('the page of a bundle, in headless Chromium', () => {
     const nodeSaved = loadCheckpoint(path.join(root, 'node4', 'checkpoint.safetensors'));
     expect(Object.keys(saved.tensors).sort()).toEqual(Object.keys(nodeSaved.tensors).sort());
     expect(saved.metadata.run).toBe(nodeSaved.metadata.run);
+    writeFileSync(path.join(root, 'from-page-4.safetensors'), readFileSync(path.join(dir, 'checkpoint.safetensors')));
     const resumed = await lomoc('train', bundle, ...nodeArgs, '--steps', '6', '--resume', dir, '--save', dir);
     expect(resumed.code, resumed.err).toBe(0);
     const after = JSON.parse(resumed.out) as { losses: { step: number; loss: number }[] };
     expect(after.losses.map((p) => p.step)).toEqual([5, 6]);
 
+    // Greedy sampling on the page (the weights after step 4) equals lomoc generate on the page's checkpoint, token for token.
+    const onPage = await sampleOn(page, greedy);
+    expect(onPage.message).toBe('');
+    expect(onPage.step).toBe(4);
+    expect(onPage.tokens).toHaveLength(6); // the prompt's 2 bytes and 6 fill the context of 8
+    const inNode = await lomoc('generate', bundle, '--init', path.join(root, 'from-page-4.safetensors'), '--prompt', 'Ca', '--temperature', '0', '--max-tokens', '6', '--json');
+    expect(inNode.code, inNode.err).toBe(0);
+    expect(onPage.tokens).toEqual((JSON.parse(inNode.out) as { tokens: number[] }).tokens);
+    expect(await page.textContent('#samples .sample:last-child .text')).toBe(new TextDecoder().decode(Uint8Array.from(onPage.tokens)));
+    const sampled = await sampleOn(page, { ...greedy, temperature: '0.9', 'top-k': '20', 'sample-seed': '5' });
+    const sampledNode = await lomoc('generate', bundle, '--init', path.join(root, 'from-page-4.safetensors'), '--prompt', 'Ca', '--temperature', '0.9', '--top-k', '20', '--seed', '5', '--max-tokens', '6', '--json');
+    expect(sampled.tokens).toEqual((JSON.parse(sampledNode.out) as { tokens: number[] }).tokens);
+    const rate = (await state(page)).samples.map((x) => x.tokensPerSecond);
+    console.log(`page sampling (SwiftShader, gpt tiny bytes, 6 tokens): ${rate.map((r) => r.toFixed(1)).join(', ')} tokens/s`);
+
     // ... and the Node checkpoint at step 6 continues in a fresh page, to the losses Node gives.
     const page2 = await open();
     await page2.click('#sample');
     await page2.waitForFunction(() => (window as unknown as { lomocPage: { state(): PageState } }).lomocPage.state().data === 'moby-dick', null, { timeout: 60_000 });
-    await setRun(page2, { ...run, steps: '8' });
+    await setRun(page2, { ...run, steps: '8', ...greedy, 'sample-every': '1' });
     await page2.setInputFiles('#load', path.join(dir, 'checkpoint.safetensors'));
     await page2.waitForFunction(() => (window as unknown as { lomocPage: { state(): PageState } }).lomocPage.state().step === 6, null, { timeout: 60_000 });
     const cont = await trainTo(page2, 8);
@@ -141,7 +176,10 @@ describe('the page of a bundle, in headless Chromium', () => {
     const wantCont = (JSON.parse(nodeCont.out) as { losses: { step: number; loss: number }[] }).losses;
     const pageCont = cont.losses.filter((p) => p.step > 6);
     expect(pageCont.map((p) => p.step)).toEqual([7, 8]);
+    // Sampling every step (greedy, after steps 7 and 8) changed no loss: they equal Node's, which never sampled.
     pageCont.forEach((p, i) => expect(Math.abs(p.loss - wantCont[i].loss) / wantCont[i].loss).toBeLessThan(1e-5));
+    expect((await state(page2)).samples.map((x) => x.step)).toEqual([7, 8]);
+    expect(await page2.locator('#samples .sample').count()).toBe(2);
 
     // The screenshot after training shows the chart (its training-loss blue) and the memory panel.
     const shot = PNG.sync.read(await page.screenshot());
@@ -217,6 +255,36 @@ describe('the page of a bundle, in headless Chromium', () => {
       await page.click('#start');
       await page.waitForFunction(() => (window as unknown as { lomocPage: { state(): PageState } }).lomocPage.state().message !== '', null, { timeout: 60_000 });
       expect(await messageOf(page)).toMatch(/maxComputeWorkgroupStorageSize: needs 1073741824, has \d+/);
+      await page.close();
+    } finally {
+      await other.close();
+    }
+  }, 300_000);
+
+  it('a sample from a bundle without an inference program is a message naming it, and training still works', async () => {
+    const old = path.join(root, 'old');
+    cpSync(bundle, old, { recursive: true });
+    // A manifest as bundles were written before they carried the inference program.
+    const m = JSON.parse(readFileSync(path.join(old, 'manifest.json'), 'utf8'));
+    delete m.inference;
+    writeFileSync(path.join(old, 'manifest.json'), JSON.stringify(m));
+    const other = await serveBundle(old, 0);
+    try {
+      const page = await browser.newPage();
+      await page.goto(other.url);
+      await page.waitForFunction(() => document.getElementById('gpu')!.textContent !== 'Checking WebGPU…', null, { timeout: 60_000 });
+      const none = "this bundle carries no inference program, so the page cannot sample text from it: compile it again with lomoc compile (a model must name its logits with output('logits', ...))";
+      expect(await page.textContent('#samples-info')).toBe(none);
+      expect((await sampleOn(page, greedy)).message).toBe(none);
+      await page.click('#sample');
+      await page.waitForFunction(() => (window as unknown as { lomocPage: { state(): PageState } }).lomocPage.state().data === 'moby-dick', null, { timeout: 60_000 });
+      await setRun(page, { ...run, steps: '1' });
+      await page.click('#start');
+      await page.waitForFunction(() => {
+        const s = (window as unknown as { lomocPage: { state(): PageState } }).lomocPage.state();
+        return s.step >= 1 && !s.running;
+      }, null, { timeout: 120_000 });
+      expect((await state(page)).message).toBe('');
       await page.close();
     } finally {
       await other.close();
