@@ -53,12 +53,13 @@ describe('--accumulate', () => {
     expect(out.tokensPerSecond).toBeCloseTo((3 * 2 * 8 * 1000) / out.msPerStep, 0);
   });
 
-  it('compile records it in the manifest; the bundle fixes it for train', async () => {
+  it('compile records it in the manifest, with the inference program; the bundle fixes it for train', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'lomoc-accumulate-')), 'bundle');
     const r = await run('compile', 'models/gpt.ts', '--preset', 'tiny', '--accumulate', '3', '--target', 'cpu', '--out', out);
     expect(r.stderr).toBe('');
     const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
     expect(m.step.accumulate).toBe(3);
+    expect(m.inference.program.inputs.find((i: { name: string }) => i.name === 'prefill.tokens').shape).toEqual([1, 8]); // generation: one sequence
     expect(m.config.batch).toBe(2);
     const data = m.program.inputs.filter((i: { name: string }) => i.name === 'tokens' || i.name === 'targets');
     expect(data.map((i: { shape: number[] }) => i.shape)).toEqual([[6, 8], [6, 8]]);

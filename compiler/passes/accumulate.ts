@@ -100,5 +100,7 @@ export function accumulateMicroBatches(micro: Graph, full: Graph, k: number, bat
     params: b.params,
     loss,
     ...(blocks.length ? { blocks } : {}),
+    // Marks only (the bundle's inference program is compiled from the model): micro-batch 0's.
+    ...(micro.outputs ? { outputs: Object.fromEntries(Object.entries(micro.outputs).map(([k, v]) => [k, maps[0].get(v)!])) } : {}),
   };
 }
