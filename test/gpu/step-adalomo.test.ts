@@ -54,6 +54,16 @@ describe('AdaLomo training steps on WebGPU', () => {
     expect(run.arenaBytes).toBe(c.plan.peak);
   });
 
+  it('llama tiny, f16 storage (updated in place, no master copy), against the reference f16 emulation', async () => {
+    const c = compileProgram(llama, { preset: 'tiny', optimizer: 'adalomo', dtype: 'f16', target: 'cpu' });
+    const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 8 });
+    // step-f16.test.ts's tolerance: four f16 steps of each tensor's largest value, two of the loss;
+    // twice that for the states, averages of g^2, whose relative error is twice the gradient's.
+    expect(stepMismatches(run, { rel: 8e-3, lossRel: 2e-3 }).filter((m) => !m.startsWith('state '))).toEqual([]);
+    expect(stepMismatches(run, { rel: 1.6e-2, lossRel: 2e-3 })).toEqual([]);
+    expect(run.arenaBytes).toBe(c.plan.peak);
+  });
+
   it('fused into backward and after backward agree, with clip-norm', async () => {
     const runs = [];
     for (const optimizer of ['adalomo', 'adalomoAfter']) {
