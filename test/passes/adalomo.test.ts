@@ -8,7 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { stepConfigFrom } from '../../cli/args.ts';
 import { resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/model.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
+import { numel } from '../../compiler/ir/shape.ts';
 import { adalomo } from '../../compiler/optimizers/adalomo.ts';
+import { matrixShape } from '../../compiler/optimizers/descriptor.ts';
+import { compileStep } from '../../compiler/pipeline.ts';
+import { memoryReport } from '../../compiler/report/memory-report.ts';
 import { optimizerNames, registerOptimizer } from '../../compiler/optimizers/table.ts';
 import { execute, type Feeds } from '../../compiler/reference/execute.ts';
 import { initParams } from '../../compiler/reference/init.ts';
@@ -165,6 +169,22 @@ describe('AdaLomo fused into backward', () => {
       expect(floats).toEqual(shape.length >= 2 ? [[shape.reduce((a, b) => a * b, 1) / n], [n]] : [[1], [n]]);
     }
   });
+});
+
+describe('AdaLomo plans', () => {
+  it('llama-7b f16, batch 8, seq 512, checkpoint blocks: m + n floats per matrix; the peak within LOMO\'s + states + one weight gradient + scratch', () => {
+    const cfg = { preset: 'llama-7b', dtype: 'f16', batch: 8, seq: 512, checkpoint: { kind: 'blocks' }, target: 'gpu' } as const;
+    const [lomo, ada] = (['lomo', 'adalomo'] as const).map((optimizer) => compileStep(llama, { ...cfg, optimizer }));
+    const shapes = ada.step.params.map((p) => ada.step.values[p.value].shape);
+    const states = shapes.reduce((a, s) => a + 4 * (matrixShape(s).rows + matrixShape(s).cols), 0);
+    const [l, r] = [memoryReport(lomo.plan), memoryReport(ada.plan)];
+    expect(r.most.optimizerState).toBe(states);
+    expect(states).toBeLessThan(12e6); // about 11 MB (LOMO.md)
+    // LOMO fuses each weight-gradient matmul with its update; AdaLomo needs the whole gradient's
+    // statistics first, so one weight gradient (f16) is stored; its scratch is 3 + 3 * 1024 floats.
+    const gradient = Math.max(...shapes.map((s) => 2 * numel(s)));
+    expect(r.total).toBeLessThanOrEqual(l.total + states + gradient + 4 * (3 + 3 * 1024));
+  }, 120_000);
 });
 
 describe('--optimizer adalomo options', () => {
