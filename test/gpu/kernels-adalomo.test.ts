@@ -37,7 +37,7 @@ interface Variant {
   readonly zeroRows: number;
 }
 
-function updateGraph(v: Variant): { g: Graph; p: ValueId; outs: readonly ValueId[]; states: readonly ValueId[] } {
+function updateGraph(v: Variant, inPlace = true): { g: Graph; p: ValueId; outs: readonly ValueId[]; states: readonly ValueId[] } {
   const t = new TestGraph('adalomo');
   const p = t.b.value(v.shape, v.dtype, 'param', loc, 'w');
   t.b.params.push({ name: 'w', value: p, init: { kind: 'zeros' }, loc });
@@ -46,13 +46,17 @@ function updateGraph(v: Variant): { g: Graph; p: ValueId; outs: readonly ValueId
     ...(v.stochastic ? { stochastic: { seed: 12345, param: 3 } } : {}),
   });
   const { rows, cols } = matrixShape(v.shape);
-  const states = [t.b.value([rows], 'f32', 'optstate', loc, 'row.w'), t.b.value([cols], 'f32', 'optstate', loc, 'col.w')];
+  // In place: states declared as the step's state; otherwise plain inputs (new values get storage of their own).
+  const states = inPlace
+    ? [t.b.value([rows], 'f32', 'optstate', loc, 'row.w'), t.b.value([cols], 'f32', 'optstate', loc, 'col.w')]
+    : [t.input('row.w', [rows]), t.input('col.w', [cols])];
   const named: Record<string, ValueId> = {
     p, g: t.input('g', v.shape, v.dtype), lr: t.input('lr', []), wd: t.input('weightDecay', []), step: t.input('step', []),
     ...(v.scaled ? { scale: t.input('scale', []) } : {}), row: states[0], col: states[1],
   };
   const outs = t.b.node('optimizerUpdate', updateInputs(attrs, named), attrs, loc, 'update', ['update', 'optstate', 'optstate']);
   const base = t.finish(t.input('zero', []));
+  if (!inPlace) return { g: base, p, outs, states };
   const state: StateDecl[] = ['row', 'col'].map((n, k) => ({ name: `${n}.w`, param: 'w', value: states[k], next: outs[k + 1] }));
   return { g: { ...base, updates: { w: outs[0] }, state }, p, outs, states };
 }
@@ -139,6 +143,21 @@ describe('AdaLomo update kernels', () => {
       hyper: { eps1: 1e-30, eps2: 1e-3, clipThreshold: 1, decayRate: -0.8 }, lr: 0.05, wd: 0.01, step: 3, factor: 0.5, zeroRows: 7 };
     await check(base, 11);
     await check({ ...base, shape: [70001] }, 12);
+  });
+
+  it('without in-place planning (hand-built graphs) the new values are right and the old ones untouched', async () => {
+    for (const shape of [[13, 65], [257]]) {
+      const v: Variant = { shape, dtype: 'f32', half: 'native', clipValue: 0.05, scaled: true, stochastic: false,
+        hyper: { eps1: 1e-30, eps2: 1e-3, clipThreshold: 1, decayRate: -0.8 }, lr: 0.05, wd: 0.01, step: 2, factor: 0.5, zeroRows: 0 };
+      const { g, p, outs, states } = updateGraph(v, false);
+      const f = feedsFor(v, 5);
+      const feeds = { inputs: { ...f.inputs, ...f.state }, params: f.params };
+      const ref = execute(g, feeds, 'f32');
+      const gpu = await runOnGpu(g, feeds, [...outs, p, ...states]);
+      outs.forEach((o, k) => expectWithin(gpu.get(o)!, ref.values[o]!.data, tol(ref.values[o]!.data, 'f32'), `${JSON.stringify(shape)} output ${k}`));
+      expect(Array.from(gpu.get(p)!)).toEqual(Array.from(f.params.w.data));
+      states.forEach((s, k) => expect(Array.from(gpu.get(s)!)).toEqual(Array.from(Object.values(f.state!)[k].data)));
+    }
   });
 
   it('is 5 dispatches in place, within 8 storage bindings, with a scratch of 3 scalars and 3 partials per workgroup', () => {
