@@ -1,8 +1,8 @@
-// What an optimizer is, as data: one descriptor per optimizer (sgd.ts, adamw.ts, lomo.ts), listed
-// in table.ts. Every other part of lomoc reads these facts from here: the optimizer-step pass
-// (states, inputs, clipping, master copy), the pipeline (schedule, fusion), the shape rule of
-// `optimizerUpdate`, the reference executor and WGSL codegen (the update rule), the CLI (names,
-// --opt keys). Plain data and pure functions of plain numbers: nothing here imports the IR.
+// What an optimizer is, as data: one descriptor per optimizer (sgd.ts, adamw.ts, lomo.ts,
+// adalomo.ts), listed in table.ts. Every other part of lomoc reads these facts from here: the
+// optimizer-step pass (states, inputs, clipping, master copy), the pipeline (schedule, fusion), the
+// shape rule of `optimizerUpdate`, the reference executor and WGSL codegen (the update rule), the
+// CLI (names, --opt keys). Plain data and pure functions of plain numbers: nothing here imports the IR.
 
 /** A hyper-parameter baked into the compiled update (a uniform of its kernel), with its default. */
 export interface HyperParam {
@@ -59,8 +59,9 @@ export interface WgslNames {
 }
 
 /**
- * The update of one element in WGSL, for rules whose states all have the param's shape. `body`
- * ends with `let w2 = ...;` (the new weight) after storing each new state element.
+ * The update of one element in WGSL, for rules whose states all have the param's shape (others
+ * use WgslPhasedRule). `body` ends with `let w2 = ...;` (the new weight) after storing each new
+ * state element.
  */
 export interface WgslRule {
   /** Uniform f32 values computed on the host in f64 from the hyper-parameters (e.g. 1 - beta). */
