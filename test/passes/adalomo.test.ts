@@ -23,6 +23,7 @@ import mlp from '../../models/mlp.ts';
 import { arbitraryModel } from '../support/arbitrary-model.ts';
 import { bitDifferences, buildStep, plainStep, plannedStep, stepFeeds } from '../support/step.ts';
 import { freshnessViolations, planViolations } from '../support/step-checks.ts';
+import { run as lomoc } from '../support/cli.ts';
 import { randomFeeds } from '../support/trace.ts';
 
 // The same rule after backward (all gradients first): what "unfused" means here.
@@ -192,6 +193,13 @@ describe('--optimizer adalomo options', () => {
   const parse = (...opt: string[]) => stepConfigFrom('train', { optimizer: 'adalomo', opt });
   it('takes its own four keys', () => {
     expect(parse('eps2=0.01', 'clipThreshold=0.5', 'decayRate=-0.5', 'eps1=1e-20').hyper).toEqual({ eps2: 0.01, clipThreshold: 0.5, decayRate: -0.5, eps1: 1e-20 });
+  });
+  it('lomoc plan and run: a key it does not take is an error naming the optimizer, the key and its keys', async () => {
+    for (const command of ['plan', 'run'])
+      expect(await lomoc(command, 'models/mlp.ts', '--optimizer', 'adalomo', '--opt', 'beta1=0.9', ...(command === 'run' ? ['--steps', '1'] : []))).toEqual({
+        code: 1, stdout: '',
+        stderr: `error: lomoc ${command}: option '--opt': optimizer 'adalomo' has no hyper-parameter 'beta1'; its keys: eps1, eps2, clipThreshold, decayRate`,
+      });
   });
   it('rejects a key it does not take, and values outside their range, naming them', () => {
     expect(msg(() => parse('beta1=0.9'))).toBe(
