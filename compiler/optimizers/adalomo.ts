@@ -10,8 +10,10 @@
 //
 // WGSL (the reduction form): row sums of x^2 update r, column sums update c, one whole-param sum
 // gives mean(r'), RMS(u) and RMS(w), then each element is updated. RMS(u) is summed from g again
-// rather than from a stored u, so the only scratch is a few floats: g is read 4 times and w twice,
-// in 5 dispatches, and nothing param-sized is allocated beyond what LOMO holds.
+// rather than from a stored u: g is read 4 times and w twice, in 5 dispatches (6 past 256 rows,
+// where column sums go through row-chunk partials), and the scratch is 3 floats plus at most 2^18
+// partials (1 MiB; 3 * 1024 for a short matrix): nothing param-sized beyond LOMO's one gradient,
+// which AdaLomo must store (LOMO fuses it into the weight-gradient matmul; AdaLomo needs its sums).
 import { matrixShape, type OptimizerDescriptor, type UpdateRule, type WgslPhaseNames } from './descriptor.ts';
 
 /** b and 1 - b at step t, with 1 - b = t^decayRate taken exactly (it is 1 at t = 1: no history). */

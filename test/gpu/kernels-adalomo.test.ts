@@ -138,11 +138,12 @@ describe('AdaLomo update kernels', () => {
     await fc.assert(fc.asyncProperty(variant, seed, check), runs(16));
   });
 
-  it('a large matrix (several total workgroups, rows past one lane set) and a wide vector', async () => {
+  it('a large matrix (several total workgroups, columns cut into row chunks), a tall one and a wide vector', async () => {
     const base: Variant = { shape: [300, 517], dtype: 'f32', half: 'native', clipValue: null, scaled: true, stochastic: false,
       hyper: { eps1: 1e-30, eps2: 1e-3, clipThreshold: 1, decayRate: -0.8 }, lr: 0.05, wd: 0.01, step: 3, factor: 0.5, zeroRows: 7 };
     await check(base, 11);
     await check({ ...base, shape: [70001] }, 12);
+    await check({ ...base, shape: [4099, 3], clipValue: 0.05 }, 13);
   });
 
   it('without in-place planning (hand-built graphs) the new values are right and the old ones untouched', async () => {
@@ -160,7 +161,7 @@ describe('AdaLomo update kernels', () => {
     }
   });
 
-  it('is 5 dispatches in place, within 8 storage bindings, with a scratch of 3 scalars and 3 partials per workgroup', () => {
+  it('is 6 dispatches in place, within 8 storage bindings, with a scratch of 3 scalars and the column partials', () => {
     const v: Variant = { shape: [300, 517], dtype: 'f16', half: 'packed', clipValue: 0.5, scaled: true, stochastic: false,
       hyper: {}, lr: 0.05, wd: 0.01, step: 3, factor: 0.5, zeroRows: 0 };
     for (const stochastic of [false, true]) {
@@ -168,13 +169,14 @@ describe('AdaLomo update kernels', () => {
       const f = noFusion(g.nodes.length);
       const scratch = scratchFor(g, f);
       const node = g.nodes.findIndex((n) => n.op === 'optimizerUpdate');
-      expect(scratch(node)).toEqual([(3 + 3 * 152) * 4]); // 155100 elements: ceil(155100 / 1024) = 152 workgroups
+      // 300 rows in 3 chunks of 100: 3 x 517 column partials, more than the total's 3 x 152 workgroups.
+      expect(scratch(node)).toEqual([(3 + 3 * 517) * 4]);
       const plan = planMemory(g, { fusion: f, scratch });
       expect(plan.bufferOf[outs[0]]).toBe(plan.bufferOf[p]);
       states.forEach((s, k) => expect(plan.bufferOf[outs[k + 1]]).toBe(plan.bufferOf[s]));
       const program = lowerStep(g, plan, f, { ...kernelTargets.cpu, half: 'packed' });
       expect(program.dispatches.map((d) => d.shader.split('|')[0])).toEqual([
-        'update.adalomo.p0rows.wg32.clip.scaled', 'update.adalomo.p1cols.wg64.clip.scaled', 'update.adalomo.p2total1.wg32.clip.scaled',
+        'update.adalomo.p0rows.wg32.clip.scaled', 'update.adalomo.p1cols1.wg64.clip.scaled', 'update.adalomo.p1cols2.wg64.clip.scaled', 'update.adalomo.p2total1.wg32.clip.scaled',
         'update.adalomo.p2total2.wg32.clip.scaled', 'update.adalomo.apply.wg256.clip.scaled',
       ].map((k) => (stochastic ? `${k}.sr` : k)));
       expect(Math.max(...program.dispatches.map((d) => d.bindings.length))).toBeLessThanOrEqual(maxStorageBindings - 1);

@@ -1,15 +1,18 @@
 // Optimizer updates in the reduction form (descriptor.ts's WgslPhasedRule; AdaLomo): a few dispatches
 // over one param, in place, each reading the gradient again rather than storing anything
-// param-sized, so the only memory beyond the rule's states is a scratch of a few floats:
+// param-sized, so the only memory beyond the rule's states is a small scratch (at most 1 MiB):
 //   'rows'  one workgroup of 32 lanes per row: the terms summed over the row, then `finish`;
 //   'cols'  one thread per column, looping down it (neighbouring threads read neighbouring floats);
+//           past 256 rows the rows are cut into up to 32 chunks, a thread per (column, chunk) writing
+//           scratch partials that a thread per column then sums in order (a tall matrix's columns
+//           would otherwise be a few thousand threads each reading thousands of rows);
 //   'total' pass 1: G workgroups of 32 lanes (G <= 1024) each sum a grid-strided share of the
 //           elements into scratch partials; pass 2: one workgroup sums the G partials in order and
 //           runs `finish`, which stores the phase's scalars in scratch;
 //   then one thread per element runs the rule's body and stores p (and master, as emit-optimizer).
 // Every sum has a fixed order, so a step gives the same bits every run. Bindings: each kernel binds
 // only what its text uses (AdaLomo: at most 7 of 8). Scratch: the scalars, then the partials of
-// the widest 'total' phase (f32 words). f16 and bf16 (packed) storage of p and g is converted by
+// the phase that needs the most (f32 words; reused, since the phases run one after another). f16 and bf16 (packed) storage of p and g is converted by
 // lower.ts as for every kernel; states and scratch are f32.
 import { CompilerBug, LomocError } from '../../diagnostics.ts';
 import { numel } from '../../ir/shape.ts';
@@ -34,15 +37,26 @@ export const totalGroups = (count: number): number => Math.max(1, Math.min(1024,
 /** The reduction-form WGSL of an update node's rule, or undefined for a per-element one. */
 const phasedOf = (n: UpdateNode): WgslPhasedRule | undefined => updateRule(n.attrs.rule).reduction;
 
-/** Scratch layout: every 'total' phase's scalars in order, then room for the widest one's partials. */
-function layout(r: WgslPhasedRule): { scalars: string[]; terms: number } {
-  const totals = r.phases.filter((p) => p.over === 'total');
-  return { scalars: totals.flatMap((p) => p.scalars ?? []), terms: Math.max(0, ...totals.map((p) => Object.keys(p.terms).length)) };
+/** Row chunks of a 'cols' phase: 1 (no partials) up to 256 rows; else up to 32, at most 2^18 partials (1 MiB) per term. */
+export function colSplits(rows: number, cols: number): { splits: number; chunk: number } {
+  const want = rows < 256 ? 1 : Math.max(1, Math.min(32, Math.ceil(rows / 128), Math.floor(2 ** 18 / Math.max(1, cols))));
+  const chunk = Math.ceil(rows / want);
+  return { splits: Math.max(1, Math.ceil(rows / Math.max(1, chunk))), chunk };
 }
 
-function scratchWords(r: WgslPhasedRule, count: number): number {
-  const { scalars, terms } = layout(r);
-  return terms ? scalars.length + terms * totalGroups(count) : 0;
+/** The scalars of every 'total' phase, in order (scratch words 0..). */
+const scalarsOf = (r: WgslPhasedRule): string[] => r.phases.flatMap((p) => (p.over === 'total' ? p.scalars ?? [] : []));
+
+/** Scratch words: the scalars, then room for the partials of the phase that needs the most. */
+function scratchWords(r: WgslPhasedRule, shape: readonly number[]): number {
+  const { rows, cols } = matrixShape(shape);
+  const { splits } = colSplits(rows, cols);
+  const partials = r.phases.map((p) => {
+    const terms = Object.keys(p.terms).length;
+    return p.over === 'total' ? terms * totalGroups(rows * cols) : p.over === 'cols' && splits > 1 ? terms * splits * cols : 0;
+  });
+  const most = Math.max(0, ...partials);
+  return most ? scalarsOf(r).length + most : 0;
 }
 
 interface Candidate {
@@ -92,8 +106,8 @@ function emitPhased(n: UpdateNode, r: WgslPhasedRule, c: EmitContext): KernelCal
   add('v_step', step, 'never', true);
   add('v_scale', scale, 'never', true);
   a.states.forEach((s, k) => add(s === 'master' ? 'v_master' : stateVar(s), statesNew[k], s === 'master' ? 'apply' : 'always'));
-  const { scalars } = layout(r);
-  const words = scratchWords(r, count);
+  const scalars = scalarsOf(r);
+  const words = scratchWords(r, shape);
   if (words) cands.push({ name: 'v_sc', ref: c.scratch(0), dtype: 'f32', scalar: false, write: 'always' });
   const id = (name: string) => alias.get(name) ?? name;
 
@@ -126,9 +140,10 @@ function emitPhased(n: UpdateNode, r: WgslPhasedRule, c: EmitContext): KernelCal
 
   const hyper = Object.entries(r.uniforms(a.hyper));
   const sr = a.stochastic;
-  const uniform = ['n: u32', 'rows: u32', 'cols: u32', 'groups: u32', 'clip: f32', ...hyper.map(([k]) => `${ruleUniform(k)}: f32`), ...(sr ? ['rseed: u32', 'rparam: u32'] : [])];
+  const split = colSplits(rows, cols);
+  const uniform = ['n: u32', 'rows: u32', 'cols: u32', 'groups: u32', 'csplit: u32', 'cchunk: u32', 'clip: f32', ...hyper.map(([k]) => `${ruleUniform(k)}: f32`), ...(sr ? ['rseed: u32', 'rparam: u32'] : [])];
   const groups = totalGroups(count);
-  const uniformWords = [count, rows, cols, groups, f32bits(a.clipValue ?? 0), ...hyper.map(([, v]) => f32bits(v)), ...(sr ? [sr.seed >>> 0, sr.param] : [])];
+  const uniformWords = [count, rows, cols, groups, split.splits, split.chunk, f32bits(a.clipValue ?? 0), ...hyper.map(([, v]) => f32bits(v)), ...(sr ? [sr.seed >>> 0, sr.param] : [])];
   const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', sr ? '.sr' : '',
     ...[...alias].map(([from, to]) => `.${from}=${to}`)].join('');
 
@@ -185,7 +200,7 @@ ${indent([...element(s.text, false), s.add].join('\n'), '    ')}
 ${indent(s.combine)}
 ${indent(finish)}
 }`, grid(rows * lanes, lanes, c.limits)));
-    } else if (ph.over === 'cols') {
+    } else if (ph.over === 'cols' && split.splits === 1) {
       calls.push(dispatch(`p${q}cols.wg${colGroup}`, `@compute @workgroup_size(${colGroup})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let j = gid.x + gid.y * nwg.x * ${colGroup}u;
@@ -194,6 +209,32 @@ ${indent(s.init)}
   for (var i = 0u; i < u.rows; i++) {
     let k = i * u.cols + j;
 ${indent([...element(s.text, false), s.add].join('\n'), '    ')}
+  }
+${indent(finish)}
+}`, grid(cols, colGroup, c.limits)));
+    } else if (ph.over === 'cols') {
+      // Partials of term t for chunk h of column j at v_sc[base + (t * csplit + h) * cols + j].
+      const partial = (t: number, h: string) => `v_sc[${scalars.length}u + (${t}u * u.csplit + ${h}) * u.cols + j]`;
+      calls.push(dispatch(`p${q}cols1.wg${colGroup}`, `@compute @workgroup_size(${colGroup})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = gid.x + gid.y * nwg.x * ${colGroup}u;
+  if (t >= u.cols * u.csplit) { return; }
+  let j = t % u.cols;
+  let h = t / u.cols;
+${indent(s.init)}
+  for (var i = h * u.cchunk; i < min(u.rows, h * u.cchunk + u.cchunk); i++) {
+    let k = i * u.cols + j;
+${indent([...element(s.text, false), s.add].join('\n'), '    ')}
+  }
+${indent(s.terms.map(([name], k) => `${partial(k, 'h')} = t_${name};`).join('\n'))}
+}`, grid(cols * split.splits, colGroup, c.limits)));
+      calls.push(dispatch(`p${q}cols2.wg${colGroup}`, `@compute @workgroup_size(${colGroup})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = gid.x + gid.y * nwg.x * ${colGroup}u;
+  if (j >= u.cols) { return; }
+${indent(s.init)}
+  for (var h = 0u; h < u.csplit; h++) {
+${indent(s.terms.map(([name], k) => `t_${name} += ${partial(k, 'h')};`).join('\n'), '    ')}
   }
 ${indent(finish)}
 }`, grid(cols, colGroup, c.limits)));
@@ -253,7 +294,7 @@ export const updateEmitters = {
 export const updateScratch: { readonly optimizerUpdate: ScratchRule<'optimizerUpdate'> } = {
   optimizerUpdate: (n, g: Graph) => {
     const r = phasedOf(n);
-    const words = r ? scratchWords(r, numel(g.values[updateInput(n.attrs, n.inputs, 'p')!].shape)) : 0;
+    const words = r ? scratchWords(r, g.values[updateInput(n.attrs, n.inputs, 'p')!].shape) : 0;
     return words ? [words * 4] : [];
   },
 };
