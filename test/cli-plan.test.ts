@@ -33,7 +33,7 @@ describe('lomoc plan', () => {
 
   it('option mistakes are errors naming the option, what it expects and what it got', async () => {
     const cases: [string[], string][] = [
-      [['--optimizer', 'adam'], "error: lomoc plan: option '--optimizer' expects sgd, adamw, lomo or all, got 'adam'"],
+      [['--optimizer', 'adam'], "error: lomoc plan: option '--optimizer' expects sgd, adamw, lomo, adalomo or all, got 'adam'"],
       [['--dtype', 'f64'], "error: lomoc plan: option '--dtype' expects f32, f16 or bf16, got 'f64'"],
       [['--batch', 'eight'], "error: lomoc plan: option '--batch' expects an integer from 1 to 2147483647, got 'eight'"],
       [['--batch', '0'], "error: lomoc plan: option '--batch' must be positive, got '0'"],
@@ -59,16 +59,16 @@ describe('lomoc plan', () => {
     );
   });
 
-  it('prints one row per optimizer in the order adamw, sgd, lomo, then how to read them', async () => {
+  it('prints one row per optimizer in the order adamw, sgd, lomo, adalomo, then how to read them', async () => {
     const r = await run('plan', 'models/gpt.ts', '--preset', 'tiny');
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toBe('optimizer    params  grads  optimizer states  activations  workspace   total');
-    expect(lines.slice(1, 4).map((l) => l.split(/ +/)[0])).toEqual(['adamw', 'sgd', 'lomo']);
-    expect(lines[5]).toMatch(/^at the peak +params +grads +optimizer states +activations +workspace +live +position$/);
+    expect(lines.slice(1, 5).map((l) => l.split(/ +/)[0])).toEqual(['adamw', 'sgd', 'lomo', 'adalomo']);
+    expect(lines[6]).toMatch(/^at the peak +params +grads +optimizer states +activations +workspace +live +position$/);
     expect(r.stdout).toContain('model       gpt (models/gpt.ts), preset tiny: batch=2 seq=8 vocab=32 width=16 layers=2 heads=2; dtype f32; checkpoint none\n');
     expect(r.stdout).toMatch(/^lower bound adamw [\d.]+ \(peak\/lower bound 1\.\d{4}\), sgd /m);
-    expect(r.stdout).toMatch(/^planned in {2}adamw \d+ ms, sgd \d+ ms, lomo \d+ ms/m);
+    expect(r.stdout).toMatch(/^planned in {2}adamw \d+ ms, sgd \d+ ms, lomo \d+ ms, adalomo \d+ ms/m);
     expect(r.stdout).toContain("need not add up to total, the plan's peak");
     expect(r.stdout).not.toContain('paper');
   });

@@ -16,7 +16,7 @@ describe('lomoc run', () => {
     const cases: [string[], string][] = [
       [[], "error: lomoc run: option '--steps N' is required"],
       [['--steps', '0'], "error: lomoc run: option '--steps' must be positive, got '0'"],
-      [['--steps', '2', '--optimizer', 'adam'], "error: lomoc run: option '--optimizer' expects sgd, adamw or lomo, got 'adam'"],
+      [['--steps', '2', '--optimizer', 'adam'], "error: lomoc run: option '--optimizer' expects sgd, adamw, lomo or adalomo, got 'adam'"],
       [['--steps', '2', '--checkpoint', 'most'], "error: lomoc run: option '--checkpoint' expects none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got 'most'"],
       [['--steps', '2', '--lr=-1'], "error: lomoc run: option '--lr' must be >= 0, got '-1'"],
       [['--steps', '2', '--device', 'tpu'], "error: lomoc run: option '--device' expects webgpu or cpu, got 'tpu'"],

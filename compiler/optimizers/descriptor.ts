@@ -1,8 +1,8 @@
-// What an optimizer is, as data: one descriptor per optimizer (sgd.ts, adamw.ts, lomo.ts), listed
-// in table.ts. Every other part of lomoc reads these facts from here: the optimizer-step pass
-// (states, inputs, clipping, master copy), the pipeline (schedule, fusion), the shape rule of
-// `optimizerUpdate`, the reference executor and WGSL codegen (the update rule), the CLI (names,
-// --opt keys). Plain data and pure functions of plain numbers: nothing here imports the IR.
+// What an optimizer is, as data: one descriptor per optimizer (sgd.ts, adamw.ts, lomo.ts,
+// adalomo.ts), listed in table.ts. Every other part of lomoc reads these facts from here: the
+// optimizer-step pass (states, inputs, clipping, master copy), the pipeline (schedule, fusion), the
+// shape rule of `optimizerUpdate`, the reference executor and WGSL codegen (the update rule), the
+// CLI (names, --opt keys). Plain data and pure functions of plain numbers: nothing here imports the IR.
 
 /** A hyper-parameter baked into the compiled update (a uniform of its kernel), with its default. */
 export interface HyperParam {
@@ -59,8 +59,9 @@ export interface WgslNames {
 }
 
 /**
- * The update of one element in WGSL, for rules whose states all have the param's shape. `body`
- * ends with `let w2 = ...;` (the new weight) after storing each new state element.
+ * The update of one element in WGSL, for rules whose states all have the param's shape (others
+ * use WgslPhasedRule). `body` ends with `let w2 = ...;` (the new weight) after storing each new
+ * state element.
  */
 export interface WgslRule {
   /** Uniform f32 values computed on the host in f64 from the hyper-parameters (e.g. 1 - beta). */
@@ -68,6 +69,59 @@ export interface WgslRule {
   /** Helper functions the body calls. */
   readonly functions?: string;
   readonly body: (v: WgslNames) => string;
+}
+
+/**
+ * The names a reduction-form rule (WgslPhasedRule) is written with. The param is seen as a matrix
+ * [rows, cols] (cols its last axis, rows the product of the others; a vector is one row, a scalar
+ * [1, 1]); element (i, j) is flat index i * cols + j. Every name is an f32 expression.
+ */
+export interface WgslPhaseNames extends WgslNames {
+  /** rows, cols and their product, as f32. */
+  readonly rows: string;
+  readonly cols: string;
+  readonly count: string;
+  /** Element i of a [rows] state; assignable in a 'rows' phase's `finish`. */
+  readonly row: (name: string) => string;
+  /** Element j of a [cols] state; assignable in a 'cols' phase's `finish`. */
+  readonly col: (name: string) => string;
+  /** A scalar a 'total' phase computed; assignable in that phase's `finish`. */
+  readonly scalar: (name: string) => string;
+  /** In a `finish`: this phase's sum of the term `name`. */
+  readonly sum: (name: string) => string;
+}
+
+/**
+ * One reduction of a reduction-form rule: each term (an expression of one element: `x`, `w`, row
+ * and column state elements, earlier scalars) summed over each row ('rows'), each column ('cols')
+ * or the whole param ('total'); then `finish` runs once per row, per column, or once, with the
+ * sums. A 'rows' finish assigns `row(...)` states, a 'cols' finish `col(...)` ones, a 'total'
+ * finish the `scalars` it declares. Sums are f32, in a fixed order (the same bits every run).
+ */
+export interface WgslPhase {
+  readonly over: 'rows' | 'cols' | 'total';
+  readonly terms: Readonly<Record<string, (v: WgslPhaseNames) => string>>;
+  /** 'total' only: the scalars `finish` assigns (read by later phases and the body). */
+  readonly scalars?: readonly string[];
+  readonly finish: (v: WgslPhaseNames) => string;
+}
+
+/**
+ * The reduction form, for rules whose update needs statistics of the whole param first (factored
+ * moments, update RMS): `phases` run in order, one or two dispatches each, then `body` per element
+ * as WgslRule's (ending with `let w2 = ...;`). States are [rows], [cols] or the param's shape.
+ */
+export interface WgslPhasedRule {
+  readonly uniforms: (hyper: Readonly<Record<string, number>>) => Readonly<Record<string, number>>;
+  readonly functions?: string;
+  readonly phases: readonly WgslPhase[];
+  readonly body: (v: WgslPhaseNames) => string;
+}
+
+/** The param as the reduction form sees it: cols its last axis, rows the product of the others. */
+export function matrixShape(p: readonly number[]): { rows: number; cols: number } {
+  const cols = p.length ? p[p.length - 1] : 1;
+  return { rows: cols === 0 ? 0 : p.reduce((a, b) => a * b, 1) / cols, cols };
 }
 
 /** How one param's new value is computed: shared by optimizers that differ only in schedule. */
@@ -79,8 +133,10 @@ export interface UpdateRule {
   /** Reads the step count (AdamW's bias correction). */
   readonly usesStep: boolean;
   readonly reference: (a: ReferenceArgs) => ReferenceResult;
-  /** Absent: the rule runs on the reference executor only (codegen says so). */
+  /** Per element. Absent, with no `reduction` either: the rule runs on the reference executor only (codegen says so). */
   readonly wgsl?: WgslRule;
+  /** The reduction form, for a rule that needs sums over the param first (instead of `wgsl`). */
+  readonly reduction?: WgslPhasedRule;
 }
 
 export interface OptimizerDescriptor {

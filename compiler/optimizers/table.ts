@@ -2,12 +2,13 @@
 // adds one at run time (a plugin or a test), before anything is compiled with it. Everything that
 // needs an optimizer's facts, or the list of names, asks here.
 import { CompilerBug, LomocError } from '../diagnostics.ts';
+import { adalomo } from './adalomo.ts';
 import { adamw } from './adamw.ts';
 import type { OptimizerDescriptor, UpdateRule } from './descriptor.ts';
 import { lomo } from './lomo.ts';
 import { sgd } from './sgd.ts';
 
-export const builtinOptimizers = { sgd, adamw, lomo } as const satisfies Readonly<Record<string, OptimizerDescriptor>>;
+export const builtinOptimizers = { sgd, adamw, lomo, adalomo } as const satisfies Readonly<Record<string, OptimizerDescriptor>>;
 export type BuiltinOptimizer = keyof typeof builtinOptimizers;
 
 const table = new Map<string, OptimizerDescriptor>(Object.entries(builtinOptimizers));

@@ -83,7 +83,7 @@ function checkAgainstHand(
 
 describe('an optimizer defined by its descriptor alone', () => {
   it('is listed wherever optimizer names are (--optimizer, plan --optimizer all)', () => {
-    expect(optimizerNames()).toEqual(['sgd', 'adamw', 'lomo', 'momentum', 'momentumLomo', 'factored']);
+    expect(optimizerNames()).toEqual(['sgd', 'adamw', 'lomo', 'adalomo', 'momentum', 'momentumLomo', 'factored']);
     expect(stepConfigFrom('run', { optimizer: 'momentum', opt: ['momentum=0.5'] })).toMatchObject({ optimizer: 'momentum', hyper: { momentum: 0.5 } });
   });
 
@@ -190,18 +190,18 @@ describe('--opt KEY=VALUE', () => {
     expect(msg(() => parse('adamw', 'beta1=0.9', 'beta1=0.8'))).toBe("error: lomoc train: option '--opt beta1' given twice");
     expect(msg(() => parse('adamw', 'beta2=1.5'))).toBe("error: lomoc train: option '--opt': beta2 of optimizer 'adamw' must be a number from 0 to 0.999999, got 1.5");
     expect(msg(() => compileStep(mlp, { preset: 'tiny', optimizer: 'adam' }))).toBe(
-      "error: optimizer: expected sgd, adamw, lomo, momentum, momentumLomo or factored, got 'adam'");
+      "error: optimizer: expected sgd, adamw, lomo, adalomo, momentum, momentumLomo or factored, got 'adam'");
     expect(msg(() => compileStep(mlp, { preset: 'tiny', optimizer: 'adamw', hyper: { beta: 0.9 } }))).toBe(
       "error: hyper-parameters: optimizer 'adamw' has no hyper-parameter 'beta'; its keys: beta1, beta2, eps");
-    expect(msg(() => parse('adam'))).toBe("error: lomoc train: option '--optimizer' expects sgd, adamw, lomo, momentum, momentumLomo or factored, got 'adam'");
+    expect(msg(() => parse('adam'))).toBe("error: lomoc train: option '--optimizer' expects sgd, adamw, lomo, adalomo, momentum, momentumLomo or factored, got 'adam'");
   });
   it('lomoc plan --optimizer all: each key must belong to one of them, and each optimizer gets its own keys', () => {
     const req = planRequest(['m.ts'], { opt: ['beta1=0.95', 'momentum=0.5'] });
-    expect(req.optimizers).toEqual(['adamw', 'sgd', 'lomo', 'momentum', 'momentumLomo', 'factored']);
-    expect(req.optimizers.map((o) => hyperFor(o, req.hyper!))).toEqual([{ beta1: 0.95 }, {}, {}, { momentum: 0.5 }, { momentum: 0.5 }, {}]);
+    expect(req.optimizers).toEqual(['adamw', 'sgd', 'lomo', 'adalomo', 'momentum', 'momentumLomo', 'factored']);
+    expect(req.optimizers.map((o) => hyperFor(o, req.hyper!))).toEqual([{ beta1: 0.95 }, {}, {}, {}, { momentum: 0.5 }, { momentum: 0.5 }, {}]);
     const msg = (f: () => unknown) => { try { f(); } catch (e) { return (e as Error).message; } return 'no error'; };
     expect(msg(() => planRequest(['m.ts'], { opt: ['bogus=1'] }))).toBe(
-      "error: lomoc plan: option '--opt': none of the optimizers adamw, sgd, lomo, momentum, momentumLomo and factored has a hyper-parameter 'bogus'");
+      "error: lomoc plan: option '--opt': none of the optimizers adamw, sgd, lomo, adalomo, momentum, momentumLomo and factored has a hyper-parameter 'bogus'");
     expect(msg(() => planRequest(['m.ts'], { optimizer: 'sgd', opt: ['beta1=0.9'] }))).toBe(
       "error: lomoc plan: option '--opt': optimizer 'sgd' has no hyper-parameter 'beta1'; it has none");
   });

@@ -11,7 +11,8 @@
 // read-only operands share one binding. Uniforms: the element count, the clip value, and the
 // rule's own (AdamW's betas, 1 - betas, ln(betas) and eps). f16 storage (p, g; the states and
 // the master copy stay f32) is declared here and converted by f16-storage.ts, so the update
-// itself runs in f32. A rule whose states do not have the param's shape needs kernels of its own.
+// itself runs in f32. A rule in the reduction form (states of other shapes, whole-param sums) has
+// kernels of its own: emit-update-phases.ts, which also picks between the two forms.
 //
 // 8 storage bindings: AdamW with a clip-norm factor and a master copy reads p, g, lr, wd, step,
 // scale, m, v, master: 9. With a master copy p is never read (w = master), only written; so that
@@ -41,7 +42,7 @@ interface Binding {
   readonly dtype: DType;
 }
 
-/** The WGSL of an update's rule; a LomocError when it has none. */
+/** The per-element WGSL of an update's rule; a LomocError when it has none. */
 export function wgslRuleOf(n: UpdateNode): WgslRule {
   const rule = updateRule(n.attrs.rule);
   if (!rule.wgsl) throw new LomocError(`optimizerUpdate: the update rule '${rule.name}' has no WGSL kernel yet; run it on the reference executor (--device cpu)`, n.loc);
@@ -95,7 +96,8 @@ ${entry}
 }
 `;
 
-function copy(src: BufferRef, dst: BufferRef, n: number, c: EmitContext, from: DType = 'f32', to: DType = from): KernelCall {
+/** Copies n elements of `src` into `dst` (old values into the new value's own storage). */
+export function copy(src: BufferRef, dst: BufferRef, n: number, c: EmitContext, from: DType = 'f32', to: DType = from): KernelCall {
   return {
     key: `update.copy.wg${WG}`,
     code: copyCode(from, to),

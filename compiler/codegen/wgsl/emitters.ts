@@ -8,10 +8,10 @@ import { attentionEmitters, attentionScratch } from './emit-attention.ts';
 import { elementwiseEmitters } from './emit-elementwise.ts';
 import { inferenceEmitters } from './emit-inference.ts';
 import { matmulEmitters } from './emit-matmul.ts';
-import { optimizerEmitters } from './emit-optimizer.ts';
 import { reduceEmitters, reduceScratch } from './emit-reduce.ts';
 import { rowEmitters, rowScratch } from './emit-rows.ts';
 import { tokenEmitters, tokenScratch } from './emit-tokens.ts';
+import { updateEmitters, updateScratch } from './emit-update-phases.ts';
 import type { KernelTarget } from './target.ts';
 
 export const emitters = {
@@ -21,12 +21,12 @@ export const emitters = {
   ...matmulEmitters,
   ...attentionEmitters,
   ...tokenEmitters,
-  ...optimizerEmitters,
+  ...updateEmitters,
   ...inferenceEmitters,
 } satisfies { readonly [O in Op]: Emitter<O> };
 
 /** Ops whose kernels need scratch buffers while they run. */
-export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = { ...rowScratch, ...reduceScratch, ...attentionScratch, ...tokenScratch };
+export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = { ...rowScratch, ...reduceScratch, ...attentionScratch, ...tokenScratch, ...updateScratch };
 
 /** Scratch bytes each kernel group needs (fused groups need none) on `target`: the planner reserves them. */
 export function groupScratch(g: Graph, fusion: Fusion, target: KernelTarget): (group: number) => readonly number[] {
