@@ -90,8 +90,8 @@ describe('fused linear cross-entropy kernels', () => {
   it('an out-of-range target gives NaN loss and a NaN gradient row, never a read out of bounds', async () => {
     const k: Case = { tokens: [3], d: 4, v: 6, chunk: 4, transW: false };
     const { g, outs } = headGraph(k, 'f32');
-    const feeds = feedsFor(k, 9);
-    feeds.inputs.ids = { shape: [3], data: Int32Array.of(2, 6, -1) };
+    const base = feedsFor(k, 9);
+    const feeds = { ...base, inputs: { ...base.inputs, ids: { shape: [3], data: Int32Array.of(2, 6, -1) } } };
     const gpu = await runOnGpu(g, feeds, outs);
     expect(Array.from(gpu.get(outs[0])!).map(Number.isNaN)).toEqual([false, true, true]);
     expect(Array.from(gpu.get(outs[2])!).map(Number.isNaN)).toEqual([...Array(4).fill(false), ...Array(8).fill(true)]);
