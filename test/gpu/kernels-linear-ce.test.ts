@@ -13,6 +13,11 @@ import { TestGraph } from '../reference/graphs.ts';
 import { runOnGpu, scratchFor } from './harness.ts';
 import { anyTarget, expectWithin, random, runs, seed } from './kernel-check.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
+import { compileProgram, idRanges } from '../../compiler/compile-program.ts';
+import gpt from '../../models/gpt.ts';
+import llama from '../../models/llama.ts';
+import { gpu } from './harness.ts';
+import { runBoth, stepMismatches, toleranceFor } from './step-compare.ts';
 
 /**
  * f32: each logit is an f32 dot product of d terms (the reference: doubles, rounded once), the
@@ -104,4 +109,22 @@ describe('fused linear cross-entropy kernels', () => {
     // f16 dh accumulates in an f32 copy of [tokens, d].
     expect(s(1)).toEqual([32 * 100 * 4, 32 * 16 * 4]);
   });
+});
+
+// The fused loss inside whole steps: the GPU equals the reference executor running the same step
+// (test/passes/fuse-loss.test.ts proves that step equals the unfused one), the vocabulary of 32
+// in chunks of 5 (the last one 2 wide), the head tied (gpt) and untied (llama).
+describe('whole steps with the fused loss on WebGPU equal the reference after 3 steps', () => {
+  for (const [name, def] of [['gpt', gpt], ['llama', llama]] as const)
+    for (const optimizer of ['lomo', 'sgd', 'adamw'] as const)
+      it(`${name} tiny, ${optimizer}`, async () => {
+        const c = compileProgram(def, { preset: 'tiny', optimizer, target: 'cpu', lossChunk: { chunk: 5 } });
+        expect(c.step.nodes.filter((n) => n.op.startsWith('linearCrossEntropy')).map((n) => [n.op, n.attrs])).toEqual([
+          ['linearCrossEntropy', { transW: name === 'gpt', chunk: 5 }],
+          ['linearCrossEntropyGrad', { transW: name === 'gpt', chunk: 5 }],
+        ]);
+        const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 11 });
+        expect(stepMismatches(run, { rel: toleranceFor(optimizer) })).toEqual([]);
+        expect(run.arenaBytes).toBe(c.plan.peak);
+      });
 });
