@@ -7,9 +7,14 @@
 //   crossEntropy's place, making the same loss value and a new f32 lse value; the matmul is gone,
 //   the logits value is made by no node (so it has no storage) and leaves `outputs`. The loss and
 //   every gradient equal matmul + crossEntropy's up to f32 rounding (the logits are not rounded to
-//   storage). Returns its input when nothing matches. Cost: O(nodes + values).
+//   storage). Returns its input when nothing matches; a LomocError when even a one-column
+//   workspace, or the per-token buffers the kernels bind whole, exceed one storage binding.
+//   Cost: O(nodes + values).
+import { fmtBytes } from '../../contract/units.ts';
+import { LomocError } from '../diagnostics.ts';
 import { users } from '../ir/analysis.ts';
 import { numel } from '../ir/shape.ts';
+import { defaultPlanOptions } from './plan-memory.ts';
 import type { Graph, Node, NodeOf, Value } from '../ir/types.ts';
 
 export interface FuseLossOptions {
@@ -36,6 +41,19 @@ export function lossChunk(tokens: number, vocab: number, opts: FuseLossOptions =
   return Math.ceil(vocab / Math.ceil(vocab / most));
 }
 
+/**
+ * The kernels bind whole: a [tokens, 1] f32 workspace at least, (max, sum, target logit) per token,
+ * and with 16-bit storage an f32 [tokens, d] sum of dh (emit-linear-ce.ts's scratch).
+ */
+function checkBinding(ce: Node, tokens: number, halfWidth: number, limit: number): void {
+  const need = Math.max(tokens * 12, tokens * halfWidth * 4);
+  if (need > limit)
+    throw new LomocError(
+      `linearCrossEntropy: the fused loss binds ${fmtBytes(need)} per kernel for ${tokens} tokens, more than one storage binding's ${fmtBytes(limit)}; the smallest workable binding limit is ${need} bytes, or use --fuse-loss off`,
+      ce.loc,
+    );
+}
+
 export function fuseLinearCrossEntropy(g: Graph, opts: FuseLossOptions = {}): Graph {
   const readers = users(g);
   const makers = new Map<number, number>();
@@ -56,7 +74,9 @@ export function fuseLinearCrossEntropy(g: Graph, opts: FuseLossOptions = {}): Gr
     const targets = ce.inputs[1];
     const transW = mm.attrs.transB;
     const vocab = values[w].shape[transW ? 0 : 1];
-    const chunk = lossChunk(numel(values[targets].shape), vocab, opts);
+    const tokens = numel(values[targets].shape);
+    checkBinding(ce, tokens, values[h].dtype === 'f32' ? 0 : values[h].shape.at(-1)!, opts.maxBindingBytes ?? defaultPlanOptions.maxBindingBytes);
+    const chunk = lossChunk(tokens, vocab, opts);
     const lse = values.length;
     values.push({ id: lse, shape: values[targets].shape, dtype: 'f32', role: 'activation', loc: ce.loc });
     const node: NodeOf<'linearCrossEntropy'> = {

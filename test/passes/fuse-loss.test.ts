@@ -11,6 +11,7 @@ import { numel, sameShape } from '../../compiler/ir/shape.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
 import { verify } from '../../compiler/ir/verify.ts';
 import { fuseLinearCrossEntropy, lossChunk } from '../../compiler/passes/fuse-loss.ts';
+import { withStorage } from '../../compiler/passes/precision.ts';
 import type { OptimizerName } from '../../compiler/passes/optimizer-step.ts';
 import { compileForward } from '../../compiler/pipeline.ts';
 import { execute, type Feeds } from '../../compiler/reference/execute.ts';
@@ -108,6 +109,14 @@ describe('the fuse-loss pass', () => {
       return L.add(L.mean(L.crossEntropy(logits, L.input('targets', [3], 'i32'))), L.mean(logits));
     });
     expect(fuseLinearCrossEntropy(g)).toBe(g);
+  });
+
+  it('a binding limit below the per-token buffers the kernels bind whole is an error naming the smallest workable limit', () => {
+    const g = withStorage(modelGraph(gpt), 'f16'); // 16 tokens, width 16: dh sums in f32, 1 KiB
+    expect(() => fuseLinearCrossEntropy(g, { maxBindingBytes: 1000 })).toThrow(
+      new LomocError("linearCrossEntropy: the fused loss binds 1.00 KiB per kernel for 16 tokens, more than one storage binding's 1000 B; the smallest workable binding limit is 1024 bytes, or use --fuse-loss off", g.nodes.find((n) => n.op === 'crossEntropy')!.loc),
+    );
+    expect(fuseLinearCrossEntropy(g, { maxBindingBytes: 1024 }).nodes.some((n) => n.op === 'linearCrossEntropy')).toBe(true);
   });
 
   it('the chunk: the widest [tokens, chunk] f32 workspace within 32 MiB and the binding limit, evened out over the passes', () => {
