@@ -17,8 +17,11 @@ import { grid, type EmitContext, type Emitter, type KernelCall, type ScratchRule
 import { rowKernel } from './row-kernel.ts';
 import { Bindings, elemOf, kernel, Uniforms } from './wgsl-kernel.ts';
 
-/** Invocations per workgroup along x and y, and outputs per invocation along each (interleaved). */
-const [WG, T] = [8, 4];
+/**
+ * Invocations per workgroup along x and y, and outputs per invocation along each (interleaved):
+ * 8 x 8 outputs take 16 storage loads per 64 FMAs, where loads bound lavapipe (emit-matmul.ts).
+ */
+const [WG, T] = [8, 8];
 
 /** An operand of a strided matmul: element (i, j) at off + i * rs + j * cs. */
 interface Strided {
