@@ -24,6 +24,7 @@ export interface StepOptionValues {
   readonly accumulate?: number;
   readonly target?: TargetChoice;
   readonly rounding?: Rounding;
+  readonly fuseLoss?: boolean;
 }
 
 interface StepOptionEntry<T> {
@@ -86,6 +87,12 @@ export const stepOptionTable: Table = {
     option: 'rounding', value: 'nearest|stochastic',
     help: 'how updates store bf16 params (default: stochastic for bf16 under an in-backward optimizer without a master copy, LOMO; else nearest)',
     parse: (t, o, c) => c.oneOf(roundings, t, o),
+  },
+  fuseLoss: {
+    option: 'fuse-loss', value: 'on|off',
+    help: 'the LM head and the loss as one kernel region that never stores the [tokens, vocab] logits (default on); off: matmul + cross-entropy',
+    parse: (t, o, c) => c.oneOf(['on', 'off'] as const, t, o) === 'on',
+    show: (v) => (v ? 'on' : 'off'),
   },
 };
 

@@ -50,6 +50,7 @@ export function idRanges(g: Graph): Record<string, number> {
     if (n.op === 'slice' || n.op === 'reshape') origin.set(n.outputs[0], origin.get(n.inputs[0]) ?? n.inputs[0]);
     if (n.op === 'embedding') limit(n.inputs[1], g.values[n.inputs[0]].shape[0]);
     if (n.op === 'crossEntropy') limit(n.inputs[1], g.values[n.inputs[0]].shape.at(-1)!);
+    if (n.op === 'linearCrossEntropy') limit(n.inputs[2], g.values[n.inputs[1]].shape[n.attrs.transW ? 0 : 1]);
   }
   const out: Record<string, number> = {};
   for (const d of g.inputs) if (g.values[d.value].dtype === 'i32' && bound.has(d.value)) out[d.name] = bound.get(d.value)!;

@@ -10,6 +10,7 @@ import { applyCheckpointing, type CheckpointPolicy } from './passes/checkpoint-p
 import { groupScratch } from './codegen/wgsl/emitters.ts';
 import { kernelTarget, type KernelTarget, type TargetName } from './codegen/wgsl/target.ts';
 import { fuse, type FuseOptions } from './passes/fuse.ts';
+import { fuseLinearCrossEntropy, type FuseLossOptions } from './passes/fuse-loss.ts';
 import { optimizerDescriptor } from './optimizers/table.ts';
 import { appendOptimizer, defaultRounding, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
@@ -48,6 +49,13 @@ export interface StepConfig {
    * only for plans no device runs; compileProgram requires it: pass targetForAdapter of the device.
    */
   readonly target?: TargetName | KernelTarget;
+  /**
+   * The LM head and the loss as one op that never stores the logits (passes/fuse-loss.ts; default
+   * true); false keeps matmul + crossEntropy, for comparisons.
+   */
+  readonly fuseLoss?: boolean;
+  /** The fused loss's vocabulary chunk and workspace budget (tests force small chunks). */
+  readonly lossChunk?: Omit<FuseLossOptions, 'maxBindingBytes'>;
   /** Run the IR verifier after every pass (tests do; it costs a little time on big graphs). */
   readonly verifyEach?: boolean;
 }
@@ -122,7 +130,9 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
     return out;
   };
   const narrowed = run('precision', () => withStorage(forward, cfg.dtype ?? 'f32')); // f16 storage, f32 math
-  const grads = run('differentiate', () => differentiate(narrowed)); // reverse mode: a gradient per param
+  const fusedLoss = run('fuse-loss', () => // LM head + loss as one op: the logits are never stored
+    cfg.fuseLoss === false ? narrowed : fuseLinearCrossEntropy(narrowed, { ...cfg.lossChunk, maxBindingBytes: cfg.plan?.maxBindingBytes }));
+  const grads = run('differentiate', () => differentiate(fusedLoss)); // reverse mode: a gradient per param
   const optimizer = optimizerDescriptor(cfg.optimizer); // every optimizer fact below comes from it
   const withStep = run('optimizer', () =>
     appendOptimizer(grads, { // updates as nodes; the norm pass when clipping by norm

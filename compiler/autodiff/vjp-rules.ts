@@ -139,6 +139,13 @@ export const vjpRules: { readonly [O in Op]: VjpRule<O> | null } = {
   rope: (c, n, [dy]) => [c.one('rope', [dy], { base: n.attrs.base, inverse: !n.attrs.inverse })],
   attention: (c, n, [dy]) => c.emit('attentionGrad', [...n.inputs, dy], n.attrs),
   crossEntropy: (c, n, [dy]) => [c.one('crossEntropyGrad', [n.inputs[0], n.inputs[1], dy], {}), undefined],
+  // dloss only: lse has no consumer but the gradient node, so its incoming gradient is zero.
+  linearCrossEntropy: (c, n, [dloss]) => {
+    const [h, w, targets] = n.inputs;
+    const [dh, dw] = c.emit('linearCrossEntropyGrad', [h, w, targets, n.outputs[1], dloss], n.attrs);
+    return [dh, dw, undefined];
+  },
+  linearCrossEntropyGrad: null,
   geluGrad: null,
   siluGrad: null,
   reluGrad: null,

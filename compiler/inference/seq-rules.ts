@@ -198,6 +198,9 @@ export const seqRules: { readonly [O in Op]: SeqRule<O> | null } = {
   embeddingGrad: null,
   attentionGrad: null,
   crossEntropyGrad: null,
+  // The training pipeline's fused loss (passes/fuse-loss.ts): inference never compiles it.
+  linearCrossEntropy: null,
+  linearCrossEntropyGrad: null,
   optimizerUpdate: null,
   sumSquares: null,
   clipFactor: null,

@@ -22,6 +22,12 @@ export function nodeFlops(g: Graph, n: Node): number {
       // q k^T and p v forward; backward also recomputes p and forms dp, dq, dk, dv.
       return (n.op === 'attention' ? 4 : 10) * rows * pairs * q[q.length - 1];
     }
+    case 'linearCrossEntropy':
+    case 'linearCrossEntropyGrad': {
+      // The head matmul (2 FLOPs a multiply-add); backward recomputes it and forms dh and dW.
+      const w = shape(n.inputs[1]);
+      return (n.op === 'linearCrossEntropy' ? 2 : 6) * numel(shape(n.inputs[2])) * w[0] * w[1];
+    }
     case 'reshape':
       return 0;
     default:

@@ -20,7 +20,9 @@ export type OpKind =
   /** Indexed by i32 token ids. */
   | 'tokens'
   /** The optimizer step. */
-  | 'update';
+  | 'update'
+  /** A matmul and a row reduction over its output in one region (the LM head and its loss). */
+  | 'linearLoss';
 
 export type OpTraits =
   | { readonly kind: 'elementwise'; readonly def: ElementwiseDef }
@@ -69,6 +71,8 @@ export const opTraits = {
   ropeAt: k('rows'),
   cacheWrite: k('layout'),
   cachedAttention: k('attention'),
+  linearCrossEntropy: k('linearLoss'),
+  linearCrossEntropyGrad: k('linearLoss'),
 } satisfies { readonly [O in Op]: OpTraits };
 
 /** Ops a fused kernel evaluates per element in registers: exactly the elementwise ops. */

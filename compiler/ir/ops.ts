@@ -46,6 +46,13 @@ export interface OpAttrs extends ElementwiseAttrs {
   attention: { readonly scale: number; readonly causal: boolean };
   /** logits [..., V], targets i32 [...] -> per-position loss [...] (natural log). */
   crossEntropy: None;
+  /**
+   * crossEntropy(matmul(h, W)) without the logits (passes/fuse-loss.ts makes it; the DSL does not):
+   * (h [..., D], W [D, V] or [V, D] when `transW`, targets i32 [...]) -> (loss [...], lse f32 [...]),
+   * lse the log-sum-exp of each position's logits, which the gradient reads. Kernels visit the
+   * vocabulary `chunk` columns at a time, so nothing [tokens, V] is ever stored.
+   */
+  linearCrossEntropy: LinearLossAttrs;
 
   // ---- backward ops, made by VJP rules ----
   /** (x, y, dy) -> dy where x equals the max y along `axes`, else 0. */
@@ -66,6 +73,8 @@ export interface OpAttrs extends ElementwiseAttrs {
   attentionGrad: { readonly scale: number; readonly causal: boolean };
   /** (logits, targets, dloss) -> dlogits */
   crossEntropyGrad: None;
+  /** (h, W, targets, lse, dloss) -> (dh, dW): each logits chunk recomputed, never the whole logits. */
+  linearCrossEntropyGrad: LinearLossAttrs;
 
   // ---- the optimizer step, made by passes/optimizer-step.ts ----
   /**
@@ -92,6 +101,12 @@ export interface OpAttrs extends ElementwiseAttrs {
   cacheWrite: None;
   /** (q [..., n, Dh], kCache, vCache [..., maxT, Dh], pos i32[1]) -> [..., n, Dh]; row t attends to cache rows j <= pos + t. */
   cachedAttention: { readonly scale: number };
+}
+
+/** The fused LM head and loss: W's layout and the vocabulary columns each kernel pass covers. */
+export interface LinearLossAttrs {
+  readonly transW: boolean;
+  readonly chunk: number;
 }
 
 /** The named inputs of an update node besides its rule's states: update-layout.ts orders them. */
@@ -126,6 +141,8 @@ export const outputCount: { readonly [O in Op]?: number } = {
   layerNormGrad: 3,
   rmsNormGrad: 2,
   attentionGrad: 3,
+  linearCrossEntropy: 2,
+  linearCrossEntropyGrad: 2,
 };
 
 /** The ops OpAttrs declares itself (the elementwise ones are listed by their table). */
@@ -135,6 +152,7 @@ const declaredOps = [
   'crossEntropy', 'maxGrad', 'pad', 'softmaxGrad',
   'logSoftmaxGrad', 'layerNormGrad', 'rmsNormGrad', 'embeddingGrad', 'attentionGrad', 'crossEntropyGrad',
   'optimizerUpdate', 'sumSquares', 'clipFactor', 'positionSlice', 'ropeAt', 'cacheWrite', 'cachedAttention',
+  'linearCrossEntropy', 'linearCrossEntropyGrad',
 ] as const satisfies readonly Op[];
 // Completeness check: every Op is listed in declaredOps or is elementwise.
 type Missing = Exclude<Op, (typeof declaredOps)[number] | (typeof elementwiseOpNames)[number]>;

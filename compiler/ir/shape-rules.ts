@@ -105,6 +105,22 @@ function matmulShape(a: Shape, b: Shape, transA: boolean, transB: boolean): numb
 }
 
 /** The elementwise ops' rules, by how their operands combine (elementwise-ops.ts). */
+/** h [..., D] and W [D, V] ([V, D] when transW), floats of one dtype; a chunk in 1..V. */
+function linearLossOperands(ins: readonly TensorType[], a: OpAttrs['linearCrossEntropy']): [TensorType, TensorType] {
+  const [h, w] = ins;
+  float(ins, 0, 'the hidden state');
+  float(ins, 1, 'the head weight');
+  sameDtype(ins.slice(0, 2));
+  rankAtLeast(ins, 0, 1, 'the hidden state');
+  if (w.shape.length !== 2) throw new ShapeError(`the head weight must have rank 2, got ${fmtShape(w.shape)}`, 1);
+  const d = h.shape[h.shape.length - 1];
+  const [wd, v] = a.transW ? [w.shape[1], w.shape[0]] : w.shape;
+  if (wd !== d) throw new ShapeError(`the head weight must have ${d} ${a.transW ? 'columns' : 'rows'} (the hidden width), got ${fmtShape(w.shape)}`, 1);
+  if (!(Number.isInteger(a.chunk) && a.chunk >= 1 && a.chunk <= Math.max(1, v)))
+    throw new ShapeError(`the vocabulary chunk must be an integer in 1..${v}, got ${a.chunk}`, 1);
+  return [h, w];
+}
+
 const byOperands = { unary, binary, gradient: unaryGrad } satisfies Record<Operands, Rule<Op>>;
 const elementwiseRules = Object.fromEntries(
   elementwiseOpNames.map((op) => [op, byOperands[elementwiseDef(op).operands]]),
@@ -237,6 +253,22 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     int(ins, 1, 'the targets');
     mustEqual(ins, 1, ins[0].shape.slice(0, -1), 'the targets');
     return [{ shape: ins[1].shape, dtype: ins[0].dtype }];
+  },
+  linearCrossEntropy: (ins, a) => {
+    arity(ins, 3);
+    const [h] = linearLossOperands(ins, a);
+    int(ins, 2, 'the targets');
+    mustEqual(ins, 2, h.shape.slice(0, -1), 'the targets');
+    return [{ shape: ins[2].shape, dtype: h.dtype }, { shape: ins[2].shape, dtype: 'f32' as DType }];
+  },
+  linearCrossEntropyGrad: (ins, a) => {
+    arity(ins, 5);
+    const [h, w] = linearLossOperands(ins, a);
+    int(ins, 2, 'the targets');
+    mustEqual(ins, 2, h.shape.slice(0, -1), 'the targets');
+    mustEqual(ins, 3, ins[2].shape, 'the log-sum-exp');
+    mustEqual(ins, 4, ins[2].shape, 'the incoming gradient');
+    return [h, w];
   },
   maxGrad: (ins, a) => {
     arity(ins, 3);

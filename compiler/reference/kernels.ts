@@ -5,6 +5,7 @@ import { attentionKernels } from './kernels-attention.ts';
 import { elementwiseKernels } from './kernels-elementwise.ts';
 import { inferenceKernels } from './kernels-inference.ts';
 import { layoutKernels } from './kernels-layout.ts';
+import { linearCrossEntropyKernels } from './kernels-linear-ce.ts';
 import { matmul } from './kernels-matmul.ts';
 import { normKernels } from './kernels-norm.ts';
 import { optimizerKernels } from './kernels-optimizer.ts';
@@ -25,6 +26,7 @@ const table = {
   ...tokenKernels,
   ...optimizerKernels,
   ...inferenceKernels,
+  ...linearCrossEntropyKernels,
 } satisfies { readonly [O in Op]: Kernel<O> };
 
 export const kernels: { readonly [O in Op]: Kernel<O> } = table;

@@ -21,7 +21,7 @@ const values = fc.oneof(
   fc.constantFrom('0', '1', '-1', '1.5', '1e20', '1e999', '-0', 'NaN', 'Infinity', '0x10', '4294967296', '9007199254740993', '', ' ', 'abc',
     'auto', 'cpu', 'gpu', 'webgpu', 'f32', 'f16', 'bf16', 'f64', 'none', 'blocks', 'sqrt', 'budget=1GiB', 'budget=-1', 'budget=', 'sgd', 'adamw', 'lomo', 'all',
     'batch=2', 'batch=0', 'vocab=256', 'seq=-3', 'beta1=0.5', 'beta1=2', 'eps=', '=1', 'constant', 'cosine', 'linear', 'moby-dick', 'bytes', 'gpt2',
-    '__proto__', 'constructor', 'toString', '\u001b[31mred', 'a\rb', '\u0007', '..', '/', '-', '--', '--steps'),
+    'on', 'off', '__proto__', 'constructor', 'toString', '\u001b[31mred', 'a\rb', '\u0007', '..', '/', '-', '--', '--steps'),
   fc.integer({ min: -5, max: 100 }).map(String),
   fc.double({ noNaN: false }).map(String),
   fc.string({ maxLength: 8 }),

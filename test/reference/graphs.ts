@@ -86,8 +86,11 @@ export function everyOpGraph(): Graph {
   const right = g.one('slice', [y], { starts: [0, 0, 5], ends: [B, T, D] });
   const joined = g.one('concat', [right, left, g.one('broadcastTo', [mean], { shape: [B, T, 2] })], { axis: 2 });
   const padded = g.one('pad', [joined], { before: [0, 0, 1], after: [0, 0, 0] });
-  const logits = g.one('matmul', [g.one('slice', [padded], { starts: [0, 0, 0], ends: [B, T, D] }), emb], { transA: false, transB: true });
+  const hidden = g.one('slice', [padded], { starts: [0, 0, 0], ends: [B, T, D] });
+  const logits = g.one('matmul', [hidden, emb], { transA: false, transB: true });
   const ce = g.one('crossEntropy', [logits, ids], none);
+  // The fused head over the same operands, in 3 chunks of the 11 classes (the last one short).
+  const [lce, lse] = g.op('linearCrossEntropy', [hidden, emb, ids], { transW: true, chunk: 4 });
 
   const grads = [
     g.one('geluGrad', [back, dy], none),
@@ -102,6 +105,7 @@ export function everyOpGraph(): Graph {
     g.one('embeddingGrad', [ids, dy], { vocab: V }),
     ...g.op('attentionGrad', [q, k, v, heads(dy)], { scale: 0.5, causal: true }),
     g.one('crossEntropyGrad', [logits, ids, g.one('sum', [dy], { axes: [2], keepDims: false })], none),
+    ...g.op('linearCrossEntropyGrad', [hidden, emb, ids, lse, g.one('sum', [dy], { axes: [2], keepDims: false })], { transW: true, chunk: 4 }),
     ...optimizerOps(g, w, g.one('matmul', [g.one('reshape', [dy], { shape: [B * T, D] }), g.one('reshape', [x], { shape: [B * T, D] })], { transA: true, transB: false })),
     ...inferenceOps(g, emb, q, v, pos),
   ];
@@ -114,7 +118,7 @@ export function everyOpGraph(): Graph {
   }
   // Every gradient feeds the loss, so the loss depends on every op. Squares, because many of these
   // gradients sum to exactly zero over a row, and a sum of them would be all rounding error.
-  let loss = g.one('mean', [ce], all(2));
+  let loss = g.one('add', [g.one('mean', [ce], all(2)), g.one('mean', [lce], all(2))], none);
   for (const d of grads) loss = g.one('add', [loss, g.one('mean', [g.one('mul', [d, d], none)], all(g.b.values[d].shape.length))], none);
   return g.finish(loss);
 }

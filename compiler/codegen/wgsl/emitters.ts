@@ -7,6 +7,7 @@ import type { Emitter, ScratchRule } from './emitter.ts';
 import { attentionEmitters, attentionScratch } from './emit-attention.ts';
 import { elementwiseEmitters } from './emit-elementwise.ts';
 import { inferenceEmitters } from './emit-inference.ts';
+import { linearCrossEntropyEmitters, linearCrossEntropyScratch } from './emit-linear-ce.ts';
 import { matmulEmitters } from './emit-matmul.ts';
 import { reduceEmitters, reduceScratch } from './emit-reduce.ts';
 import { rowEmitters, rowScratch } from './emit-rows.ts';
@@ -23,10 +24,18 @@ export const emitters = {
   ...tokenEmitters,
   ...updateEmitters,
   ...inferenceEmitters,
+  ...linearCrossEntropyEmitters,
 } satisfies { readonly [O in Op]: Emitter<O> };
 
 /** Ops whose kernels need scratch buffers while they run. */
-export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = { ...rowScratch, ...reduceScratch, ...attentionScratch, ...tokenScratch, ...updateScratch };
+export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = {
+  ...rowScratch,
+  ...reduceScratch,
+  ...attentionScratch,
+  ...tokenScratch,
+  ...updateScratch,
+  ...linearCrossEntropyScratch,
+};
 
 /** Scratch bytes each kernel group needs (fused groups need none) on `target`: the planner reserves them. */
 export function groupScratch(g: Graph, fusion: Fusion, target: KernelTarget): (group: number) => readonly number[] {
