@@ -44,6 +44,12 @@ export function checkManifest(m: Manifest, fail: Fail): void {
     const why = reservedName(key, 'tensor');
     if (why !== undefined) fail(`program.kernels.${key}`, `the kernel name is reserved: ${why}`);
   }
+  // The recorded f16 storage and the features the program asks for must agree: a loader that
+  // reads either must not be told something the kernels do not do.
+  const native = p.features.includes('shader-f16');
+  if (m.step.half !== undefined && m.step.dtype !== 'f16') fail('step.half', `only an f16 bundle records its f16 storage, this one has dtype ${m.step.dtype}`);
+  if (m.step.half !== undefined && (m.step.half === 'native') !== native)
+    fail('step.half', `'${m.step.half}' but program.features ${native ? 'asks for' : 'does not ask for'} shader-f16`);
   const named = [...p.inputs, ...p.params, ...p.state, p.loss];
   // Params and optimizer state hold their bytes through the whole step; an input's or the loss's
   // range is reused by other buffers once it is dead (the plan's lifetimes), so only the former
