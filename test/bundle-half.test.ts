@@ -30,6 +30,9 @@ async function compile(name: string, ...args: string[]) {
 const manifestOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
 const kernelsOf = (dir: string) => readdirSync(path.join(dir, 'kernels')).map((f) => readFileSync(path.join(dir, 'kernels', f), 'utf8'));
 
+// Each test compiles models/mlp.ts once or twice: seconds alone, far more on a loaded machine.
+const slow = 120_000;
+
 describe('lomoc compile --dtype f16: packed by default, native on request, recorded in the manifest', () => {
   it('default: packed in u32 words, no shader-f16 asked for, no f16 type in any kernel; the bundle loads', async () => {
     const r = await compile('packed', '--dtype', 'f16');
@@ -42,7 +45,7 @@ describe('lomoc compile --dtype f16: packed by default, native on request, recor
     expect(m.program.params.map((p: { dtype: string }) => p.dtype)).toContain('f16');
     expect(r.out).toContain('f16         packed in u32 words: runs on every adapter (the default)');
     expect((await loadBundleDir(r.dir)).manifest.step.half).toBe('packed');
-  });
+  }, slow);
 
   it('--half native: array<f16> kernels that need shader-f16', async () => {
     const r = await compile('native', '--dtype', 'f16', '--half', 'native');
@@ -53,7 +56,7 @@ describe('lomoc compile --dtype f16: packed by default, native on request, recor
     expect(kernelsOf(r.dir).some((k) => k.startsWith('enable f16;'))).toBe(true);
     expect(r.out).toContain('f16         native array<f16>: needs the adapter feature shader-f16 (--half)');
     expect((await loadBundleDir(r.dir)).manifest.step.half).toBe('native');
-  });
+  }, slow);
 
   it('f32 and bf16 bundles record nothing; a bad --half or --half without f16 is an error', async () => {
     expect(manifestOf((await compile('f32')).dir).step.half).toBeUndefined();
@@ -62,7 +65,7 @@ describe('lomoc compile --dtype f16: packed by default, native on request, recor
     expect([bad.code, bad.err]).toEqual([1, ["error: lomoc compile: option '--half' expects packed or native, got 'fast'"]]);
     const f32 = await compile('f32-half', '--half', 'packed');
     expect([f32.code, f32.err]).toEqual([1, ["error: lomoc compile: option '--half' applies to f16 storage (--dtype f16), got --dtype f32"]]);
-  });
+  }, slow);
 
   it('a manifest whose step.half disagrees with program.features is rejected naming the field', async () => {
     // Edits the manifest of a bundle the tests above wrote (they have run: vitest runs a file's tests in order).
@@ -77,7 +80,7 @@ describe('lomoc compile --dtype f16: packed by default, native on request, recor
     expect(await reject(edit('packed', (m) => (m.step.half = 'native')))).toBe("manifest.json: step.half: 'native' but program.features does not ask for shader-f16");
     expect(await reject(edit('native', (m) => (m.step.half = 'packed')))).toBe("manifest.json: step.half: 'packed' but program.features asks for shader-f16");
     expect(await reject(edit('f32', (m) => (m.step.half = 'packed')))).toBe('manifest.json: step.half: only an f16 bundle records its f16 storage, this one has dtype f32');
-  });
+  }, slow);
 });
 
 describe('a native-f16 program on an adapter without shader-f16', () => {
@@ -92,5 +95,5 @@ describe('a native-f16 program on an adapter without shader-f16', () => {
     await expect(acquireFrom([{ backend: 'vulkan', request: async () => nvidia }], program, 'run setup-gpu.sh')).rejects.toThrow(
       'no WebGPU adapter can run this (vulkan: Fake GPU (acme) cannot run it (feature shader-f16: missing (the program stores f16 natively; compile it with lomoc compile --dtype f16 --half packed to run without the feature)))',
     );
-  });
+  }, slow);
 });
