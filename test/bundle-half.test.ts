@@ -68,6 +68,14 @@ describe('lomoc compile --dtype f16: packed by default, native on request, recor
     expect([f32.code, f32.err]).toEqual([1, ["error: lomoc compile: option '--half' applies to f16 storage (--dtype f16), got --dtype f32"]]);
   }, slow);
 
+  it('--rounding stochastic with f16 LOMO: recorded (the f16 default is nearest), and the updates round to f16 stochastically', async () => {
+    const r = await compile('f16-sr', '--dtype', 'f16', '--optimizer', 'lomo', '--rounding', 'stochastic');
+    expect(r.code).toBe(0);
+    expect(manifestOf(r.dir).step).toMatchObject({ dtype: 'f16', half: 'packed', rounding: 'stochastic' });
+    expect(kernelsOf(r.dir).some((k) => k.includes('f32ToF16Stochastic(w2'))).toBe(true);
+    expect('rounding' in manifestOf((await compile('f16-nearest', '--dtype', 'f16', '--optimizer', 'lomo')).dir).step).toBe(false);
+  }, slow);
+
   it('a manifest whose step.half disagrees with program.features is rejected naming the field', async () => {
     // Edits the manifest of a bundle the tests above wrote (they have run: vitest runs a file's tests in order).
     const edit = (from: string, f: (m: Record<string, any>) => void) => {

@@ -38,7 +38,10 @@ export interface StepOptions {
 /**
  * The rounding a step gets when --rounding is not given: stochastic where a bf16 param is updated
  * in place with no master copy (LOMO in bf16: nearest would lose every update under half an ulp),
- * nearest otherwise. f16 keeps nearest: stochastic rounding is implemented for bf16 only.
+ * nearest otherwise. f16 rounds stochastically only when asked: its 3 more mantissa bits lose far
+ * less (gpt small, Moby Dick, LOMO lr 0.01, 100 steps: validation 3.1885 nearest, 3.1738 stochastic,
+ * 3.1720 f32; bf16 3.3320 and 3.1641), and f16 bundles and checkpoints without a recorded rounding
+ * were made with nearest.
  */
 export function defaultRounding(dtype: 'f32' | 'f16' | 'bf16' | undefined, optimizer: OptimizerName, master: boolean | undefined): Rounding {
   const d = optimizerDescriptor(optimizer);
