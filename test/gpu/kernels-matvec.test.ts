@@ -9,11 +9,14 @@ import { defaultLimits, type Limits } from '../../compiler/codegen/wgsl/emitter.
 import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
 import { kernelTargets, type KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
+import { builtinOptimizers } from '../../compiler/optimizers/table.ts';
+import { updateAttrs, updateInputs } from '../../compiler/optimizers/update-layout.ts';
+import { fuse } from '../../compiler/passes/fuse.ts';
 import type { DType, Graph, ValueId } from '../../compiler/ir/types.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import { execute } from '../../compiler/reference/execute.ts';
 import type { HostTensor } from '../../compiler/reference/tensor.ts';
-import { TestGraph } from '../reference/graphs.ts';
+import { loc, TestGraph } from '../reference/graphs.ts';
 import { bothTargets, runOnGpu, scratchFor } from './harness.ts';
 import { expectWithin, random, runs, seed, type Tolerance } from './kernel-check.ts';
 
@@ -164,5 +167,34 @@ describe.each(bothTargets)('matrix-vector kernel ($name target)', (target) => {
     const feeds = { inputs, params: {} };
     const [a, b] = [await runOnGpu(graph, feeds, outs, undefined, undefined, target), await runOnGpu(graph, feeds, outs, undefined, undefined, packed)];
     for (const v of outs) expect(Array.from(b.get(v)!)).toEqual(Array.from(a.get(v)!));
+  });
+});
+
+describe('matrix-vector kernel with the fused epilogues', () => {
+  const scalar = (x: number): HostTensor => ({ shape: [], data: Float64Array.of(x) });
+  it.each(bothTargets)('x W + b then GELU (1 row), and LOMO\'s dW = x^T dy + SGD update in place (3-row weight): equal the reference ($name target)', async (target) => {
+    const t = new TestGraph('fused');
+    const [x, w, b] = [t.input('x', [1, 37]), t.input('w', [37, 20]), t.input('b', [20])];
+    const y = t.one('gelu', [t.one('add', [t.one('matmul', [x, w], { transA: false, transB: false }), b], {})], {});
+    // A weight of 3 rows: its gradient x^T dy has 3 rows, so the LOMO kernel is a matrix-vector one.
+    const [xs, dy] = [t.input('xs', [9, 3]), t.input('dy', [9, 24])];
+    const p = t.param('p', [3, 24], { kind: 'zeros' });
+    const [lr, wd] = [t.input('lr', []), t.input('weightDecay', [])];
+    const [grad] = t.b.node('matmul', [xs, dy], { transA: true, transB: false }, loc, 'backward', 'grad');
+    const attrs = updateAttrs(builtinOptimizers.sgd.rule, { clipValue: null, scaled: false, master: false });
+    const [next] = t.b.node('optimizerUpdate', updateInputs(attrs, { p, g: grad, lr, wd }), attrs, loc, 'update', ['update']);
+    const g = { ...t.finish(t.one('fill', [], { value: 0, shape: [], dtype: 'f32' })), grads: { p: grad }, updates: { p: next } };
+    const fusion = fuse(g, { matmulUpdate: true, elementwise: true, matmulEpilogue: true });
+    expect(fusion.groups.map((grp) => grp.kind)).toEqual(expect.arrayContaining(['matmulEpilogue', 'matmulUpdate']));
+    const feeds = {
+      inputs: { x: random([1, 37], 1), w: random([37, 20], 2), b: random([20], 3), xs: random([9, 3], 4), dy: random([9, 24], 5), lr: scalar(0.1), weightDecay: scalar(0.01) },
+      params: { p: random([3, 24], 6) },
+    };
+    const ref = execute(g, feeds, 'f32');
+    const program = lowerStep(g, planMemory(g, { fusion, scratch: scratchFor(g, fusion, target), keep: [y, p] }), fusion, target);
+    expect(program.dispatches.filter((d) => d.shader.startsWith('mat')).map((d) => d.shader.split(':')[0])).toEqual(['matvec', 'matvec']);
+    const gpu = await runOnGpu(g, feeds, [y, p], fusion, undefined, target);
+    expectWithin(gpu.get(y)!, ref.values[y]!.data, dot(37), 'gelu(x W + b)');
+    expectWithin(gpu.get(p)!, ref.values[next]!.data, dot(9), 'p - lr (x^T dy + wd p)');
   });
 });
