@@ -95,6 +95,42 @@ export async function benchGenerate(cases: readonly GenerateCase[] = generateCas
   return { adapter: probe ? `${probe.backend}: ${probe.adapter.info.description || probe.adapter.info.vendor}` : 'none', rows };
 }
 
+/**
+ * Decode ms/token with matmuls of one row on the tiled matmul (the kernel before emit-matvec.ts)
+ * and on the matrix-vector kernel, two decoders in one process with their steps interleaved:
+ * on a shared machine the load drifts by 2-5x within minutes, and interleaving cancels the drift.
+ */
+export async function benchDecodeKernels(k: GenerateCase): Promise<{ name: string; dtype: string; tiledMs: number; matvecMs: number }> {
+  const def = await loadModel('models/gpt.ts');
+  const probe = await probeAdapter();
+  const base = kernelTarget(probe ? targetForAdapter(probe.adapter.info) : 'cpu');
+  const dtype = k.dtype === 'f16' && !probe?.adapter.features.has('shader-f16') ? 'f32' : k.dtype;
+  const c = compileInference(def, { preset: k.preset, dtype });
+  const decoders = [];
+  for (const target of [{ ...base, matvec: null }, base]) {
+    const program = lowerInference(planInference(c, { target }));
+    const { device } = await acquireDevice(program);
+    decoders.push(await createGpuDecoder(device, program, initialParams(program, 0)));
+  }
+  try {
+    const prompt = Array.from({ length: c.chunk }, (_, i) => (i * 7) % c.vocab);
+    for (const d of decoders) {
+      await d.prefill(prompt, 0);
+      await d.decode(1, c.chunk);
+    }
+    const ms: number[][] = [[], []];
+    for (let i = 0; i < k.decodeSteps; i++)
+      for (const [j, d] of decoders.entries()) {
+        const t = performance.now();
+        await d.decode((i * 5) % c.vocab, c.chunk + i);
+        ms[j].push(performance.now() - t);
+      }
+    return { name: k.name, dtype, tiledMs: median(ms[0]), matvecMs: median(ms[1]) };
+  } finally {
+    for (const d of decoders) d.destroy();
+  }
+}
+
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 
 export function formatGenerateTable(b: { adapter: string; rows: readonly GenerateRow[] }): string {
@@ -108,9 +144,19 @@ export function formatGenerateTable(b: { adapter: string; rows: readonly Generat
   return `adapter: ${b.adapter}\n\n${lines.join('\n')}\n\n${note}`;
 }
 
-// Run alone (not when bench/index.ts imports it): `npx tsx bench/generate.ts [small|gpt2]`.
+// Run alone (not when bench/index.ts imports it): `npx tsx bench/generate.ts [small|gpt2] [--kernels]`
+// (--kernels: decode on the tiled matmul against the matrix-vector kernel, interleaved).
 if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href.endsWith('/bench/generate.ts')) {
-  const pick = process.argv[2];
-  console.log(formatGenerateTable(await benchGenerate(generateCases.filter((k) => !pick || k.preset === pick))));
+  const pick = process.argv.slice(2).find((a) => !a.startsWith('--'));
+  const cases = generateCases.filter((k) => !pick || k.preset === pick);
+  if (process.argv.includes('--kernels')) {
+    console.log('| model | dtype | decode ms/token, tiled matmul | decode ms/token, matrix-vector | speed-up |\n|---|---|---:|---:|---:|');
+    for (const k of cases) {
+      const r = await benchDecodeKernels(k);
+      console.log(`| ${r.name} | ${r.dtype} | ${r.tiledMs.toFixed(1)} | ${r.matvecMs.toFixed(1)} | ${(r.tiledMs / r.matvecMs).toFixed(2)}x |`);
+    }
+    process.exit(0);
+  }
+  console.log(formatGenerateTable(await benchGenerate(cases)));
   process.exit(0);
 }

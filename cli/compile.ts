@@ -5,9 +5,11 @@ import path from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { bundleInference } from '../compiler/bundle/inference-section.ts';
 import { checkBundleOut, writeBundle } from '../compiler/bundle/write-bundle.ts';
+import { kernelTargets, type HalfStorage } from '../compiler/codegen/wgsl/target.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import { optimizerSpec, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec } from './args.ts';
+import { optionChecks } from './option-checks.ts';
 import { checkpointText } from './step-options.ts';
 import { defaultRounding } from '../compiler/passes/optimizer-step.ts';
 import { fmtBytes } from '../contract/units.ts';
@@ -21,10 +23,25 @@ export const compileSpec: CommandSpec = {
   options: {
     ...stepOptionSpecs,
     optimizer: optimizerSpec,
+    half: { type: 'string', value: 'packed|native', help: "f16 storage (--dtype f16): packed in u32 words, runs on every adapter (the default); native needs the adapter feature shader-f16" },
     out: { type: 'string', value: 'DIR', help: 'the bundle folder to write: a new or empty folder, or a bundle to replace (required)' },
   },
-  examples: ['lomoc compile models/gpt.ts --preset small --optimizer lomo --out out/gpt-small'],
+  examples: ['lomoc compile models/gpt.ts --preset small --optimizer lomo --out out/gpt-small', 'lomoc compile models/gpt.ts --dtype f16 --half native --out out/gpt-f16'],
 };
+
+/**
+ * f16 storage for an f16 bundle (undefined for other dtypes). Packed by default: a bundle runs on
+ * machines this command never sees, and packed f16 runs on all of them, while native f16 needs
+ * shader-f16, which Dawn's Vulkan adapter on NVIDIA GPUs does not offer.
+ */
+function halfChoice(text: string | undefined, dtype: string): HalfStorage | undefined {
+  const choice = text === undefined ? undefined : optionChecks('compile').oneOf<HalfStorage>(['packed', 'native'], text, 'half');
+  if (dtype !== 'f16') {
+    if (text !== undefined) throw new LomocError(`lomoc compile: option '--half' applies to f16 storage (--dtype f16), got --dtype ${dtype}`);
+    return undefined;
+  }
+  return choice ?? 'packed';
+}
 
 export async function runCompile(argv: readonly string[], io: Io): Promise<number> {
   const { positionals, values } = parseCommandArgs(compileSpec, argv);
@@ -36,8 +53,9 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   // A bundle runs on the machines that load it (browsers, GPUs), not on this one: auto looks at no
   // adapter here and takes the stated default; the manifest records the target chosen.
   const { target, how } = resolveTarget(targetChoice('compile', str('target')), 'a bundle runs elsewhere, so lomoc compile asks no adapter');
+  const half = halfChoice(str('half'), step.dtype ?? 'f32');
   const def = await loadModel(positionals[0]);
-  const c = compileProgram(def, { ...step, target });
+  const c = compileProgram(def, { ...step, target: { ...kernelTargets[target], half: half ?? 'native' } });
   printWarnings(io, c.warnings);
   // A model that trains but whose logits generation cannot feed (they read another input) still
   // gets its training bundle: the compile says why it has no inference program.
@@ -65,6 +83,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       ...(step.rounding && step.rounding !== defaultRounding(step.dtype, step.optimizer, step.master) ? { rounding: step.rounding } : {}),
       ...((step.accumulate ?? 1) > 1 ? { accumulate: step.accumulate } : {}),
       target,
+      ...(half ? { half } : {}),
     },
     plan: c.plan,
     inference,
@@ -74,6 +93,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
   io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
   io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how})`);
+  if (half) io.out(`f16         ${half === 'packed' ? 'packed in u32 words: runs on every adapter' : 'native array<f16>: needs the adapter feature shader-f16'} (${str('half') ? '--half' : 'the default'})`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   io.out(inference
     ? `inference   prefill ${inference.chunk} tokens a call and decode 1, context ${inference.context}; ${fmtBytes(inference.plan.peak)} (its own plan's peak): lomoc generate ${out}`

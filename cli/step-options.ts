@@ -85,7 +85,7 @@ export const stepOptionTable: Table = {
   },
   rounding: {
     option: 'rounding', value: 'nearest|stochastic',
-    help: 'how updates store bf16 params (default: stochastic for bf16 under an in-backward optimizer without a master copy, LOMO; else nearest)',
+    help: 'how updates store bf16 and f16 params (default: stochastic for bf16 under an in-backward optimizer without a master copy, LOMO; else nearest)',
     parse: (t, o, c) => c.oneOf(roundings, t, o),
   },
   fuseLoss: {

@@ -82,6 +82,11 @@ export const manifestSchema = z.object({
     accumulate: int.min(2).optional(),
     /** The kernel shapes (compiler/codegen/wgsl/target.ts). Bundles written before there was a choice have none: theirs were cpu's. */
     target: z.enum(['cpu', 'gpu']).default('cpu'),
+    /**
+     * f16 storage (dtype f16 only): 'packed' in u32 words, runs on every adapter; 'native' array<f16>,
+     * needs the feature shader-f16. f16 bundles written before the choice have none: theirs were native.
+     */
+    half: z.enum(['native', 'packed']).optional(),
   }),
   /** The memory plan's totals, in bytes (the arenas below are its layout). */
   plan: planTotals,

@@ -128,10 +128,11 @@ export interface UpdateAttrs {
   /** An f32 master copy of the weights (`master`) is what the rule updates. */
   readonly master: boolean;
   /**
-   * Store a bf16 param's new value rounded stochastically with contract/stochastic-round.ts's
+   * Store a 16-bit param's new value rounded stochastically with contract/stochastic-round.ts's
    * roundingBits(seed, step, param, element) (the `step` input is then present); absent: nearest.
+   * `format`: the param's dtype, 'f16' (absent: bf16).
    */
-  readonly stochastic?: { readonly seed: number; readonly param: number };
+  readonly stochastic?: { readonly seed: number; readonly param: number; readonly format?: 'f16' };
 }
 
 export type Op = keyof OpAttrs;

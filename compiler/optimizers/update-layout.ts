@@ -12,7 +12,7 @@ export interface UpdateFlags {
   /** Every hyper-parameter (table.ts's resolveHyper); default: the rule's defaults. */
   readonly hyper?: Readonly<Record<string, number>>;
   /** Stochastic rounding of the stored bf16 param (needs the step count as an input). */
-  readonly stochastic?: { readonly seed: number; readonly param: number };
+  readonly stochastic?: UpdateAttrs['stochastic'];
 }
 
 /** Attrs of an update node by `rule`; its inputs are then given in `updateInputOrder(attrs)`. */

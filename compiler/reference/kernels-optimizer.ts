@@ -2,7 +2,7 @@
 // clip-norm reduction. Each new value is computed in doubles from the stored inputs (the rule's
 // `reference`) and rounded once when stored.
 import { fromBf16bits } from '../../contract/bf16.ts';
-import { bf16StochasticBits, roundingBits } from '../../contract/stochastic-round.ts';
+import { bf16StochasticBits, f16StochasticValue, roundingBits } from '../../contract/stochastic-round.ts';
 import type { UpdateAttrs } from '../ir/ops.ts';
 import { updateRule } from '../optimizers/table.ts';
 import { updateInput } from '../optimizers/update-layout.ts';
@@ -11,14 +11,15 @@ import { result } from './kernel.ts';
 
 /**
  * The new param values as stored: under stochastic rounding each is rounded to f32 (as the GPU
- * computes it), then to a bf16 neighbour by roundingBits(seed, step, param, element); the executor's
- * own bf16 store then keeps it exactly. Otherwise the executor rounds to nearest.
+ * computes it), then to a bf16 (f16) neighbour by roundingBits(seed, step, param, element); the
+ * executor's own 16-bit store then keeps it exactly. Otherwise the executor rounds to nearest.
  */
 function stored(w: ArrayLike<number>, n: number, a: UpdateAttrs, step: { data: ArrayLike<number> } | undefined): ArrayLike<number> {
   const s = a.stochastic;
   if (s === undefined) return w;
   const t = step!.data[0] >>> 0;
-  return Float64Array.from({ length: n }, (_, i) => fromBf16bits(bf16StochasticBits(w[i], roundingBits(s.seed, t, s.param, i))));
+  const round = s.format === 'f16' ? f16StochasticValue : (x: number, r: number) => fromBf16bits(bf16StochasticBits(x, r));
+  return Float64Array.from({ length: n }, (_, i) => round(w[i], roundingBits(s.seed, t, s.param, i)));
 }
 
 const optimizerUpdate: Kernel<'optimizerUpdate'> = (ins, a, out, precision) => {

@@ -121,5 +121,11 @@ export function checkManifest(m: Manifest, fail: Fail): void {
   const p = m.program;
   checkProgram('program', p, [['program.loss', p.loss]], m.plan.peak, fail);
   if (p.loss.shape.length !== 0) fail('program.loss.shape', `expected a scalar, got [${p.loss.shape.join(', ')}]`);
+  // The recorded f16 storage and the features the program asks for must agree: a loader that
+  // reads either must not be told something the kernels do not do.
+  const native = p.features.includes('shader-f16');
+  if (m.step.half !== undefined && m.step.dtype !== 'f16') fail('step.half', `only an f16 bundle records its f16 storage, this one has dtype ${m.step.dtype}`);
+  if (m.step.half !== undefined && (m.step.half === 'native') !== native)
+    fail('step.half', `'${m.step.half}' but program.features ${native ? 'asks for' : 'does not ask for'} shader-f16`);
   if (m.inference) checkInference(m, m.inference, fail);
 }

@@ -42,7 +42,9 @@ export function shortfall(a: GPUAdapter, want: Record<string, number>, features:
   const out = Object.entries(want)
     .filter(([k, v]) => typeof have[k] !== 'number' || have[k] < v)
     .map(([k, v]) => (typeof have[k] !== 'number' ? `${k}: needs ${v}, the adapter reports no such limit` : `${k}: needs ${v}, has ${have[k]}`));
-  for (const f of features) if (!a.features.has(f)) out.push(`feature ${f}: missing`);
+  // A program that stores f16 natively says how to get one that needs no shader-f16 (a bundle is compiled elsewhere).
+  const why = (f: string) => (f === 'shader-f16' ? ' (the program stores f16 natively; compile it with lomoc compile --dtype f16 --half packed to run without the feature)' : '');
+  for (const f of features) if (!a.features.has(f)) out.push(`feature ${f}: missing${why(f)}`);
   return out;
 }
 

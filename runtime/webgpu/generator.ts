@@ -7,6 +7,7 @@ import type { Decoder, Logits } from '../../contract/decoder.ts';
 import type { ProgramNeeds } from '../../contract/limits.ts';
 import type { StepProgram, TensorSlot } from '../../contract/program.ts';
 import { createExecutor, type Executor } from './executor.ts';
+import { fromDeviceBytes } from './host-data.ts';
 import { ProgramError } from './validate.ts';
 
 export interface GpuDecoder extends Decoder {
@@ -15,6 +16,8 @@ export interface GpuDecoder extends Decoder {
   writeParams(params: Readonly<Record<string, ArrayLike<number>>>): void;
   destroy(): void;
 }
+
+const e16 = (d: string) => d === 'f16' || d === 'bf16';
 
 function slotNamed(list: readonly TensorSlot[] | undefined, name: string): TensorSlot {
   const s = list?.find((x) => x.name === name);
@@ -38,21 +41,37 @@ export async function createGpuDecoder(device: GPUDevice, program: StepProgram, 
   const vocab = io.decode.logits.shape.at(-1)!;
   const context = program.state[0]?.shape.at(-2) ?? chunk;
 
-  const run = async (e: (typeof io)['prefill'], tokens: readonly number[], pos: number): Promise<Logits> => {
+  // Per token: one submit (the entry's dispatches, then a copy of the logits row into a staging
+  // buffer made once) and one map of that buffer; no buffer is created per token.
+  const elem = e16(io.decode.logits.dtype) ? 2 : 4;
+  const rowBytes = Math.ceil(((vocab + 1) * elem) / 4) * 4;
+  let staging: GPUBuffer | undefined;
+  // Calls share the staging buffer, so each waits for the one before (the loop awaits each anyway).
+  let queue: Promise<unknown> = Promise.resolve();
+  const run = (e: (typeof io)['prefill'], tokens: readonly number[], pos: number): Promise<Logits> => {
+    const next = queue.then(() => runNow(e, tokens, pos));
+    queue = next.catch(() => undefined);
+    return next;
+  };
+  const runNow = async (e: (typeof io)['prefill'], tokens: readonly number[], pos: number): Promise<Logits> => {
     const ids = new Int32Array(e.tokens.shape[1]);
     ids.set(tokens);
     executor.write(e.tokens, ids);
     executor.write(e.pos, Int32Array.of(pos));
+    staging ??= device.createBuffer({ label: `${program.name} logits row`, size: rowBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = device.createCommandEncoder({ label: `${program.name} ${e === io.prefill ? 'prefill' : 'decode'}` });
     executor.encodeRange(enc, e.from, e.to);
-    device.queue.submit([enc.finish()]);
     // Only the last token's row: a whole prefill chunk of GPT-2 logits is 64 x 50257 floats. Copies
-    // start at multiples of 4 bytes, so an f16 row at an odd element starts one element early.
-    const size = e.logits.dtype === 'f16' ? 2 : 4;
-    const at = e.logits.offset + (tokens.length - 1) * vocab * size;
-    const skip = (at % 4) / size;
-    const [logits] = await executor.readMany([{ arena: e.logits.arena, offset: at - skip * size, bytes: (vocab + skip) * size, dtype: e.logits.dtype, shape: [vocab + skip] }]);
-    return (logits as Logits).subarray(skip);
+    // start at multiples of 4 bytes, so a 16-bit row at an odd element starts one element early.
+    const at = e.logits.offset + (tokens.length - 1) * vocab * elem;
+    const skip = (at % 4) / elem;
+    const bytes = Math.ceil(((vocab + skip) * elem) / 4) * 4;
+    executor.copyOut(enc, { arena: e.logits.arena, offset: at - skip * elem, bytes }, staging);
+    device.queue.submit([enc.finish()]);
+    await executor.watch.race(staging.mapAsync(GPUMapMode.READ, 0, bytes), 'reading the logits back');
+    const row = fromDeviceBytes(e.logits.dtype, staging.getMappedRange(0, bytes).slice(0), vocab + skip);
+    staging.unmap();
+    return (row as Logits).subarray(skip);
   };
   return {
     executor,
@@ -64,7 +83,10 @@ export async function createGpuDecoder(device: GPUDevice, program: StepProgram, 
     writeParams: (values) => {
       for (const p of program.params) if (Object.hasOwn(values, p.name)) executor.write(p, values[p.name]);
     },
-    destroy: () => executor.destroy(),
+    destroy: () => {
+      if (!executor.watch.hung) staging?.destroy(); // a hung queue would block the destroy (guard.ts)
+      executor.destroy();
+    },
   };
 }
 

@@ -4,7 +4,8 @@
 // differs (GPU reductions in another order) the same random bits may pick the neighbouring bf16
 // value. Over 3 whole steps the activations, stored in bf16, already diverge (as with nearest:
 // step-bf16.test.ts's bounds), so this test holds the run to step-bf16's tolerance; the update
-// kernels alone are held bit for bit in update-stochastic.test.ts.
+// kernels alone are held bit for bit in update-stochastic.test.ts. The same for f16, stored
+// natively and packed, at step-f16.test.ts's tolerance (plus the stochastic pick: one f16 step).
 import { describe, expect, it } from 'vitest';
 import { bf16bits } from '../../contract/bf16.ts';
 import { compileProgram, idRanges } from '../../compiler/compile-program.ts';
@@ -42,4 +43,15 @@ describe('bf16 LOMO with stochastic rounding: WebGPU equals the reference', () =
     }
     console.log(`stochastic bf16 gpt tiny: ${differ} of ${total} param elements differ, at most ${worst} bf16 ulp`);
   }, 600_000);
+});
+
+describe('f16 LOMO with stochastic rounding: WebGPU equals the reference', () => {
+  for (const half of ['native', 'packed'] as const)
+    it(`gpt tiny, 3 steps, seed 5, f16 ${half}: within the f16 step tolerance, the update kernels rounding stochastically`, async () => {
+      const c = compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo', dtype: 'f16', rounding: 'stochastic', roundingSeed: 5, target: { ...kernelTargets.cpu, half } });
+      expect(Object.keys(c.program.shaders).filter((k) => k.startsWith('update.sgd') && k.includes('.sr16')).length).toBeGreaterThan(0);
+      expect(Object.values(c.program.shaders).join('\n')).toContain('f32ToF16Stochastic(w2');
+      const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 7, lr: 0.1, steps: 3 });
+      expect(stepMismatches(run, { rel: 8e-3 + 2 ** -10, lossRel: 2e-3, lr: 0.1, steps: 3 })).toEqual([]);
+    }, 600_000);
 });

@@ -68,12 +68,14 @@ export function updateBody(r: WgslRule, a: UpdateAttrs, names: Omit<WgslNames, '
 export const roundingFunctions = (a: UpdateAttrs): string => (a.stochastic ? stochasticRoundWgsl : '');
 
 /**
- * The value stored as the new param: under stochastic rounding the bf16 neighbour that
- * roundingBits(u.rseed, step, u.rparam, index) picks (exactly a bf16, so the nearest-rounding packed
- * store keeps it), as the reference executor's kernels-optimizer.ts does; else `w2` itself.
+ * The value stored as the new param: under stochastic rounding the bf16 (f16) neighbour that
+ * roundingBits(u.rseed, step, u.rparam, index) picks (exactly a bf16 or f16, so the nearest-rounding
+ * store, packed or native, keeps it), as the reference executor's kernels-optimizer.ts does; else `w2` itself.
  */
 export function storedValue(a: UpdateAttrs, w2: string, index: string, step: string): string {
-  return a.stochastic ? `bitcast<f32>(f32ToBf16Stochastic(${w2}, roundingBits(u.rseed, u32(${step}), u.rparam, ${index})) << 16u)` : w2;
+  if (!a.stochastic) return w2;
+  const bits = `roundingBits(u.rseed, u32(${step}), u.rparam, ${index})`;
+  return a.stochastic.format === 'f16' ? `f32ToF16Stochastic(${w2}, ${bits})` : `bitcast<f32>(f32ToBf16Stochastic(${w2}, ${bits}) << 16u)`;
 }
 
 const entry = `@compute @workgroup_size(WG)
@@ -179,7 +181,7 @@ ${entry}
 ${[body, ...stores].join('\n').split('\n').map((l) => `  ${l}`).join('\n')}
 }
 `;
-  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', split ? '.split' : '', sr ? '.sr' : '',
+  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', split ? '.split' : '', sr ? (sr.format === 'f16' ? '.sr16' : '.sr') : '',
     ...[...alias].map(([x, y]) => `.${x}=${y}`)].join('');
   calls.push({
     key: `update.${a.rule}.wg${WG}${flags}`,

@@ -24,6 +24,23 @@ export interface MatmulTile {
   readonly vec4?: boolean;
 }
 
+/** How the matrix-vector kernel (emit-matvec.ts) spreads one layout of B over a workgroup. */
+export interface MatvecLayout {
+  /** Threads along the output columns. */
+  readonly wgCols: number;
+  /** Threads along the shared dimension K, summed in workgroup memory after one barrier (1: none). */
+  readonly wgK: number;
+  /** Column groups per thread (a group is 4 adjacent columns where B is read as vec4s, else 1). */
+  readonly groups: number;
+}
+
+/** Matmuls of at most maxRows rows (a decode step's) run as matrix-vector kernels; `n`: B is [K, N], `t`: B is [N, K]. */
+export interface MatvecShape {
+  readonly maxRows: number;
+  readonly n: MatvecLayout;
+  readonly t: MatvecLayout;
+}
+
 export type TargetName = 'cpu' | 'gpu';
 export const targetNames: readonly TargetName[] = ['cpu', 'gpu'];
 
@@ -31,6 +48,8 @@ export interface KernelTarget {
   readonly name: TargetName;
   /** The register-blocked matmul's tile (emit-matmul.ts). */
   readonly matmul: MatmulTile;
+  /** Matmuls with few rows (emit-matvec.ts); null: always the tiled kernel. */
+  readonly matvec: MatvecShape | null;
   /** Attention (emit-attention.ts): threads per workgroup, rows per thread at most, private rows' least capacity in floats. */
   readonly attention: { readonly workgroup: number; readonly maxRows: number; readonly minCap: number };
   /** Row kernels (softmax, norms, cross-entropy): a thread per row for rows of at most maxN elements, at least minRows of them; null: never. */
@@ -54,6 +73,7 @@ export interface KernelTarget {
 const cpu: KernelTarget = {
   name: 'cpu',
   matmul: { wgX: 8, wgY: 1, tm: 16, tn: 16, layout: 'interleaved' },
+  matvec: { maxRows: 4, n: { wgCols: 8, wgK: 1, groups: 2 }, t: { wgCols: 8, wgK: 1, groups: 2 } },
   attention: { workgroup: 8, maxRows: 4, minCap: 64 },
   threadPerRow: { maxN: 2048, minRows: 256 },
   mapMinPerThread: 8,
@@ -71,6 +91,7 @@ const cpu: KernelTarget = {
 const gpu: KernelTarget = {
   name: 'gpu',
   matmul: { wgX: 8, wgY: 8, tm: 8, tn: 8, layout: 'interleaved' },
+  matvec: { maxRows: 4, n: { wgCols: 16, wgK: 16, groups: 1 }, t: { wgCols: 8, wgK: 32, groups: 1 } },
   attention: { workgroup: 64, maxRows: 1, minCap: 128 },
   threadPerRow: null,
   mapMinPerThread: 1,
