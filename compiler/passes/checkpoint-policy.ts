@@ -39,7 +39,7 @@ export const maxChunks = 4096;
 /** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB), then optionally `,chunks=N`. */
 export function parseCheckpointPolicy(text: string): CheckpointPolicy {
   const comma = text.indexOf(',');
-  const base = parseBase(comma < 0 ? text : text.slice(0, comma));
+  const base = parseBase(comma < 0 ? text : text.slice(0, comma), text);
   if (comma < 0) return base;
   const rest = text.slice(comma + 1);
   const m = /^chunks=([0-9]+)$/.exec(rest);
@@ -49,12 +49,12 @@ export function parseCheckpointPolicy(text: string): CheckpointPolicy {
   return { ...base, chunks: Number(m[1]) };
 }
 
-function parseBase(text: string): CheckpointPolicy {
+function parseBase(text: string, whole: string): CheckpointPolicy {
   if (text === 'none' || text === 'blocks' || text === 'sqrt') return { kind: text };
   const m = /^budget=([0-9]*\.?[0-9]+)\s*([A-Za-z]*)$/.exec(text);
   if (m && (m[2] === '' || m[2] in units) && Number(m[1]) > 0)
     return { kind: 'budget', bytes: Math.floor(Number(m[1]) * (units[m[2] || 'B'] ?? 1)) };
-  throw new LomocError(`--checkpoint: expected none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), optionally followed by ,chunks=N, got '${text}'`);
+  throw new LomocError(`--checkpoint: expected none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got '${whole}'`);
 }
 
 export interface CheckpointChoice {
