@@ -7,8 +7,9 @@
 //   budget=SIZE   the least recomputation whose planned peak fits SIZE: blocks ordered by saved
 //                 bytes per recomputed FLOP, the fewest that fit found by bisection (the peak
 //                 falls as more are recomputed), then coarser runs if every block is not enough;
-//                 each candidate also tries its recomputed FFNs in 2, 4, 8, 16 token chunks
-//                 (passes/token-chunk.ts) before recomputing more, since chunking recomputes nothing more.
+//                 a candidate that does not fit also tries its recomputed FFNs in 2, 4, 8, 16
+//                 token chunks (passes/token-chunk.ts; while the peak keeps falling) before more
+//                 units are recomputed, since chunking recomputes nothing more.
 //   ...,chunks=N  (after blocks, sqrt or budget=SIZE) run each recomputed FFN over N chunks of tokens.
 // Each candidate is judged by the real schedule and plan (`peakOf`), as XLA's rematerialization
 // judges its choices by the real memory of the scheduled module.
@@ -132,7 +133,8 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
       const c = choose(g, segments, detail, chunks);
       const peak = peakOf(c.graph);
       if (peak <= policy.bytes) return { ...c, peak };
-      if (!best || peak < best.peak) best = { ...c, peak };
+      if (best && peak >= best.peak) break; // more chunks stopped helping
+      best = { ...c, peak };
       if (segments.length === 0) break; // nothing recomputed: nothing to chunk
     }
     return best!;
