@@ -8,8 +8,8 @@
 //                 bytes per recomputed FLOP, the fewest that fit found by bisection (the peak
 //                 falls as more are recomputed), then coarser runs if every block is not enough;
 //                 a candidate that does not fit also tries its recomputed FFNs in 2, 4, 8, 16
-//                 token chunks (passes/token-chunk.ts; while the peak keeps falling) before more
-//                 units are recomputed, since chunking recomputes nothing more.
+//                 token chunks (passes/token-chunk.ts) before more units are recomputed, since
+//                 chunking recomputes nothing more (coarser runs try only 1 and the best count).
 //   ...,chunks=N  (after blocks, sqrt or budget=SIZE) run each recomputed FFN over N chunks of tokens.
 // Each candidate is judged by the real schedule and plan (`peakOf`), as XLA's rematerialization
 // judges its choices by the real memory of the scheduled module.
@@ -127,15 +127,15 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
     return choose(g, runs(us, size), `runs of ${size} of ${us.length} units`, policy.chunks);
   }
   // A forced chunk count, or the fewest chunks whose plan fits (else the one with the lowest peak).
-  const fit = (segments: readonly Segment[], detail: string): CheckpointChoice & { peak: number } => {
+  // (Not monotonic: under LOMO a chunked FFN holds its weight gradients' partial sums, so 2 chunks
+  // can peak above 1 and 16 below it.)
+  const fit = (segments: readonly Segment[], detail: string, counts = policy.chunks ? [policy.chunks] : budgetChunkCounts): CheckpointChoice & { peak: number } => {
     let best: (CheckpointChoice & { peak: number }) | undefined;
-    for (const chunks of policy.chunks ? [policy.chunks] : budgetChunkCounts) {
+    for (const chunks of segments.length === 0 ? [1] : counts) {
       const c = choose(g, segments, detail, chunks);
       const peak = peakOf(c.graph);
       if (peak <= policy.bytes) return { ...c, peak };
-      if (best && peak >= best.peak) break; // more chunks stopped helping
-      best = { ...c, peak };
-      if (segments.length === 0) break; // nothing recomputed: nothing to chunk
+      if (!best || peak < best.peak) best = { ...c, peak };
     }
     return best!;
   };
@@ -164,7 +164,7 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   const sqrt = Math.ceil(Math.sqrt(us.length));
   const sizes = policy.bytes < persistentBytes(g) ? [sqrt] : Array.from({ length: us.length - 1 }, (_, i) => i + 2);
   for (const size of sizes) {
-    const c = fit(runs(us, size), `runs of ${size} of ${us.length} units`);
+    const c = fit(runs(us, size), `runs of ${size} of ${us.length} units`, [...new Set([1, best.chunks])]);
     if (c.peak <= policy.bytes) return c;
     if (c.peak < best.peak) best = c;
   }
