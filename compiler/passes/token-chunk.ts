@@ -9,7 +9,8 @@
 // reads, runs the region's nodes on them, and adds its part of each row reduction (weight
 // gradients X^T dY, bias gradients sum over rows) into a gradient accumulator (in place: the
 // planner's partial-sum rule). Region values read outside are concatenated back. Nothing else
-// moves, and a region whose loop could not be placed without a cycle is left as it was.
+// moves, and a region whose loop could not be placed without a cycle is left as it was (so is one
+// whose recompute matmul already reads a slice: that is how a chunked region is told apart).
 // Sums: a row's own result (input-gradient rows, activations) is bit for bit the unchunked one (its
 // inner sums do not depend on the row count); a weight gradient is the chunks' partial sums added in
 // chunk order, so it differs from the one-matmul sum by reassociation only (f32 tolerance).
@@ -114,17 +115,19 @@ export function chunkBounds(n: number, chunks: number): [number, number][] {
 export function chunkTokens(g: Graph, chunks: number): Graph {
   if (!Number.isInteger(chunks) || chunks < 1) throw new CompilerBug(`chunkTokens: chunk count ${chunks}`);
   if (chunks === 1) return g;
-  // Last region first: a rewrite renumbers only the nodes from its region's first member on, so
-  // the indices found for earlier regions stay valid. A region reaching past a rewritten one is left.
-  const regions = findChunkRegions(g).map((r) => ({ r, members: [...r.nodes, ...r.reductions, ...r.feeders] }));
-  regions.sort((a, z) => Math.min(...z.members) - Math.min(...a.members));
-  let [out, limit] = [g, Infinity];
-  for (const { r, members } of regions) {
-    if (Math.max(...members) >= limit) continue;
-    out = rewriteRegion(out, r, chunks);
-    limit = Math.min(...members);
+  // One region at a time, found again after each rewrite (it renumbers nodes); a rewritten
+  // region's seeds read row slices, which marks it done. Regions whose loop cannot be placed stay.
+  let out = g;
+  for (;;) {
+    const producer = new Map<ValueId, Node>();
+    for (const m of out.nodes) for (const o of m.outputs) producer.set(o, m);
+    const open = findChunkRegions(out)
+      .filter((r) => r.nodes.every((i) => out.nodes[i].phase !== 'recompute' || producer.get(out.nodes[i].inputs[0])?.op !== 'slice'))
+      .sort((a, z) => Math.max(...z.nodes) - Math.max(...a.nodes));
+    const next = open.reduce<Graph>((acc, r) => (acc !== out ? acc : rewriteRegion(out, r, chunks)), out);
+    if (next === out) return out;
+    out = next;
   }
-  return out;
 }
 
 function rewriteRegion(g: Graph, region: ChunkRegion, chunks: number): Graph {
