@@ -11,6 +11,8 @@
 // planner's partial-sum rule). Region values read outside are concatenated back. Nothing else
 // moves, and a region whose loop could not be placed without a cycle is left as it was (so is one
 // whose recompute matmul already reads a slice: that is how a chunked region is told apart).
+// Only recompute and backward nodes are chunked: a two-pass clip-norm's pass 1 (phase norm) is
+// not, so the clip factor is unchanged bit for bit.
 // Sums: a row's own result (input-gradient rows, activations) is bit for bit the unchunked one (its
 // inner sums do not depend on the row count); a weight gradient is the chunks' partial sums added in
 // chunk order, so it differs from the one-matmul sum by reassociation only (f32 tolerance).
