@@ -146,6 +146,9 @@ function rewriteRegion(g: Graph, region: ChunkRegion, chunks: number): Graph {
   const loopInputs = new Set<ValueId>();
   for (const i of members) for (const x of g.nodes[i].inputs) if (!skipped.has(x)) loopInputs.add(x);
   const loopAt = Math.max(...members);
+  // Each chunk reads a matmul's right operand whole, and a reduction's result only exists after the loop.
+  const reducedOut = new Set(region.reductions.map((i) => g.nodes[i].outputs[0]));
+  if (region.nodes.some((i) => (g.nodes[i].op === 'matmul' && made.has(g.nodes[i].inputs[1])) || g.nodes[i].inputs.some((x) => reducedOut.has(x)))) return g;
 
   // Place the loop where its last member was; readers of its results that came earlier wait for it.
   const order = placeLoop(g, members, loopAt, loopInputs, new Set(loopOutputs));
