@@ -59,15 +59,18 @@ interface Recipe {
   readonly blocks: number;
   readonly act: 'gelu' | 'silu' | 'relu' | 'swiglu';
   readonly bias: boolean;
+  /** Every block's w1 is one param (tied): its gradient sums the blocks' chunked partial sums. */
+  readonly tied: boolean;
 }
 
 /** Blocks of x + ffn(norm(x)), an MLP-like FFN of `act` (swiglu: silu(x w1) * (x w3)), then a squared loss. */
 function mlpBlocks(r: Recipe): Graph {
   return traceFn(() => {
     let x = L.input('x', [r.batch, r.seq, r.width]);
+    const shared = r.tied ? L.param('b0.w1.w', [r.width, r.ffn], L.fanIn()) : undefined;
     for (let i = 0; i < r.blocks; i++) {
       const lin = (name: string, t: L.Tensor, from: number, to: number) => {
-        const y = L.matmul(t, L.param(`b${i}.${name}.w`, [from, to], L.fanIn()));
+        const y = L.matmul(t, name === 'w1' && shared ? shared : L.param(`b${i}.${name}.w`, [from, to], L.fanIn()));
         return r.bias ? L.add(y, L.param(`b${i}.${name}.b`, [to], L.zeros())) : y;
       };
       const xi = x;
@@ -89,6 +92,7 @@ const recipe: fc.Arbitrary<Recipe> = fc.record({
   blocks: fc.integer({ min: 1, max: 2 }),
   act: fc.constantFrom('gelu', 'silu', 'relu', 'swiglu'),
   bias: fc.boolean(),
+  tied: fc.boolean(),
 });
 
 /** FFN params: the ones whose gradients are row reductions inside the chunked region. */
@@ -141,7 +145,7 @@ describe('token chunking changes no result beyond the weight-gradient sums (refe
 
 describe('chunk counts in the plan', () => {
   it('the backward workspace of a wide FFN falls with the chunk count', () => {
-    const graph = mlpBlocks({ batch: 4, seq: 16, width: 8, ffn: 256, blocks: 2, act: 'swiglu', bias: false });
+    const graph = mlpBlocks({ batch: 4, seq: 16, width: 8, ffn: 256, blocks: 2, act: 'swiglu', bias: false, tied: false });
     const workspace = [1, 2, 4, 8].map((chunks) => {
       const built = buildStep(graph, { optimizer: 'sgd', checkpoint: { kind: 'blocks', chunks } });
       const { timeline } = memoryReport(built.plan);
@@ -153,7 +157,7 @@ describe('chunk counts in the plan', () => {
   });
 
   it('budget= chooses a chunk count when recomputing every block is not enough', () => {
-    const graph = mlpBlocks({ batch: 4, seq: 16, width: 8, ffn: 256, blocks: 2, act: 'swiglu', bias: false });
+    const graph = mlpBlocks({ batch: 4, seq: 16, width: 8, ffn: 256, blocks: 2, act: 'swiglu', bias: false, tied: false });
     const blocks = buildStep(graph, { optimizer: 'sgd', checkpoint: { kind: 'blocks' } }).plan.peak;
     const four = buildStep(graph, { optimizer: 'sgd', checkpoint: { kind: 'blocks', chunks: 4 } }).plan.peak;
     expect(four).toBeLessThan(blocks);
