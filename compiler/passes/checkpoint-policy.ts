@@ -6,11 +6,14 @@
 //                 backward pass (at most one extra forward);
 //   budget=SIZE   the least recomputation whose planned peak fits SIZE: blocks ordered by saved
 //                 bytes per recomputed FLOP, the fewest that fit found by bisection (the peak
-//                 falls as more are recomputed), then coarser runs if every block is not enough;
+//                 falls as more are recomputed), then every block with inputs kept every sqrt(n)
+//                 blocks (as blocks,runs=K), then coarser runs if that is not enough either;
 //                 a candidate that does not fit also tries its recomputed FFNs in 2, 4, 8, 16
 //                 token chunks (passes/token-chunk.ts) before more units are recomputed, since
 //                 chunking recomputes nothing more (coarser runs try only 1 and the best count).
 //   ...,chunks=N  (after blocks, sqrt or budget=SIZE) run each recomputed FFN over N chunks of tokens.
+//   blocks,runs=K recompute every block, keeping a block's input only every K blocks: the run
+//                 between is recomputed first, keeping the blocks' inputs (two-level recursion).
 // Each candidate is judged by the real schedule and plan (`peakOf`), as XLA's rematerialization
 // judges its choices by the real memory of the scheduled module.
 // Cost: none, blocks, sqrt: O(n). budget: O(log u) schedules and plans of u units, each
@@ -25,7 +28,7 @@ import { chunkTokens } from './token-chunk.ts';
 /** `chunks`: token chunks for each recomputed FFN (absent: 1, or budget's choice). */
 export type CheckpointPolicy =
   | { readonly kind: 'none' }
-  | { readonly kind: 'blocks'; readonly chunks?: number }
+  | { readonly kind: 'blocks'; readonly chunks?: number; readonly runs?: number }
   | { readonly kind: 'sqrt'; readonly chunks?: number }
   | { readonly kind: 'budget'; readonly bytes: number; readonly chunks?: number };
 
@@ -39,15 +42,23 @@ export const maxChunks = 4096;
 
 /** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB), then optionally `,chunks=N`. */
 export function parseCheckpointPolicy(text: string): CheckpointPolicy {
-  const comma = text.indexOf(',');
-  const base = parseBase(comma < 0 ? text : text.slice(0, comma), text);
-  if (comma < 0) return base;
-  const rest = text.slice(comma + 1);
-  const m = /^chunks=([0-9]+)$/.exec(rest);
-  if (!m || Number(m[1]) < 1 || Number(m[1]) > maxChunks)
-    throw new LomocError(`--checkpoint: expected chunks=N after the policy (N a whole number from 1 to ${maxChunks}), got '${rest}' in '${text}'`);
-  if (base.kind === 'none') throw new LomocError(`--checkpoint: chunks=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got '${text}'`);
-  return { ...base, chunks: Number(m[1]) };
+  const [head, ...rest] = text.split(',');
+  let policy = parseBase(head, text);
+  for (const option of rest) {
+    const chunks = /^chunks=([0-9]+)$/.exec(option);
+    const runs = /^runs=([0-9]+)$/.exec(option);
+    if (runs && policy.kind === 'blocks' && policy.runs === undefined && Number(runs[1]) >= 1 && Number(runs[1]) <= maxChunks) {
+      policy = { ...policy, runs: Number(runs[1]) };
+      continue;
+    }
+    if (!chunks || Number(chunks[1]) < 1 || Number(chunks[1]) > maxChunks || (policy.kind !== 'none' && policy.chunks !== undefined))
+      throw new LomocError(
+        `--checkpoint: expected chunks=N${head === 'blocks' ? ' or runs=K' : ''} after the policy (a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
+      );
+    if (policy.kind === 'none') throw new LomocError(`--checkpoint: chunks=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got '${text}'`);
+    policy = { ...policy, chunks: Number(chunks[1]) };
+  }
+  return policy;
 }
 
 function parseBase(text: string, whole: string): CheckpointPolicy {
@@ -90,9 +101,17 @@ function ratio(g: Graph, out: Graph): number {
   return fwd === 0 ? 0 : re / fwd;
 }
 
-function choose(g: Graph, segments: readonly Segment[], detail: string, chunks = 1): CheckpointChoice {
-  const graph = chunkTokens(recomputeSegments(g, segments), chunks);
-  return { graph, segments, recomputeRatio: ratio(g, graph), detail: chunks > 1 ? `${detail}, FFNs in ${chunks} token chunks` : detail, chunks };
+/**
+ * With `nested` > 1 each segment is recomputed from a checkpoint kept only every `nested`
+ * segments, whose run is recomputed first keeping just the segments' inputs (Chen et al. 2016's
+ * recursion, two levels): about one more forward, and n/k + k checkpoints live instead of n.
+ */
+function choose(g: Graph, segments: readonly Segment[], detail: string, chunks = 1, nested = 1): CheckpointChoice {
+  const once = recomputeSegments(g, segments);
+  const twice = nested > 1 ? recomputeSegments(once, runs(segments, nested)) : once;
+  const graph = chunkTokens(twice, chunks);
+  const text = [detail, ...(nested > 1 ? [`inputs kept every ${nested}`] : []), ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : [])].join(', ');
+  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks };
 }
 
 /** Bytes each unit stops keeping for backward, per FLOP it recomputes: one pass over the graph for all units. */
@@ -120,7 +139,7 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   if (policy.kind === 'blocks') {
     if (!g.blocks?.length)
       throw new LomocError(`--checkpoint blocks: model '${g.name}' marks no blocks; mark them with block(name, () => ...) or use --checkpoint sqrt`);
-    return choose(g, us, `${us.length} blocks`, policy.chunks);
+    return choose(g, us, `${us.length} blocks`, policy.chunks, policy.runs);
   }
   if (policy.kind === 'sqrt') {
     const size = Math.ceil(Math.sqrt(us.length));
@@ -129,10 +148,13 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   // A forced chunk count, or the fewest chunks whose plan fits (else the one with the lowest peak).
   // (Not monotonic: under LOMO a chunked FFN holds its weight gradients' partial sums, so 2 chunks
   // can peak above 1 and 16 below it.)
-  const fit = (segments: readonly Segment[], detail: string, counts = policy.chunks ? [policy.chunks] : budgetChunkCounts): CheckpointChoice & { peak: number } => {
+  // Below the params and state alone nothing fits: only 1 and the most chunks are tried, for the message.
+  const hopeless = policy.bytes < persistentBytes(g);
+  const defaultCounts = policy.chunks ? [policy.chunks] : hopeless ? [1, budgetChunkCounts.at(-1)!] : budgetChunkCounts;
+  const fit = (segments: readonly Segment[], detail: string, counts = defaultCounts, nested = 1): CheckpointChoice & { peak: number } => {
     let best: (CheckpointChoice & { peak: number }) | undefined;
     for (const chunks of segments.length === 0 ? [1] : counts) {
-      const c = choose(g, segments, detail, chunks);
+      const c = choose(g, segments, detail, chunks, nested);
       const peak = peakOf(c.graph);
       if (peak <= policy.bytes) return { ...c, peak };
       if (!best || peak < best.peak) best = { ...c, peak };
@@ -162,7 +184,13 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   // (Below the params and state alone nothing fits: then only the sqrt runs are tried, for the message.)
   let best = attempt(us.length);
   const sqrt = Math.ceil(Math.sqrt(us.length));
-  const sizes = policy.bytes < persistentBytes(g) ? [sqrt] : Array.from({ length: us.length - 1 }, (_, i) => i + 2);
+  // First every unit with its input kept only every sqrt(n) units (two-level recursion).
+  if (us.length > 2) {
+    const c = fit(us, `${us.length} units`, [...new Set([1, best.chunks])], sqrt);
+    if (c.peak <= policy.bytes) return c;
+    if (c.peak < best.peak) best = c;
+  }
+  const sizes = hopeless ? [sqrt] : Array.from({ length: us.length - 1 }, (_, i) => i + 2);
   for (const size of sizes) {
     const c = fit(runs(us, size), `runs of ${size} of ${us.length} units`, [...new Set([1, best.chunks])]);
     if (c.peak <= policy.bytes) return c;

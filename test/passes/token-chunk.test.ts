@@ -185,12 +185,13 @@ describe('chunk counts in the plan', () => {
   });
 });
 
-describe('--checkpoint POLICY,chunks=N', () => {
+describe('--checkpoint POLICY,chunks=N and blocks,runs=K', () => {
   it('parses and prints back', () => {
     expect(parseCheckpointPolicy('blocks,chunks=4')).toEqual({ kind: 'blocks', chunks: 4 });
     expect(parseCheckpointPolicy('sqrt,chunks=1')).toEqual({ kind: 'sqrt', chunks: 1 });
     expect(parseCheckpointPolicy('budget=13GiB,chunks=8')).toEqual({ kind: 'budget', bytes: 13 * 2 ** 30, chunks: 8 });
-    for (const text of ['blocks,chunks=4', 'sqrt,chunks=16', 'budget=13GiB,chunks=8', 'budget=1536MiB', 'blocks'])
+    expect(parseCheckpointPolicy('blocks,chunks=16,runs=6')).toEqual({ kind: 'blocks', runs: 6, chunks: 16 });
+    for (const text of ['blocks,chunks=4', 'sqrt,chunks=16', 'budget=13GiB,chunks=8', 'budget=1536MiB', 'blocks', 'blocks,runs=6', 'blocks,runs=6,chunks=16'])
       expect(checkpointText(parseCheckpointPolicy(text))).toBe(text);
   });
 
@@ -204,9 +205,11 @@ describe('--checkpoint POLICY,chunks=N', () => {
       }
       return 'no error';
     };
-    expect(message('blocks,chunks=0')).toBe("error: --checkpoint: expected chunks=N after the policy (N a whole number from 1 to 4096), got 'chunks=0' in 'blocks,chunks=0'");
-    expect(message('blocks,chunks=4.5')).toBe("error: --checkpoint: expected chunks=N after the policy (N a whole number from 1 to 4096), got 'chunks=4.5' in 'blocks,chunks=4.5'");
-    expect(message('blocks,tokens=4')).toBe("error: --checkpoint: expected chunks=N after the policy (N a whole number from 1 to 4096), got 'tokens=4' in 'blocks,tokens=4'");
+    expect(message('blocks,chunks=0')).toBe("error: --checkpoint: expected chunks=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'chunks=0' in 'blocks,chunks=0'");
+    expect(message('blocks,chunks=4.5')).toBe("error: --checkpoint: expected chunks=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'chunks=4.5' in 'blocks,chunks=4.5'");
+    expect(message('blocks,tokens=4')).toBe("error: --checkpoint: expected chunks=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'tokens=4' in 'blocks,tokens=4'");
+    expect(message('blocks,chunks=2,chunks=4')).toBe("error: --checkpoint: expected chunks=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'chunks=4' in 'blocks,chunks=2,chunks=4'");
+    expect(message('sqrt,runs=2')).toBe("error: --checkpoint: expected chunks=N after the policy (a whole number from 1 to 4096, each once), got 'runs=2' in 'sqrt,runs=2'");
     expect(message('none,chunks=4')).toBe("error: --checkpoint: chunks=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got 'none,chunks=4'");
     expect(message('blockz,chunks=4')).toBe(
       "error: --checkpoint: expected none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got 'blockz,chunks=4'",
