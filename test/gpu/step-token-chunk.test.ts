@@ -29,4 +29,11 @@ describe('token chunks on WebGPU: one step with and without chunking', () => {
         expect(a.gpu.losses).toEqual(b.gpu.losses);
         expect(stepMismatches({ ...a, ref: b.gpu }, { rel: toleranceFor(optimizer), steps: 1 })).toEqual([]);
       });
+
+  it('llama tiny, lomo, checkpoint blocks,runs=2,chunks=3 (nested recomputation): equals the reference, 3 steps', async () => {
+    const c = compileProgram(llama, { preset: 'tiny', optimizer: 'lomo', checkpoint: { kind: 'blocks', runs: 2, chunks: 3 }, target: 'cpu' });
+    const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 6 });
+    expect(stepMismatches(run, { rel: toleranceFor('lomo') })).toEqual([]);
+    expect(run.arenaBytes).toBe(c.plan.peak);
+  });
 });
