@@ -7,6 +7,8 @@
 // 'recompute', same ops on the same inputs, so the same bits). Internals then die in forward;
 // what the segment reads from outside (its checkpoints, params, inputs) stays live until the
 // recompute. Recompute nodes read params' old values, so the schedule keeps updates after them.
+// Applied again to its own output (nested runs), the earlier recompute nodes count as readers of
+// the pass they were placed for, so a run's internal block inputs are themselves recomputed.
 // Cost: O(n) in nodes: each recompute walks its own segment's nodes, never the whole graph.
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { GraphBuilder } from '../ir/builder.ts';
