@@ -49,10 +49,11 @@ type Table = { readonly [K in keyof StepOptionValues]-?: StepOptionEntry<NonNull
  * written in the largest binary unit that holds it exactly, so 15GiB and 16106127360 agree.
  */
 export function checkpointText(p: CheckpointPolicy): string {
-  if (p.kind !== 'budget') return p.kind;
+  const chunks = (p.kind === 'blocks' && p.runs !== undefined ? `,runs=${p.runs}` : '') + (p.kind !== 'none' && p.chunks !== undefined ? `,chunks=${p.chunks}` : '');
+  if (p.kind !== 'budget') return p.kind + chunks;
   for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const)
-    if (p.bytes % size === 0) return `budget=${p.bytes / size}${unit}`;
-  return `budget=${p.bytes}B`;
+    if (p.bytes % size === 0) return `budget=${p.bytes / size}${unit}${chunks}`;
+  return `budget=${p.bytes}B${chunks}`;
 }
 
 const text = (t: string) => t;
@@ -70,7 +71,7 @@ export const stepOptionTable: Table = {
   clipNorm: { option: 'clip-norm', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)', parse: (t, o, c) => c.number(t, o), json: { default: null } },
   clipValue: { option: 'clip-value', value: 'V', help: 'clamp each gradient element to [-V, V]', parse: (t, o, c) => c.number(t, o), json: { default: null } },
   checkpoint: {
-    option: 'checkpoint', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB (default none)',
+    option: 'checkpoint', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB, then optionally ,chunks=N: recomputed FFNs over N token chunks (default none)',
     parse: (t, o, c) => c.checkpoint(t, o), json: { default: { kind: 'none' } }, show: checkpointText,
   },
   accumulate: {

@@ -6,7 +6,14 @@
 //                 backward pass (at most one extra forward);
 //   budget=SIZE   the least recomputation whose planned peak fits SIZE: blocks ordered by saved
 //                 bytes per recomputed FLOP, the fewest that fit found by bisection (the peak
-//                 falls as more are recomputed), then coarser runs if every block is not enough.
+//                 falls as more are recomputed), then every block with inputs kept every sqrt(n)
+//                 blocks (as blocks,runs=K), then coarser runs if that is not enough either;
+//                 a candidate that does not fit also tries its recomputed FFNs in 2, 4, 8, 16
+//                 token chunks (passes/token-chunk.ts) before more units are recomputed, since
+//                 chunking recomputes nothing more (coarser runs try only 1 and the best count).
+//   ...,chunks=N  (after blocks, sqrt or budget=SIZE) run each recomputed FFN over N chunks of tokens.
+//   blocks,runs=K recompute every block, keeping a block's input only every K blocks: the run
+//                 between is recomputed first, keeping the blocks' inputs (two-level recursion).
 // Each candidate is judged by the real schedule and plan (`peakOf`), as XLA's rematerialization
 // judges its choices by the real memory of the scheduled module.
 // Cost: none, blocks, sqrt: O(n). budget: O(log u) schedules and plans of u units, each
@@ -16,22 +23,50 @@ import { totalFlops } from '../ir/cost.ts';
 import { byteSize } from '../ir/shape.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { recomputeSegments, type Segment } from './checkpoint.ts';
+import { chunkTokens } from './token-chunk.ts';
 
+/** `chunks`: token chunks for each recomputed FFN (absent: 1, or budget's choice). */
 export type CheckpointPolicy =
   | { readonly kind: 'none' }
-  | { readonly kind: 'blocks' }
-  | { readonly kind: 'sqrt' }
-  | { readonly kind: 'budget'; readonly bytes: number };
+  | { readonly kind: 'blocks'; readonly chunks?: number; readonly runs?: number }
+  | { readonly kind: 'sqrt'; readonly chunks?: number }
+  | { readonly kind: 'budget'; readonly bytes: number; readonly chunks?: number };
+
+/** The chunk counts budget= tries, fewest first. */
+export const budgetChunkCounts: readonly number[] = [1, 2, 4, 8, 16];
 
 const units: Readonly<Record<string, number>> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40 };
 
-/** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB). */
+/** The most token chunks one FFN may be split into. */
+export const maxChunks = 4096;
+
+/** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB), then optionally `,chunks=N`. */
 export function parseCheckpointPolicy(text: string): CheckpointPolicy {
+  const [head, ...rest] = text.split(',');
+  let policy = parseBase(head, text);
+  for (const option of rest) {
+    const chunks = /^chunks=([0-9]+)$/.exec(option);
+    const runs = /^runs=([0-9]+)$/.exec(option);
+    if (runs && policy.kind === 'blocks' && policy.runs === undefined && Number(runs[1]) >= 1 && Number(runs[1]) <= maxChunks) {
+      policy = { ...policy, runs: Number(runs[1]) };
+      continue;
+    }
+    if (!chunks || Number(chunks[1]) < 1 || Number(chunks[1]) > maxChunks || (policy.kind !== 'none' && policy.chunks !== undefined))
+      throw new LomocError(
+        `--checkpoint: expected chunks=N${head === 'blocks' ? ' or runs=K' : ''} after the policy (a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
+      );
+    if (policy.kind === 'none') throw new LomocError(`--checkpoint: chunks=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got '${text}'`);
+    policy = { ...policy, chunks: Number(chunks[1]) };
+  }
+  return policy;
+}
+
+function parseBase(text: string, whole: string): CheckpointPolicy {
   if (text === 'none' || text === 'blocks' || text === 'sqrt') return { kind: text };
   const m = /^budget=([0-9]*\.?[0-9]+)\s*([A-Za-z]*)$/.exec(text);
   if (m && (m[2] === '' || m[2] in units) && Number(m[1]) > 0)
     return { kind: 'budget', bytes: Math.floor(Number(m[1]) * (units[m[2] || 'B'] ?? 1)) };
-  throw new LomocError(`--checkpoint: expected none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got '${text}'`);
+  throw new LomocError(`--checkpoint: expected none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got '${whole}'`);
 }
 
 export interface CheckpointChoice {
@@ -41,6 +76,8 @@ export interface CheckpointChoice {
   readonly recomputeRatio: number;
   /** How the choice was made, for reports. */
   readonly detail: string;
+  /** Token chunks of each recomputed FFN (1: none). */
+  readonly chunks: number;
 }
 
 /** Recompute units: the marked blocks, or else runs of about sqrt(n) forward nodes. */
@@ -64,9 +101,17 @@ function ratio(g: Graph, out: Graph): number {
   return fwd === 0 ? 0 : re / fwd;
 }
 
-function choose(g: Graph, segments: readonly Segment[], detail: string): CheckpointChoice {
-  const graph = recomputeSegments(g, segments);
-  return { graph, segments, recomputeRatio: ratio(g, graph), detail };
+/**
+ * With `nested` > 1 each segment is recomputed from a checkpoint kept only every `nested`
+ * segments, whose run is recomputed first keeping just the segments' inputs (Chen et al. 2016's
+ * recursion, two levels): about one more forward, and n/k + k checkpoints live instead of n.
+ */
+function choose(g: Graph, segments: readonly Segment[], detail: string, chunks = 1, nested = 1): CheckpointChoice {
+  const once = recomputeSegments(g, segments);
+  const twice = nested > 1 ? recomputeSegments(once, runs(segments, nested)) : once;
+  const graph = chunkTokens(twice, chunks);
+  const text = [detail, ...(nested > 1 ? [`inputs kept every ${nested}`] : []), ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : [])].join(', ');
+  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks };
 }
 
 /** Bytes each unit stops keeping for backward, per FLOP it recomputes: one pass over the graph for all units. */
@@ -89,27 +134,40 @@ function persistentBytes(g: Graph): number {
 
 /** `what` names the step in errors (e.g. "the adamw step"). */
 export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (g: Graph) => number, what = 'the step'): CheckpointChoice {
-  if (policy.kind === 'none') return { graph: g, segments: [], recomputeRatio: 0, detail: 'none' };
+  if (policy.kind === 'none') return { graph: g, segments: [], recomputeRatio: 0, detail: 'none', chunks: 1 };
   const us = unitsOf(g);
   if (policy.kind === 'blocks') {
     if (!g.blocks?.length)
       throw new LomocError(`--checkpoint blocks: model '${g.name}' marks no blocks; mark them with block(name, () => ...) or use --checkpoint sqrt`);
-    return choose(g, us, `${us.length} blocks`);
+    return choose(g, us, `${us.length} blocks`, policy.chunks, policy.runs);
   }
   if (policy.kind === 'sqrt') {
     const size = Math.ceil(Math.sqrt(us.length));
-    return choose(g, runs(us, size), `runs of ${size} of ${us.length} units`);
+    return choose(g, runs(us, size), `runs of ${size} of ${us.length} units`, policy.chunks);
   }
+  // A forced chunk count, or the fewest chunks whose plan fits (else the one with the lowest peak).
+  // (Not monotonic: under LOMO a chunked FFN holds its weight gradients' partial sums, so 2 chunks
+  // can peak above 1 and 16 below it.)
+  // Below the params and state alone nothing fits: only 1 and the most chunks are tried, for the message.
+  const hopeless = policy.bytes < persistentBytes(g);
+  const defaultCounts = policy.chunks ? [policy.chunks] : hopeless ? [1, budgetChunkCounts.at(-1)!] : budgetChunkCounts;
+  const fit = (segments: readonly Segment[], detail: string, counts = defaultCounts, nested = 1): CheckpointChoice & { peak: number } => {
+    let best: (CheckpointChoice & { peak: number }) | undefined;
+    for (const chunks of segments.length === 0 ? [1] : counts) {
+      const c = choose(g, segments, detail, chunks, nested);
+      const peak = peakOf(c.graph);
+      if (peak <= policy.bytes) return { ...c, peak };
+      if (!best || peak < best.peak) best = { ...c, peak };
+    }
+    return best!;
+  };
   // budget: the fewest units (best first) whose plan fits, by bisection.
   const bs = benefits(g, us);
   const order = us.map((u, i) => ({ u, b: bs[i], i })).sort((a, c) => c.b - a.b || a.i - c.i);
   const first = (m: number) => order.slice(0, m).sort((a, c) => a.i - c.i).map((x) => x.u);
   const tried = new Map<number, CheckpointChoice & { peak: number }>();
   const attempt = (m: number) => {
-    if (!tried.has(m)) {
-      const c = choose(g, first(m), `${m} of ${us.length} units`);
-      tried.set(m, { ...c, peak: peakOf(c.graph) });
-    }
+    if (!tried.has(m)) tried.set(m, fit(first(m), `${m} of ${us.length} units`));
     return tried.get(m)!;
   };
   if (attempt(0).peak <= policy.bytes) return attempt(0);
@@ -126,12 +184,17 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   // (Below the params and state alone nothing fits: then only the sqrt runs are tried, for the message.)
   let best = attempt(us.length);
   const sqrt = Math.ceil(Math.sqrt(us.length));
-  const sizes = policy.bytes < persistentBytes(g) ? [sqrt] : Array.from({ length: us.length - 1 }, (_, i) => i + 2);
+  // First every unit with its input kept only every sqrt(n) units (two-level recursion).
+  if (us.length > 2) {
+    const c = fit(us, `${us.length} units`, [...new Set([1, best.chunks])], sqrt);
+    if (c.peak <= policy.bytes) return c;
+    if (c.peak < best.peak) best = c;
+  }
+  const sizes = hopeless ? [sqrt] : Array.from({ length: us.length - 1 }, (_, i) => i + 2);
   for (const size of sizes) {
-    const c = choose(g, runs(us, size), `runs of ${size} of ${us.length} units`);
-    const peak = peakOf(c.graph);
-    if (peak <= policy.bytes) return c;
-    if (peak < best.peak) best = { ...c, peak };
+    const c = fit(runs(us, size), `runs of ${size} of ${us.length} units`, [...new Set([1, best.chunks])]);
+    if (c.peak <= policy.bytes) return c;
+    if (c.peak < best.peak) best = c;
   }
   throw new LomocError(
     `--checkpoint budget=${fmtGiB(policy.bytes)}: ${what} cannot fit; the smallest peak lomoc can plan is ${fmtGiB(best.peak)} (${best.detail} recomputed): use --checkpoint budget=${atLeast(best.peak)} or more`,

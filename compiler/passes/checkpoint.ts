@@ -7,6 +7,8 @@
 // 'recompute', same ops on the same inputs, so the same bits). Internals then die in forward;
 // what the segment reads from outside (its checkpoints, params, inputs) stays live until the
 // recompute. Recompute nodes read params' old values, so the schedule keeps updates after them.
+// Applied again to its own output (nested runs), the earlier recompute nodes count as readers of
+// the pass they were placed for, so a run's internal block inputs are themselves recomputed.
 // Cost: O(n) in nodes: each recompute walks its own segment's nodes, never the whole graph.
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { GraphBuilder } from '../ir/builder.ts';
@@ -19,6 +21,10 @@ const passOf = (n: Node): 'norm' | 'backward' | undefined =>
 
 export function recomputeSegments(g: Graph, segments: readonly Segment[]): Graph {
   if (segments.length === 0) return g;
+  // Applied again to a checkpointed graph (nested runs), earlier recompute nodes are readers too:
+  // each belongs to the pass of the node it was placed before.
+  const passAt = g.nodes.map(passOf);
+  for (let i = g.nodes.length - 2; i >= 0; i--) if (g.nodes[i].phase === 'recompute') passAt[i] = passAt[i + 1];
   // Each segment's nodes in schedule order (node ids are positions): a recompute walks its own segment, not the graph.
   const orderedSegments = segments.map((s) => [...s].sort((a, c) => a - c));
   const segmentOf = new Map<number, number>();
@@ -41,7 +47,7 @@ export function recomputeSegments(g: Graph, segments: readonly Segment[]): Graph
   type Need = { first: number; reads: Set<ValueId> };
   const needs = new Map<string, Need>();
   g.nodes.forEach((n, i) => {
-    const pass = passOf(n);
+    const pass = passAt[i];
     if (!pass) return;
     for (const x of n.inputs) {
       const k = internalOf.get(x);
@@ -88,7 +94,7 @@ export function recomputeSegments(g: Graph, segments: readonly Segment[]): Graph
         p.outputs.forEach((o, j) => map.set(o, outs[j]));
       }
     }
-    const pass = passOf(n);
+    const pass = passAt[i];
     const map = pass ? renamed.get(pass)! : undefined;
     const inputs = map ? n.inputs.map((x) => map.get(x) ?? x) : n.inputs;
     if (inputs.every((x, j) => x === n.inputs[j])) b.nodes.push({ ...n, id: b.nodes.length });

@@ -29,7 +29,7 @@ function sameAsWithout(graph: Graph, feeds: Feeds, optimizer: OptimizerName, che
   return built;
 }
 
-const policies: CheckpointPolicy[] = [{ kind: 'blocks' }, { kind: 'sqrt' }];
+const policies: CheckpointPolicy[] = [{ kind: 'blocks' }, { kind: 'sqrt' }, { kind: 'blocks', runs: 2 }];
 const optimizers: OptimizerName[] = ['lomo', 'sgd', 'adamw'];
 
 describe('checkpointing changes no result (bit for bit, f32, inside the plan)', () => {
@@ -136,6 +136,31 @@ describe('sqrt on a chain of n equal segments', () => {
       }),
       { numRuns: 30 },
     ));
+});
+
+describe('blocks,runs=K on a chain of n blocks', () => {
+  const chain = (n: number) =>
+    traceFn(() => {
+      let x = L.input('x', [4, 8]);
+      for (let i = 0; i < n; i++) {
+        const w = L.param(`w${i}`, [8, 8], L.fanIn());
+        x = L.block(`b${i}`, () => L.tanh(L.matmul(L.tanh(x), w)));
+      }
+      return L.mean(L.mul(x, x));
+    }, 'chain');
+
+  it('keeps a block input only every K blocks (n/K + 2 saved, not n) and recomputes more than blocks, at most two extra forwards', () =>
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 24 }), fc.integer({ min: 2, max: 6 }), fc.constantFrom(...optimizers), (n, k, optimizer) => {
+        const built = buildStep(chain(n), { optimizer, checkpoint: { kind: 'blocks', runs: k } });
+        const forwardMade = new Set(built.step.nodes.filter((x) => x.phase === 'forward').flatMap((x) => x.outputs));
+        const saved = new Set(built.step.nodes.filter((x) => x.phase !== 'forward').flatMap((x) => x.inputs).filter((v) => forwardMade.has(v) && built.step.values[v].shape.length === 2 && built.step.values[v].shape[0] === 4));
+        expect(saved.size).toBeLessThanOrEqual(Math.ceil(n / k) + 2);
+        expect(built.recomputeRatio).toBeLessThanOrEqual(2);
+        expect(built.recomputeRatio).toBeGreaterThan(buildStep(chain(n), { optimizer, checkpoint: { kind: 'blocks' } }).recomputeRatio);
+      }),
+      { numRuns: 30 },
+    ), 60_000);
 });
 
 describe('clip-norm with checkpointing', () => {
