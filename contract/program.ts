@@ -71,7 +71,7 @@ export interface StepProgram {
 }
 
 /** Scalar inputs the optimizer step declares (the compiler's optimizer step and the runtime's trainer both use these names). */
-export const hyperInputs = { lr: 'lr', weightDecay: 'weightDecay', step: 'step' } as const;
+export const hyperInputs = { lr: 'lr', weightDecay: 'weightDecay', step: 'step', lossScale: 'lossScale' } as const;
 
 export const isHyperInput = (name: string): boolean => (Object.values(hyperInputs) as string[]).includes(name);
 
