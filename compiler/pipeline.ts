@@ -11,7 +11,7 @@ import { groupScratch } from './codegen/wgsl/emitters.ts';
 import { kernelTarget, type KernelTarget, type TargetName } from './codegen/wgsl/target.ts';
 import { fuse, type FuseOptions } from './passes/fuse.ts';
 import { optimizerDescriptor } from './optimizers/table.ts';
-import { appendOptimizer, defaultRounding, type OptimizerName } from './passes/optimizer-step.ts';
+import { appendOptimizer, defaultRounding, type ClipMode, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
 import { withStorage } from './passes/precision.ts';
 import type { Rounding } from '../contract/stochastic-round.ts';
@@ -28,6 +28,10 @@ export interface StepConfig {
   /** Its hyper-parameters by name (e.g. beta1), checked against its descriptor; defaults for the rest. */
   readonly hyper?: Readonly<Record<string, number>>;
   readonly clipNorm?: number;
+  /** How --clip-norm finds its factor (optimizer-step.ts): exact (default) or previous (one pass, approximate). */
+  readonly clipMode?: ClipMode;
+  /** Dynamic loss scaling: the step reads the loss scale as an input and skips itself on an overflow. */
+  readonly lossScale?: boolean;
   readonly clipValue?: number;
   readonly checkpoint?: CheckpointPolicy;
   /** An f32 master copy of f16 weights where the descriptor allows one (default: with f16, as the paper's baselines). */
@@ -112,6 +116,8 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
       optimizer: cfg.optimizer,
       hyper: cfg.hyper,
       clipNorm: cfg.clipNorm,
+      clipMode: cfg.clipMode,
+      lossScale: cfg.lossScale,
       clipValue: cfg.clipValue,
       master: cfg.master ?? (cfg.dtype === 'f16' || cfg.dtype === 'bf16'),
       rounding: cfg.rounding ?? defaultRounding(cfg.dtype, cfg.optimizer, cfg.master),

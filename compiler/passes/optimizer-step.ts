@@ -10,7 +10,7 @@
 // squared norm and die at once; pass 2 recomputes them for the updates (paper, section 3.3).
 import { CompilerBug, LomocError } from '../diagnostics.ts';
 import { GraphBuilder } from '../ir/builder.ts';
-import type { Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
+import type { DType, Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
 import { optimizerDescriptor, resolveHyper } from '../optimizers/table.ts';
 import { updateAttrs, updateInputs } from '../optimizers/update-layout.ts';
 import { hyperInputs as stepInputNames } from '../../contract/program.ts';
@@ -101,8 +101,8 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   const grads = g.grads;
   const b = new GraphBuilder(g.name, { ...g, nodes: forward });
   const loc = g.values[g.loss].loc;
-  const scalar = (name: string) => {
-    const v = b.value([], 'f32', 'input', loc, name);
+  const scalar = (name: string, dtype: DType = 'f32') => {
+    const v = b.value([], dtype, 'input', loc, name);
     b.inputs.push({ name, value: v, loc });
     return v;
   };
@@ -112,8 +112,9 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   if (mode === 'previous' && opts.clipNorm === undefined) throw new LomocError('--clip-mode previous: it chooses how --clip-norm clips; give --clip-norm too');
   if (previous && opts.lossScale)
     throw new LomocError("--clip-mode previous: loss scaling must find an overflow in the whole gradient before the first update, which a one-pass clip cannot; use --clip-mode exact with --loss-scale");
-  // Loss scaling: the seed of backward (d loss / d loss = 1) becomes the loss scale input.
-  const lossScale = opts.lossScale ? scalar(stepInputNames.lossScale) : undefined;
+  // Loss scaling: the seed of backward (d loss / d loss = 1) becomes the loss scale input, stored
+  // as the loss is (f16 storage: a scale past 65504 is itself an overflow, and is halved).
+  const lossScale = opts.lossScale ? scalar(stepInputNames.lossScale, g.values[g.loss].dtype) : undefined;
   const seed = g.nodes.find((m) => m.phase === 'backward')?.outputs[0];
   const backward = g.nodes.filter((n) => n.phase === 'backward').map((n) => (lossScale === undefined ? n : seeded(g, n, seed, lossScale)));
   const rule = d.rule;
@@ -196,6 +197,6 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
 function seeded(g: Graph, n: Node, seed: ValueId | undefined, lossScale: ValueId): Node {
   if (n.op !== 'fill' || n.outputs[0] !== seed) return n;
   const v = g.values[n.outputs[0]];
-  if (v.shape.length !== 0 || v.dtype !== 'f32') throw new CompilerBug(`loss scaling: the backward seed is ${v.dtype}[${v.shape.join(', ')}], expected an f32 scalar`);
+  if (v.shape.length !== 0) throw new CompilerBug(`loss scaling: the backward seed has shape [${v.shape.join(', ')}], expected a scalar`);
   return { ...n, op: 'scale', inputs: [lossScale], attrs: { c: 1 } } as Node;
 }
