@@ -113,7 +113,8 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     const evaluate = async (step: number) => {
       const saved = c.state.length ? await trainer.readState() : undefined;
       let sum = 0;
-      for (const b of evalSet) sum += (await trainer.step(b, { lr: 0, weightDecay: 0, step: Math.max(step, 1) }))!;
+      // A given loss scale leaves the scaler's state alone (lr 0: nothing is updated anyway).
+      for (const b of evalSet) sum += (await trainer.step(b, { lr: 0, weightDecay: 0, step: Math.max(step, 1), ...(trainer.lossScaler ? { lossScale: 1 } : {}) }))!;
       if (saved) trainer.writeState(saved);
       return sum / evalSet.length;
     };
@@ -139,6 +140,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
         step: String(step), dataPosition: String(step), seed: String(req.seed), run: JSON.stringify(identity),
         compile: JSON.stringify({ ...c.step, checkpoint: c.checkpointText, checkpointDetail: c.checkpointDetail, config: c.config, ...(c.bundle ? { bundle: c.bundle } : {}) }),
         losses: JSON.stringify(losses), val: JSON.stringify(valPoints),
+        ...(trainer.lossScaler ? { lossScale: JSON.stringify(trainer.lossScaler.state) } : {}),
       });
       log({ event: 'checkpoint', step, file: resolve(checkpointFile!) });
     };
@@ -166,7 +168,9 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
         losses.push({ step: s, loss });
         thisRun.push({ step: s, loss });
         const tps = (tokensPerStep * 1000) / ms;
-        log({ step: s, loss, lr, ms: round(ms, 2), tokensPerSecond: round(tps, 1), deviceBytes: trainer.deviceBytes });
+        const scaler = trainer.lossScaler;
+        log({ step: s, loss, lr, ms: round(ms, 2), tokensPerSecond: round(tps, 1), deviceBytes: trainer.deviceBytes, ...(scaler ? { lossScale: scaler.state.scale, ...(scaler.lastOverflow ? { skipped: true } : {}) } : {}) });
+        if (scaler?.lastOverflow) progress.line(`  step ${s}: the gradients overflowed in f16: updates skipped, loss scale halved to ${scaler.state.scale}`);
         progress.step({ step: s, loss, lr, ms, tokensPerSecond: tps, deviceBytes: trainer.deviceBytes ?? 0 });
         if (!Number.isFinite(loss)) throw new LomocError(`lomoc train: the loss is ${loss} at step ${s}: lower --lr or add --clip-norm`);
         const last = s === req.stopAt;

@@ -15,6 +15,8 @@ import { appendOptimizer, defaultRounding, type ClipMode, type OptimizerName } f
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
 import { withStorage } from './passes/precision.ts';
 import type { Rounding } from '../contract/stochastic-round.ts';
+import { gradFactorOutput } from '../contract/program.ts';
+import type { LossScaleSpec } from '../contract/loss-scale.ts';
 import { schedule } from './passes/schedule.ts';
 
 export interface StepConfig {
@@ -30,8 +32,12 @@ export interface StepConfig {
   readonly clipNorm?: number;
   /** How --clip-norm finds its factor (optimizer-step.ts): exact (default) or previous (one pass, approximate). */
   readonly clipMode?: ClipMode;
-  /** Dynamic loss scaling: the step reads the loss scale as an input and skips itself on an overflow. */
-  readonly lossScale?: boolean;
+  /**
+   * Loss scaling: the step reads the loss scale as an input, unscales the gradients and skips
+   * itself on an overflow. The spec (dynamic or fixed) is the host's (contract/loss-scale.ts);
+   * the compiled step is the same for both, and for `true`.
+   */
+  readonly lossScale?: boolean | LossScaleSpec;
   readonly clipValue?: number;
   readonly checkpoint?: CheckpointPolicy;
   /** An f32 master copy of f16 weights where the descriptor allows one (default: with f16, as the paper's baselines). */
@@ -117,7 +123,7 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
       hyper: cfg.hyper,
       clipNorm: cfg.clipNorm,
       clipMode: cfg.clipMode,
-      lossScale: cfg.lossScale,
+      lossScale: cfg.lossScale !== undefined && cfg.lossScale !== false,
       clipValue: cfg.clipValue,
       master: cfg.master ?? (cfg.dtype === 'f16' || cfg.dtype === 'bf16'),
       rounding: cfg.rounding ?? defaultRounding(cfg.dtype, cfg.optimizer, cfg.master),
@@ -129,7 +135,10 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   // The plan the device allocates: fused kernels' internal values take no bytes, and each kernel's
   // scratch (codegen's choice) is reserved while it runs. `lomoc plan` and `lomoc run` share it.
   const target = kernelTarget(cfg.target ?? 'cpu');
-  const planOf = (g: Graph, fusion: Fusion) => planMemory(g, { ...cfg.plan, fusion, scratch: groupScratch(g, fusion, target) });
+  const planOf = (g: Graph, fusion: Fusion) => {
+    const factor = g.outputs?.[gradFactorOutput]; // read back after the step (loss scaling)
+    return planMemory(g, { ...cfg.plan, fusion, scratch: groupScratch(g, fusion, target), ...(factor === undefined ? {} : { keep: [...(cfg.plan?.keep ?? []), factor] }) });
+  };
   const peakOf = (g: Graph) => planOf(g, fuse(g, fusing)).peak;
   let choice = { recomputeRatio: 0, detail: 'none' };
   const checkpointed = run('checkpoint', () => {

@@ -13,7 +13,7 @@ import { GraphBuilder } from '../ir/builder.ts';
 import type { DType, Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
 import { optimizerDescriptor, resolveHyper } from '../optimizers/table.ts';
 import { updateAttrs, updateInputs } from '../optimizers/update-layout.ts';
-import { hyperInputs as stepInputNames } from '../../contract/program.ts';
+import { gradFactorOutput, hyperInputs as stepInputNames } from '../../contract/program.ts';
 import type { Rounding } from '../../contract/stochastic-round.ts';
 
 /** A registered optimizer's name (compiler/optimizers/table.ts lists them). */
@@ -190,7 +190,9 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
     const next = b.node('clipFactor', [total!, prevNorm], { maxNorm: null, previous: true, result: 'norm' }, loc, 'norm')[0];
     state.push({ name: clipNormState, param: '', value: prevNorm, next });
   }
-  return { ...g, values: b.values, nodes: b.nodes, inputs: b.inputs, updates, state };
+  // With loss scaling the host reads the factor back: an overflow (negative) halves the scale.
+  const outputs = lossScale === undefined ? g.outputs : { ...g.outputs, [gradFactorOutput]: factor! };
+  return { ...g, values: b.values, nodes: b.nodes, inputs: b.inputs, updates, state, ...(outputs ? { outputs } : {}) };
 }
 
 /** The backward seed `fill 1` (a scalar) as `lossScale * 1`: every gradient then carries the scale. */

@@ -28,6 +28,10 @@ export interface RunFields {
   readonly hyper?: Readonly<Record<string, number>>;
   /** --rounding, only where it overrode the default. */
   readonly rounding?: string;
+  /** --clip-mode, only where not exact. */
+  readonly clipMode?: string;
+  /** --loss-scale as JSON text, only where given. */
+  readonly lossScale?: string;
 }
 
 /** The identity of a run: every field a resumed run must share with its checkpoint. */
@@ -46,6 +50,9 @@ export function runIdentity(r: RunFields): Record<string, string> {
     ...(r.warmup ? { warmup: String(r.warmup) } : {}),
     // Only where --rounding overrode the default, so checkpoints written before it existed still resume.
     ...(r.rounding ? { rounding: r.rounding } : {}),
+    // Only where given, so checkpoints written before these options existed still resume.
+    ...(r.clipMode ? { 'clip-mode': r.clipMode } : {}),
+    ...(r.lossScale ? { 'loss-scale': r.lossScale } : {}),
   };
 }
 
