@@ -58,6 +58,9 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'checkpoint': return `checkpoint ${m.step.checkpoint}`;
     case 'clip-norm': return `clip-norm ${m.step.clipNorm ?? '(none)'}`;
     case 'clip-value': return `clip-value ${m.step.clipValue ?? '(none)'}`;
+    // lomoc compile refuses these, so a bundle's step has neither.
+    case 'clip-mode': return 'clip-mode exact';
+    case 'loss-scale': case 'loss-scale-interval': return 'no loss scaling';
     case 'dtype': return `dtype ${m.step.dtype}`;
     case 'batch': return `batch ${cfg('batch')}`;
     case 'seq': return `seq ${cfg('seq')}`;

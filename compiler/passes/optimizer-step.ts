@@ -157,8 +157,8 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
       const p = byName.get(name)!;
       const ss = b.node('sumSquares', [grads[name]], {}, p.loc, 'norm')[0];
       total = total === undefined ? ss : b.node('add', [total, ss], {}, p.loc, 'norm')[0];
-      // Phase 'update': the schedule hoists it with its update, right after the gradient.
-      factorOf[name] = b.node('clipFactor', [total, prevNorm], { maxNorm: opts.clipNorm!, previous: true }, p.loc, 'update')[0];
+      // Part of the norm chain: the schedule hoists it with the running sum, right after the gradient.
+      factorOf[name] = b.node('clipFactor', [total, prevNorm], { maxNorm: opts.clipNorm!, previous: true }, p.loc, 'norm')[0];
     }
   }
 

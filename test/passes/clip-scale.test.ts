@@ -15,6 +15,7 @@ import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
 import { arbitraryModel } from '../support/arbitrary-model.ts';
 import { bitDifferences, buildStep, plainStep, plannedStep, stepFeeds, type StepResult } from '../support/step.ts';
+import { freshnessViolations, gradientMemory } from '../support/step-checks.ts';
 import { randomFeeds } from '../support/trace.ts';
 
 type Options = Omit<StepOptions, 'optimizer'> & { dtype?: 'f32' | 'f16' };
@@ -47,6 +48,20 @@ describe('the exact norm pass holds no dead work', () => {
       expect(dead.map((n) => `${n.op} %${n.outputs[0]}`)).toEqual([]);
     }
   });
+});
+
+describe('the LOMO schedule with one-pass clipping or loss scaling', () => {
+  const modes: Options[] = [{ clipNorm: 0.5, clipMode: 'previous' }, { lossScale: true }, { lossScale: true, clipNorm: 0.5 }];
+  it('never reads a param after its update, and holds at most one gradient (plus partial sums of tied params)', () =>
+    fc.assert(
+      fc.property(arbitraryModel, fc.constantFrom(...modes), ({ graph }, mode) => {
+        const { step } = buildStep(graph, { optimizer: 'lomo', ...mode });
+        expect(freshnessViolations(step)).toEqual([]);
+        const { most, allowed } = gradientMemory(step);
+        expect(most).toBeLessThanOrEqual(allowed);
+      }),
+      { numRuns: 30 },
+    ));
 });
 
 describe('loss scaling', () => {
