@@ -104,7 +104,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
 
     say(`adapter     ${adapter}`);
     say(`model       ${c.name}, preset ${c.preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})${c.bundle ? `, bundle ${c.bundle}` : ''}`);
-    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule}${req.warmup ? `, warmup ${req.warmup}` : ''})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}${c.step.dtype && c.step.dtype !== 'f32' ? `, ${c.step.dtype} storage` : ''}, checkpoint ${c.checkpointDetail}`);
+    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule}${req.warmup ? `, warmup ${req.warmup}` : ''})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}${c.step.clipMode === 'previous' ? ' (previous: one pass, approximate)' : ''}` : ''}${c.step.dtype && c.step.dtype !== 'f32' ? `, ${c.step.dtype} storage` : ''}${typeof c.step.lossScale === 'object' ? `, loss scale ${c.step.lossScale.kind === 'dynamic' ? `dynamic from ${c.step.lossScale.init} (x2 after ${c.step.lossScale.interval} clean steps)` : c.step.lossScale.scale}` : ''}, checkpoint ${c.checkpointDetail}`);
     say(`data        ${req.batchFile ? `batches from ${req.batchFile}; validation from ` : ''}${req.data}, ${req.tokenizer} tokenizer: ${train.length.toLocaleString('en-US')} training tokens, ${val.length.toLocaleString('en-US')} validation tokens (the last 10%)`);
     say(`baseline    unigram entropy of the training tokens: ${entropy.toFixed(4)} nats/token (uniform over ${need}: ${Math.log(need).toFixed(4)})`);
     say(`device      ${deviceLine}`);
@@ -130,7 +130,8 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     // --init with the checkpoint another log wrote.
     log({
       event: 'start', model: c.name, preset: c.preset, config: c.config, optimizer: c.step.optimizer, lr: req.lr, schedule: req.schedule, warmup: req.warmup,
-      ...(c.step.clipNorm ? { clipNorm: c.step.clipNorm } : {}), ...(c.step.clipValue ? { clipValue: c.step.clipValue } : {}), ...(c.step.dtype && c.step.dtype !== 'f32' ? { dtype: c.step.dtype } : {}),
+      ...(c.step.clipNorm ? { clipNorm: c.step.clipNorm } : {}), ...(c.step.clipMode === 'previous' ? { clipMode: 'previous' } : {}),
+      ...(typeof c.step.lossScale === 'object' ? { lossScale: c.step.lossScale } : {}), ...(c.step.clipValue ? { clipValue: c.step.clipValue } : {}), ...(c.step.dtype && c.step.dtype !== 'f32' ? { dtype: c.step.dtype } : {}),
       weightDecay: req.weightDecay, data: req.data, tokenizer: req.tokenizer, steps: req.steps, seed: req.seed, unigramEntropy: entropy,
       deviceBytes: trainer.deviceBytes, planBytes: trainer.planBytes, ...(req.device === 'cpu' ? { device: 'cpu' } : {}),
       ...(req.init && !resumed ? { init: resolve(req.init) } : {}), ...(resumed ? { resumedFrom: start } : {}),
