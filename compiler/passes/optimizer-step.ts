@@ -7,7 +7,13 @@
 // Optimizers with the same rule build the same nodes (sgd and lomo differ only in the schedule),
 // which is what makes "LOMO equals SGD bit for bit" provable. Clipping by norm adds a norm pass: for
 // a 'twoPass' optimizer (LOMO) the whole backward is cloned as pass 1, whose gradients only feed the
-// squared norm and die at once; pass 2 recomputes them for the updates (paper, section 3.3).
+// squared norm and die at once; pass 2 recomputes them for the updates (paper, section 3.3). Pass 1
+// clones only the backward nodes some gradient depends on. clipMode 'previous' (approximate, one
+// pass) gives each update its own factor from max(the previous step's norm, the norm of the
+// gradients completed so far), the norm kept as state; loss scaling makes the backward seed the
+// `lossScale` input and folds 1/scale into the factor, and a non-finite squared norm (an overflow)
+// makes the factor -1, which every update reads as "keep the old values" (under LOMO that needs the
+// norm pass whether or not it clips: the overflow must be known before the first update).
 import { CompilerBug, LomocError } from '../diagnostics.ts';
 import { GraphBuilder } from '../ir/builder.ts';
 import type { DType, Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
