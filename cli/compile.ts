@@ -50,6 +50,9 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   if (out === undefined) throw new LomocError("lomoc compile: option '--out DIR' is required");
   checkBundleOut(out); // before compiling: a folder that must not be written fails at once
   const step = stepConfigFrom('compile', values);
+  // The manifest has no field for these yet (nor the page a way to keep a loss scale): refused, never dropped.
+  for (const [given, option] of [[step.lossScale, 'loss-scale'], [step.clipMode === 'previous' ? step.clipMode : undefined, 'clip-mode']] as const)
+    if (given !== undefined) throw new LomocError(`lomoc compile: --${option}: bundles do not carry it yet; train from the model file with lomoc train MODEL.ts --${option} ...`);
   // A bundle runs on the machines that load it (browsers, GPUs), not on this one: auto looks at no
   // adapter here and takes the stated default; the manifest records the target chosen.
   const { target, how } = resolveTarget(targetChoice('compile', str('target')), 'a bundle runs elsewhere, so lomoc compile asks no adapter');

@@ -5,14 +5,16 @@
 import type { Graph } from '../compiler/ir/types.ts';
 import { execute } from '../compiler/reference/execute.ts';
 import type { HostTensor } from '../compiler/reference/tensor.ts';
-import { isHyperInput } from '../contract/program.ts';
 import { numel } from '../contract/units.ts';
 import { initialParams } from '../runtime/webgpu/init.ts';
 import type { HostArray } from '../runtime/webgpu/host-data.ts';
 import type { Hyper, Trainer } from '../runtime/webgpu/trainer.ts';
+import { createLossScaler, defaultLossScale } from '../runtime/train/loss-scaler.ts';
+import { gradFactorOutput, isHyperInput } from '../contract/program.ts';
+import type { LossScaleSpec } from '../contract/loss-scale.ts';
 
 /** What `run` and `train` use of a trainer, on either device. deviceBytes is null off the device. */
-export type StepRunner = Pick<Trainer, 'step' | 'readParams' | 'readState' | 'writeParams' | 'writeState' | 'planBytes' | 'stepMs' | 'setupMs' | 'destroy'> & {
+export type StepRunner = Pick<Trainer, 'step' | 'readParams' | 'readState' | 'writeParams' | 'writeState' | 'planBytes' | 'stepMs' | 'setupMs' | 'destroy' | 'lossScaler'> & {
   readonly deviceBytes: number | null;
 };
 
@@ -33,8 +35,10 @@ export function graphSlots(g: Graph) {
 export const referenceAdapter = 'cpu: reference executor (f32, one node at a time)';
 
 /** A trainer that runs `g` (a scheduled training step) on the reference executor. */
-export function referenceTrainer(g: Graph, seed: number, planBytes: number): StepRunner {
+export function referenceTrainer(g: Graph, seed: number, planBytes: number, lossScale?: LossScaleSpec): StepRunner {
   const t0 = performance.now();
+  const factor = g.outputs?.[gradFactorOutput];
+  const scaler = factor === undefined ? undefined : createLossScaler(lossScale ?? defaultLossScale);
   const slots = graphSlots(g);
   const init = initialParams({ params: slots.params }, seed);
   const tensor = (shape: readonly number[], data: ArrayLike<number>): HostTensor => ({ shape, data: Float32Array.from(data) });
@@ -54,11 +58,14 @@ export function referenceTrainer(g: Graph, seed: number, planBytes: number): Ste
   return {
     async step(batch: Readonly<Record<string, HostArray>>, hyper: Hyper) {
       const s0 = performance.now();
-      const inputs: Record<string, HostTensor> = { lr: scalar(hyper.lr), weightDecay: scalar(hyper.weightDecay), step: scalar(hyper.step ?? stepMs.length + 1) };
+      const inputs: Record<string, HostTensor> = {
+        lr: scalar(hyper.lr), weightDecay: scalar(hyper.weightDecay), step: scalar(hyper.step ?? stepMs.length + 1), lossScale: scalar(scaler?.scaleFor(hyper) ?? 1),
+      };
       for (const d of slots.inputs) inputs[d.name] = { shape: d.shape, data: batch[d.name] };
       const run = execute(g, { inputs, params, state }, 'f32');
       params = Object.fromEntries(Object.entries(g.updates!).map(([name, v]) => [name, run.values[v]!]));
       state = Object.fromEntries((g.state ?? []).map((s) => [s.name, run.values[s.next]!]));
+      if (scaler) scaler.after(hyper, run.values[factor!]!.data[0]);
       stepMs.push(performance.now() - s0);
       return run.loss;
     },
@@ -67,6 +74,7 @@ export function referenceTrainer(g: Graph, seed: number, planBytes: number): Ste
     writeParams: (p) => void (params = write(params, p)),
     writeState: (s) => void (state = write(state, s)),
     deviceBytes: null,
+    ...(scaler ? { lossScaler: scaler } : {}),
     planBytes,
     stepMs,
     setupMs,

@@ -71,7 +71,7 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
     throw e;
   }
   const vocab = vocabOf(c.step, c.config);
-  const trainer = await createTrainer({ device: acquired, program: c.program, seed: req.seed });
+  const trainer = await createTrainer({ device: acquired, program: c.program, seed: req.seed, ...(typeof req.step.lossScale === 'object' ? { lossScale: req.step.lossScale } : {}) });
   const adapter = `${acquired.description}; kernel target ${target} (${how})`;
   hooks.onReady?.({ adapter, model: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config });
   const data = dataInputs(c.program);
@@ -116,7 +116,7 @@ async function onCpu(req: RunRequest, hooks: RunHooks) {
   const c = compileStep(def, { ...req.step, target, roundingSeed: req.seed }); // --seed seeds stochastic rounding too
   const g = c.step;
   const vocab = vocabOf(g, c.config);
-  const trainer = referenceTrainer(g, req.seed, c.plan.peak);
+  const trainer = referenceTrainer(g, req.seed, c.plan.peak, typeof req.step.lossScale === 'object' ? req.step.lossScale : undefined);
   const data = graphSlots(g).inputs;
   const adapter = referenceAdapter;
   hooks.onReady?.({ adapter, model: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config });

@@ -8,6 +8,8 @@ import type { CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 import type { TargetName } from '../compiler/codegen/wgsl/target.ts';
 import { maxSize, type OptionChecks } from './option-checks.ts';
 import { roundings, type Rounding } from '../contract/stochastic-round.ts';
+import { lossScaleDefaults, type LossScaleSpec } from '../contract/loss-scale.ts';
+import { clipModes, type ClipMode } from '../compiler/passes/optimizer-step.ts';
 
 export type TargetChoice = 'auto' | TargetName;
 
@@ -19,7 +21,10 @@ export interface StepOptionValues {
   readonly seq?: number;
   readonly dtype?: 'f32' | 'f16' | 'bf16';
   readonly clipNorm?: number;
+  readonly clipMode?: ClipMode;
   readonly clipValue?: number;
+  readonly lossScale?: LossScaleSpec;
+  readonly lossScaleInterval?: number;
   readonly checkpoint?: CheckpointPolicy;
   readonly accumulate?: number;
   readonly target?: TargetChoice;
@@ -69,7 +74,22 @@ export const stepOptionTable: Table = {
   seq: { option: 'seq', value: 'T', help: 'sequence length (sets the config key seq)', parse: (t, o, c) => c.integer(t, o, 1, maxSize) },
   dtype: { option: 'dtype', value: 'f32|f16|bf16', help: 'storage of params and activations; math stays f32 (default f32)', parse: (t, o, c) => c.oneOf(['f32', 'f16', 'bf16'] as const, t, o), json: { default: 'f32' } },
   clipNorm: { option: 'clip-norm', value: 'N', help: 'clip gradients to global L2 norm N (LOMO: two backward passes)', parse: (t, o, c) => c.number(t, o), json: { default: null } },
+  clipMode: {
+    option: 'clip-mode', value: 'exact|previous',
+    help: "how --clip-norm finds the norm: exact (LOMO: two backward passes) or previous, approximate and one pass: by max(the previous step's norm, this step's norm so far) (default exact)",
+    parse: (t, o, c) => c.oneOf(clipModes, t, o), json: { default: null },
+  },
   clipValue: { option: 'clip-value', value: 'V', help: 'clamp each gradient element to [-V, V]', parse: (t, o, c) => c.number(t, o), json: { default: null } },
+  lossScale: {
+    option: 'loss-scale', value: 'dynamic|N',
+    help: `f16 loss scaling: dynamic (start at ${lossScaleDefaults.init}, halve and skip the step on an overflow, double after --loss-scale-interval clean steps) or a fixed scale N; LOMO adds the norm pass to find an overflow before the first update`,
+    parse: (t, o, c) => (t === 'dynamic' ? { kind: 'dynamic', init: lossScaleDefaults.init, interval: lossScaleDefaults.interval } : { kind: 'static', scale: c.number(t, o) }),
+    json: { default: null }, show: (v) => (v.kind === 'dynamic' ? `dynamic (interval ${v.interval})` : v.scale),
+  },
+  lossScaleInterval: {
+    option: 'loss-scale-interval', value: 'K', help: `clean steps before --loss-scale dynamic doubles the scale (default ${lossScaleDefaults.interval})`,
+    parse: (t, o, c) => c.integer(t, o, 1, maxSize),
+  },
   checkpoint: {
     option: 'checkpoint', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB, then optionally ,chunks=N: recomputed FFNs over N token chunks (default none)',
     parse: (t, o, c) => c.checkpoint(t, o), json: { default: { kind: 'none' } }, show: checkpointText,
@@ -122,7 +142,7 @@ export function stepOptionValues(command: string, values: Readonly<Record<string
     else if (typeof v === 'string') out[field] = e.parse(v, e.option, check);
   }
   checkConfigKeys(command, values.batch as string | undefined, values.seq as string | undefined, out.sets as string[]);
-  return out as unknown as StepOptionValues;
+  return withLossScale(command, out as unknown as StepOptionValues);
 }
 
 const shown = (e: StepOptionEntry<unknown>, v: unknown) => (e.show && v !== null ? e.show(v) : v);
@@ -142,4 +162,21 @@ export function describeStepOptions(step: Partial<Record<keyof StepOptionValues,
     .filter(([field, e]) => e.json && !skip.includes(field) && (step[field] !== undefined || e.json.default !== null))
     .map(([field, e]) => `${e.option} ${shown(e, step[field] ?? e.json!.default)}`)
     .join('; ');
+}
+
+/**
+ * Loss scaling is for f16 storage (bf16 has f32's range, f32 needs none): any other --dtype is an
+ * error, as is --loss-scale-interval without --loss-scale dynamic, and a scale that is not positive.
+ * The interval lands in the dynamic spec.
+ */
+function withLossScale(command: string, v: StepOptionValues): StepOptionValues {
+  const { lossScale: spec, lossScaleInterval: interval } = v;
+  if (interval !== undefined && spec?.kind !== 'dynamic')
+    throw new LomocError(`lomoc ${command}: --loss-scale-interval: it sets how often --loss-scale dynamic grows the scale; give --loss-scale dynamic too`);
+  if (spec === undefined) return v;
+  if ((v.dtype ?? 'f32') !== 'f16')
+    throw new LomocError(`lomoc ${command}: --loss-scale: loss scaling is for f16 storage (--dtype f16), got --dtype ${v.dtype ?? 'f32 (the default)'}, whose range needs none`);
+  if (spec.kind === 'static' && !(spec.scale > 0 && Number.isFinite(spec.scale)))
+    throw new LomocError(`lomoc ${command}: --loss-scale: expected dynamic or a positive number, got ${spec.scale}`);
+  return interval === undefined || spec.kind !== 'dynamic' ? v : { ...v, lossScale: { ...spec, interval } };
 }

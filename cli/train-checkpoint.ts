@@ -24,6 +24,8 @@ export function runIdentity(req: TrainRequest, src: Pick<Source, 'name' | 'confi
     model: src.name, config: src.config, optimizer: s.optimizer, checkpoint: src.checkpointText, clipNorm: s.clipNorm, clipValue: s.clipValue,
     dtype: s.dtype, lr: req.lr, schedule: req.schedule, warmup: req.warmup, weightDecay: req.weightDecay, data: req.data,
     tokenizer: req.tokenizer, seed: req.seed, steps: req.steps, hyper: s.hyper,
+    ...(s.clipMode && s.clipMode !== 'exact' ? { clipMode: s.clipMode } : {}),
+    ...(typeof s.lossScale === 'object' ? { lossScale: JSON.stringify(s.lossScale) } : {}),
     ...(s.rounding && s.rounding !== defaultRounding(s.dtype, s.optimizer, s.master) ? { rounding: s.rounding } : {}),
     accumulate: s.accumulate,
   });
@@ -108,7 +110,7 @@ export function checkResume(file: string, identity: Record<string, string>): Dec
 }
 
 /** Writes the resumed params and state into the trainer; returns the step and the curves so far. */
-export function restore(file: string, resumed: Decoded, trainer: Pick<StepRunner, 'writeParams' | 'writeState'>, src: Pick<Source, 'params' | 'state'>) {
+export function restore(file: string, resumed: Decoded, trainer: Pick<StepRunner, 'writeParams' | 'writeState' | 'lossScaler'>, src: Pick<Source, 'params' | 'state'>) {
   const get = (name: string, shape: readonly number[]) => {
     const t = resumed.tensors[name];
     if (!t) throw new LomocError(`lomoc train: --resume: ${file} lacks tensor '${name}'`);
@@ -120,6 +122,12 @@ export function restore(file: string, resumed: Decoded, trainer: Pick<StepRunner
   trainer.writeState(Object.fromEntries(src.state.map((s) => [s.name, get(statePrefix + s.name, s.shape)])));
   // Checked by parseTrainMetadata: step = data position = the number of losses.
   const meta = checked(() => parseTrainMetadata(resumed.metadata, file));
+  // Loss scaling resumes exactly: the scale and its clean-step count come from the checkpoint.
+  if (trainer.lossScaler) {
+    if (!meta.lossScale)
+      throw new LomocError(`lomoc train: --resume: ${file}: __metadata__.lossScale: missing; this run uses --loss-scale, and a resume needs the scale and clean-step count its checkpoint stores`);
+    trainer.lossScaler.restore(meta.lossScale);
+  }
   return { step: meta.step, losses: [...meta.losses] as Point[], val: [...meta.val] as Point[] };
 }
 

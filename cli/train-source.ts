@@ -18,6 +18,7 @@ import { DeviceLostError, GpuError, GpuTimeoutError } from '../runtime/webgpu/gu
 import { ProgramError } from '../runtime/webgpu/validate.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
 import { createTrainer, dataInputs } from '../runtime/webgpu/trainer.ts';
+import type { LossScaleSpec } from '../contract/loss-scale.ts';
 import { resolveTarget } from './args.ts';
 import { optimizerDescriptor, resolveHyper } from '../compiler/optimizers/table.ts';
 import { withHfPreset } from './hf-init.ts';
@@ -57,6 +58,9 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'checkpoint': return `checkpoint ${m.step.checkpoint}`;
     case 'clip-norm': return `clip-norm ${m.step.clipNorm ?? '(none)'}`;
     case 'clip-value': return `clip-value ${m.step.clipValue ?? '(none)'}`;
+    // lomoc compile refuses these, so a bundle's step has neither.
+    case 'clip-mode': return 'clip-mode exact';
+    case 'loss-scale': case 'loss-scale-interval': return 'no loss scaling';
     case 'dtype': return `dtype ${m.step.dtype}`;
     case 'batch': return `batch ${cfg('batch')}`;
     case 'seq': return `seq ${cfg('seq')}`;
@@ -67,6 +71,9 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'rounding': return `rounding ${m.step.rounding ?? defaultRounding(m.step.dtype, m.step.optimizer, undefined)}`;
   }
 }
+
+/** The host's loss scaling spec of a step config (`true` alone: GradScaler's defaults). */
+const lossScaleSpec = (s: StepConfig): LossScaleSpec | undefined => (typeof s.lossScale === 'object' ? s.lossScale : undefined);
 
 const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
 
@@ -82,7 +89,7 @@ export function runtimeFault(e: unknown, bundle: string | undefined): unknown {
   return e;
 }
 
-function onWebGpu(program: StepProgram, target: string, bundle?: string) {
+function onWebGpu(program: StepProgram, target: string, bundle?: string, lossScale?: LossScaleSpec) {
   return async (seed: number) => {
     let acquired;
     try {
@@ -93,7 +100,7 @@ function onWebGpu(program: StepProgram, target: string, bundle?: string) {
     }
     let trainer;
     try {
-      trainer = await createTrainer({ device: acquired, program, seed });
+      trainer = await createTrainer({ device: acquired, program, seed, ...(lossScale ? { lossScale } : {}) });
     } catch (e) {
       if (!acquired.watch.hung) acquired.device.destroy();
       throw runtimeFault(e, bundle);
@@ -124,7 +131,7 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
     const slots = graphSlots(c.step);
     return {
       ...common, ...slots, config: c.config, checkpointDetail: c.checkpointDetail, idRange: idRange(c.step), target: `${target} (${how})`,
-      start: async (seed) => ({ runner: referenceTrainer(c.step, seed, c.plan.peak), adapter: referenceAdapter, release: () => {} }),
+      start: async (seed) => ({ runner: referenceTrainer(c.step, seed, c.plan.peak, lossScaleSpec(req.step)), adapter: referenceAdapter, release: () => {} }),
     };
   }
   // The adapter first: the kernel shapes depend on it.
@@ -137,7 +144,7 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
   printWarnings(io, c.warnings);
   return {
     ...common, params: c.program.params, state: c.program.state, inputs: dataInputs(c.program), config: c.config, checkpointDetail: c.checkpointDetail,
-    idRange: idRange(c.step), target: `${target} (${how})`, start: onWebGpu(c.program, `${target} (${how})`),
+    idRange: idRange(c.step), target: `${target} (${how})`, start: onWebGpu(c.program, `${target} (${how})`, undefined, lossScaleSpec(req.step)),
   };
 }
 

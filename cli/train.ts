@@ -108,7 +108,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
 
     say(`adapter     ${adapter}`);
     say(`model       ${c.name}, preset ${c.preset} (${Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')})${c.bundle ? `, bundle ${c.bundle}` : ''}`);
-    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule}${req.warmup ? `, warmup ${req.warmup}` : ''})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}` : ''}${c.step.dtype && c.step.dtype !== 'f32' ? `, ${c.step.dtype} storage` : ''}, checkpoint ${c.checkpointDetail}${accumulated(c.step.accumulate, batch, seq)}`);
+    say(`step        ${c.step.optimizer}, lr ${req.lr} (${req.schedule}${req.warmup ? `, warmup ${req.warmup}` : ''})${req.weightDecay ? `, weight decay ${req.weightDecay}` : ''}${c.step.clipNorm ? `, clip-norm ${c.step.clipNorm}${c.step.clipMode === 'previous' ? ' (previous: one pass, approximate)' : ''}` : ''}${c.step.dtype && c.step.dtype !== 'f32' ? `, ${c.step.dtype} storage` : ''}${typeof c.step.lossScale === 'object' ? `, loss scale ${c.step.lossScale.kind === 'dynamic' ? `dynamic from ${c.step.lossScale.init} (x2 after ${c.step.lossScale.interval} clean steps)` : c.step.lossScale.scale}` : ''}, checkpoint ${c.checkpointDetail}${accumulated(c.step.accumulate, batch, seq)}`);
     say(`data        ${req.batchFile ? `batches from ${req.batchFile}; validation from ` : ''}${req.data}, ${req.tokenizer} tokenizer: ${train.length.toLocaleString('en-US')} training tokens, ${val.length.toLocaleString('en-US')} validation tokens (the last 10%)`);
     say(`baseline    unigram entropy of the training tokens: ${entropy.toFixed(4)} nats/token (uniform over ${need}: ${Math.log(need).toFixed(4)})`);
     say(`device      ${deviceLine}`);
@@ -117,7 +117,8 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     const evaluate = async (step: number) => {
       const saved = c.state.length ? await trainer.readState() : undefined;
       let sum = 0;
-      for (const b of evalSet) sum += (await trainer.step(b, { lr: 0, weightDecay: 0, step: Math.max(step, 1) }))!;
+      // A given loss scale leaves the scaler's state alone (lr 0: nothing is updated anyway).
+      for (const b of evalSet) sum += (await trainer.step(b, { lr: 0, weightDecay: 0, step: Math.max(step, 1), ...(trainer.lossScaler ? { lossScale: 1 } : {}) }))!;
       if (saved) trainer.writeState(saved);
       return sum / evalSet.length;
     };
@@ -133,7 +134,8 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     // --init with the checkpoint another log wrote.
     log({
       event: 'start', model: c.name, preset: c.preset, config: c.config, optimizer: c.step.optimizer, lr: req.lr, schedule: req.schedule, warmup: req.warmup,
-      ...(c.step.clipNorm ? { clipNorm: c.step.clipNorm } : {}), ...(c.step.clipValue ? { clipValue: c.step.clipValue } : {}), ...(c.step.dtype && c.step.dtype !== 'f32' ? { dtype: c.step.dtype } : {}),
+      ...(c.step.clipNorm ? { clipNorm: c.step.clipNorm } : {}), ...(c.step.clipMode === 'previous' ? { clipMode: 'previous' } : {}),
+      ...(typeof c.step.lossScale === 'object' ? { lossScale: c.step.lossScale } : {}), ...(c.step.clipValue ? { clipValue: c.step.clipValue } : {}), ...(c.step.dtype && c.step.dtype !== 'f32' ? { dtype: c.step.dtype } : {}),
       ...((c.step.accumulate ?? 1) > 1 ? { accumulate: c.step.accumulate } : {}),
       weightDecay: req.weightDecay, data: req.data, tokenizer: req.tokenizer, steps: req.steps, seed: req.seed, unigramEntropy: entropy,
       deviceBytes: trainer.deviceBytes, planBytes: trainer.planBytes, ...(req.device === 'cpu' ? { device: 'cpu' } : {}),
@@ -144,6 +146,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
         step: String(step), dataPosition: String(step), seed: String(req.seed), run: JSON.stringify(identity),
         compile: JSON.stringify({ ...c.step, checkpoint: c.checkpointText, checkpointDetail: c.checkpointDetail, config: c.config, ...(c.bundle ? { bundle: c.bundle } : {}) }),
         losses: JSON.stringify(losses), val: JSON.stringify(valPoints),
+        ...(trainer.lossScaler ? { lossScale: JSON.stringify(trainer.lossScaler.state) } : {}),
       });
       log({ event: 'checkpoint', step, file: resolve(checkpointFile!) });
     };
@@ -171,7 +174,9 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
         losses.push({ step: s, loss });
         thisRun.push({ step: s, loss });
         const tps = (tokensPerStep * 1000) / ms;
-        log({ step: s, loss, lr, ms: round(ms, 2), tokensPerSecond: round(tps, 1), deviceBytes: trainer.deviceBytes });
+        const scaler = trainer.lossScaler;
+        log({ step: s, loss, lr, ms: round(ms, 2), tokensPerSecond: round(tps, 1), deviceBytes: trainer.deviceBytes, ...(scaler ? { lossScale: scaler.state.scale, ...(scaler.lastOverflow ? { skipped: true } : {}) } : {}) });
+        if (scaler?.lastOverflow) progress.line(`  step ${s}: the gradients overflowed in f16: updates skipped, loss scale halved to ${scaler.state.scale}`);
         progress.step({ step: s, loss, lr, ms, tokensPerSecond: tps, deviceBytes: trainer.deviceBytes ?? 0 });
         if (!Number.isFinite(loss)) throw new LomocError(`lomoc train: the loss is ${loss} at step ${s}: lower --lr or add --clip-norm`);
         const last = s === req.stopAt;

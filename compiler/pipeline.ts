@@ -12,10 +12,12 @@ import { kernelTarget, type KernelTarget, type TargetName } from './codegen/wgsl
 import { fuse, type FuseOptions } from './passes/fuse.ts';
 import { fuseLinearCrossEntropy, type FuseLossOptions } from './passes/fuse-loss.ts';
 import { optimizerDescriptor } from './optimizers/table.ts';
-import { appendOptimizer, defaultRounding, type OptimizerName } from './passes/optimizer-step.ts';
+import { appendOptimizer, defaultRounding, type ClipMode, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
 import { withStorage } from './passes/precision.ts';
 import type { Rounding } from '../contract/stochastic-round.ts';
+import { gradFactorOutput } from '../contract/program.ts';
+import type { LossScaleSpec } from '../contract/loss-scale.ts';
 import { schedule } from './passes/schedule.ts';
 import { accumulateMicroBatches } from './passes/accumulate.ts';
 
@@ -30,6 +32,14 @@ export interface StepConfig {
   /** Its hyper-parameters by name (e.g. beta1), checked against its descriptor; defaults for the rest. */
   readonly hyper?: Readonly<Record<string, number>>;
   readonly clipNorm?: number;
+  /** How --clip-norm finds its factor (optimizer-step.ts): exact (default) or previous (one pass, approximate). */
+  readonly clipMode?: ClipMode;
+  /**
+   * Loss scaling: the step reads the loss scale as an input, unscales the gradients and skips
+   * itself on an overflow. The spec (dynamic or fixed) is the host's (contract/loss-scale.ts);
+   * the compiled step is the same for both, and for `true`.
+   */
+  readonly lossScale?: boolean | LossScaleSpec;
   readonly clipValue?: number;
   readonly checkpoint?: CheckpointPolicy;
   /**
@@ -139,6 +149,8 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
       optimizer: cfg.optimizer,
       hyper: cfg.hyper,
       clipNorm: cfg.clipNorm,
+      clipMode: cfg.clipMode,
+      lossScale: cfg.lossScale !== undefined && cfg.lossScale !== false,
       clipValue: cfg.clipValue,
       master: cfg.master ?? (cfg.dtype === 'f16' || cfg.dtype === 'bf16'),
       rounding: cfg.rounding ?? defaultRounding(cfg.dtype, cfg.optimizer, cfg.master),
@@ -150,7 +162,10 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   // The plan the device allocates: fused kernels' internal values take no bytes, and each kernel's
   // scratch (codegen's choice) is reserved while it runs. `lomoc plan` and `lomoc run` share it.
   const target = kernelTarget(cfg.target ?? 'cpu');
-  const planOf = (g: Graph, fusion: Fusion) => planMemory(g, { ...cfg.plan, fusion, scratch: groupScratch(g, fusion, target) });
+  const planOf = (g: Graph, fusion: Fusion) => {
+    const factor = g.outputs?.[gradFactorOutput]; // read back after the step (loss scaling)
+    return planMemory(g, { ...cfg.plan, fusion, scratch: groupScratch(g, fusion, target), ...(factor === undefined ? {} : { keep: [...(cfg.plan?.keep ?? []), factor] }) });
+  };
   const peakOf = (g: Graph) => planOf(g, fuse(g, fusing)).peak;
   let choice = { recomputeRatio: 0, detail: 'none' };
   const checkpointed = run('checkpoint', () => {

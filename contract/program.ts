@@ -71,7 +71,13 @@ export interface StepProgram {
 }
 
 /** Scalar inputs the optimizer step declares (the compiler's optimizer step and the runtime's trainer both use these names). */
-export const hyperInputs = { lr: 'lr', weightDecay: 'weightDecay', step: 'step' } as const;
+export const hyperInputs = { lr: 'lr', weightDecay: 'weightDecay', step: 'step', lossScale: 'lossScale' } as const;
+
+/**
+ * A training step with dynamic loss scaling reads back, besides the loss, the factor its gradients
+ * were multiplied by: negative when the gradients overflowed and every update was skipped.
+ */
+export const gradFactorOutput = 'step.gradFactor';
 
 export const isHyperInput = (name: string): boolean => (Object.values(hyperInputs) as string[]).includes(name);
 

@@ -80,7 +80,7 @@ describe('lomoc plan', () => {
     expect(r.status).toBe(0);
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
     const j = JSON.parse(r.stdout);
-    expect(Object.keys(j)).toEqual(['model', 'preset', 'config', 'dtype', 'clipNorm', 'clipValue', 'checkpoint', 'accumulate', 'target', 'rows']);
+    expect(Object.keys(j)).toEqual(['model', 'preset', 'config', 'dtype', 'clipNorm', 'clipMode', 'clipValue', 'lossScale', 'checkpoint', 'accumulate', 'target', 'rows']);
     expect(j).toMatchObject({ model: 'llama', preset: 'tiny', dtype: 'f32', clipNorm: 1, clipValue: null, checkpoint: 'none', target: 'gpu' });
     expect(j.rows).toHaveLength(1);
     expect(Object.keys(j.rows[0])).toEqual(['optimizer', 'params', 'grads', 'optimizerState', 'activations', 'workspace', 'total',

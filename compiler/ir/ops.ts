@@ -13,6 +13,22 @@ interface Axes {
 }
 
 /** The elementwise ops (add, mul, exp, gelu, geluGrad, ...) with their attrs come from elementwise-ops.ts. */
+/**
+ * The clip-norm factor from `total`, the gradients' sum of squares (input 0). norm = sqrt(total) /
+ * lossScale (input 1 when `unscale`: the gradients were made from a scaled loss); with `previous`
+ * the last input is the previous step's norm and norm = max(norm, previous). The factor is
+ * min(1, maxNorm / (norm + 1e-6)) (1 when maxNorm is null) divided by lossScale. With `unscale`, a
+ * non-finite total is an overflow: the factor is -1, which an update reads as "skip this step".
+ * `result: 'norm'` gives the norm itself instead (the previous norm's next value), and on an
+ * overflow the previous norm unchanged.
+ */
+export interface ClipFactorAttrs {
+  readonly maxNorm: number | null;
+  readonly unscale?: boolean;
+  readonly previous?: boolean;
+  readonly result?: 'factor' | 'norm';
+}
+
 export interface OpAttrs extends ElementwiseAttrs {
   // ---- forward ops the DSL exposes ----
   /** Batched matmul over the last two axes; leading axes broadcast. */
@@ -86,8 +102,8 @@ export interface OpAttrs extends ElementwiseAttrs {
   optimizerUpdate: UpdateAttrs;
   /** g -> sum(g^2), an f32 scalar. */
   sumSquares: None;
-  /** total -> min(1, maxNorm / (sqrt(total) + 1e-6)): the clip-norm factor. */
-  clipFactor: { readonly maxNorm: number };
+  /** (total, lossScale?, prevNorm?) -> the gradients' factor, or this step's norm: see ClipFactorAttrs. */
+  clipFactor: ClipFactorAttrs;
 
   // ---- inference ops, made by compiler/inference (forward only: autodiff never sees them) ----
   /**

@@ -319,9 +319,9 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     float(ins, 0, 'the gradient');
     return [{ shape: [], dtype: 'f32' }];
   },
-  clipFactor: (ins) => {
-    arity(ins, 1);
-    mustEqual(ins, 0, [], 'the squared norm');
+  clipFactor: (ins, a) => {
+    arity(ins, 1 + (a.unscale ? 1 : 0) + (a.previous ? 1 : 0));
+    ins.forEach((_, k) => mustEqual(ins, k, [], k === 0 ? 'the squared norm' : a.unscale && k === 1 ? 'the loss scale' : 'the previous norm'));
     return [{ shape: [], dtype: 'f32' }];
   },
   positionSlice: (ins, a) => {

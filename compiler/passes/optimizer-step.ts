@@ -7,17 +7,29 @@
 // Optimizers with the same rule build the same nodes (sgd and lomo differ only in the schedule),
 // which is what makes "LOMO equals SGD bit for bit" provable. Clipping by norm adds a norm pass: for
 // a 'twoPass' optimizer (LOMO) the whole backward is cloned as pass 1, whose gradients only feed the
-// squared norm and die at once; pass 2 recomputes them for the updates (paper, section 3.3).
-import { CompilerBug } from '../diagnostics.ts';
+// squared norm and die at once; pass 2 recomputes them for the updates (paper, section 3.3). Pass 1
+// clones only the backward nodes some gradient depends on. clipMode 'previous' (approximate, one
+// pass) gives each update its own factor from max(the previous step's norm, the norm of the
+// gradients completed so far), the norm kept as state; loss scaling makes the backward seed the
+// `lossScale` input and folds 1/scale into the factor, and a non-finite squared norm (an overflow)
+// makes the factor -1, which every update reads as "keep the old values" (under LOMO that needs the
+// norm pass whether or not it clips: the overflow must be known before the first update).
+import { CompilerBug, LomocError } from '../diagnostics.ts';
 import { GraphBuilder } from '../ir/builder.ts';
-import type { Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
+import type { DType, Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
 import { optimizerDescriptor, resolveHyper } from '../optimizers/table.ts';
 import { updateAttrs, updateInputs } from '../optimizers/update-layout.ts';
-import { hyperInputs as stepInputNames } from '../../contract/program.ts';
+import { gradFactorOutput, hyperInputs as stepInputNames } from '../../contract/program.ts';
 import type { Rounding } from '../../contract/stochastic-round.ts';
 
 /** A registered optimizer's name (compiler/optimizers/table.ts lists them). */
 export type OptimizerName = string;
+
+export const clipModes = ['exact', 'previous'] as const;
+export type ClipMode = (typeof clipModes)[number];
+
+/** The state holding the previous step's gradient norm under clipMode 'previous'. */
+export const clipNormState = 'clip.norm';
 
 export interface StepOptions {
   readonly optimizer: OptimizerName;
@@ -25,6 +37,18 @@ export interface StepOptions {
   readonly clipValue?: number;
   /** Scale all gradients so their global L2 norm is at most n. */
   readonly clipNorm?: number;
+  /**
+   * How the clip-norm factor is found (default exact): 'exact' from this step's norm (LOMO: the
+   * two-pass backward); 'previous', approximate and one pass, from max(the previous step's norm,
+   * the part of this step's norm known at each update), the norm kept as state `clip.norm`.
+   */
+  readonly clipMode?: ClipMode;
+  /**
+   * Dynamic loss scaling: the loss's gradient seed is the scalar input `lossScale`, the gradients
+   * are divided by it before use, and a non-finite squared norm (an overflow) skips every update.
+   * Under LOMO it needs the norm pass (with or without clipping) to know before the first update.
+   */
+  readonly lossScale?: boolean;
   /** Keep an f32 master copy of f16 weights, where the optimizer's descriptor allows one. */
   readonly master?: boolean;
   /** Hyper-parameters by name, checked against the optimizer's descriptor; defaults for the rest. */
@@ -57,10 +81,21 @@ function completionOrder(g: Graph): string[] {
   return Object.keys(g.grads!).sort((a, b) => (at.get(g.grads![a]) ?? -1) - (at.get(g.grads![b]) ?? -1));
 }
 
-/** Clones every backward node as a pass-1 (phase 'norm') node; returns the clones' gradient values. */
+/**
+ * Clones, as pass-1 (phase 'norm') nodes, the backward nodes the gradients depend on (a node whose
+ * outputs reach no gradient would be dead work in pass 1); returns the clones' gradient values.
+ */
 function cloneBackward(b: GraphBuilder, g: Graph, backward: readonly Node[]): Record<string, ValueId> {
+  const needed = new Set<ValueId>(Object.values(g.grads!));
+  const live: Node[] = [];
+  for (let i = backward.length - 1; i >= 0; i--) {
+    const n = backward[i];
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    live.push(n);
+    for (const x of n.inputs) needed.add(x);
+  }
   const map = new Map<ValueId, ValueId>();
-  for (const n of backward) {
+  for (const n of live.reverse()) {
     const outs = b.node(n.op, n.inputs.map((x) => map.get(x) ?? x), n.attrs as never, n.loc, 'norm',
       n.outputs.map((o) => g.values[o].role));
     n.outputs.forEach((o, k) => map.set(o, outs[k]));
@@ -72,16 +107,25 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   if (!g.grads) throw new CompilerBug('appendOptimizer: the graph has no gradients; differentiate it first');
   if (g.updates) throw new CompilerBug('appendOptimizer: the graph already has an optimizer step');
   const forward = g.nodes.filter((n) => n.phase === 'forward');
-  const backward = g.nodes.filter((n) => n.phase === 'backward');
   const grads = g.grads;
   const b = new GraphBuilder(g.name, { ...g, nodes: forward });
   const loc = g.values[g.loss].loc;
-  const scalar = (name: string) => {
-    const v = b.value([], 'f32', 'input', loc, name);
+  const scalar = (name: string, dtype: DType = 'f32') => {
+    const v = b.value([], dtype, 'input', loc, name);
     b.inputs.push({ name, value: v, loc });
     return v;
   };
   const d = optimizerDescriptor(opts.optimizer);
+  const mode = opts.clipMode ?? 'exact';
+  const previous = mode === 'previous' && opts.clipNorm !== undefined;
+  if (mode === 'previous' && opts.clipNorm === undefined) throw new LomocError('--clip-mode previous: it chooses how --clip-norm clips; give --clip-norm too');
+  if (previous && opts.lossScale)
+    throw new LomocError("--clip-mode previous: loss scaling must find an overflow in the whole gradient before the first update, which a one-pass clip cannot; use --clip-mode exact with --loss-scale");
+  // Loss scaling: the seed of backward (d loss / d loss = 1) becomes the loss scale input, stored
+  // as the loss is (f16 storage: a scale past 65504 is itself an overflow, and is halved).
+  const lossScale = opts.lossScale ? scalar(stepInputNames.lossScale, g.values[g.loss].dtype) : undefined;
+  const seed = g.nodes.find((m) => m.phase === 'backward')?.outputs[0];
+  const backward = g.nodes.filter((n) => n.phase === 'backward').map((n) => (lossScale === undefined ? n : seeded(g, n, seed, lossScale)));
   const rule = d.rule;
   const hyper = resolveHyper(d, opts.hyper);
   const lr = scalar(stepInputNames.lr);
@@ -95,30 +139,48 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   // passes, so the two-pass LOMO step and the plain clipped step compute identical bits).
   let factor: ValueId | undefined;
   const order = completionOrder(g);
+  const byName = new Map(g.params.map((q) => [q.name, q]));
+  const factorAttrs = { maxNorm: opts.clipNorm ?? null, ...(lossScale === undefined ? {} : { unscale: true }) };
+  const factorInputs = (total: ValueId) => [total, ...(lossScale === undefined ? [] : [lossScale])];
   const sumSquares = (grads: Record<string, ValueId>) => {
     let total: ValueId | undefined;
-    const byName = new Map(g.params.map((q) => [q.name, q]));
     for (const name of order) {
       const p = byName.get(name)!;
       const ss = b.node('sumSquares', [grads[name]], {}, p.loc, 'norm')[0];
       total = total === undefined ? ss : b.node('add', [total, ss], {}, p.loc, 'norm')[0];
     }
-    return b.node('clipFactor', [total!], { maxNorm: opts.clipNorm! }, loc, 'norm')[0];
+    return b.node('clipFactor', factorInputs(total!), factorAttrs, loc, 'norm')[0];
   };
-  const twoPass = opts.clipNorm !== undefined && d.clipNorm === 'twoPass';
+  const normed = (opts.clipNorm !== undefined && !previous) || lossScale !== undefined;
+  const twoPass = normed && d.clipNorm === 'twoPass';
   if (twoPass) factor = sumSquares(cloneBackward(b, g, backward));
   for (const n of backward) b.nodes.push({ ...n, id: b.nodes.length });
-  if (opts.clipNorm !== undefined && !twoPass) factor = sumSquares(g.grads);
+  if (normed && !twoPass) factor = sumSquares(g.grads);
+  // One-pass clipping: each update's own factor, from the previous norm and the running sum so far.
+  const state: StateDecl[] = [];
+  const factorOf: Record<string, ValueId> = {};
+  let prevNorm: ValueId | undefined;
+  let total: ValueId | undefined;
+  if (previous) {
+    prevNorm = b.value([], 'f32', 'optstate', loc, clipNormState);
+    for (const name of order) {
+      const p = byName.get(name)!;
+      const ss = b.node('sumSquares', [grads[name]], {}, p.loc, 'norm')[0];
+      total = total === undefined ? ss : b.node('add', [total, ss], {}, p.loc, 'norm')[0];
+      // Part of the norm chain: the schedule hoists it with the running sum, right after the gradient.
+      factorOf[name] = b.node('clipFactor', [total, prevNorm], { maxNorm: opts.clipNorm!, previous: true }, p.loc, 'norm')[0];
+    }
+  }
 
   const updates: Record<string, ValueId> = {};
-  const state: StateDecl[] = [];
   g.params.forEach((p, paramIndex) => {
     const pv = g.values[p.value];
     const master = opts.master === true && d.masterCopy && (pv.dtype === 'f16' || pv.dtype === 'bf16');
     const rounded = stochastic && half(pv.dtype)
       ? { stochastic: { seed: (opts.seed ?? 0) >>> 0, param: paramIndex, ...(pv.dtype === 'f16' ? { format: 'f16' as const } : {}) } }
       : {};
-    const attrs = updateAttrs(rule, { clipValue: opts.clipValue ?? null, scaled: factor !== undefined, master, hyper, ...rounded });
+    const scale = factor ?? factorOf[p.name];
+    const attrs = updateAttrs(rule, { clipValue: opts.clipValue ?? null, scaled: scale !== undefined, master, hyper, ...rounded });
     const shapes: Record<string, readonly number[]> = Object.fromEntries(rule.states.map((s) => [s.name, s.shape(pv.shape)]));
     const states = attrs.states.map((kind) => {
       const name = `${kind}.${p.name}`;
@@ -127,7 +189,7 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
     const named: Record<string, ValueId> = {
       p: p.value, g: grads[p.name], lr, wd,
       ...(step === undefined ? {} : { step }),
-      ...(factor === undefined ? {} : { scale: factor }),
+      ...(scale === undefined ? {} : { scale }),
       ...Object.fromEntries(attrs.states.map((kind, k) => [kind, states[k].value])),
     };
     const outs = b.node('optimizerUpdate', updateInputs(attrs, named), attrs, p.loc, 'update', ['update', ...states.map(() => 'optstate' as const)]);
@@ -135,5 +197,20 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
     updates[p.name] = outs[0];
     states.forEach((s, k) => state.push({ ...s, next: outs[k + 1] }));
   });
-  return { ...g, values: b.values, nodes: b.nodes, inputs: b.inputs, updates, state };
+  // This step's norm, for the next step: after every update, as it overwrites the previous norm.
+  if (prevNorm !== undefined) {
+    const next = b.node('clipFactor', [total!, prevNorm], { maxNorm: null, previous: true, result: 'norm' }, loc, 'norm')[0];
+    state.push({ name: clipNormState, param: '', value: prevNorm, next });
+  }
+  // With loss scaling the host reads the factor back: an overflow (negative) halves the scale.
+  const outputs = lossScale === undefined ? g.outputs : { ...g.outputs, [gradFactorOutput]: factor! };
+  return { ...g, values: b.values, nodes: b.nodes, inputs: b.inputs, updates, state, ...(outputs ? { outputs } : {}) };
+}
+
+/** The backward seed `fill 1` (a scalar) as `lossScale * 1`: every gradient then carries the scale. */
+function seeded(g: Graph, n: Node, seed: ValueId | undefined, lossScale: ValueId): Node {
+  if (n.op !== 'fill' || n.outputs[0] !== seed) return n;
+  const v = g.values[n.outputs[0]];
+  if (v.shape.length !== 0) throw new CompilerBug(`loss scaling: the backward seed has shape [${v.shape.join(', ')}], expected a scalar`);
+  return { ...n, op: 'scale', inputs: [lossScale], attrs: { c: 1 } } as Node;
 }

@@ -5,7 +5,8 @@
 //     read of the param's old value (forward, backward and recompute reads alike), so the
 //     gradient dies right there;
 //   - in a two-pass clip-norm step, each pass-1 gradient's squared norm is taken the moment the
-//     gradient is complete, so pass-1 gradients die at once too.
+//     gradient is complete, so pass-1 gradients die at once too; under one-pass clipping each
+//     gradient's squared norm and its update's own factor come right before its update.
 // Under `textbook` (sgd, adamw) the order is forward, backward, norm, updates: all gradients
 // live until the end, so one planner measures the three optimizers honestly.
 // Cost: O(n log n) in the number of nodes (reader lists built once, one sort).
@@ -14,13 +15,17 @@ import type { Graph, Node, ValueId } from '../ir/types.ts';
 
 export type SchedulePolicy = 'lomo' | 'textbook';
 
-/** The running squared-norm sum: sumSquares nodes and the adds that only combine them. */
+/**
+ * The running squared-norm sum: sumSquares nodes and the adds that only combine them, and under
+ * one-pass clipping each update's own factor from the sum so far (not the final norm, which stays last).
+ */
 function normChain(g: Graph): Set<Node> {
   const chain = new Set<Node>();
   const values = new Set<ValueId>();
   for (const n of g.nodes) {
     if (n.phase !== 'norm') continue;
-    if (n.op === 'sumSquares' || (n.op === 'add' && n.inputs.every((x) => values.has(x)))) {
+    const ownFactor = n.op === 'clipFactor' && n.attrs.previous === true && n.attrs.result !== 'norm' && values.has(n.inputs[0]);
+    if (n.op === 'sumSquares' || ownFactor || (n.op === 'add' && n.inputs.every((x) => values.has(x)))) {
       chain.add(n);
       values.add(n.outputs[0]);
     }

@@ -3,7 +3,7 @@
 // `reference`) and rounded once when stored.
 import { fromBf16bits } from '../../contract/bf16.ts';
 import { bf16StochasticBits, f16StochasticValue, roundingBits } from '../../contract/stochastic-round.ts';
-import type { UpdateAttrs } from '../ir/ops.ts';
+import type { ClipFactorAttrs, UpdateAttrs } from '../ir/ops.ts';
 import { updateRule } from '../optimizers/table.ts';
 import { updateInput } from '../optimizers/update-layout.ts';
 import type { Kernel } from './kernel.ts';
@@ -22,11 +22,24 @@ function stored(w: ArrayLike<number>, n: number, a: UpdateAttrs, step: { data: A
   return Float64Array.from({ length: n }, (_, i) => round(w[i], roundingBits(s.seed, t, s.param, i)));
 }
 
+/** ClipFactorAttrs's formula in doubles, from the node's scalar inputs in order. */
+export function clipFactorOf(a: ClipFactorAttrs, ins: readonly number[]): number {
+  const [total, scale] = [ins[0], a.unscale ? ins[1] : 1];
+  const previous = a.previous ? ins[ins.length - 1] : 0;
+  const overflow = a.unscale === true && !Number.isFinite(total);
+  if (a.result === 'norm') return overflow ? previous : Math.sqrt(total) / scale;
+  if (overflow) return -1;
+  const norm = Math.max(Math.sqrt(total) / scale, previous);
+  return (a.maxNorm === null ? 1 : Math.min(1, a.maxNorm / (norm + 1e-6))) / scale;
+}
+
 const optimizerUpdate: Kernel<'optimizerUpdate'> = (ins, a, out, precision) => {
   const rule = updateRule(a.rule);
   const named = (name: string) => updateInput(a, ins, name);
   const [p, g] = [named('p')!, named('g')!];
   const scale = a.scaled ? named('scale')!.data[0] : 1;
+  // A negative factor is an overflow under loss scaling: the step is skipped, every value kept.
+  if (scale < 0) return out.map((t, k) => result(t, precision, (k === 0 ? p : named(a.states[k - 1])!).data));
   const cv = a.clipValue;
   // The update direction: the gradient scaled by the clip-norm factor, then clamped.
   const u = Float64Array.from(g.data, (x) => {
@@ -54,7 +67,5 @@ export const optimizerKernels = {
     for (const x of ins[0].data) s += x * x;
     return [result(out[0], precision, [s])];
   },
-  clipFactor: (ins, a, out, precision) => [
-    result(out[0], precision, [Math.min(1, a.maxNorm / (Math.sqrt(ins[0].data[0]) + 1e-6))]),
-  ],
+  clipFactor: (ins, a, out, precision) => [result(out[0], precision, [clipFactorOf(a, ins.map((t) => t.data[0]))])],
 } satisfies { readonly [O in 'optimizerUpdate' | 'sumSquares' | 'clipFactor']: Kernel<O> };

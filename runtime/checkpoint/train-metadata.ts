@@ -5,6 +5,7 @@
 // steps trained, one finite loss recorded for each of steps 1..step, validation points within them.
 import { z } from 'zod';
 import { SafetensorsError } from './safetensors.ts';
+import type { LossScaleState } from '../../contract/loss-scale.ts';
 
 export const checkpointFormat = 'lomoc-checkpoint/1';
 
@@ -23,6 +24,8 @@ export interface TrainMetadata {
   readonly compile?: unknown;
   readonly losses: readonly LossPoint[];
   readonly val: readonly LossPoint[];
+  /** The loss scaler's state after `step` (runs with --loss-scale only). */
+  readonly lossScale?: LossScaleState;
 }
 
 /** A whole number written as decimal text: `7`, never `7.0`, `1e3`, `-1` or ` 7`. */
@@ -60,6 +63,11 @@ export const trainMetadataSchema = z.object({
   compile: jsonText('an object', z.record(z.string(), z.unknown())).optional(),
   losses: jsonText('an array of {step, loss} with finite losses', z.array(point)).default([]),
   val: jsonText('an array of {step, loss} with finite losses', z.array(point)).default([]),
+  lossScale: jsonText('the loss scale state {scale, cleanSteps, skipped}', z.object({
+    scale: z.number().positive().max(Number.MAX_VALUE),
+    cleanSteps: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    skipped: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  }).strict()).optional(),
 });
 
 /**

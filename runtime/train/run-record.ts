@@ -30,6 +30,10 @@ export interface RunFields {
   readonly rounding?: string;
   /** --accumulate K (micro-batches per update); absent or 1: none. */
   readonly accumulate?: number;
+  /** --clip-mode, only where not exact. */
+  readonly clipMode?: string;
+  /** --loss-scale as JSON text, only where given. */
+  readonly lossScale?: string;
 }
 
 /** The identity of a run: every field a resumed run must share with its checkpoint. */
@@ -50,6 +54,8 @@ export function runIdentity(r: RunFields): Record<string, string> {
     ...(r.rounding ? { rounding: r.rounding } : {}),
     // Only above 1, so checkpoints written before --accumulate existed still resume.
     ...(r.accumulate && r.accumulate > 1 ? { accumulate: String(r.accumulate) } : {}),
+    ...(r.clipMode ? { 'clip-mode': r.clipMode } : {}),
+    ...(r.lossScale ? { 'loss-scale': r.lossScale } : {}),
   };
 }
 

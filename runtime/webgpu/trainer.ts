@@ -2,7 +2,10 @@
 // step upload the batch and the step's scalars, submit the whole step as one command buffer,
 // and read the loss back (every step, or every `lossEvery` steps). Every wait races the
 // device's loss, so a lost device stops training with an error instead of a hang.
-import { isHyperInput, type StepProgram, type TensorSlot } from '../../contract/program.ts';
+import { gradFactorOutput, isHyperInput, type StepProgram, type TensorSlot } from '../../contract/program.ts';
+import type { LossScaleSpec } from '../../contract/loss-scale.ts';
+import { createLossScaler, defaultLossScale, type LossScaler } from '../train/loss-scaler.ts';
+export { createLossScaler, defaultLossScale, type LossScaler } from '../train/loss-scaler.ts';
 export { dataInputs, hyperInputs, isHyperInput } from '../../contract/program.ts';
 import { isSoftwareAdapter } from '../../contract/adapter-kind.ts';
 import type { Acquired } from './device.ts';
@@ -16,7 +19,10 @@ export interface Hyper {
   readonly weightDecay: number;
   /** AdamW's step count for bias correction, 1-based (default: this trainer's step number). */
   readonly step?: number;
+  /** A loss-scaled step's scale, given: the trainer's loss scale state is neither read nor changed (evaluation). */
+  readonly lossScale?: number;
 }
+
 
 export interface TrainerOptions {
   /** An acquired device (its description is reported), or a bare GPUDevice. */
@@ -40,6 +46,8 @@ export interface TrainerOptions {
    * (adapter-kind.ts), 'poll' on GPUs, where a timer's wake-up would only add latency.
    */
   readonly hostWait?: 'sleep' | 'poll';
+  /** How the scale moves, for a program compiled with loss scaling (default defaultLossScale). */
+  readonly lossScale?: LossScaleSpec;
 }
 
 export interface Trainer {
@@ -62,6 +70,8 @@ export interface Trainer {
   readonly executor: Executor;
   /** Steps run so far. */
   readonly steps: number;
+  /** The host's loss scaling state, where the program was compiled with loss scaling. */
+  readonly lossScaler?: LossScaler;
   /** Milliseconds to compile the pipelines and run the warm-up step. */
   readonly setupMs: number;
   /** Wall-clock milliseconds of each step so far: upload, submit, and wait for completion. */
@@ -114,6 +124,11 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
   for (const s of program.inputs) (isHyperInput(s.name) ? hyperSlots.set(s.name, s) : dataSlots.push(s));
   const lossBytes = Math.ceil(program.loss.bytes / 4) * 4;
   const lossStaging = device.createBuffer({ label: 'loss readback', size: lossBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  // Loss scaling: the factor the step applied is read back every step, to move the scale.
+  const factorSlot = program.outputs?.find((o) => o.name === gradFactorOutput);
+  if (opts.lossScale && !factorSlot) throw new Error(`createTrainer: a loss scale was given, but program '${program.name}' was compiled without loss scaling`);
+  const scaler = factorSlot ? createLossScaler(opts.lossScale ?? defaultLossScale) : undefined;
+  const factorStaging = factorSlot && device.createBuffer({ label: 'gradient factor readback', size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
 
   let steps = 0;
   const stepMs: number[] = [];
@@ -155,13 +170,14 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
       const doing = `running step ${n}`;
       const t0 = performance.now();
       for (const s of dataSlots) ex.write(s, batch[s.name]);
-      const scalars: Record<string, number> = { lr: hyper.lr, weightDecay: hyper.weightDecay, step: hyper.step ?? n };
+      const scalars: Record<string, number> = { lr: hyper.lr, weightDecay: hyper.weightDecay, step: hyper.step ?? n, lossScale: scaler?.scaleFor(hyper) ?? 1 };
       for (const [name, s] of hyperSlots) ex.write(s, Float32Array.of(scalars[name]));
       const readLoss = n % lossEvery === 0;
       device.pushErrorScope('validation');
       const enc = device.createCommandEncoder({ label: `${program.name} step ${n}` });
       ex.encode(enc);
       if (readLoss) ex.copyOut(enc, program.loss, lossStaging);
+      if (factorStaging) ex.copyOut(enc, factorSlot!, factorStaging);
       device.queue.submit([enc.finish()]);
       const invalid = watch.race(device.popErrorScope(), doing);
       invalid.catch(() => undefined); // awaited below unless the wait for the step fails first
@@ -173,8 +189,13 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
         await watch.race(lossStaging.mapAsync(GPUMapMode.READ, 0, lossBytes), doing);
         loss = fromDeviceBytes(program.loss.dtype, lossStaging.getMappedRange(0, lossBytes).slice(0), 1)[0];
         lossStaging.unmap();
-      } else {
+      } else if (!factorStaging) {
         await watch.race(device.queue.onSubmittedWorkDone(), doing);
+      }
+      if (factorStaging) {
+        await watch.race(factorStaging.mapAsync(GPUMapMode.READ, 0, 4), doing);
+        scaler!.after(hyper, new Float32Array(factorStaging.getMappedRange(0, 4).slice(0))[0]);
+        factorStaging.unmap();
       }
       const took = performance.now() - t0;
       estimate = sleepMs >= 1 && performance.now() - waitFrom < 1 ? 0.75 * took : took;
@@ -193,7 +214,7 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
     writeState(state) {
       for (const s of program.state) if (state[s.name]) ex.write(s, state[s.name]);
     },
-    deviceBytes: ex.arenaBytes + ex.overheadBytes + lossStaging.size,
+    deviceBytes: ex.arenaBytes + ex.overheadBytes + lossStaging.size + (factorStaging?.size ?? 0),
     arenaBytes: ex.arenaBytes,
     planBytes: program.arenas.reduce((a, b) => a + b, 0),
     adapter,
@@ -201,12 +222,14 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
     get steps() {
       return steps;
     },
+    ...(scaler ? { lossScaler: scaler } : {}),
     stepMs,
     setupMs,
     destroy() {
       if (watch.hung) return; // a hung queue would block the destroy (guard.ts)
       ex.destroy();
       lossStaging.destroy();
+      factorStaging?.destroy();
     },
   };
 }

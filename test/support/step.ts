@@ -27,7 +27,7 @@ export function buildStep(forward: Graph, opts: StepOptions & { dtype?: 'f32' | 
 }
 
 /** Feeds for a step: the forward feeds plus the step's scalars and zeroed (or copied) state. */
-export function stepFeeds(step: Graph, base: Feeds, hyper: { lr: number; weightDecay: number; step?: number }): Feeds {
+export function stepFeeds(step: Graph, base: Feeds, hyper: { lr: number; weightDecay: number; step?: number; lossScale?: number }): Feeds {
   const scalar = (x: number): HostTensor => ({ shape: [], data: Float64Array.of(x) });
   const state: Record<string, HostTensor> = {};
   for (const s of step.state ?? []) {
@@ -37,7 +37,7 @@ export function stepFeeds(step: Graph, base: Feeds, hyper: { lr: number; weightD
     state[s.name] = s.name.startsWith('master.') ? base.params[s.param] : { shape, data: new Float64Array(n) };
   }
   return {
-    inputs: { ...base.inputs, lr: scalar(hyper.lr), weightDecay: scalar(hyper.weightDecay), step: scalar(hyper.step ?? 1) },
+    inputs: { ...base.inputs, lr: scalar(hyper.lr), weightDecay: scalar(hyper.weightDecay), step: scalar(hyper.step ?? 1), lossScale: scalar(hyper.lossScale ?? 1) },
     params: base.params,
     state,
   };

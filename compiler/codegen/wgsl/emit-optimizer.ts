@@ -61,7 +61,9 @@ export function ruleUniforms(r: WgslRule, a: UpdateAttrs): { fields: string[]; v
 /** The clipped, scaled gradient element `x` and the weight element `w`, then the rule's body. */
 export function updateBody(r: WgslRule, a: UpdateAttrs, names: Omit<WgslNames, 'x' | 'w'> & { grad: string; factor: string; clip: string; weight: string }): string {
   const x = a.clipValue === null ? `${names.grad} * ${names.factor}` : `clamp(${names.grad} * ${names.factor}, -${names.clip}, ${names.clip})`;
-  return [`let x = ${x};`, `let w = ${names.weight};`, r.body({ ...names, x: 'x', w: 'w' })].join('\n');
+  // A negative factor is an overflow under loss scaling (clipFactor): the step is skipped, nothing written.
+  const skip = a.scaled ? [`if (${names.factor} < 0.0) { return; }`] : [];
+  return [...skip, `let x = ${x};`, `let w = ${names.weight};`, r.body({ ...names, x: 'x', w: 'w' })].join('\n');
 }
 
 /** WGSL helpers a stochastically rounded update needs (codegen/wgsl/stochastic-round.ts). */

@@ -32,18 +32,40 @@ function reduce(n: NodeOf<ReduceOp>, c: EmitContext): KernelCall[] {
   ];
 }
 
-/** The clip-norm factor min(1, maxNorm / (sqrt(total) + 1e-6)), one thread. */
+/**
+ * The clip-norm factor min(1, maxNorm / (sqrt(total) + 1e-6)), one thread; with loss scaling,
+ * the previous norm or `result: 'norm'`, ClipFactorAttrs's formula (an overflow is found from the
+ * bits: WGSL may assume floats are finite, so no comparison with inf or NaN is relied on).
+ */
 const clipFactor = (n: NodeOf<'clipFactor'>, c: EmitContext): KernelCall[] => {
   floatOnly(n, c);
+  const a = n.attrs;
   const b = new Bindings(c);
-  const total = b.value(n.inputs[0], false);
+  const [total, ...more] = n.inputs.map((x) => b.value(x, false));
   const out = b.value(n.outputs[0], true);
-  const u = new Uniforms().f32('maxNorm', n.attrs.maxNorm);
-  const body = `@compute @workgroup_size(1)
+  const u = new Uniforms().f32('maxNorm', a.maxNorm ?? 0);
+  if (!a.unscale && !a.previous && a.result !== 'norm' && a.maxNorm !== null) {
+    const body = `@compute @workgroup_size(1)
 fn main(${entryArgs}) {
   ${out}[0] = min(1.0, u.maxNorm / (sqrt(${total}[0]) + ${f32lit(1e-6)}));
 }`;
-  return [kernel('clipFactor', b, u, body, [1, 1, 1])];
+    return [kernel('clipFactor', b, u, body, [1, 1, 1])];
+  }
+  const scale = a.unscale ? `${more[0]}[0]` : '1.0';
+  const previous = a.previous ? `${more[more.length - 1]}[0]` : '0.0';
+  const bad = a.unscale ? `(bitcast<u32>(t) & 0x7f800000u) == 0x7f800000u` : 'false';
+  const clipped = a.maxNorm === null ? '1.0' : `min(1.0, u.maxNorm / (max(sqrt(t) / s, prev) + ${f32lit(1e-6)}))`;
+  const value = a.result === 'norm' ? `select(sqrt(t) / s, prev, bad)` : `select(${clipped} / s, -1.0, bad)`;
+  const body = `@compute @workgroup_size(1)
+fn main(${entryArgs}) {
+  let t = ${total}[0];
+  let s = ${scale};
+  let prev = ${previous};
+  let bad = ${bad};
+  ${out}[0] = ${value};
+}`;
+  const key = `clipFactor${a.maxNorm === null ? '.noclip' : ''}${a.unscale ? '.unscale' : ''}${a.previous ? '.previous' : ''}${a.result === 'norm' ? '.norm' : ''}`;
+  return [kernel(key, b, u, body, [1, 1, 1])];
 };
 
 export const reduceEmitters = {

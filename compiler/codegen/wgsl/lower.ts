@@ -10,7 +10,7 @@ import type { Op } from '../../ir/ops.ts';
 import { byteSize, fmtShape } from '../../ir/shape.ts';
 import type { Graph, Node, ValueId } from '../../ir/types.ts';
 import { fmtLoc } from '../../diagnostics.ts';
-import type { Dispatch, StepProgram, TensorSlot } from '../../../contract/program.ts';
+import { gradFactorOutput, type Dispatch, type StepProgram, type TensorSlot } from '../../../contract/program.ts';
 import { defaultLimits, type EmitContext, type Emitter, type KernelCall, type Limits, type Slot } from './emitter.ts';
 import { emitters } from './emitters.ts';
 import { withF16Storage } from './f16-storage.ts';
@@ -86,6 +86,7 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
     params: g.params.map((d) => ({ ...tensor(d.name, d.value), init: d.init })),
     state: (g.state ?? []).map((d) => tensor(d.name, d.value)),
     loss: tensor('loss', g.loss),
+    ...(g.outputs?.[gradFactorOutput] === undefined ? {} : { outputs: [tensor(gradFactorOutput, g.outputs[gradFactorOutput])] }),
     shaders,
     dispatches,
     limits: {
