@@ -103,7 +103,7 @@ const variant: fc.Arbitrary<Variant> = fc.record({
   lr: fc.constantFrom(1e-3, 0.05, 0.3),
   wd: fc.constantFrom(0, 0.01, 0.1),
   step: fc.constantFrom(1, 2, 10, 1000),
-  factor: fc.constantFrom(1, 0.5, 0.013),
+  factor: fc.constantFrom(1, 0.5, 0.013, -1),
   zeroRows: fc.constantFrom(0, 0, 2, 3),
 }).map((v) => (v.dtype === 'bf16' ? { ...v, stochastic: v.step % 2 === 0 } : v));
 

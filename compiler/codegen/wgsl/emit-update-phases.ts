@@ -129,6 +129,9 @@ function emitPhased(n: UpdateNode, r: WgslPhasedRule, c: EmitContext): KernelCal
     sum: (t) => `t_${t}`,
   };
   const factor = scale === undefined ? '1.0' : id('v_scale');
+  // A negative factor is an overflow under loss scaling (clipFactor): every state and weight keeps
+  // its value (a state not updated in place was copied first), so each writing step returns first.
+  const skip = a.scaled ? `if (${factor} < 0.0) { return; }\n` : '';
   const x = a.clipValue === null ? `v_g[k] * ${factor}` : `clamp(v_g[k] * ${factor}, -u.clip, u.clip)`;
   /** The element lets the text needs: its row and column, x and w. */
   const element = (text: string, ij = true) => [
@@ -144,7 +147,7 @@ function emitPhased(n: UpdateNode, r: WgslPhasedRule, c: EmitContext): KernelCal
   const uniform = ['n: u32', 'rows: u32', 'cols: u32', 'groups: u32', 'csplit: u32', 'cchunk: u32', 'clip: f32', ...hyper.map(([k]) => `${ruleUniform(k)}: f32`), ...(sr ? ['rseed: u32', 'rparam: u32'] : [])];
   const groups = totalGroups(count);
   const uniformWords = [count, rows, cols, groups, split.splits, split.chunk, f32bits(a.clipValue ?? 0), ...hyper.map(([, v]) => f32bits(v)), ...(sr ? [sr.seed >>> 0, sr.param] : [])];
-  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', sr ? '.sr' : '',
+  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', sr ? (sr.format === 'f16' ? '.sr16' : '.sr') : '',
     ...[...alias].map(([from, to]) => `.${from}=${to}`)].join('');
 
   /** One dispatch: binds the candidates `body` uses, in candidate order. */
@@ -186,7 +189,7 @@ ${indent(terms.map(([t], q) => `t_${t} += red[${q * lanes}u + l];`).join('\n'))}
 
   r.phases.forEach((ph, q) => {
     const s = sums(ph);
-    const finish = ph.finish(names);
+    const finish = skip + ph.finish(names);
     if (ph.over === 'rows') {
       calls.push(dispatch(`p${q}rows.wg${lanes}`, `${s.shared}
 ${lanesEntry}
@@ -271,7 +274,7 @@ ${indent(finish)}
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let k = gid.x + gid.y * nwg.x * ${applyGroup}u;
   if (k >= u.n) { return; }
-${indent([...element(body), body, ...stores].join('\n'))}
+${indent([...(skip ? [skip.trim()] : []), ...element(body), body, ...stores].join('\n'))}
 }`, grid(count, applyGroup, c.limits), true));
 
   for (const [s, size] of indexed) {
