@@ -11,6 +11,17 @@ import { roundings, type Rounding } from '../contract/stochastic-round.ts';
 
 export type TargetChoice = 'auto' | TargetName;
 
+/** `--tune`: auto (on for hardware adapters, off for software ones), off (the target's fixed tiles), or on within a budget. */
+export type TuneChoice = { readonly mode: 'auto' | 'off' } | { readonly mode: 'on'; readonly budgetMs: number };
+/** The budget of `--tune auto` where it tunes. */
+export const defaultTuneBudgetMs = 20_000;
+
+function parseTune(text: string, option: string, check: OptionChecks): TuneChoice {
+  if (text === 'auto' || text === 'off') return { mode: text };
+  if (!/^[0-9.]+s?$/.test(text)) throw check.error(option, 'auto, off or a time budget in seconds like 20s', text);
+  return { mode: 'on', budgetMs: 1000 * check.number(text.replace(/s$/, ''), option) };
+}
+
 /** What the step options say, every value checked. Absent: not given (each field's default applies). */
 export interface StepOptionValues {
   readonly preset?: string;
@@ -23,6 +34,7 @@ export interface StepOptionValues {
   readonly checkpoint?: CheckpointPolicy;
   readonly target?: TargetChoice;
   readonly rounding?: Rounding;
+  readonly tune?: TuneChoice;
 }
 
 interface StepOptionEntry<T> {
@@ -77,6 +89,11 @@ export const stepOptionTable: Table = {
     option: 'rounding', value: 'nearest|stochastic',
     help: 'how updates store bf16 params (default: stochastic for bf16 under an in-backward optimizer without a master copy, LOMO; else nearest)',
     parse: (t, o, c) => c.oneOf(roundings, t, o),
+  },
+  tune: {
+    option: 'tune', value: 'auto|off|SECONDS',
+    help: 'time candidate matmul tiles on the adapter, keep the fastest per shape (cached per adapter): 20s, any budget in seconds; off: the target\'s fixed tiles; auto: 20s on hardware adapters, off on software ones (default auto)',
+    parse: parseTune,
   },
 };
 

@@ -16,7 +16,12 @@ import type { DType, Graph, Shape } from '../compiler/ir/types.ts';
 import { planMemory } from '../compiler/passes/plan-memory.ts';
 import { createExecutor } from '../runtime/webgpu/executor.ts';
 import { profileStep } from '../runtime/webgpu/timing.ts';
-import { adapterIdentity, readTuneCache, tuneCachePath, writeTuneCache, type TunedShape } from './tune-cache.ts';
+import { adapterIdentity, readTuneCache, tuneCacheDir, tuneCachePath, writeTuneCache, type TunedShape } from './tune-cache.ts';
+import { defaultTuneBudgetMs, type TuneChoice } from './step-options.ts';
+import { lowerCompiled } from '../compiler/compile-program.ts';
+import type { CompiledForward } from '../compiler/pipeline.ts';
+import type { StepProgram } from '../contract/program.ts';
+import { isSoftwareAdapter } from '../contract/adapter-kind.ts';
 
 /** One distinct matmul shape of a program: its operands as a node sees them. */
 export interface MatmulShape {
@@ -146,4 +151,21 @@ export function describeTuning(r: TuneReport, target: KernelTarget): string[] {
   const changed = Object.entries(r.results).filter(([, s]) => tileText(s.tile) !== tileText(target.matmul));
   const head = `tuned ${r.shapes} matmul shapes in ${(r.ms / 1000).toFixed(1)} s (${r.timed} timed, ${r.cached} cached, ${r.skipped} past the budget; ${r.source}): ${changed.length} won by a tile other than ${tileText(target.matmul)}`;
   return [head, ...changed.map(([k, s]) => `  ${k}: ${tileText(s.tile)}, ${s.ms.toFixed(3)} ms against ${s.defaultMs.toFixed(3)} ms`)];
+}
+
+/**
+ * What `--tune` makes of a compiled step on the device it will run on: the program relowered with
+ * a tuned table (the plan is unchanged: matmul tiles take no scratch), or the program as it is
+ * (off, or auto on a software adapter), and a line saying which, for the command's output.
+ */
+export async function tuneCompiled<C extends Pick<CompiledForward, 'step' | 'plan' | 'fusion' | 'target'> & { readonly program: StepProgram }>(
+  acq: TuneDevice, c: C, targetName: TargetName, choice: TuneChoice, warn: (message: string) => void,
+): Promise<{ program: StepProgram; target: KernelTarget; line: string; details: string[]; report?: TuneReport }> {
+  if (choice.mode === 'off') return { program: c.program, target: c.target, line: 'tuning off (--tune off)', details: [] };
+  if (choice.mode === 'auto' && isSoftwareAdapter(acq.adapter.info))
+    return { program: c.program, target: c.target, line: 'tuning off (--tune auto: software adapter; give --tune 60s to tune)', details: [] };
+  const budgetMs = choice.mode === 'on' ? choice.budgetMs : defaultTuneBudgetMs;
+  const { target, report } = await tuneMatmuls(acq, c.target, targetName, matmulShapes([c.step]), { budgetMs, cacheDir: tuneCacheDir(), warn });
+  const [line, ...details] = describeTuning(report, c.target);
+  return { program: lowerCompiled({ ...c, target }).program, target, line, details, report };
 }
