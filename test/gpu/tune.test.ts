@@ -1,0 +1,72 @@
+// Autotuning on the device (cli/tune.ts): a program whose matmuls run other candidate tiles trains
+// to the same losses as the untuned one; the tuner's cache round trip (a second run times
+// nothing and picks the same tiles); a zero budget times nothing and changes nothing.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileProgram, idRanges, lowerCompiled } from '../../compiler/compile-program.ts';
+import { kernelTargets, matmulCandidates } from '../../compiler/codegen/wgsl/target.ts';
+import gpt from '../../models/gpt.ts';
+import { matmulShapes, tuneMatmuls, type MatmulShape } from '../../cli/tune.ts';
+import { gpu } from './harness.ts';
+import { runBoth } from './step-compare.ts';
+
+describe('autotuning on the device', () => {
+  it('gpt tiny with every matmul shape on another candidate tile trains to the untuned losses (3 steps, f32 tolerance)', async () => {
+    const acq = await gpu();
+    const c = compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo', target: 'cpu' });
+    const shapes = matmulShapes([c.step]);
+    expect(shapes.length).toBeGreaterThan(2);
+    const losses: number[][] = [];
+    for (const tile of [undefined, matmulCandidates.cpu[2], matmulCandidates.cpu[1]]) {
+      const target = { ...kernelTargets.cpu, tuned: tile ? Object.fromEntries(shapes.map((s) => [s.key, tile])) : undefined };
+      const { program } = lowerCompiled({ ...c, target });
+      if (tile) expect(program.dispatches.some((d) => d.shader.startsWith(`matmul:${tile.layout[0]}${tile.wgX}x${tile.wgY}.${tile.tm}x${tile.tn}.`))).toBe(true);
+      const r = await runBoth(acq, { program, step: c.step }, { vocab: idRanges(c.step), steps: 3 });
+      losses.push(r.gpu.losses);
+    }
+    const [plain, ...tuned] = losses;
+    for (const t of tuned) t.forEach((l, i) => expect(Math.abs(l - plain[i]), `step ${i + 1}: ${l} against ${plain[i]}`).toBeLessThanOrEqual(1e-5 * Math.abs(plain[i])));
+  });
+
+  const shapes: MatmulShape[] = [
+    { key: '33x20x17.NN.c1.f32f32', a: [33, 20], b: [20, 17], dtypeA: 'f32', dtypeB: 'f32', transA: false, transB: false },
+    { key: '40x24x36.NT.c1.f32f32', a: [40, 24], b: [36, 24], dtypeA: 'f32', dtypeB: 'f32', transA: false, transB: true },
+  ];
+
+  it('the cache round trip: the first run times every shape and writes the cache; the second reads it and times nothing', async () => {
+    const acq = await gpu();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lomoc-tune-'));
+    try {
+      const warnings: string[] = [];
+      const opts = { budgetMs: 600_000, reps: 2, cacheDir: dir, warn: (m: string) => warnings.push(m) };
+      const first = await tuneMatmuls(acq, kernelTargets.cpu, 'cpu', shapes, opts);
+      expect(first.report).toMatchObject({ shapes: 2, timed: 2, cached: 0, skipped: 0 });
+      expect(first.report.source).not.toBe('none');
+      expect(Object.keys(first.target.tuned!)).toEqual(shapes.map((s) => s.key));
+      for (const t of Object.values(first.target.tuned!)) expect(matmulCandidates.cpu).toContainEqual(t);
+      expect(fs.readdirSync(dir)).toEqual([path.basename(first.report.cacheFile!)]);
+      const second = await tuneMatmuls(acq, kernelTargets.cpu, 'cpu', shapes, opts);
+      expect(second.report).toMatchObject({ shapes: 2, timed: 0, cached: 2, skipped: 0, source: 'none' });
+      expect(second.target.tuned).toEqual(first.target.tuned);
+      expect(second.report.ms).toBeLessThan(100);
+      expect(warnings).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a zero budget times nothing, writes nothing, and leaves every shape on the target tile', async () => {
+    const acq = await gpu();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lomoc-tune-'));
+    try {
+      const r = await tuneMatmuls(acq, kernelTargets.cpu, 'cpu', shapes, { budgetMs: 0, cacheDir: dir, warn: (m) => expect.fail(m) });
+      expect(r.report).toMatchObject({ shapes: 2, timed: 0, cached: 0, skipped: 2 });
+      expect(r.target.tuned).toEqual({});
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
