@@ -53,8 +53,10 @@ export interface RunHooks {
   /** The device is ready and training starts. */
   readonly onReady?: (r: Pick<RunResult, 'adapter' | 'model' | 'preset' | 'config'>) => void;
   readonly onStep?: (i: number, loss: number | undefined, ms: number) => void;
-  /** A note on stderr: the tuning cache's warnings, the shapes tuning changed. */
+  /** A warning for stderr: the tuning cache's. */
   readonly onWarning?: (message: string) => void;
+  /** The shapes tuning gave another tile, a line each (the adapter line has the summary). */
+  readonly onTuning?: (lines: readonly string[]) => void;
 }
 
 async function onWebGpu(req: RunRequest, hooks: RunHooks) {
@@ -77,7 +79,7 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   const tuned = await tuneCompiled(acquired, c, target, req.tune, (m) => hooks.onWarning?.(m));
   const trainer = await createTrainer({ device: acquired, program: tuned.program, seed: req.seed });
   const adapter = `${acquired.description}; kernel target ${target} (${how}); ${tuned.line}`;
-  for (const d of tuned.details) hooks.onWarning?.(d);
+  hooks.onTuning?.(tuned.details);
   hooks.onReady?.({ adapter, model: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config });
   const data = dataInputs(c.program);
   const losses: number[] = [];
@@ -187,9 +189,12 @@ export async function runSteps(req: RunRequest, hooks: RunHooks = {}): Promise<R
 export async function runRun(argv: readonly string[], io: Io): Promise<number> {
   const { positionals, values } = parseCommandArgs(runSpec, argv);
   const req = runRequest(positionals, values);
-  const hooks: RunHooks = req.json ? { onWarning: (m) => io.err(m) } : {
-    onWarning: (m) => io.err(m),
-    onReady: (r) => io.out(`${formatHeader(r, req)}\n${'step'.padStart(6)}  ${'loss'.padStart(10)}  ${'ms'.padStart(9)}`),
+  const onWarning = (m: string) => io.err(`warning: ${m}`);
+  let tuning: readonly string[] = [];
+  const hooks: RunHooks = req.json ? { onWarning } : {
+    onWarning,
+    onTuning: (lines) => (tuning = lines),
+    onReady: (r) => io.out(`${[formatHeader(r, req), ...tuning].join('\n')}\n${'step'.padStart(6)}  ${'loss'.padStart(10)}  ${'ms'.padStart(9)}`),
     onStep: (i, loss, ms) =>
       io.out(`${String(i).padStart(6)}  ${loss === undefined ? '-'.padStart(10) : loss.toFixed(5).padStart(10)}  ${ms.toFixed(2).padStart(9)}`),
   };

@@ -146,8 +146,9 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
     ...common, params: c.program.params, state: c.program.state, inputs: dataInputs(c.program), config: c.config, checkpointDetail: c.checkpointDetail,
     idRange: idRange(c.step), target: `${target} (${how})`,
     start: onWebGpu(c.program, `${target} (${how})`, undefined, async (acq) => {
-      const tuned = await tuneCompiled(acq, c, target, req.tune, (m) => io.err(m));
-      for (const d of tuned.details) io.err(d);
+      const tuned = await tuneCompiled(acq, c, target, req.tune, (m) => io.err(`warning: ${m}`));
+      // What won where, beside the adapter line's summary; --json's stdout is one object only.
+      if (!req.json) for (const d of tuned.details) io.out(d);
       return tuned;
     }),
   };
