@@ -65,7 +65,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'preset': return `preset ${m.preset}`;
     case 'target': return `target ${m.step.target}`;
     case 'rounding': return `rounding ${m.step.rounding ?? defaultRounding(m.step.dtype, m.step.optimizer, undefined)}`;
-    case 'tune': return 'the kernels it was compiled with';
+    case 'tune': return m.step.tuned ? `matmul tiles tuned on ${m.step.tuned.adapter.device || m.step.tuned.adapter.description}` : 'untuned kernels';
   }
 }
 

@@ -11,6 +11,7 @@ import gpt from '../../models/gpt.ts';
 import { matmulShapes, tuneMatmuls, type MatmulShape } from '../../cli/tune.ts';
 import { gpu } from './harness.ts';
 import { runBoth } from './step-compare.ts';
+import { run as lomoc } from '../support/cli.ts';
 
 describe('autotuning on the device', () => {
   it('gpt tiny with every matmul shape on another candidate tile trains to the untuned losses (3 steps, f32 tolerance)', async () => {
@@ -67,6 +68,35 @@ describe('autotuning on the device', () => {
       expect(fs.readdirSync(dir)).toEqual([]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('lomoc compile --tune: the manifest records the adapter and the tiles, a second compile reads the cache, and the bundle trains', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lomoc-tune-cli-'));
+    const saved = process.env.LOMOC_CACHE_DIR;
+    process.env.LOMOC_CACHE_DIR = path.join(root, 'cache');
+    try {
+      const compile = (out: string) => lomoc('compile', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--optimizer', 'lomo', '--tune', '120s', '--out', path.join(root, out));
+      const first = await compile('a');
+      expect(first.stderr.split('\n').filter((l) => l && !/artificially reduced/.test(l))).toEqual([]);
+      expect(first.stdout).toMatch(/; kernel target cpu \(auto: software adapter\); tuned (\d+) matmul shapes in [\d.]+ s \(\1 timed, 0 cached, 0 past the budget; (timestamp-query|wall-clock)\): \d+ won by a tile other than 16x16 on 8x1 interleaved, on vulkan: /);
+      const manifest = JSON.parse(fs.readFileSync(path.join(root, 'a', 'manifest.json'), 'utf8'));
+      expect(manifest.step.tuned.adapter.device).toMatch(/llvmpipe/);
+      const tiles = Object.values(manifest.step.tuned.matmul);
+      expect(tiles.length).toBeGreaterThan(2);
+      for (const t of tiles) expect(matmulCandidates.cpu).toContainEqual(t);
+      const second = await compile('b');
+      expect(second.stdout).toMatch(/; tuned (\d+) matmul shapes in [\d.]+ s \(0 timed, \1 cached, 0 past the budget; none\)/);
+      expect(JSON.parse(fs.readFileSync(path.join(root, 'b', 'manifest.json'), 'utf8')).step.tuned).toEqual(manifest.step.tuned);
+      const train = await lomoc('train', path.join(root, 'a'), '--steps', '2', '--json');
+      expect(train.stderr.split('\n').filter((l) => l && !/artificially reduced/.test(l))).toEqual([]);
+      expect(train.code).toBe(0);
+      const fixed = await lomoc('train', path.join(root, 'a'), '--steps', '1', '--tune', 'off');
+      expect(fixed.stderr).toBe(`error: lomoc train: option '--tune' cannot be given with a bundle: the bundle ${path.join(root, 'a')} fixes it (compiled with matmul tiles tuned on ${manifest.step.tuned.adapter.device}); compile another bundle to change it`);
+    } finally {
+      if (saved === undefined) delete process.env.LOMOC_CACHE_DIR;
+      else process.env.LOMOC_CACHE_DIR = saved;
+      fs.rmSync(root, { recursive: true, force: true });
     }
   });
 });
