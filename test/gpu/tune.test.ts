@@ -99,4 +99,31 @@ describe('autotuning on the device', () => {
       fs.rmSync(root, { recursive: true, force: true });
     }
   });
+
+  it('lomoc run --tune: the adapter line says what tuning did and the changed shapes follow it; --tune off runs the untuned step to the same losses', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lomoc-tune-run-'));
+    const saved = process.env.LOMOC_CACHE_DIR;
+    process.env.LOMOC_CACHE_DIR = root;
+    try {
+      const args = ['run', 'models/gpt.ts', '--preset', 'tiny', '--optimizer', 'lomo', '--steps', '3'];
+      const tuned = await lomoc(...args, '--tune', '60s');
+      expect(tuned.code).toBe(0);
+      const lines = tuned.stdout.split('\n');
+      expect(lines[0]).toMatch(/; kernel target cpu \(auto: software adapter\); tuned (\d+) matmul shapes in [\d.]+ s \(\1 timed, 0 cached, 0 past the budget; (timestamp-query|wall-clock)\): (\d+) won by a tile other than 16x16 on 8x1 interleaved$/);
+      const changed = Number(/: (\d+) won by/.exec(lines[0])![1]);
+      const detail = /^  \d+x\d+x\d+\.[NT]{2}\.c\d+\.f32f32: \d+x\d+ on \d+x\d+ (interleaved|blocked), [\d.]+ ms against [\d.]+ ms$/;
+      expect(lines.filter((l) => detail.test(l))).toHaveLength(changed);
+      expect(lines.findIndex((l) => l.startsWith('  step '))).toBeGreaterThan(changed); // below the header, above the steps
+      const off = await lomoc(...args, '--tune', 'off', '--json');
+      expect(JSON.parse(off.stdout).adapter).toMatch(/; tuning off \(--tune off\)$/);
+      const tunedJson = await lomoc(...args, '--tune', '60s', '--json');
+      expect(JSON.parse(tunedJson.stdout).adapter).toMatch(/; tuned \d+ matmul shapes in [\d.]+ s \(0 timed, \d+ cached/);
+      const [a, b] = [JSON.parse(off.stdout).losses, JSON.parse(tunedJson.stdout).losses] as number[][];
+      a.forEach((l, i) => expect(Math.abs(l - b[i])).toBeLessThanOrEqual(1e-5 * Math.abs(l)));
+    } finally {
+      if (saved === undefined) delete process.env.LOMOC_CACHE_DIR;
+      else process.env.LOMOC_CACHE_DIR = saved;
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
