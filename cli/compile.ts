@@ -59,13 +59,13 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const untuned = compileProgram(def, { ...step, target });
   printWarnings(io, untuned.warnings);
   let c = untuned;
-  let tuning = `tuning off (--tune ${tune.mode}: a bundle runs elsewhere; give --tune SECONDS to tune for this machine's adapter)`;
+  let tuning = ''; // untuned: the output is what it was before --tune existed
   let tuned: Manifest['step']['tuned'];
   if (acq) {
     try {
       const r = await tuneCompiled(acq, untuned, target, tune, (m) => io.err(`warning: ${m}`));
       c = { ...untuned, program: r.program, target: r.target };
-      tuning = `${r.line}, on ${acq.description}`;
+      tuning = `; ${r.line}, on ${acq.description}`;
       r.details.forEach((d) => io.out(d));
       tuned = { adapter: adapterIdentity(acq.adapter.info), matmul: { ...r.target.tuned } };
     } finally {
@@ -106,7 +106,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
   io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
-  io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how}); ${tuning}`);
+  io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how})${tuning}`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   io.out(inference
     ? `inference   prefill ${inference.chunk} tokens a call and decode 1, context ${inference.context}; ${fmtBytes(inference.plan.peak)} (its own plan's peak): lomoc generate ${out}`
