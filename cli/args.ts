@@ -6,7 +6,7 @@ import { targetForAdapter, type AdapterInfoLike, type TargetName } from '../comp
 import type { StepConfig } from '../compiler/pipeline.ts';
 import { optionChecks } from './option-checks.ts';
 import { hyperFrom, hyperOptionSpec, optimizerFrom, optimizerOptionSpec } from './optimizer-options.ts';
-import { stepOptionTable, stepOptionValues, type TargetChoice } from './step-options.ts';
+import { stepOptionTable, stepOptionValues, type TargetChoice, type TuneChoice } from './step-options.ts';
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -106,7 +106,7 @@ export const stepOptionSpecs: Readonly<Record<string, OptionSpec>> = Object.from
 export function stepConfigFrom(command: string, values: Readonly<Record<string, OptionValue>>): StepConfig {
   const check = optionChecks(command);
   const str = (k: string) => values[k] as string | undefined;
-  const { target: _target, checkpoint, dtype, ...step } = stepOptionValues(command, values, check);
+  const { target: _target, tune: _tune, checkpoint, dtype, ...step } = stepOptionValues(command, values, check);
   const optimizer = optimizerFrom(command, str('optimizer'));
   return {
     ...step,
@@ -117,7 +117,12 @@ export function stepConfigFrom(command: string, values: Readonly<Record<string, 
   };
 }
 
-export type { TargetChoice } from './step-options.ts';
+export type { TargetChoice, TuneChoice } from './step-options.ts';
+
+/** `--tune`: auto (default), off, or a budget in seconds. */
+export function tuneChoice(command: string, text: string | undefined): TuneChoice {
+  return text === undefined ? { mode: 'auto' } : stepOptionTable.tune.parse(text, 'tune', optionChecks(command));
+}
 
 /** `--target`: auto (default), cpu or gpu. */
 export function targetChoice(command: string, text: string | undefined): TargetChoice {

@@ -8,8 +8,14 @@ import { checkBundleOut, writeBundle } from '../compiler/bundle/write-bundle.ts'
 import { kernelTargets, type HalfStorage } from '../compiler/codegen/wgsl/target.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import { loadModel } from '../compiler/load-model.ts';
-import { optimizerSpec, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec } from './args.ts';
+import { optimizerSpec, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, tuneChoice, type CommandSpec } from './args.ts';
 import { optionChecks } from './option-checks.ts';
+import type { Manifest } from '../contract/manifest.ts';
+import { NoAdapterError } from '../runtime/webgpu/device.ts';
+import { GpuTimeoutError } from '../runtime/webgpu/guard.ts';
+import { acquireDevice } from '../runtime/webgpu/node.ts';
+import { adapterIdentity } from './tune-cache.ts';
+import { tuneCompiled } from './tune.ts';
 import { checkpointText } from './step-options.ts';
 import { defaultRounding } from '../compiler/passes/optimizer-step.ts';
 import { fmtBytes } from '../contract/units.ts';
@@ -43,6 +49,16 @@ function halfChoice(text: string | undefined, dtype: string): HalfStorage | unde
   return choice ?? 'packed';
 }
 
+/** The device `--tune SECONDS` times tiles on; no adapter is the command's error. */
+async function tuningDevice() {
+  try {
+    return await acquireDevice();
+  } catch (e) {
+    if (e instanceof NoAdapterError || e instanceof GpuTimeoutError) throw new LomocError(`lomoc compile: option '--tune': ${e.message}`);
+    throw e;
+  }
+}
+
 export async function runCompile(argv: readonly string[], io: Io): Promise<number> {
   const { positionals, values } = parseCommandArgs(compileSpec, argv);
   const str = (k: string) => values[k] as string | undefined;
@@ -55,17 +71,34 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
     if (given !== undefined) throw new LomocError(`lomoc compile: --${option}: bundles do not carry it yet; train from the model file with lomoc train MODEL.ts --${option} ...`);
   // A bundle runs on the machines that load it (browsers, GPUs), not on this one: auto looks at no
   // adapter here and takes the stated default; the manifest records the target chosen.
-  const { target, how } = resolveTarget(targetChoice('compile', str('target')), 'a bundle runs elsewhere, so lomoc compile asks no adapter');
+  // --tune SECONDS is the exception: it times tiles on this machine's adapter, so auto picks by it.
+  const tune = tuneChoice('compile', str('tune'));
+  const acq = tune.mode === 'on' ? await tuningDevice() : undefined;
+  const { target, how } = resolveTarget(targetChoice('compile', str('target')), acq?.adapter ?? 'a bundle runs elsewhere, so lomoc compile asks no adapter');
   const half = halfChoice(str('half'), step.dtype ?? 'f32');
   const def = await loadModel(positionals[0]);
-  const c = compileProgram(def, { ...step, target: { ...kernelTargets[target], half: half ?? 'native' } });
-  printWarnings(io, c.warnings);
+  const untuned = compileProgram(def, { ...step, target: { ...kernelTargets[target], half: half ?? 'native' } });
+  printWarnings(io, untuned.warnings);
+  let c = untuned;
+  let tuning = ''; // untuned: the output is what it was before --tune existed
+  let tuned: Manifest['step']['tuned'];
+  if (acq) {
+    try {
+      const r = await tuneCompiled(acq, untuned, target, tune, (m) => io.err(`warning: ${m}`));
+      c = { ...untuned, program: r.program, target: r.target };
+      tuning = `; ${r.line}, on ${acq.description}`;
+      r.details.forEach((d) => io.out(d));
+      tuned = { adapter: adapterIdentity(acq.adapter.info), matmul: { ...r.target.tuned } };
+    } finally {
+      acq.device.destroy();
+    }
+  }
   // A model that trains but whose logits generation cannot feed (they read another input) still
   // gets its training bundle: the compile says why it has no inference program.
   let inference: ReturnType<typeof bundleInference>;
   let noInference = `model '${def.name}' names no logits (output('logits', ...))`;
   try {
-    inference = bundleInference(def, c.forward, c.config, target);
+    inference = bundleInference(def, c.forward, c.config, c.target);
   } catch (e) {
     if (!(e instanceof LomocError)) throw e;
     noInference = `its inference program cannot be built (${e.message})`;
@@ -87,6 +120,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       ...((step.accumulate ?? 1) > 1 ? { accumulate: step.accumulate } : {}),
       target,
       ...(half ? { half } : {}),
+      ...(tuned ? { tuned } : {}),
     },
     plan: c.plan,
     inference,
@@ -95,7 +129,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   io.out(`wrote       ${path.join(out, 'manifest.json')} and ${kernels} kernels (${out}/kernels/)`);
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
   io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
-  io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how})`);
+  io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how})${tuning}`);
   if (half) io.out(`f16         ${half === 'packed' ? 'packed in u32 words: runs on every adapter' : 'native array<f16>: needs the adapter feature shader-f16'} (${str('half') ? '--half' : 'the default'})`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   io.out(inference

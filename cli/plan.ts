@@ -71,7 +71,8 @@ export interface PlanRequest {
 
 /** Checks every option before anything is compiled. */
 export function planRequest(positionals: readonly string[], values: Readonly<Record<string, OptionValue>>): PlanRequest {
-  const { preset, sets, target: choice, ...fields } = stepOptionValues('plan', values, checks);
+  // --tune changes no plan (matmul tiles take no scratch): plan runs nothing, so it tunes nothing.
+  const { preset, sets, target: choice, tune: _tune, ...fields } = stepOptionValues('plan', values, checks);
   // plan asks no adapter (it runs nothing): auto is the stated default, and the target line says so.
   const { target, how } = resolveTarget(choice ?? 'auto', 'lomoc plan asks no adapter');
   const optimizer = optimizerFrom('plan', (values.optimizer as string | undefined) ?? 'all', ['all']);

@@ -1,7 +1,7 @@
 // What `lomoc run` is asked to do: its options, each checked before anything is compiled.
 import { LomocError } from '../compiler/diagnostics.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
-import { optimizerSpec, optionChecks, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
+import { optimizerSpec, optionChecks, stepConfigFrom, stepOptionSpecs, targetChoice, tuneChoice, type CommandSpec, type OptionValue, type TargetChoice, type TuneChoice } from './args.ts';
 import { maxSeed } from './option-checks.ts';
 
 export const runSpec: CommandSpec = {
@@ -32,6 +32,8 @@ export interface RunRequest {
   readonly step: StepConfig;
   /** Kernel shapes: auto picks from the adapter acquired (targetForAdapter). */
   readonly target: TargetChoice;
+  /** --tune: matmul tiles timed on the adapter (cli/tune.ts). */
+  readonly tune: TuneChoice;
   readonly lr: number;
   readonly weightDecay: number;
   readonly steps: number;
@@ -53,6 +55,7 @@ export function runRequest(positionals: readonly string[], values: Readonly<Reco
     file: positionals[0],
     step: stepConfigFrom('run', values),
     target: targetChoice('run', str('target')),
+    tune: tuneChoice('run', str('tune')),
     // 0 is allowed, as in train: a step that updates nothing still measures the loss and the speed.
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr', true),
     weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),

@@ -19,6 +19,7 @@ import { createTrainer, dataInputs, isHyperInput } from '../runtime/webgpu/train
 import { graphSlots, referenceAdapter, referenceTrainer, type StepRunner } from './reference-trainer.ts';
 import { checkpointText } from './step-options.ts';
 import { writeCheckpoint } from './train-checkpoint.ts';
+import { tuneCompiled } from './tune.ts';
 import { parseCommandArgs, resolveTarget } from './args.ts';
 import { formatHeader, formatSummary, runJson, type RunResult } from './run-report.ts';
 import { runRequest, runSpec, type RunRequest } from './run-request.ts';
@@ -52,6 +53,10 @@ export interface RunHooks {
   /** The device is ready and training starts. */
   readonly onReady?: (r: Pick<RunResult, 'adapter' | 'model' | 'preset' | 'config'>) => void;
   readonly onStep?: (i: number, loss: number | undefined, ms: number) => void;
+  /** A warning for stderr: the tuning cache's. */
+  readonly onWarning?: (message: string) => void;
+  /** The shapes tuning gave another tile, a line each (the adapter line has the summary). */
+  readonly onTuning?: (lines: readonly string[]) => void;
 }
 
 async function onWebGpu(req: RunRequest, hooks: RunHooks) {
@@ -71,8 +76,10 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
     throw e;
   }
   const vocab = vocabOf(c.step, c.config);
-  const trainer = await createTrainer({ device: acquired, program: c.program, seed: req.seed, ...(typeof req.step.lossScale === 'object' ? { lossScale: req.step.lossScale } : {}) });
-  const adapter = `${acquired.description}; kernel target ${target} (${how})`;
+  const tuned = await tuneCompiled(acquired, c, target, req.tune, (m) => hooks.onWarning?.(m));
+  const trainer = await createTrainer({ device: acquired, program: tuned.program, seed: req.seed, ...(typeof req.step.lossScale === 'object' ? { lossScale: req.step.lossScale } : {}) });
+  const adapter = `${acquired.description}; kernel target ${target} (${how}); ${tuned.line}`;
+  hooks.onTuning?.(tuned.details);
   hooks.onReady?.({ adapter, model: def.name, preset: req.step.preset ?? def.defaultPreset, config: c.config });
   const data = dataInputs(c.program);
   const losses: number[] = [];
@@ -83,7 +90,7 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
     hooks.onStep?.(i, loss, trainer.stepMs[i - 1]);
   }
   const profile = req.profile ? await profileStep(trainer.executor) : undefined;
-  if (req.save) await save(req, trainer, c.program, c.checkpointDetail);
+  if (req.save) await save(req, trainer, tuned.program, c.checkpointDetail);
   const out = {
     def,
     c,
@@ -93,7 +100,7 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
     deviceBytes: trainer.deviceBytes,
     arenaBytes: trainer.arenaBytes,
     planBytes: trainer.planBytes,
-    dispatches: c.program.dispatches.length,
+    dispatches: tuned.program.dispatches.length,
     shaders: trainer.executor.shaderCount,
     setupMs: trainer.setupMs,
     profile: profile && byShader(profile),
@@ -182,8 +189,12 @@ export async function runSteps(req: RunRequest, hooks: RunHooks = {}): Promise<R
 export async function runRun(argv: readonly string[], io: Io): Promise<number> {
   const { positionals, values } = parseCommandArgs(runSpec, argv);
   const req = runRequest(positionals, values);
-  const hooks: RunHooks = req.json ? {} : {
-    onReady: (r) => io.out(`${formatHeader(r, req)}\n${'step'.padStart(6)}  ${'loss'.padStart(10)}  ${'ms'.padStart(9)}`),
+  const onWarning = (m: string) => io.err(`warning: ${m}`);
+  let tuning: readonly string[] = [];
+  const hooks: RunHooks = req.json ? { onWarning } : {
+    onWarning,
+    onTuning: (lines) => (tuning = lines),
+    onReady: (r) => io.out(`${[formatHeader(r, req), ...tuning].join('\n')}\n${'step'.padStart(6)}  ${'loss'.padStart(10)}  ${'ms'.padStart(9)}`),
     onStep: (i, loss, ms) =>
       io.out(`${String(i).padStart(6)}  ${loss === undefined ? '-'.padStart(10) : loss.toFixed(5).padStart(10)}  ${ms.toFixed(2).padStart(9)}`),
   };

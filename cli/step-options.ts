@@ -13,6 +13,17 @@ import { clipModes, type ClipMode } from '../compiler/passes/optimizer-step.ts';
 
 export type TargetChoice = 'auto' | TargetName;
 
+/** `--tune`: auto (on for hardware adapters, off for software ones), off (the target's fixed tiles), or on within a budget. */
+export type TuneChoice = { readonly mode: 'auto' | 'off' } | { readonly mode: 'on'; readonly budgetMs: number };
+/** The budget of `--tune auto` where it tunes. */
+export const defaultTuneBudgetMs = 20_000;
+
+function parseTune(text: string, option: string, check: OptionChecks): TuneChoice {
+  if (text === 'auto' || text === 'off') return { mode: text };
+  if (!/^[0-9.]+s?$/.test(text)) throw check.error(option, 'auto, off or a time budget in seconds like 20s', text);
+  return { mode: 'on', budgetMs: 1000 * check.number(text.replace(/s$/, ''), option) };
+}
+
 /** What the step options say, every value checked. Absent: not given (each field's default applies). */
 export interface StepOptionValues {
   readonly preset?: string;
@@ -30,6 +41,7 @@ export interface StepOptionValues {
   readonly target?: TargetChoice;
   readonly rounding?: Rounding;
   readonly fuseLoss?: boolean;
+  readonly tune?: TuneChoice;
 }
 
 interface StepOptionEntry<T> {
@@ -114,6 +126,11 @@ export const stepOptionTable: Table = {
     help: 'the LM head and the loss as one kernel region that never stores the [tokens, vocab] logits (default on); off: matmul + cross-entropy',
     parse: (t, o, c) => c.oneOf(['on', 'off'] as const, t, o) === 'on',
     show: (v) => (v ? 'on' : 'off'),
+  },
+  tune: {
+    option: 'tune', value: 'auto|off|SECONDS',
+    help: 'time candidate matmul tiles on the adapter, keep the fastest per shape (cached per adapter): 20s, any budget in seconds; off: the target\'s fixed tiles; auto: 20s on hardware adapters, off on software ones (default auto)',
+    parse: parseTune,
   },
 };
 

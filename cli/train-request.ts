@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
-import { optimizerSpec, optionChecks, stepConfigFrom, stepOptionSpecs, targetChoice, type CommandSpec, type OptionValue, type TargetChoice } from './args.ts';
+import { optimizerSpec, optionChecks, stepConfigFrom, stepOptionSpecs, targetChoice, tuneChoice, type CommandSpec, type OptionValue, type TargetChoice, type TuneChoice } from './args.ts';
 import { maxSeed } from './option-checks.ts';
 import { schedules, type Schedule } from '../runtime/train/schedule.ts';
 import type { TokenizerName } from './train-data.ts';
@@ -56,6 +56,8 @@ export interface TrainRequest {
   readonly step: StepConfig;
   /** Kernel shapes for a model file: auto picks from the adapter (targetForAdapter). */
   readonly target: TargetChoice;
+  /** --tune for a model file: matmul tiles timed on the adapter (cli/tune.ts). */
+  readonly tune: TuneChoice;
   readonly lr: number;
   readonly schedule: Schedule;
   /** Steps of linear warmup before the schedule (0: none). */
@@ -83,7 +85,7 @@ export interface TrainRequest {
 }
 
 /** The options that change the compiled step: a bundle was compiled with them and fixes them. */
-export const bundleFixed = ['optimizer', 'opt', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target', 'rounding', 'clip-mode', 'loss-scale', 'loss-scale-interval', 'accumulate'] as const;
+export const bundleFixed = ['optimizer', 'opt', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target', 'rounding', 'clip-mode', 'loss-scale', 'loss-scale-interval', 'accumulate', 'tune'] as const;
 
 /** Options that cannot be given together, and why. */
 const exclusive: readonly [string, string, string][] = [
@@ -108,6 +110,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
     stepOptions: bundleFixed.filter((k) => values[k] !== undefined),
     step: stepConfigFrom('train', values),
     target: targetChoice('train', str('target')),
+    tune: tuneChoice('train', str('tune')),
     // 0 is allowed: validation itself runs the step with lr 0, and --steps 0 --lr 0 measures the initial weights.
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr', true),
     schedule: oneOf<Schedule>(schedules, str('lr-schedule') ?? 'constant', 'lr-schedule'),

@@ -13,7 +13,8 @@ import type { StepProgram } from '../contract/program.ts';
 import { parseCheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
-import { NoAdapterError } from '../runtime/webgpu/device.ts';
+import { NoAdapterError, type Acquired } from '../runtime/webgpu/device.ts';
+import { tuneCompiled } from './tune.ts';
 import { DeviceLostError, GpuError, GpuTimeoutError } from '../runtime/webgpu/guard.ts';
 import { ProgramError } from '../runtime/webgpu/validate.ts';
 import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
@@ -69,6 +70,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'target': return `target ${m.step.target}`;
     case 'accumulate': return `accumulate ${m.step.accumulate ?? 1}`;
     case 'rounding': return `rounding ${m.step.rounding ?? defaultRounding(m.step.dtype, m.step.optimizer, undefined)}`;
+    case 'tune': return m.step.tuned ? `matmul tiles tuned on ${m.step.tuned.adapter.device || m.step.tuned.adapter.description}` : 'untuned kernels';
   }
 }
 
@@ -89,18 +91,24 @@ export function runtimeFault(e: unknown, bundle: string | undefined): unknown {
   return e;
 }
 
-function onWebGpu(program: StepProgram, target: string, bundle?: string, lossScale?: LossScaleSpec) {
+/** `--tune` on the acquired device (cli/tune.ts): the program to run and a line saying what tuning did. */
+type Tune = (acq: Acquired) => Promise<{ readonly program: StepProgram; readonly line: string }>;
+
+function onWebGpu(untuned: StepProgram, target: string, bundle?: string, tune?: Tune, lossScale?: LossScaleSpec) {
   return async (seed: number) => {
     let acquired;
     try {
-      acquired = await acquireDevice(program);
+      acquired = await acquireDevice(untuned);
     } catch (e) {
       if (e instanceof NoAdapterError || e instanceof GpuTimeoutError) throw new LomocError(`lomoc train: ${e.message}`);
       throw e;
     }
     let trainer;
+    let tuning = '';
     try {
-      trainer = await createTrainer({ device: acquired, program, seed, ...(lossScale ? { lossScale } : {}) });
+      const tuned = tune ? await tune(acquired) : { program: untuned, line: '' };
+      tuning = tuned.line && `; ${tuned.line}`;
+      trainer = await createTrainer({ device: acquired, program: tuned.program, seed, ...(lossScale ? { lossScale } : {}) });
     } catch (e) {
       if (!acquired.watch.hung) acquired.device.destroy();
       throw runtimeFault(e, bundle);
@@ -112,7 +120,7 @@ function onWebGpu(program: StepProgram, target: string, bundle?: string, lossSca
       t.destroy();
       acquired.device.destroy();
     };
-    return { runner: trainer, adapter: `${acquired.description}; kernel target ${target}`, release };
+    return { runner: trainer, adapter: `${acquired.description}; kernel target ${target}${tuning}`, release };
   };
 }
 
@@ -144,7 +152,13 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
   printWarnings(io, c.warnings);
   return {
     ...common, params: c.program.params, state: c.program.state, inputs: dataInputs(c.program), config: c.config, checkpointDetail: c.checkpointDetail,
-    idRange: idRange(c.step), target: `${target} (${how})`, start: onWebGpu(c.program, `${target} (${how})`, undefined, lossScaleSpec(req.step)),
+    idRange: idRange(c.step), target: `${target} (${how})`,
+    start: onWebGpu(c.program, `${target} (${how})`, undefined, async (acq) => {
+      const tuned = await tuneCompiled(acq, c, target, req.tune, (m) => io.err(`warning: ${m}`));
+      // What won where, beside the adapter line's summary; --json's stdout is one object only.
+      if (!req.json) for (const d of tuned.details) io.out(d);
+      return tuned;
+    }, lossScaleSpec(req.step)),
   };
 }
 

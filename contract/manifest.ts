@@ -87,6 +87,14 @@ export const manifestSchema = z.object({
      * needs the feature shader-f16. f16 bundles written before the choice have none: theirs were native.
      */
     half: z.enum(['native', 'packed']).optional(),
+    /**
+     * `lomoc compile --tune`: the adapter the matmul tiles were timed on and the tile chosen per
+     * shape (cli/tune.ts). The kernels run on any adapter; they are fastest on this one. Absent: untuned.
+     */
+    tuned: z.object({
+      adapter: z.object({ vendor: z.string(), architecture: z.string(), device: z.string(), description: z.string() }),
+      matmul: z.record(z.string(), z.object({ wgX: int.positive(), wgY: int.positive(), tm: int.positive(), tn: int.positive(), layout: z.enum(['interleaved', 'blocked']), vec4: z.boolean().optional() })),
+    }).optional(),
   }),
   /** The memory plan's totals, in bytes (the arenas below are its layout). */
   plan: planTotals,

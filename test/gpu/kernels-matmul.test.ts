@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { matmulGeometry } from '../../compiler/codegen/wgsl/emit-matmul.ts';
 import { defaultLimits } from '../../compiler/codegen/wgsl/emitter.ts';
 import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
-import { kernelTargets, type KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
+import { kernelTargets, matmulCandidates, matmulShapeKey, targetNames, type KernelTarget, type MatmulTile } from '../../compiler/codegen/wgsl/target.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import type { HostTensor } from '../../compiler/reference/tensor.ts';
@@ -131,7 +131,37 @@ describe.each(bothTargets.map((t) => ({ ...t, matvec: null })))('matmul kernel (
   });
 });
 
+/** `target` with `tile` tuned in for every case's shape: the tile reaches the kernel the way the tuner's table does. */
+const tunedFor = (target: KernelTarget, tile: MatmulTile, cases: readonly Case[]): KernelTarget => ({
+  ...target,
+  tuned: Object.fromEntries(cases.map((c) => [matmulShapeKey(matmulGeometry(c.a, c.b, c.transA, c.transB), 'f32', 'f32'), tile])),
+});
+
+// Every tile the tuner may pick (cli/tune.ts), beside the targets' own ones tested above.
+const extraCandidates = targetNames.flatMap((name) =>
+  matmulCandidates[name].slice(1).map((tile) => ({ name: `${name} ${tile.tm}x${tile.tn} on ${tile.wgX}x${tile.wgY} ${tile.layout}`, target: kernelTargets[name], tile })));
+
+describe.each(extraCandidates)('matmul tuning candidate ($name)', ({ target, tile }) => {
+  it('through the tuned table: sizes 1..70, transA and transB, and broadcast batch axes match the reference', async () => {
+    const shaped = { ...target, matmul: tile };
+    await fc.assert(fc.asyncProperty(fc.array(fc.oneof(plainFor(sizeFor(shaped)), batched), { minLength: 8, maxLength: 8 }), seed, (cases, s) => check(cases, s, tunedFor(target, tile, cases))), runs(2));
+  });
+});
+
 describe('matmul kernel', () => {
+
+  it('a tuned table picks the tile per shape; shapes not in it keep the target tile', () => {
+    const g = new TestGraph('two');
+    g.one('matmul', [g.input('a', [5, 7]), g.input('b', [7, 9])], { transA: false, transB: false });
+    g.one('matmul', [g.input('c', [5, 7]), g.input('d', [9, 7])], { transA: false, transB: true });
+    const graph = g.finish(g.one('fill', [], { value: 0, shape: [], dtype: 'f32' }));
+    const fusion = noFusion(graph.nodes.length);
+    const tile = matmulCandidates.cpu[2];
+    const target = { ...kernelTargets.cpu, tuned: { '5x7x9.NN.c1.f32f32': tile } };
+    const keys = (t: KernelTarget) => lowerStep(graph, planMemory(graph, { fusion }), fusion, t).dispatches.map((d) => d.shader).filter((k) => k.startsWith('matmul'));
+    expect(keys(target)).toEqual(['matmul:b8x1.8x16.NN.b3|store|rrw', 'matmul:i8x1.16x16.NT.b3|store|rrw']);
+    expect(keys(kernelTargets.cpu)).toEqual(['matmul:i8x1.16x16.NN.b3|store|rrw', 'matmul:i8x1.16x16.NT.b3|store|rrw']);
+  });
 
   it('batch axes merge when both operands walk them contiguously or both broadcast', () => {
     expect(matmulGeometry([2, 3, 4, 5], [2, 3, 5, 6], false, false).batch).toEqual([{ size: 6, a: 20, b: 30 }]);

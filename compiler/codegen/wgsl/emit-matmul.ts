@@ -17,7 +17,7 @@ import { broadcastShapes, bytesPerElement, numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type Emitter, type KernelCall, type Limits } from './emitter.ts';
 import { matvecKernel, useMatvec } from './emit-matvec.ts';
-import { kernelTargets, type MatmulTile } from './target.ts';
+import { kernelTargets, matmulShapeKey, type MatmulTile } from './target.ts';
 export type { MatmulTile } from './target.ts';
 import { Bindings, kernel, Uniforms } from './wgsl-kernel.ts';
 
@@ -180,12 +180,14 @@ ${stores.join('\n')}
 }
 
 
-/** One matmul node as one dispatch, each output element handed to `ep` (the target's tile unless `tile`). */
-export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpilogue, tile: MatmulTile = c.target.matmul): KernelCall {
+/** One matmul node as one dispatch, each output element handed to `ep` (`tile`, else the target's tuned tile for the shape, else its tile). */
+export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpilogue, given?: MatmulTile): KernelCall {
   const [a, b] = n.inputs;
   const geo = matmulGeometry(c.g.values[a].shape, c.g.values[b].shape, n.attrs.transA, n.attrs.transB);
-  // A few rows (a decode step): the matrix-vector kernel, unless a caller asked for a tile.
-  if (tile === c.target.matmul && useMatvec(geo, c.target)) return matvecKernel(n, c, ep, geo);
+  const tuned = c.target.tuned?.[matmulShapeKey(geo, c.g.values[a].dtype, c.g.values[b].dtype)];
+  // A few rows (a decode step): the matrix-vector kernel, unless a caller or the tuner chose a tile.
+  if (!given && !tuned && useMatvec(geo, c.target)) return matvecKernel(n, c, ep, geo);
+  const tile = given ?? tuned ?? c.target.matmul;
   const bs = new Bindings(c);
   // B as array<vec4<f32>> where every vec4 is 4 adjacent columns of one row: B not transposed, N
   // and B's offset (so every batch stride) multiples of 4 floats. A binding of its own, so not

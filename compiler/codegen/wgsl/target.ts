@@ -60,6 +60,16 @@ export interface KernelTarget {
   readonly shortPartials: number;
   /** f16 storage: 'native' (array<f16>, needs shader-f16; the default) or 'packed' in u32 words (packed-storage.ts). */
   readonly half?: HalfStorage;
+  /** Matmul tiles measured best on one adapter, by matmulShapeKey; a shape not here gets `matmul` (cli/tune.ts fills it). */
+  readonly tuned?: TunedMatmuls;
+}
+
+/** Per-shape matmul tiles: matmulShapeKey -> a tile of the target's matmulCandidates. */
+export type TunedMatmuls = Readonly<Record<string, MatmulTile>>;
+
+/** What a matmul's speed depends on, as a tuning table's key: "MxKxN.NT.c3.f32f32" (M, K, N, transA/B, output matrices, A and B storage). */
+export function matmulShapeKey(s: { readonly m: number; readonly k: number; readonly n: number; readonly transA: boolean; readonly transB: boolean; readonly count: number }, dtypeA: string, dtypeB: string): string {
+  return `${s.m}x${s.k}x${s.n}.${s.transA ? 'T' : 'N'}${s.transB ? 'T' : 'N'}.c${s.count}.${dtypeA}${dtypeB}`;
 }
 
 /**
@@ -99,6 +109,28 @@ const gpu: KernelTarget = {
 };
 
 export const kernelTargets: Readonly<Record<TargetName, KernelTarget>> = { cpu, gpu };
+
+/**
+ * The tiles the tuner times per matmul shape, the target's own first (what an untuned shape
+ * gets). Few, since lavapipe compiles each in 2-4 s: cpu, the runners-up of bench/matmul.ts's
+ * table (8x16 interleaved and blocked, 16x16 blocked: within noise of 16x16 on some shapes);
+ * gpu, the H200 runner-up (4x4 on 16x16) and two 256-thread variants of the 8x8 tile.
+ * Every one is checked against the reference by test/gpu/kernels-matmul.test.ts.
+ */
+export const matmulCandidates: Readonly<Record<TargetName, readonly MatmulTile[]>> = {
+  cpu: [
+    cpu.matmul,
+    { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'interleaved' },
+    { wgX: 8, wgY: 1, tm: 8, tn: 16, layout: 'blocked' },
+    { wgX: 8, wgY: 1, tm: 16, tn: 16, layout: 'blocked' },
+  ],
+  gpu: [
+    gpu.matmul,
+    { wgX: 16, wgY: 16, tm: 4, tn: 4, layout: 'interleaved' },
+    { wgX: 16, wgY: 16, tm: 8, tn: 8, layout: 'interleaved' },
+    { wgX: 16, wgY: 8, tm: 8, tn: 8, layout: 'blocked' },
+  ],
+};
 
 export type { AdapterInfoLike };
 
