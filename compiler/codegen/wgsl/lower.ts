@@ -86,6 +86,7 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
         return b.pieces.length > 1 ? splitRef(id, b.bytes) : { ...b.pieces[0], bytes: b.bytes };
       },
       sameStorage: (a, c) => plan.bufferOf[a] >= 0 && plan.bufferOf[a] === plan.bufferOf[c],
+      pieces: (r) => (isSplitRef(r) ? piecesOf(plan, r).pieces : [r]),
     };
     const nodes = group.nodes.map((i) => g.nodes[i]);
     const calls: KernelCall[] =
