@@ -23,6 +23,7 @@ export interface StepOptionValues {
   readonly checkpoint?: CheckpointPolicy;
   readonly target?: TargetChoice;
   readonly rounding?: Rounding;
+  readonly maxBinding?: number;
 }
 
 interface StepOptionEntry<T> {
@@ -77,6 +78,11 @@ export const stepOptionTable: Table = {
     option: 'rounding', value: 'nearest|stochastic',
     help: 'how updates store bf16 params (default: stochastic for bf16 under an in-backward optimizer without a master copy, LOMO; else nearest)',
     parse: (t, o, c) => c.oneOf(roundings, t, o),
+  },
+  maxBinding: {
+    option: 'max-binding', value: 'SIZE',
+    help: 'bytes of one storage binding at most, e.g. 64KiB (a multiple of 256; default 128MiB, WebGPU\'s default): larger tensors are split across bindings',
+    parse: (t, o, c) => c.bindingSize(t, o),
   },
 };
 

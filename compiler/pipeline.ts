@@ -37,6 +37,8 @@ export interface StepConfig {
   /** The stochastic rounding seed (default 0). */
   readonly roundingSeed?: number;
   readonly plan?: PlanOptions;
+  /** Bytes of one storage binding at most (`--max-binding`); overrides plan.maxBindingBytes. Tensors past it are split. */
+  readonly maxBinding?: number;
   /**
    * The kernel shapes the plan's scratch is reserved for (codegen/wgsl/target.ts). Default 'cpu'
    * only for plans no device runs; compileProgram requires it: pass targetForAdapter of the device.
@@ -123,7 +125,8 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   // The plan the device allocates: fused kernels' internal values take no bytes, and each kernel's
   // scratch (codegen's choice) is reserved while it runs. `lomoc plan` and `lomoc run` share it.
   const target = kernelTarget(cfg.target ?? 'cpu');
-  const planOf = (g: Graph, fusion: Fusion) => planMemory(g, { ...cfg.plan, fusion, scratch: groupScratch(g, fusion, target) });
+  const planOf = (g: Graph, fusion: Fusion) =>
+    planMemory(g, { ...cfg.plan, ...(cfg.maxBinding === undefined ? {} : { maxBindingBytes: cfg.maxBinding }), fusion, scratch: groupScratch(g, fusion, target) });
   const peakOf = (g: Graph) => planOf(g, fuse(g, fusing)).peak;
   let choice = { recomputeRatio: 0, detail: 'none' };
   const checkpointed = run('checkpoint', () => {

@@ -98,7 +98,7 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
       if (call.bindings.length > maxStorageBindings) {
         if (half.bindings.length > maxStorageBindings)
           throw new CompilerBug(`codegen: ${label} binds ${half.bindings.length} storage buffers, more than ${maxStorageBindings}`);
-        throw tooManyPieces(label, half.bindings, call.bindings.length, plan);
+        throw tooManyPieces(nodes, half.bindings, call.bindings.length, plan);
       }
       maxBindings = Math.max(maxBindings, call.bindings.length);
       const prev = shaders[call.key];
@@ -134,13 +134,15 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
   };
 }
 
-/** A kernel whose split tensors need more than 8 bindings: the binding size that would fit it. */
-function tooManyPieces(label: string, bindings: readonly BufferRef[], count: number, plan: MemoryPlan): LomocError {
+/** A kernel whose split tensors need more than 8 bindings: the binding size that would fit it, at the user's line. */
+function tooManyPieces(nodes: readonly Node[], bindings: readonly BufferRef[], count: number, plan: MemoryPlan): LomocError {
   const fixed = bindings.filter((b) => !isSplitRef(b)).length;
   const least = smallestBinding(bindings.filter(isSplitRef).map((b) => b.bytes), maxStorageBindings - fixed, plan.alignment);
+  const ops = nodes.map((n) => n.op).join('+');
   return new LomocError(
-    `--max-binding ${fmtBytes(plan.maxBindingBytes)}: kernel ${label} would bind ${count} storage buffers (its tensors split in pieces of at most that size), more than ${maxStorageBindings}; ` +
-      `the smallest binding size it works with is ${least === undefined ? 'more than the tensors' : `${least} bytes (${fmtBytes(least)})`}`,
+    `${ops}: with storage bindings of at most ${fmtBytes(plan.maxBindingBytes)} (--max-binding) this kernel's split tensors take ${count} bindings, more than ${maxStorageBindings}; ` +
+      (least === undefined ? 'no binding size fits them' : `the smallest --max-binding it works with is ${least} (${fmtBytes(least)})`),
+    nodes[nodes.length - 1].loc,
   );
 }
 
