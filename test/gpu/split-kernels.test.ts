@@ -1,0 +1,142 @@
+// Every kernel family on tensors split across storage bindings (forced by a small binding limit)
+// equals the same kernel unsplit, bit for bit on lavapipe (splitting moves elements between
+// bindings, never changes an order of sums), and the reference executor within the family's
+// tolerance. Shapes are drawn so split points fall at odd places: pieces are multiples of 64 f32
+// (128 f16/bf16) elements, rows are 13, 63, 65, 127 ... long, so a piece ends inside a row.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
+import { kernelTargets, type KernelTarget } from '../../compiler/codegen/wgsl/target.ts';
+import { LomocError } from '../../compiler/diagnostics.ts';
+import { noFusion } from '../../compiler/ir/fusion.ts';
+import type { Op, OpAttrs } from '../../compiler/ir/ops.ts';
+import { byteSize, numel } from '../../compiler/ir/shape.ts';
+import type { Graph, ValueId } from '../../compiler/ir/types.ts';
+import { planMemory } from '../../compiler/passes/plan-memory.ts';
+import { execute, type Feeds } from '../../compiler/reference/execute.ts';
+import { randomTokens } from '../../compiler/reference/random.ts';
+import type { HostTensor } from '../../compiler/reference/tensor.ts';
+import { createExecutor } from '../../runtime/webgpu/executor.ts';
+import { opGraph } from '../reference/helpers.ts';
+import { gpu, scratchFor } from './harness.ts';
+import { expectWithin, random, runs, seed, type Tolerance } from './kernel-check.ts';
+
+type Half = 'f32' | 'f16' | 'bf16';
+const packed: KernelTarget = { ...kernelTargets.cpu, half: 'packed' };
+
+/** Runs `g` once with storage bindings of at most `maxBindingBytes`: the outputs and how many dispatches bound a split tensor. */
+async function runWith(g: Graph, feeds: Feeds, read: readonly ValueId[], maxBindingBytes?: number) {
+  const { device } = await gpu();
+  const fusion = noFusion(g.nodes.length);
+  const plan = planMemory(g, { fusion, scratch: scratchFor(g, fusion, packed), keep: read, ...(maxBindingBytes ? { maxBindingBytes } : {}) });
+  const program = lowerStep(g, plan, fusion, packed);
+  const ex = await createExecutor(device, program);
+  try {
+    const toDevice = (t: HostTensor) => (t.data instanceof Int32Array ? t.data : Float32Array.from(t.data));
+    for (const s of program.inputs) ex.write(s, toDevice(feeds.inputs[s.name]));
+    ex.step();
+    const outs = await ex.readMany(read.map((v) => {
+      const b = plan.buffers[plan.bufferOf[v]];
+      const value = g.values[v];
+      const bytes = byteSize(value.shape, value.dtype);
+      const pieces = b.pieces.map((p, j) => ({ ...p, bytes: Math.min(p.bytes, Math.ceil((bytes - j * b.pieces[0].bytes) / 4) * 4) }));
+      return { ...pieces[0], bytes, shape: value.shape, dtype: value.dtype, ...(pieces.length > 1 ? { pieces } : {}) };
+    }));
+    return { outs, split: program.dispatches.filter((d) => d.shader.includes('|split:')).length };
+  } finally {
+    ex.destroy();
+  }
+}
+
+/**
+ * One `op` over `ins` (floats stored as `dtype`): split at a binding limit of about a third (else a
+ * half) of its largest tensor, compared with the unsplit run bit for bit and with the reference.
+ */
+async function checkSplit<O extends Op>(op: O, ins: readonly HostTensor[], attrs: OpAttrs[O], dtype: Half, tol: Tolerance): Promise<void> {
+  const { g, outs } = opGraph(op, ins, attrs, dtype);
+  const feeds: Feeds = { inputs: Object.fromEntries(ins.map((t, i) => [`x${i}`, t])), params: {} };
+  const what = `${op} (${dtype}) ${ins.map((t) => `[${t.shape.join(',')}]`).join(' ')}`;
+  const largest = Math.max(...g.values.map((v) => byteSize(v.shape, v.dtype)));
+  const whole = await runWith(g, feeds, outs);
+  let split: Awaited<ReturnType<typeof runWith>> | undefined;
+  for (const k of [3, 2]) {
+    const limit = Math.max(256, Math.ceil(largest / k / 256) * 256);
+    try {
+      split = await runWith(g, feeds, outs, limit);
+      break;
+    } catch (e) {
+      if (!(e instanceof LomocError && e.message.includes('bindings, more than 8')) || k === 2) throw e;
+    }
+  }
+  expect(split!.split, `${what}: dispatches that bind a split tensor`).toBeGreaterThan(0);
+  const ref = execute(g, feeds, 'f32');
+  outs.forEach((v, k) => {
+    expect(Array.from(split!.outs[k]), `${what} output ${k}: split equals unsplit`).toEqual(Array.from(whole.outs[k]));
+    expectWithin(split!.outs[k], ref.values[v]!.data, tol, `${what} output ${k} against the reference`);
+  });
+}
+
+const rowLen = fc.constantFrom(13, 63, 65, 127, 129, 300);
+const rowCount = fc.constantFrom(3, 5, 7, 9);
+const dtypes = fc.constantFrom<Half>('f32', 'f16', 'bf16');
+/** f16 and bf16 outputs round once: a relative half-unit of bf16 (2^-8) bounds them. */
+const tolOf = (d: Half, t: Tolerance): Tolerance => (d === 'f32' ? t : { abs: Math.max(t.abs, 1e-2), rel: 1e-2 });
+const big = (shape: readonly number[]) => numel(shape) * 4 > 1024;
+
+describe('split tensors: every kernel family equals the unsplit kernel', () => {
+  it('elementwise (broadcast add, exp) and layout (transpose, slice, concat, pad)', async () => {
+    await fc.assert(fc.asyncProperty(rowCount, rowLen, dtypes, seed, async (r, c, d, s) => {
+      const x = random([r, c], s);
+      await checkSplit('add', [x, random([c], s + 1)], {}, d, tolOf(d, { abs: 0, rel: 0 }));
+      await checkSplit('exp', [x], {}, d, tolOf(d, { abs: 1e-6, rel: 1e-6 }));
+      await checkSplit('transpose', [x], { perm: [1, 0] }, d, tolOf(d, { abs: 0, rel: 0 }));
+      await checkSplit('slice', [x], { starts: [1, 2], ends: [r, c] }, d, tolOf(d, { abs: 0, rel: 0 }));
+      await checkSplit('concat', [x, random([r, c], s + 2)], { axis: 1 }, d, tolOf(d, { abs: 0, rel: 0 }));
+      await checkSplit('pad', [x], { before: [1, 0], after: [0, 3] }, d, tolOf(d, { abs: 0, rel: 0 }));
+    }), runs(4));
+  }, 600_000);
+
+  it('matmul: the LM head and its two gradients (transA, transB)', async () => {
+    await fc.assert(fc.asyncProperty(rowCount, fc.constantFrom(8, 13, 16), rowLen, dtypes, seed, async (m, k, n, d, s) => {
+      const tol = tolOf(d, { abs: 1e-5, rel: 1e-5 });
+      await checkSplit('matmul', [random([m, k], s), random([k, n], s + 1)], { transA: false, transB: false }, d, tol);
+      await checkSplit('matmul', [random([m, n], s), random([k, n], s + 1)], { transA: false, transB: true }, d, tol);
+      await checkSplit('matmul', [random([m, k], s), random([m, n], s + 1)], { transA: true, transB: false }, d, tol);
+    }), runs(4));
+  }, 600_000);
+
+  it('embedding and its scatter-add gradient, cross-entropy and its gradient', async () => {
+    await fc.assert(fc.asyncProperty(rowLen, fc.constantFrom(5, 13, 16), rowCount, dtypes, seed, async (vocab, width, tokens, d, s) => {
+      const ids = randomTokens([tokens], vocab, s);
+      await checkSplit('embedding', [random([vocab, width], s), ids], {}, d, tolOf(d, { abs: 0, rel: 0 }));
+      await checkSplit('embeddingGrad', [ids, random([tokens, width], s + 1)], { vocab }, d, tolOf(d, { abs: 1e-5, rel: 1e-5 }));
+      const targets = randomTokens([tokens], vocab, s + 2);
+      const logits = random([tokens, vocab], s + 3, undefined, 3);
+      await checkSplit('crossEntropy', [logits, targets], {}, d, tolOf(d, { abs: 1e-5, rel: 1e-5 }));
+      await checkSplit('crossEntropyGrad', [logits, targets, random([tokens], s + 4)], {}, d, tolOf(d, { abs: 1e-5, rel: 1e-4 }));
+    }), runs(4));
+  }, 600_000);
+
+  it('reductions, rows (softmax) and norms with their gradients', async () => {
+    await fc.assert(fc.asyncProperty(rowCount, rowLen.filter((c) => big([9, c])), dtypes, seed, async (r, c, d, s) => {
+      const x = random([r, c], s);
+      const tol = tolOf(d, { abs: 1e-4, rel: 1e-4 });
+      await checkSplit('sum', [x], { axes: [0], keepDims: false }, d, tol);
+      await checkSplit('sum', [x], { axes: [1], keepDims: true }, d, tol);
+      await checkSplit('sumSquares', [x], {}, d, tol);
+      await checkSplit('softmax', [x], {}, d, tol);
+      await checkSplit('layerNorm', [x, random([c], s + 1), random([c], s + 2)], { eps: 1e-5 }, d, tol);
+      await checkSplit('rmsNorm', [x, random([c], s + 1)], { eps: 1e-5 }, d, tol);
+      await checkSplit('layerNormGrad', [x, random([c], s + 1), random([r, c], s + 2)], { eps: 1e-5 }, d, tolOf(d, { abs: 1e-3, rel: 1e-3 }));
+    }), runs(4));
+  }, 600_000);
+
+  it('attention and its gradient', async () => {
+    await fc.assert(fc.asyncProperty(fc.constantFrom(9, 13, 33), fc.constantFrom(8, 16), fc.boolean(), dtypes, seed, async (t, dh, causal, d, s) => {
+      const [q, k, v] = [0, 1, 2].map((j) => random([2, t, dh], s + j));
+      const attrs = { scale: 1 / Math.sqrt(dh), causal };
+      await checkSplit('attention', [q, k, v], attrs, d, tolOf(d, { abs: 1e-5, rel: 1e-4 }));
+      await checkSplit('attentionGrad', [q, k, v, random([2, t, dh], s + 3)], attrs, d, tolOf(d, { abs: 1e-4, rel: 1e-3 }));
+    }), runs(3));
+  }, 600_000);
+});
