@@ -4,7 +4,7 @@
 // steps. Each step writes its tokens and position, runs its entry's dispatches and reads back
 // only the logits row it needs.
 import type { Decoder, Logits } from '../../contract/decoder.ts';
-import type { StepProgram, TensorSlot } from '../../contract/program.ts';
+import { slotRanges, type BufferRef, type StepProgram, type TensorSlot } from '../../contract/program.ts';
 import { createExecutor, type Executor } from './executor.ts';
 import { ProgramError } from './validate.ts';
 
@@ -46,9 +46,10 @@ export async function createGpuDecoder(device: GPUDevice, program: StepProgram, 
     // Only the last token's row: a whole prefill chunk of GPT-2 logits is 64 x 50257 floats. Copies
     // start at multiples of 4 bytes, so an f16 row at an odd element starts one element early.
     const size = e.logits.dtype === 'f16' ? 2 : 4;
-    const at = e.logits.offset + (tokens.length - 1) * vocab * size;
+    const at = (tokens.length - 1) * vocab * size;
     const skip = (at % 4) / size;
-    const [logits] = await executor.readMany([{ arena: e.logits.arena, offset: at - skip * size, bytes: (vocab + skip) * size, dtype: e.logits.dtype, shape: [vocab + skip] }]);
+    const row = bytesOf(e.logits, at - skip * size, (vocab + skip) * size);
+    const [logits] = await executor.readMany([{ ...row, dtype: e.logits.dtype, shape: [vocab + skip] }]);
     return (logits as Logits).subarray(skip);
   };
   return {
@@ -60,4 +61,17 @@ export async function createGpuDecoder(device: GPUDevice, program: StepProgram, 
     decode: (token, pos) => run(io.decode, [token], pos),
     destroy: () => executor.destroy(),
   };
+}
+
+/** Bytes [from, from + bytes) of a tensor (from a multiple of 4) as a range, or ranges across its pieces when it is split. */
+function bytesOf(slot: TensorSlot, from: number, bytes: number): BufferRef & { pieces?: BufferRef[] } {
+  const parts: BufferRef[] = [];
+  let start = 0;
+  for (const r of slotRanges(slot)) {
+    const lo = Math.max(from, start);
+    const hi = Math.min(from + bytes, start + r.bytes);
+    if (hi > lo) parts.push({ arena: r.arena, offset: r.offset + lo - start, bytes: hi - lo });
+    start += r.bytes;
+  }
+  return parts.length > 1 ? { ...parts[0], bytes, pieces: parts } : { ...parts[0], bytes };
 }

@@ -18,6 +18,9 @@ import { randomTokens } from '../../compiler/reference/random.ts';
 import type { HostTensor } from '../../compiler/reference/tensor.ts';
 import { createExecutor } from '../../runtime/webgpu/executor.ts';
 import { opGraph } from '../reference/helpers.ts';
+import { lowerInference, planInference } from '../../compiler/inference/compile-inference.ts';
+import { createGpuDecoder } from '../../runtime/webgpu/generator.ts';
+import { gpt as loadGpt, llama as loadLlama, setup, stepLogits } from '../generate/support.ts';
 import { gpu, scratchFor } from './harness.ts';
 import { expectWithin, random, runs, seed, type Tolerance } from './kernel-check.ts';
 
@@ -139,4 +142,28 @@ describe('split tensors: every kernel family equals the unsplit kernel', () => {
       await checkSplit('attentionGrad', [q, k, v, random([2, t, dh], s + 3)], attrs, d, tolOf(d, { abs: 1e-4, rel: 1e-3 }));
     }), runs(3));
   }, 600_000);
+
+  for (const [name, load] of [['gpt', loadGpt], ['llama', loadLlama]] as const)
+    it(`inference kernels (prefill, decode, key/value cache): ${name} tiny with an odd vocabulary, a logits row across two pieces, a split embedding, equals unsplit bit for bit`, async () => {
+      const { device } = await gpu();
+      const s = setup(await load(), { sets: ['vocab=37'], chunk: 8 }, 4, 'f32');
+      const params = Object.fromEntries(Object.entries(s.params).map(([k, t]) => [k, Float32Array.from(t.data)]));
+      const tokens = [3, 17, 1, 30, 8, 8, 21, 2];
+      const logitsAt = async (maxBindingBytes?: number) => {
+        const program = lowerInference(planInference(s.c, maxBindingBytes ? { plan: { maxBindingBytes } } : {}));
+        const dec = await createGpuDecoder(device, program, params);
+        try {
+          return { logits: await stepLogits(dec, tokens, 7), split: program.dispatches.filter((d) => d.shader.includes('|split:')).length, outs: program.outputs! };
+        } finally {
+          dec.destroy();
+        }
+      };
+      const whole = await logitsAt();
+      const split = await logitsAt(1024);
+      expect(split.split).toBeGreaterThan(3);
+      // Prefill's [8, 37] f32 logits (1184 bytes) are split at byte 1024: the 7th row (bytes 888..1036), read back, straddles both pieces.
+      expect(split.outs.find((o) => o.name === 'prefill.logits')?.pieces?.length).toBe(2);
+      expect([...split.logits.keys()]).toEqual([...whole.logits.keys()]);
+      for (const [p, row] of whole.logits) expect(Array.from(split.logits.get(p)!), `position ${p}`).toEqual(Array.from(row));
+    }, 600_000);
 });
