@@ -64,6 +64,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'preset': return `preset ${m.preset}`;
     case 'target': return `target ${m.step.target}`;
     case 'rounding': return `rounding ${m.step.rounding ?? defaultRounding(m.step.dtype, m.step.optimizer, undefined)}`;
+    case 'max-binding': return `storage bindings of at most ${m.program.dispatches.reduce((a, d) => d.bindings.reduce((b, r) => Math.max(b, r.bytes), a), 0)} bytes`;
   }
 }
 

@@ -1,7 +1,8 @@
 // Whole training steps with tensors split across storage bindings (forced by a tiny binding
 // limit) equal the same steps unsplit, bit for bit: splitting changes where elements live and
 // how kernels reach them, never the order of any sum. gpt tiny and llama tiny, f32, packed f16
-// and bf16, LOMO and AdamW, 2 steps on lavapipe from the same seed and batches.
+// and bf16, LOMO and AdamW, 2 steps on lavapipe from the same seed and batches; the split plan
+// also spans several arenas (device buffers), and the device allocates exactly its peak.
 import { describe, expect, it } from 'vitest';
 import { compileProgram, idRanges } from '../../compiler/compile-program.ts';
 import { kernelTargets } from '../../compiler/codegen/wgsl/target.ts';
@@ -38,7 +39,8 @@ describe('split tensors: a whole step equals the unsplit step bit for bit', () =
           const runOf = async (maxBindingBytes?: number) => {
             const c = compileProgram(models[model], {
               preset: 'tiny', optimizer, dtype, target: { ...kernelTargets.cpu, half: 'packed' },
-              ...(maxBindingBytes ? { plan: { maxBindingBytes } } : {}),
+              // Arenas of at most 32 KiB too: the split step's plan spans several device buffers.
+              ...(maxBindingBytes ? { plan: { maxBindingBytes, maxBufferBytes: 32 * 1024 } } : {}),
             });
             return { c, run: await gpuSteps(acq, c.program, idRanges(c.step), 2, 5) };
           };
@@ -46,6 +48,8 @@ describe('split tensors: a whole step equals the unsplit step bit for bit', () =
           const split = await runOf(limitFor[dtype]);
           expect(split.c.program.dispatches.filter((d) => d.shader.includes('|split:')).length).toBeGreaterThan(5);
           expect(whole.c.program.dispatches.some((d) => d.shader.includes('|split:'))).toBe(false);
+          expect(split.c.program.arenas.length).toBeGreaterThan(2);
+          expect(Math.max(...split.c.program.arenas)).toBeLessThanOrEqual(32 * 1024);
           expect(split.run.arenaBytes).toBe(split.run.planBytes);
           expect(split.run.losses.every(Number.isFinite)).toBe(true);
           expect(split.run.losses).toEqual(whole.run.losses);
