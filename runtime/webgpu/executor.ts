@@ -241,7 +241,7 @@ export async function createExecutor(device: GPUDevice, program: StepProgram, op
         // A split tensor's pieces hold whole words, each but the last as large as the first.
         let from = 0;
         for (const r of slotRanges(slot)) {
-          const n = Math.min(r.bytes, bytes.byteLength - from);
+          const n = Math.min(Math.ceil(r.bytes / 4) * 4, bytes.byteLength - from);
           if (n > 0) device.queue.writeBuffer(arenas[r.arena], r.offset, bytes, from, n);
           from += n;
         }

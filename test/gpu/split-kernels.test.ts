@@ -2,7 +2,7 @@
 // equals the same kernel unsplit, bit for bit on lavapipe (splitting moves elements between
 // bindings, never changes an order of sums), and the reference executor within the family's
 // tolerance. Shapes are drawn so split points fall at odd places: pieces are multiples of 64 f32
-// (128 f16/bf16) elements, rows are 13, 63, 65, 127 ... long, so a piece ends inside a row.
+// (128 f16/bf16) elements, rows are 63, 65, 127 ... long, so a piece ends inside a row.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
@@ -79,12 +79,12 @@ async function checkSplit<O extends Op>(op: O, ins: readonly HostTensor[], attrs
   });
 }
 
-const rowLen = fc.constantFrom(13, 63, 65, 127, 129, 300);
+/** Row lengths that no piece size divides; every tensor drawn is above 256 bytes even in bf16, so some piece boundary cuts it. */
+const rowLen = fc.constantFrom(63, 65, 127, 129, 300);
 const rowCount = fc.constantFrom(3, 5, 7, 9);
 const dtypes = fc.constantFrom<Half>('f32', 'f16', 'bf16');
 /** f16 and bf16 outputs round once: a relative half-unit of bf16 (2^-8) bounds them. */
 const tolOf = (d: Half, t: Tolerance): Tolerance => (d === 'f32' ? t : { abs: Math.max(t.abs, 1e-2), rel: 1e-2 });
-const big = (shape: readonly number[]) => numel(shape) * 4 > 1024;
 
 describe('split tensors: every kernel family equals the unsplit kernel', () => {
   it('elementwise (broadcast add, exp) and layout (transpose, slice, concat, pad)', async () => {
@@ -96,7 +96,7 @@ describe('split tensors: every kernel family equals the unsplit kernel', () => {
       await checkSplit('slice', [x], { starts: [1, 2], ends: [r, c] }, d, tolOf(d, { abs: 0, rel: 0 }));
       await checkSplit('concat', [x, random([r, c], s + 2)], { axis: 1 }, d, tolOf(d, { abs: 0, rel: 0 }));
       await checkSplit('pad', [x], { before: [1, 0], after: [0, 3] }, d, tolOf(d, { abs: 0, rel: 0 }));
-    }), runs(4));
+    }), runs(3));
   }, 600_000);
 
   it('matmul: the LM head and its two gradients (transA, transB)', async () => {
@@ -105,7 +105,7 @@ describe('split tensors: every kernel family equals the unsplit kernel', () => {
       await checkSplit('matmul', [random([m, k], s), random([k, n], s + 1)], { transA: false, transB: false }, d, tol);
       await checkSplit('matmul', [random([m, n], s), random([k, n], s + 1)], { transA: false, transB: true }, d, tol);
       await checkSplit('matmul', [random([m, k], s), random([m, n], s + 1)], { transA: true, transB: false }, d, tol);
-    }), runs(4));
+    }), runs(3));
   }, 600_000);
 
   it('embedding and its scatter-add gradient, cross-entropy and its gradient', async () => {
@@ -117,11 +117,11 @@ describe('split tensors: every kernel family equals the unsplit kernel', () => {
       const logits = random([tokens, vocab], s + 3, undefined, 3);
       await checkSplit('crossEntropy', [logits, targets], {}, d, tolOf(d, { abs: 1e-5, rel: 1e-5 }));
       await checkSplit('crossEntropyGrad', [logits, targets, random([tokens], s + 4)], {}, d, tolOf(d, { abs: 1e-5, rel: 1e-4 }));
-    }), runs(4));
+    }), runs(3));
   }, 600_000);
 
   it('reductions, rows (softmax) and norms with their gradients', async () => {
-    await fc.assert(fc.asyncProperty(rowCount, rowLen.filter((c) => big([9, c])), dtypes, seed, async (r, c, d, s) => {
+    await fc.assert(fc.asyncProperty(rowCount, rowLen, dtypes, seed, async (r, c, d, s) => {
       const x = random([r, c], s);
       const tol = tolOf(d, { abs: 1e-4, rel: 1e-4 });
       await checkSplit('sum', [x], { axes: [0], keepDims: false }, d, tol);
@@ -131,7 +131,7 @@ describe('split tensors: every kernel family equals the unsplit kernel', () => {
       await checkSplit('layerNorm', [x, random([c], s + 1), random([c], s + 2)], { eps: 1e-5 }, d, tol);
       await checkSplit('rmsNorm', [x, random([c], s + 1)], { eps: 1e-5 }, d, tol);
       await checkSplit('layerNormGrad', [x, random([c], s + 1), random([r, c], s + 2)], { eps: 1e-5 }, d, tolOf(d, { abs: 1e-3, rel: 1e-3 }));
-    }), runs(4));
+    }), runs(3));
   }, 600_000);
 
   it('attention and its gradient', async () => {
@@ -146,22 +146,22 @@ describe('split tensors: every kernel family equals the unsplit kernel', () => {
   for (const [name, load] of [['gpt', loadGpt], ['llama', loadLlama]] as const)
     it(`inference kernels (prefill, decode, key/value cache): ${name} tiny with an odd vocabulary, a logits row across two pieces, a split embedding, equals unsplit bit for bit`, async () => {
       const { device } = await gpu();
-      const s = setup(await load(), { sets: ['vocab=37'], chunk: 8 }, 4, 'f32');
+      const s = setup(await load(), { sets: ['vocab=67'], chunk: 8 }, 4, 'f32');
       const params = Object.fromEntries(Object.entries(s.params).map(([k, t]) => [k, Float32Array.from(t.data)]));
       const tokens = [3, 17, 1, 30, 8, 8, 21, 2];
       const logitsAt = async (maxBindingBytes?: number) => {
         const program = lowerInference(planInference(s.c, maxBindingBytes ? { plan: { maxBindingBytes } } : {}));
         const dec = await createGpuDecoder(device, program, params);
         try {
-          return { logits: await stepLogits(dec, tokens, 7), split: program.dispatches.filter((d) => d.shader.includes('|split:')).length, outs: program.outputs! };
+          return { logits: await stepLogits(dec, tokens, 6), split: program.dispatches.filter((d) => d.shader.includes('|split:')).length, outs: program.outputs! };
         } finally {
           dec.destroy();
         }
       };
       const whole = await logitsAt();
-      const split = await logitsAt(1024);
+      const split = await logitsAt(1536);
       expect(split.split).toBeGreaterThan(3);
-      // Prefill's [8, 37] f32 logits (1184 bytes) are split at byte 1024: the 7th row (bytes 888..1036), read back, straddles both pieces.
+      // Prefill's [8, 67] f32 logits (2144 bytes) are split at byte 1536: the 6th row (bytes 1340..1608), read back, straddles both pieces.
       expect(split.outs.find((o) => o.name === 'prefill.logits')?.pieces?.length).toBe(2);
       expect([...split.logits.keys()]).toEqual([...whole.logits.keys()]);
       for (const [p, row] of whole.logits) expect(Array.from(split.logits.get(p)!), `position ${p}`).toEqual(Array.from(row));
