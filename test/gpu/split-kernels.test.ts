@@ -61,21 +61,20 @@ async function checkSplit<O extends Op>(op: O, ins: readonly HostTensor[], attrs
   const what = `${op} (${dtype}) ${ins.map((t) => `[${t.shape.join(',')}]`).join(' ')}`;
   const largest = Math.max(...g.values.map((v) => byteSize(v.shape, v.dtype)));
   const whole = await runWith(g, feeds, outs);
-  let split: Awaited<ReturnType<typeof runWith>> | undefined;
-  for (const k of [3, 2]) {
-    const limit = Math.max(256, Math.ceil(largest / k / 256) * 256);
-    try {
-      split = await runWith(g, feeds, outs, limit);
-      break;
-    } catch (e) {
-      if (!(e instanceof LomocError && e.message.includes('bindings, more than 8')) || k === 2) throw e;
-    }
+  // A third of the largest tensor; where that takes more than 8 bindings, the size the error names (which must then work).
+  let split: Awaited<ReturnType<typeof runWith>>;
+  try {
+    split = await runWith(g, feeds, outs, Math.max(256, Math.ceil(largest / 3 / 256) * 256));
+  } catch (e) {
+    const named = e instanceof LomocError ? /the smallest --max-binding it works with is (\d+) /.exec(e.message) : null;
+    if (!named) throw e;
+    split = await runWith(g, feeds, outs, Number(named[1]));
   }
-  expect(split!.split, `${what}: dispatches that bind a split tensor`).toBeGreaterThan(0);
+  expect(split.split, `${what}: dispatches that bind a split tensor`).toBeGreaterThan(0);
   const ref = execute(g, feeds, 'f32');
   outs.forEach((v, k) => {
-    expect(Array.from(split!.outs[k]), `${what} output ${k}: split equals unsplit`).toEqual(Array.from(whole.outs[k]));
-    expectWithin(split!.outs[k], ref.values[v]!.data, tol, `${what} output ${k} against the reference`);
+    expect(Array.from(split.outs[k]), `${what} output ${k}: split equals unsplit`).toEqual(Array.from(whole.outs[k]));
+    expectWithin(split.outs[k], ref.values[v]!.data, tol, `${what} output ${k} against the reference`);
   });
 }
 
@@ -120,8 +119,8 @@ describe('split tensors: every kernel family equals the unsplit kernel', () => {
     }), runs(3));
   }, 600_000);
 
-  it('reductions, rows (softmax) and norms with their gradients', async () => {
-    await fc.assert(fc.asyncProperty(rowCount, rowLen, dtypes, seed, async (r, c, d, s) => {
+  it('reductions, rows (softmax) and norms', async () => {
+    await fc.assert(fc.asyncProperty(fc.constantFrom(9, 17, 33), rowLen, dtypes, seed, async (r, c, d, s) => {
       const x = random([r, c], s);
       const tol = tolOf(d, { abs: 1e-4, rel: 1e-4 });
       await checkSplit('sum', [x], { axes: [0], keepDims: false }, d, tol);
@@ -130,16 +129,16 @@ describe('split tensors: every kernel family equals the unsplit kernel', () => {
       await checkSplit('softmax', [x], {}, d, tol);
       await checkSplit('layerNorm', [x, random([c], s + 1), random([c], s + 2)], { eps: 1e-5 }, d, tol);
       await checkSplit('rmsNorm', [x, random([c], s + 1)], { eps: 1e-5 }, d, tol);
-      await checkSplit('layerNormGrad', [x, random([c], s + 1), random([r, c], s + 2)], { eps: 1e-5 }, d, tolOf(d, { abs: 1e-3, rel: 1e-3 }));
     }), runs(3));
   }, 600_000);
 
-  it('attention and its gradient', async () => {
-    await fc.assert(fc.asyncProperty(fc.constantFrom(9, 13, 33), fc.constantFrom(8, 16), fc.boolean(), dtypes, seed, async (t, dh, causal, d, s) => {
+  // The gradients of norms and attention bind 8 tensors of one size already (attention's dkv: q, k, v, dy, stats, dq, dk, dv):
+  // splitting any of them passes 8 bindings, and codegen says so (split-storage.test.ts checks that message).
+  it('attention', async () => {
+    await fc.assert(fc.asyncProperty(fc.constantFrom(33, 65), fc.constantFrom(8, 16), fc.boolean(), dtypes, seed, async (t, dh, causal, d, s) => {
       const [q, k, v] = [0, 1, 2].map((j) => random([2, t, dh], s + j));
       const attrs = { scale: 1 / Math.sqrt(dh), causal };
       await checkSplit('attention', [q, k, v], attrs, d, tolOf(d, { abs: 1e-5, rel: 1e-4 }));
-      await checkSplit('attentionGrad', [q, k, v, random([2, t, dh], s + 3)], attrs, d, tolOf(d, { abs: 1e-4, rel: 1e-3 }));
     }), runs(3));
   }, 600_000);
 
