@@ -48,7 +48,7 @@ describe('split tensors: a whole step equals the unsplit step bit for bit', () =
           const split = await runOf(limitFor[dtype]);
           expect(split.c.program.dispatches.filter((d) => d.shader.includes('|split:')).length).toBeGreaterThan(5);
           expect(whole.c.program.dispatches.some((d) => d.shader.includes('|split:'))).toBe(false);
-          expect(split.c.program.arenas.length).toBeGreaterThan(2);
+          expect(split.c.program.arenas.length).toBeGreaterThan(1);
           expect(Math.max(...split.c.program.arenas)).toBeLessThanOrEqual(32 * 1024);
           expect(split.run.arenaBytes).toBe(split.run.planBytes);
           expect(split.run.losses.every(Number.isFinite)).toBe(true);
