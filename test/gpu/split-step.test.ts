@@ -56,4 +56,20 @@ describe('split tensors: a whole step equals the unsplit step bit for bit', () =
           for (const [name, want] of Object.entries(whole.run.params)) expect(Array.from(split.run.params[name]), name).toEqual(Array.from(want));
           for (const [name, want] of Object.entries(whole.run.state)) expect(Array.from(split.run.state[name]), name).toEqual(Array.from(want));
         }, 600_000);
+
+  it('bf16 AdamW with stochastic rounding and no master copy: the update runs per element range and draws by the tensor\'s element index', async () => {
+    const acq = await gpu();
+    const runOf = async (maxBindingBytes?: number) => {
+      const c = compileProgram(gpt, {
+        preset: 'tiny', optimizer: 'adamw', dtype: 'bf16', master: false, rounding: 'stochastic', target: { ...kernelTargets.cpu, half: 'packed' },
+        ...(maxBindingBytes ? { plan: { maxBindingBytes } } : {}),
+      });
+      return { c, run: await gpuSteps(acq, c.program, idRanges(c.step), 2, 9) };
+    };
+    const whole = await runOf();
+    const split = await runOf(1024);
+    expect(split.c.program.dispatches.filter((d) => d.shader.includes('.sr.based')).length).toBeGreaterThan(1);
+    expect(split.run.losses).toEqual(whole.run.losses);
+    for (const [name, want] of Object.entries(whole.run.params)) expect(Array.from(split.run.params[name]), name).toEqual(Array.from(want));
+  }, 600_000);
 });
