@@ -47,6 +47,15 @@ export function optionChecks(command: string) {
         throw error(option, 'none, blocks, sqrt or budget=SIZE (SIZE like 14GiB)', text);
       }
     },
+    /** A storage binding size: SIZE like 64KiB or 1MiB (or plain bytes), a multiple of 256 (minStorageBufferOffsetAlignment), below 2^53. */
+    bindingSize(text: string, option: string): number {
+      const m = /^([0-9]+)(B|KiB|MiB|GiB)?$/.exec(text);
+      const unit: Record<string, number> = { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30 };
+      const bytes = m ? Number(m[1]) * unit[m[2] ?? 'B'] : NaN;
+      if (!m || !Number.isSafeInteger(bytes)) throw error(option, 'a size like 64KiB, 1MiB or 1048576', text);
+      if (bytes < 256 || bytes % 256 !== 0) throw error(option, 'a multiple of 256 bytes, at least 256', text);
+      return bytes;
+    },
     oneOf<T extends string>(choices: readonly T[], text: string, option: string): T {
       if (!(choices as readonly string[]).includes(text)) throw error(option, `${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}`, text);
       return text as T;

@@ -42,6 +42,7 @@ export interface StepOptionValues {
   readonly rounding?: Rounding;
   readonly fuseLoss?: boolean;
   readonly tune?: TuneChoice;
+  readonly maxBinding?: number;
 }
 
 interface StepOptionEntry<T> {
@@ -131,6 +132,11 @@ export const stepOptionTable: Table = {
     option: 'tune', value: 'auto|off|SECONDS',
     help: 'time candidate matmul tiles on the adapter, keep the fastest per shape (cached per adapter): 20s, any budget in seconds; off: the target\'s fixed tiles; auto: 20s on hardware adapters, off on software ones (default auto)',
     parse: parseTune,
+  },
+  maxBinding: {
+    option: 'max-binding', value: 'SIZE',
+    help: 'bytes of one storage binding at most, e.g. 64KiB (a multiple of 256; default 128MiB, WebGPU\'s default): larger tensors are split across bindings',
+    parse: (t, o, c) => c.bindingSize(t, o),
   },
 };
 

@@ -54,6 +54,8 @@ export interface StepConfig {
   /** The stochastic rounding seed (default 0). */
   readonly roundingSeed?: number;
   readonly plan?: PlanOptions;
+  /** Bytes of one storage binding at most (`--max-binding`); overrides plan.maxBindingBytes. Tensors past it are split. */
+  readonly maxBinding?: number;
   /**
    * The kernel shapes the plan's scratch is reserved for (codegen/wgsl/target.ts). Default 'cpu'
    * only for plans no device runs; compileProgram requires it: pass targetForAdapter of the device.
@@ -164,7 +166,7 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   const target = kernelTarget(cfg.target ?? 'cpu');
   const planOf = (g: Graph, fusion: Fusion) => {
     const factor = g.outputs?.[gradFactorOutput]; // read back after the step (loss scaling)
-    return planMemory(g, { ...cfg.plan, fusion, scratch: groupScratch(g, fusion, target), ...(factor === undefined ? {} : { keep: [...(cfg.plan?.keep ?? []), factor] }) });
+    return planMemory(g, { ...cfg.plan, ...(cfg.maxBinding === undefined ? {} : { maxBindingBytes: cfg.maxBinding }), fusion, scratch: groupScratch(g, fusion, target), ...(factor === undefined ? {} : { keep: [...(cfg.plan?.keep ?? []), factor] }) });
   };
   const peakOf = (g: Graph) => planOf(g, fuse(g, fusing)).peak;
   let choice = { recomputeRatio: 0, detail: 'none' };

@@ -6,7 +6,7 @@ const int = z.number().int();
 const count = int.nonnegative();
 const ref = z.object({ arena: count, offset: count, bytes: int.positive() });
 const dtype = z.enum(['f32', 'f16', 'bf16', 'i32']);
-const tensor = ref.extend({ name: z.string().min(1), shape: z.array(int.positive()), dtype });
+const tensor = ref.extend({ name: z.string().min(1), shape: z.array(int.positive()), dtype, pieces: z.array(ref).min(2).optional() });
 const init = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('normal'), std: z.number().nonnegative() }),
   z.object({ kind: z.literal('zeros') }),

@@ -11,12 +11,20 @@ export interface BufferRef {
   readonly bytes: number;
 }
 
-/** A named tensor the host reads or writes: an input, a param, optimizer state, the loss. */
+/**
+ * A named tensor the host reads or writes: an input, a param, optimizer state, the loss. A tensor
+ * larger than one storage binding is split: `pieces` are its parts in order (each but the last
+ * as large as the first), arena and offset are its first piece's, `bytes` the whole tensor's.
+ */
 export interface TensorSlot extends BufferRef {
   readonly name: string;
   readonly shape: readonly number[];
   readonly dtype: StorageDType;
+  readonly pieces?: readonly BufferRef[];
 }
+
+/** The ranges a slot's bytes live in, in order: its pieces, or the slot itself (`bytes` as given). */
+export const slotRanges = (s: BufferRef & { readonly pieces?: readonly BufferRef[] }): readonly BufferRef[] => s.pieces ?? [s];
 
 /** How a param's values are drawn (runtime/random.ts streams); the compiler's `Init` is this type. */
 export type ParamInit =

@@ -103,8 +103,12 @@ export function lowerInference(p: PlannedInference): StepProgram {
   const entries = Object.fromEntries(Object.entries(p.ranges).map(([name, r]) => [name, { from: dispatchAt(r.from), to: dispatchAt(r.to) }]));
   const slot = (name: string, v: ValueId): TensorSlot => {
     const value = p.graph.values[v];
-    const piece = p.plan.buffers[p.plan.bufferOf[v]].pieces[0];
-    return { name, arena: piece.arena, offset: piece.offset, bytes: byteSize(value.shape, value.dtype), shape: value.shape, dtype: value.dtype as TensorSlot['dtype'] };
+    const all = p.plan.buffers[p.plan.bufferOf[v]].pieces;
+    const bytes = byteSize(value.shape, value.dtype);
+    // A split output's pieces, each holding its share of the tensor's bytes in whole words (as lowerStep's slots).
+    const pieces = all.map((q, j) => ({ ...q, bytes: Math.min(q.bytes, Math.ceil((bytes - j * all[0].bytes) / 4) * 4) }));
+    const piece = pieces[0];
+    return { name, arena: piece.arena, offset: piece.offset, bytes, shape: value.shape, dtype: value.dtype as TensorSlot['dtype'], ...(pieces.length > 1 ? { pieces } : {}) };
   };
   const outputs = ['prefill', 'decode'].map((s) => slot(`${s}.${inferenceNames.logits}`, p.graph.outputs![`${s}.${inferenceNames.logits}`]));
   return { ...program, entries, outputs };

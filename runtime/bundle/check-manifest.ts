@@ -37,7 +37,8 @@ function checkProgram(root: string, p: ProgramFields, outputs: readonly [string,
   };
   const names = new Map<string, string>();
   const slot = (field: string, s: TensorSlot, kind: 'param' | 'tensor') => {
-    inside(field, s);
+    if (s.pieces) s.pieces.forEach((r, j) => inside(`${field}.pieces.${j}`, r));
+    else inside(field, s);
     const why = reservedName(s.name, kind);
     if (why !== undefined) fail(`${field}.name`, `the name is reserved: ${why}`);
     const first = names.get(s.name);
@@ -59,7 +60,7 @@ function checkProgram(root: string, p: ProgramFields, outputs: readonly [string,
   // Params and optimizer state hold their bytes through the whole step; an input's or the loss's
   // range is reused by other buffers once it is dead (the plan's lifetimes), so only the former
   // identify the tensor a binding at their offset binds.
-  const at = new Map([...p.params, ...p.state].map((s) => [`${s.arena}:${s.offset}`, s]));
+  const at = new Map([...p.params, ...p.state].filter((s) => !s.pieces).map((s) => [`${s.arena}:${s.offset}`, s]));
   p.dispatches.forEach((d, i) => {
     if (!Object.hasOwn(p.kernels, d.shader)) fail(`${root}.dispatches.${i}.shader`, `no kernel '${d.shader}' in ${root}.kernels`);
     d.bindings.forEach((b, k) => {
@@ -71,7 +72,7 @@ function checkProgram(root: string, p: ProgramFields, outputs: readonly [string,
   });
 
   const used = p.arenas.map(() => 0);
-  for (const r of [...named, ...p.dispatches.flatMap((d) => d.bindings)]) used[r.arena] = Math.max(used[r.arena], r.offset + r.bytes);
+  for (const r of [...named.flatMap((s) => s.pieces ?? [s]), ...p.dispatches.flatMap((d) => d.bindings)]) used[r.arena] = Math.max(used[r.arena], r.offset + r.bytes);
   p.arenas.forEach((size, a) => {
     if (size % 4 !== 0) fail(`${root}.arenas.${a}`, `${size} bytes is not a multiple of 4`);
     if (size > alignUp(used[a], arenaAlign))

@@ -3,6 +3,7 @@
 // `navigator.gpu`. The device gets exactly the limits and features the program declares,
 // checked against the adapter first so that a shortfall names the limit, not a Dawn error.
 import { neededLimits, type ProgramNeeds } from '../../contract/limits.ts';
+import { fmtBytes } from '../../contract/units.ts';
 export { neededLimits, type ProgramNeeds } from '../../contract/limits.ts';
 import { isSoftwareAdapter } from '../../contract/adapter-kind.ts';
 import { gpuTimeoutMs, watchDevice, type DeviceWatch } from './guard.ts';
@@ -35,13 +36,16 @@ export function describeAdapter(backend: string, a: GPUAdapter): string {
   return `${backend}: ${what}${more ? ` (${more})` : ''}`;
 }
 
-/** What the adapter cannot grant, as "name: needs x, has y" (empty when it fits). */
+/** How far below a limit an adapter falls: bytes for the size limits (maxBufferSize, ...), a count otherwise. */
+const short = (limit: string, by: number): string => (/Size$/.test(limit) && !/WorkgroupSize/.test(limit) ? fmtBytes(by) : String(by));
+
+/** What the adapter cannot grant, as "name: needs x, has y (z short)" (empty when it fits). */
 export function shortfall(a: GPUAdapter, want: Record<string, number>, features: readonly string[]): string[] {
   const have = a.limits as unknown as Record<string, number>;
   // A limit the adapter does not report at all is missing, not granted: name it.
   const out = Object.entries(want)
     .filter(([k, v]) => typeof have[k] !== 'number' || have[k] < v)
-    .map(([k, v]) => (typeof have[k] !== 'number' ? `${k}: needs ${v}, the adapter reports no such limit` : `${k}: needs ${v}, has ${have[k]}`));
+    .map(([k, v]) => (typeof have[k] !== 'number' ? `${k}: needs ${v}, the adapter reports no such limit` : `${k}: needs ${v}, has ${have[k]} (${short(k, v - have[k])} short)`));
   // A program that stores f16 natively says how to get one that needs no shader-f16 (a bundle is compiled elsewhere).
   const why = (f: string) => (f === 'shader-f16' ? ' (the program stores f16 natively; compile it with lomoc compile --dtype f16 --half packed to run without the feature)' : '');
   for (const f of features) if (!a.features.has(f)) out.push(`feature ${f}: missing${why(f)}`);

@@ -1,7 +1,7 @@
 // Runs a StepProgram on a WebGPU device: allocates exactly the plan's arenas, compiles every
 // shader and builds every bind group once, and records the whole step into one compute pass of
 // one command encoder (no readback inside a step). Reads and writes go through the queue.
-import type { BufferRef, StepProgram, StorageDType, TensorSlot } from '../../contract/program.ts';
+import { slotRanges, type BufferRef, type StepProgram, type StorageDType, type TensorSlot } from '../../contract/program.ts';
 import { GpuError, watchDevice, type DeviceWatch } from './guard.ts';
 import { fromDeviceBytes, toDeviceBytes, type HostArray } from './host-data.ts';
 import { dispatchName, ProgramError, storageReadWrite, validateProgram } from './validate.ts';
@@ -19,16 +19,16 @@ export interface Executor {
   readonly shaderCount: number;
   readonly compileMs: number;
   /** Uploads `data` (host values of the slot's dtype; f16 slots take Float32Array) into the slot. */
-  write(slot: BufferRef & { readonly dtype?: StorageDType }, data: ArrayLike<number>): void;
+  write(slot: BufferRef & { readonly dtype?: StorageDType; readonly pieces?: readonly BufferRef[] }, data: ArrayLike<number>): void;
   /** Reads slots back in one copy and one map. */
-  readMany(slots: readonly (BufferRef & { readonly dtype: StorageDType; readonly shape?: readonly number[] })[]): Promise<HostArray[]>;
+  readMany(slots: readonly (BufferRef & { readonly dtype: StorageDType; readonly shape?: readonly number[]; readonly pieces?: readonly BufferRef[] })[]): Promise<HostArray[]>;
   read(slot: TensorSlot): Promise<HostArray>;
   /** Records the whole step into `encoder` (one compute pass). */
   encode(encoder: GPUCommandEncoder, timestampWrites?: GPUComputePassTimestampWrites): void;
   /** Records dispatches [from, to) as one compute pass (profiles run one at a time). */
   encodeRange(encoder: GPUCommandEncoder, from: number, to: number, timestampWrites?: GPUComputePassTimestampWrites): void;
   /** Records a copy of `slot` into `dst` at `dstOffset` (after the step, in the same encoder). */
-  copyOut(encoder: GPUCommandEncoder, slot: BufferRef, dst: GPUBuffer, dstOffset?: number): void;
+  copyOut(encoder: GPUCommandEncoder, slot: BufferRef & { readonly pieces?: readonly BufferRef[] }, dst: GPUBuffer, dstOffset?: number): void;
   /**
    * The first dispatch whose recording WebGPU rejects, each validated in a command buffer of its
    * own (never submitted): to name the dispatch behind a step's validation error.
@@ -196,6 +196,14 @@ export async function createExecutor(device: GPUDevice, program: StepProgram, op
     };
     const encode = (encoder: GPUCommandEncoder, timestampWrites?: GPUComputePassTimestampWrites) => encodeRange(encoder, 0, calls.length, timestampWrites);
 
+    /** Copies a slot's bytes (each piece in order, whole words) to `dst` from `at`. */
+    const copyRanges = (enc: GPUCommandEncoder, slot: BufferRef & { readonly pieces?: readonly BufferRef[] }, dst: GPUBuffer, at: number) => {
+      for (const r of slotRanges(slot)) {
+        const n = Math.ceil(r.bytes / 4) * 4;
+        enc.copyBufferToBuffer(arenas[r.arena], r.offset, dst, at, n);
+        at += n;
+      }
+    };
     const readMany: Executor['readMany'] = async (slots) => {
       const sizes = slots.map((s) => Math.ceil(s.bytes / 4) * 4);
       const at: number[] = [];
@@ -207,7 +215,7 @@ export async function createExecutor(device: GPUDevice, program: StepProgram, op
       const staging = device.createBuffer({ label: 'readback', size: Math.max(4, total), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       try {
         const enc = device.createCommandEncoder({ label: 'readback' });
-        slots.forEach((s, i) => enc.copyBufferToBuffer(arenas[s.arena], s.offset, staging, at[i], sizes[i]));
+        slots.forEach((s, i) => copyRanges(enc, s, staging, at[i]));
         device.queue.submit([enc.finish()]);
         await watch.race(staging.mapAsync(GPUMapMode.READ), 'reading tensors back');
         const bytes = staging.getMappedRange().slice(0);
@@ -230,15 +238,19 @@ export async function createExecutor(device: GPUDevice, program: StepProgram, op
         const bytes = toDeviceBytes(slot.dtype ?? (data instanceof Int32Array ? 'i32' : 'f32'), data);
         if (bytes.byteLength > Math.ceil(slot.bytes / 4) * 4)
           throw new RangeError(`write: ${bytes.byteLength} bytes do not fit a slot of ${slot.bytes} bytes`);
-        device.queue.writeBuffer(arenas[slot.arena], slot.offset, bytes);
+        // A split tensor's pieces hold whole words, each but the last as large as the first.
+        let from = 0;
+        for (const r of slotRanges(slot)) {
+          const n = Math.min(Math.ceil(r.bytes / 4) * 4, bytes.byteLength - from);
+          if (n > 0) device.queue.writeBuffer(arenas[r.arena], r.offset, bytes, from, n);
+          from += n;
+        }
       },
       readMany,
       read: async (slot) => (await readMany([slot]))[0],
       encode,
       encodeRange,
-      copyOut(encoder, slot, dst, dstOffset = 0) {
-        encoder.copyBufferToBuffer(arenas[slot.arena], slot.offset, dst, dstOffset, Math.ceil(slot.bytes / 4) * 4);
-      },
+      copyOut: (encoder, slot, dst, dstOffset = 0) => copyRanges(encoder, slot, dst, dstOffset),
       encodeWarmUp(encoder) {
         const pass = encoder.beginComputePass({ label: `${program.name} warm-up` });
         const done = new Set<GPUComputePipeline>();

@@ -5,7 +5,7 @@
 // only the logits row it needs.
 import type { Decoder, Logits } from '../../contract/decoder.ts';
 import type { ProgramNeeds } from '../../contract/limits.ts';
-import type { StepProgram, TensorSlot } from '../../contract/program.ts';
+import { slotRanges, type BufferRef, type StepProgram, type TensorSlot } from '../../contract/program.ts';
 import { createExecutor, type Executor } from './executor.ts';
 import { fromDeviceBytes } from './host-data.ts';
 import { ProgramError } from './validate.ts';
@@ -61,6 +61,15 @@ export async function createGpuDecoder(device: GPUDevice, program: StepProgram, 
     staging ??= device.createBuffer({ label: `${program.name} logits row`, size: rowBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = device.createCommandEncoder({ label: `${program.name} ${e === io.prefill ? 'prefill' : 'decode'}` });
     executor.encodeRange(enc, e.from, e.to);
+    if (e.logits.pieces) {
+      // Logits split across storage bindings (--max-binding): the row is read piece by piece.
+      device.queue.submit([enc.finish()]);
+      const rel = (tokens.length - 1) * vocab * elem;
+      const skip = (rel % 4) / elem;
+      const row = bytesOf(e.logits, rel - skip * elem, (vocab + skip) * elem);
+      const [logits] = await executor.readMany([{ ...row, dtype: e.logits.dtype, shape: [vocab + skip] }]);
+      return (logits as Logits).subarray(skip);
+    }
     // Only the last token's row: a whole prefill chunk of GPT-2 logits is 64 x 50257 floats. Copies
     // start at multiples of 4 bytes, so a 16-bit row at an odd element starts one element early.
     const at = e.logits.offset + (tokens.length - 1) * vocab * elem;
@@ -105,4 +114,17 @@ export function bothNeeds(step: ProgramNeeds, inference: ProgramNeeds | undefine
     features: [...new Set([...step.features, ...inference.features])],
     dispatches: [...(step.dispatches ?? []), ...(inference.dispatches ?? [])],
   };
+}
+
+/** Bytes [from, from + bytes) of a tensor (from a multiple of 4) as a range, or ranges across its pieces when it is split. */
+function bytesOf(slot: TensorSlot, from: number, bytes: number): BufferRef & { pieces?: BufferRef[] } {
+  const parts: BufferRef[] = [];
+  let start = 0;
+  for (const r of slotRanges(slot)) {
+    const lo = Math.max(from, start);
+    const hi = Math.min(from + bytes, start + r.bytes);
+    if (hi > lo) parts.push({ arena: r.arena, offset: r.offset + lo - start, bytes: hi - lo });
+    start += r.bytes;
+  }
+  return parts.length > 1 ? { ...parts[0], bytes, pieces: parts } : { ...parts[0], bytes };
 }

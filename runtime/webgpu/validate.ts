@@ -7,7 +7,7 @@
 // storage binding as writable storage (the executor declares it so: see storageReadWrite), and
 // writable bindings of one buffer may not overlap ("Writable storage buffer binding aliasing"):
 // a tensor read twice by one kernel must be bound once.
-import type { BufferRef, Dispatch, StepProgram } from '../../contract/program.ts';
+import { slotRanges, type BufferRef, type Dispatch, type StepProgram } from '../../contract/program.ts';
 
 export class ProgramError extends Error {
   override readonly name = 'ProgramError';
@@ -102,8 +102,15 @@ export function validateProgram(p: StepProgram, limits: GPUSupportedLimits): voi
       fail(`${what} (${range(b)}) lies outside arena ${b.arena} of ${size} bytes`);
   };
   for (const s of [...p.inputs, ...p.params, ...p.state, p.loss]) {
-    inArena(s, `tensor '${s.name}'`);
-    if (s.offset % 4 !== 0) fail(`tensor '${s.name}' starts at byte ${s.offset}, not a multiple of 4`);
+    const ranges = slotRanges(s);
+    ranges.forEach((r, j) => {
+      const what = ranges.length > 1 ? `tensor '${s.name}' piece ${j}` : `tensor '${s.name}'`;
+      inArena(r, what);
+      if (r.offset % 4 !== 0) fail(`${what} starts at byte ${r.offset}, not a multiple of 4`);
+      if (j < ranges.length - 1 && r.bytes !== ranges[0].bytes) fail(`${what} has ${r.bytes} bytes; every piece but the last must have the first's ${ranges[0].bytes}`);
+    });
+    const held = ranges.reduce((n, r) => n + r.bytes, 0);
+    if (ranges.length > 1 && held !== Math.ceil(s.bytes / 4) * 4) fail(`tensor '${s.name}' has ${s.bytes} bytes, but its pieces hold ${held}`);
   }
   const layouts = new Map<string, { storage: number; uniform: boolean; first: number }>();
   p.dispatches.forEach((d: Dispatch, i) => {

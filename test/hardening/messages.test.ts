@@ -146,7 +146,7 @@ describe('an adapter that cannot run the program', () => {
   it('an adapter too small names the limit and its value; no adapter at all suggests the script', async () => {
     const { acquireFrom } = await import('../../runtime/webgpu/device.ts');
     await expect(acquireFrom([{ backend: 'vulkan', request: async () => fake({ ...roomy, maxBufferSize: 2 ** 28 }) }], program, 'run setup-gpu.sh')).rejects.toThrow(
-      /^no WebGPU adapter can run this \(vulkan: Fake GPU \(acme\) cannot run it \(maxBufferSize: needs 1073741824, has 268435456\)\)$/,
+      /^no WebGPU adapter can run this \(vulkan: Fake GPU \(acme\) cannot run it \(maxBufferSize: needs 1073741824, has 268435456 \(768.00 MiB short\)\)\)$/,
     );
     await expect(acquireFrom([{ backend: 'vulkan', request: async () => null }], program, 'run setup-gpu.sh')).rejects.toThrow(
       /^no WebGPU adapter can run this \(vulkan: no adapter\); run setup-gpu\.sh$/,

@@ -28,6 +28,8 @@ import type { BufferRef } from '../../../contract/program.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall } from './emitter.ts';
 import { floatStorage } from './f16-storage.ts';
 import { stochasticRoundWgsl } from './stochastic-round.ts';
+import { boundCount, elementRanges, subRange, type ElementRange } from './split-ranges.ts';
+import { elementBytes } from '../../../contract/units.ts';
 
 const WG = 256;
 const maxBindings = 8; // lower.ts's maxStorageBindings (not imported: lower.ts imports this file)
@@ -111,31 +113,51 @@ export function copy(src: BufferRef, dst: BufferRef, n: number, c: EmitContext, 
   };
 }
 
+/**
+ * The update's dispatches; where a split param or state would take more than 8 bindings, one set
+ * per element range (split-ranges.ts), each binding the part of every array that holds its range.
+ */
 function emitUpdate(n: UpdateNode, c: EmitContext): KernelCall[] {
+  const whole = updateCalls(n, c);
+  if (whole.every((call) => boundCount(c, call.bindings) <= maxBindings)) return whole;
+  const p = updateInput(n.attrs, n.inputs, 'p')!;
+  const arrays = [...new Set([...n.inputs.filter((v) => sameShape(c.g.values[v].shape, c.g.values[p].shape)), ...n.outputs])];
+  const operands = arrays.map((v) => ({ ref: c.slot(v).ref, elemBytes: elementBytes[c.g.values[v].dtype] }));
+  const ranges = elementRanges(c, numel(c.g.values[p].shape), operands, n.op, n.loc);
+  return ranges.flatMap((range) => updateCalls(n, c, range));
+}
+
+function updateCalls(n: UpdateNode, c: EmitContext, range?: ElementRange): KernelCall[] {
   const a = n.attrs;
   const r = wgslRuleOf(n);
   const named = (name: string) => updateInput(a, n.inputs, name);
   const [p, g, lr, wd, step, scale] = (['p', 'g', 'lr', 'wd', 'step', 'scale'] as const).map(named);
   const states = a.states.map((s) => named(s)!);
   const [pNew, ...statesNew] = n.outputs;
-  const count = numel(c.g.values[p!].shape);
+  const count = range ? range.to - range.from : numel(c.g.values[p!].shape);
   if (count === 0) return [];
   for (const s of states)
     if (!sameShape(c.g.values[s].shape, c.g.values[p!].shape))
       throw new LomocError(`optimizerUpdate: the ${a.rule} rule's states do not all have the param's shape; its WGSL runs one thread per element and needs kernels of its own for them`, n.loc);
+  // An array's storage: within a range, only the part holding it (scalars are bound whole).
+  const refOf = (v: ValueId, scalar = false): BufferRef => {
+    const ref = c.slot(v).ref;
+    return range && !scalar ? subRange(c, { ref, elemBytes: elementBytes[c.g.values[v].dtype] }, range) : ref;
+  };
 
   // Every old value whose new value has storage of its own is copied there first.
   const calls: KernelCall[] = [];
   const pairs: [ValueId, ValueId][] = states.map((s, k) => [s, statesNew[k]]);
   if (!a.master) pairs.push([p!, pNew]); // with a master copy, p is written but never read
   for (const [old, next] of pairs)
-    if (!c.sameStorage(old, next)) calls.push(copy(c.slot(old).ref, c.slot(next).ref, count, c, c.g.values[old].dtype));
+    if (!c.sameStorage(old, next)) calls.push(copy(refOf(old), refOf(next), count, c, c.g.values[old].dtype));
 
   // Read-only operands in the same storage (one scalar fed as both lr and wd) are bound once.
   const bound: Binding[] = [];
   const alias = new Map<string, string>();
   const at = (name: string, v: ValueId, write: boolean, scalar = false): Binding[] => {
-    const { ref, dtype } = c.slot(v);
+    const { dtype } = c.slot(v);
+    const ref = refOf(v, scalar);
     if (scalar && dtype !== 'f32') throw new LomocError(`${n.op}: the ${name} scalar must be f32, got ${dtype}`, n.loc);
     const same = bound.find((b) => !write && !b.write && b.scalar === scalar && b.ref.arena === ref.arena && b.ref.offset === ref.offset);
     if (same) {
@@ -162,20 +184,22 @@ function emitUpdate(n: UpdateNode, c: EmitContext): KernelCall[] {
   if (split && !a.master) throw new CompilerBug(`codegen: ${n.op} needs ${rest.length + 1} storage bindings`);
   if (split && a.stochastic)
     throw new LomocError(`${n.op}: stochastic rounding with a master copy needs ${rest.length + 1} storage bindings, more than ${maxBindings}; use --rounding nearest or no master copy`, n.loc);
-  const bindings = split ? rest : [{ name: 'p', ref: c.slot(pNew).ref, write: true, scalar: false, dtype: c.slot(pNew).dtype }, ...rest];
+  const bindings = split ? rest : [{ name: 'p', ref: refOf(pNew), write: true, scalar: false, dtype: c.slot(pNew).dtype }, ...rest];
 
   const clip = a.clipValue ?? 0;
   const hyper = ruleUniforms(r, a);
   const sr = a.stochastic;
-  const uniform = ['n: u32', 'clip: f32', ...hyper.fields, ...(sr ? ['rseed: u32', 'rparam: u32'] : [])].join(', ');
-  const words = [count, f32bits(clip), ...hyper.values.map(f32bits), ...(sr ? [sr.seed >>> 0, sr.param] : [])];
+  // Within a range, element i of the dispatch is element base + i of the tensor (stochastic rounding draws by the latter).
+  const based = range !== undefined && sr !== undefined;
+  const uniform = ['n: u32', 'clip: f32', ...hyper.fields, ...(sr ? ['rseed: u32', 'rparam: u32'] : []), ...(based ? ['base: u32'] : [])].join(', ');
+  const words = [count, f32bits(clip), ...hyper.values.map(f32bits), ...(sr ? [sr.seed >>> 0, sr.param] : []), ...(based ? [range.from] : [])];
   const body = updateBody(r, a, {
     grad: `${id('g')}[i]`, factor: scale === undefined ? '1.0' : id('scale'), clip: 'u.clip', weight: a.master ? 'master[i]' : 'p[i]',
     lr: id('lr'), wd: id('wd'), step: step === undefined ? '0.0' : id('stepNo'),
     uniform: (k) => `u.${ruleUniform(k)}`, state: (s) => `${stateVar(s)}[i]`,
   });
   const stepNo = step === undefined ? '0.0' : id('stepNo');
-  const stores = [...(split ? [] : [`p[i] = ${storedValue(a, 'w2', 'i', stepNo)};`]), ...(a.master ? ['master[i] = w2;'] : [])];
+  const stores = [...(split ? [] : [`p[i] = ${storedValue(a, 'w2', based ? '(u.base + i)' : 'i', stepNo)};`]), ...(a.master ? ['master[i] = w2;'] : [])];
   const code = `${declare(bindings, uniform)}
 ${r.functions ?? ''}
 ${roundingFunctions(a)}
@@ -183,7 +207,7 @@ ${entry}
 ${[body, ...stores].join('\n').split('\n').map((l) => `  ${l}`).join('\n')}
 }
 `;
-  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', split ? '.split' : '', sr ? (sr.format === 'f16' ? '.sr16' : '.sr') : '',
+  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', split ? '.split' : '', sr ? (sr.format === 'f16' ? '.sr16' : '.sr') : '', based ? '.based' : '',
     ...[...alias].map(([x, y]) => `.${x}=${y}`)].join('');
   calls.push({
     key: `update.${a.rule}.wg${WG}${flags}`,
@@ -193,8 +217,8 @@ ${[body, ...stores].join('\n').split('\n').map((l) => `  ${l}`).join('\n')}
     workgroups: grid(count, WG, c.limits),
   });
   if (split) {
-    const master = c.slot(statesNew[statesNew.length - 1]);
-    calls.push(copy(master.ref, c.slot(pNew).ref, count, c, master.dtype, c.slot(pNew).dtype));
+    const master = statesNew[statesNew.length - 1];
+    calls.push(copy(refOf(master), refOf(pNew), count, c, c.slot(master).dtype, c.slot(pNew).dtype));
   }
   return calls;
 }

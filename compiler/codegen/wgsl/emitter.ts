@@ -42,6 +42,13 @@ export interface EmitContext {
   scratch(k: number): BufferRef;
   /** Whether two values share storage (in-place updates, views): bind them once, read_write. */
   sameStorage(a: ValueId, b: ValueId): boolean;
+  /**
+   * The real ranges behind a slot's or scratch's ref: the ref itself, or, for a tensor split
+   * across bindings (a stand-in ref, split-storage.ts), its pieces in order. Emitters that bind a
+   * ref whole need not call it (lower.ts binds the pieces); one that runs as several dispatches
+   * over element ranges (split-ranges.ts) binds parts of them. Absent: nothing is split.
+   */
+  pieces?(ref: BufferRef): readonly BufferRef[];
 }
 
 export type Emitter<O extends Op> = (n: NodeOf<O>, c: EmitContext) => KernelCall[];

@@ -7,10 +7,12 @@ import { CompilerBug, LomocError } from '../../diagnostics.ts';
 import type { Fusion } from '../../ir/fusion.ts';
 import type { MemoryPlan } from '../../ir/memory-plan.ts';
 import type { Op } from '../../ir/ops.ts';
-import { byteSize, fmtShape } from '../../ir/shape.ts';
+import { byteSize } from '../../ir/shape.ts';
 import type { Graph, Node, ValueId } from '../../ir/types.ts';
 import { fmtLoc } from '../../diagnostics.ts';
-import { gradFactorOutput, type Dispatch, type StepProgram, type TensorSlot } from '../../../contract/program.ts';
+import { gradFactorOutput, type BufferRef, type Dispatch, type StepProgram, type TensorSlot } from '../../../contract/program.ts';
+import { fmtBytes } from '../../../contract/units.ts';
+import { isSplitRef, splitBindings, splitBuffer, splitRef, type SplitPieces } from './split-storage.ts';
 import { defaultLimits, type EmitContext, type Emitter, type KernelCall, type Limits, type Slot } from './emitter.ts';
 import { emitters } from './emitters.ts';
 import { withF16Storage } from './f16-storage.ts';
@@ -19,16 +21,42 @@ import type { KernelTarget } from './target.ts';
 
 export const maxStorageBindings = 8;
 
+/** A value's storage; a tensor in several pieces gets a stand-in range (split-storage.ts). */
 function slotOf(g: Graph, plan: MemoryPlan, v: ValueId): Slot {
-  const b = plan.buffers[plan.bufferOf[v]];
+  const id = plan.bufferOf[v];
+  const b = plan.buffers[id];
   if (!b) throw new CompilerBug(`codegen: %${v} has no planned storage`);
   const value = g.values[v];
-  if (b.pieces.length !== 1)
-    throw new LomocError(
-      `${fmtLoc(value.loc)}: a ${value.dtype}${fmtShape(value.shape)} tensor needs ${b.pieces.length} storage bindings; kernels that address split tensors are not implemented yet`,
-    );
+  const bytes = byteSize(value.shape, value.dtype);
   const p = b.pieces[0];
-  return { value: v, ref: { arena: p.arena, offset: p.offset, bytes: byteSize(value.shape, value.dtype) }, shape: value.shape, dtype: value.dtype };
+  const ref = b.pieces.length > 1 ? splitRef(id, bytes) : { arena: p.arena, offset: p.offset, bytes };
+  return { value: v, ref, shape: value.shape, dtype: value.dtype };
+}
+
+/** The pieces of a stand-in range, each bound with the bytes it holds of the tensor (whole words). */
+function piecesOf(plan: MemoryPlan, r: BufferRef): SplitPieces {
+  const b = plan.buffers[splitBuffer(r)];
+  if (!b || b.pieces.length < 2) throw new CompilerBug(`codegen: a split binding names buffer ${splitBuffer(r)}, which is not split`);
+  const pieceBytes = b.pieces[0].bytes;
+  const pieces = b.pieces.map((p, j) => ({ ...p, bytes: Math.min(p.bytes, Math.ceil((r.bytes - j * pieceBytes) / 4) * 4) }));
+  if (pieces.some((p, j) => p.bytes <= 0 || (j < pieces.length - 1 && p.bytes !== pieceBytes)))
+    throw new CompilerBug(`codegen: buffer ${splitBuffer(r)}'s pieces do not hold its ${r.bytes} bytes in pieces of ${pieceBytes}`);
+  return { pieces, pieceBytes };
+}
+
+/** The smallest binding size (a multiple of `alignment`) at which `bytes` fit in `most` bindings, or undefined. */
+export function smallestBinding(bytes: readonly number[], most: number, alignment: number): number | undefined {
+  const fits = (m: number) => bytes.reduce((n, b) => n + Math.ceil(b / m), 0) <= most;
+  let hi = Math.ceil(Math.max(...bytes, 1) / alignment) * alignment;
+  if (!fits(hi)) return undefined;
+  let lo = alignment;
+  if (fits(lo)) return lo;
+  while (hi - lo > alignment) {
+    const mid = Math.floor((lo + hi) / 2 / alignment) * alignment;
+    if (fits(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
 }
 
 /**
@@ -52,20 +80,26 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
         return { ...s, ref: { ...s.ref, bytes: Math.ceil(s.ref.bytes / 4) * 4 } };
       },
       scratch: (i) => {
-        const b = plan.buffers[plan.scratchOf[k]?.[i]];
+        const id = plan.scratchOf[k]?.[i];
+        const b = plan.buffers[id];
         if (!b) throw new CompilerBug(`codegen: group ${k} has no scratch buffer ${i}`);
-        return { ...b.pieces[0], bytes: b.bytes };
+        return b.pieces.length > 1 ? splitRef(id, b.bytes) : { ...b.pieces[0], bytes: b.bytes };
       },
       sameStorage: (a, c) => plan.bufferOf[a] >= 0 && plan.bufferOf[a] === plan.bufferOf[c],
+      pieces: (r) => (isSplitRef(r) ? piecesOf(plan, r).pieces : [r]),
     };
     const nodes = group.nodes.map((i) => g.nodes[i]);
     const calls: KernelCall[] =
       group.kind === 'single' ? (emitters[nodes[0].op] as Emitter<Op>)(nodes[0] as never, ctx) : emitGroup(group, nodes, ctx);
     const label = labelOf(nodes);
     for (const emitted of calls) {
-      const call = withF16Storage(emitted, target.half ?? 'native');
-      if (call.bindings.length > maxStorageBindings)
-        throw new CompilerBug(`codegen: ${label} binds ${call.bindings.length} storage buffers, more than ${maxStorageBindings}`);
+      const half = withF16Storage(emitted, target.half ?? 'native');
+      const call = splitBindings(half, (r) => piecesOf(plan, r));
+      if (call.bindings.length > maxStorageBindings) {
+        if (half.bindings.length > maxStorageBindings)
+          throw new CompilerBug(`codegen: ${label} binds ${half.bindings.length} storage buffers, more than ${maxStorageBindings}`);
+        throw tooManyPieces(nodes, half.bindings, call.bindings.length, plan);
+      }
       maxBindings = Math.max(maxBindings, call.bindings.length);
       const prev = shaders[call.key];
       if (prev !== undefined && prev !== call.code) throw new CompilerBug(`codegen: two shaders share the key ${call.key}`);
@@ -75,7 +109,9 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
   });
   const tensor = (name: string, v: ValueId): TensorSlot => {
     const s = slotOf(g, plan, v);
-    return { name, ...s.ref, shape: s.shape, dtype: s.dtype };
+    if (!isSplitRef(s.ref)) return { name, ...s.ref, shape: s.shape, dtype: s.dtype };
+    const { pieces } = piecesOf(plan, s.ref);
+    return { name, arena: pieces[0].arena, offset: pieces[0].offset, bytes: s.ref.bytes, shape: s.shape, dtype: s.dtype, pieces };
   };
   const stored = (v: ValueId) => plan.bufferOf[v] >= 0;
   return {
@@ -97,6 +133,18 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
     // Packed f16 (and bf16, always packed) needs no feature: that is the point of packing.
     features: target.half !== 'packed' && g.values.some((v) => v.dtype === 'f16') ? ['shader-f16'] : [],
   };
+}
+
+/** A kernel whose split tensors need more than 8 bindings: the binding size that would fit it, at the user's line. */
+function tooManyPieces(nodes: readonly Node[], bindings: readonly BufferRef[], count: number, plan: MemoryPlan): LomocError {
+  const fixed = bindings.filter((b) => !isSplitRef(b)).length;
+  const least = smallestBinding(bindings.filter(isSplitRef).map((b) => b.bytes), maxStorageBindings - fixed, plan.alignment);
+  const ops = nodes.map((n) => n.op).join('+');
+  return new LomocError(
+    `${ops}: with storage bindings of at most ${fmtBytes(plan.maxBindingBytes)} (--max-binding) this kernel's split tensors take ${count} bindings, more than ${maxStorageBindings}; ` +
+      (least === undefined ? 'no binding size fits them' : `the smallest --max-binding it works with is ${least} (${fmtBytes(least)})`),
+    nodes[nodes.length - 1].loc,
+  );
 }
 
 const labelOf = (nodes: readonly Node[]): string =>
