@@ -98,7 +98,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   let inference: ReturnType<typeof bundleInference>;
   let noInference = `model '${def.name}' names no logits (output('logits', ...))`;
   try {
-    inference = bundleInference(def, c.forward, c.config, c.target);
+    inference = bundleInference(def, c.forward, c.config, c.target, str('preset'));
   } catch (e) {
     if (!(e instanceof LomocError)) throw e;
     noInference = `its inference program cannot be built (${e.message})`;

@@ -84,6 +84,13 @@ describe('the bundle\'s inference program', () => {
     expect(files.size).toBeLessThan(Object.keys(written.program.kernels).length + Object.keys(written.inference!.program.kernels).length);
   });
 
+  it('a preset with config keys the default preset lacks (gpt2: positions, eps) gets its inference program', () => {
+    const big = compileProgram(gpt, { preset: 'gpt2', sets: ['batch=1', 'seq=64', 'layers=1'], optimizer: 'lomo', target: 'cpu' });
+    const inf = bundleInference(gpt, big.forward, big.config, 'cpu', 'gpt2');
+    expect(inf?.context).toBe(64);
+    expect(inf?.vocab).toBe(50257);
+  });
+
   it('a model that names no logits gets no section; an older bundle without one loads and lomoc generate names the reason', async () => {
     const m = compileProgram(mlp, { optimizer: 'lomo', target: 'cpu' });
     expect(bundleInference(mlp, m.forward, m.config, 'cpu')).toBeUndefined();

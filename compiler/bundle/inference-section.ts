@@ -22,11 +22,11 @@ export interface BundleInference {
 }
 
 /** The inference program of the model the step was compiled from, or undefined when its forward graph names no logits. */
-export function bundleInference(def: ModelDef, forward: Graph, config: Config, target: TargetName | KernelTarget): BundleInference | undefined {
+export function bundleInference(def: ModelDef, forward: Graph, config: Config, target: TargetName | KernelTarget, preset?: string): BundleInference | undefined {
   if (forward.outputs?.[inferenceNames.logits] === undefined) return undefined;
-  // The step's config key by key; compileInference sets batch to 1 after these.
+  // The step's preset (whose keys the config has) and its config key by key; compileInference sets batch to 1 after these.
   const sets = Object.entries(config).map(([k, v]) => `${k}=${String(v)}`);
-  const c = compileInference(def, { sets });
+  const c = compileInference(def, { preset, sets });
   const planned = planInference(c, { target });
   const { total: _t, lowerBound, ...byCategory } = inferenceMemory(planned.plan);
   return { program: lowerInference(planned), context: c.context, chunk: c.chunk, vocab: c.vocab, plan: { peak: planned.plan.peak, lowerBound, byCategory } };
