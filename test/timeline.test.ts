@@ -14,10 +14,11 @@ import { planSteps, planTimeline } from '../cli/plan.ts';
 import type { Io } from '../cli/report.ts';
 import { sectionData } from '../compiler/report/timeline-data.ts';
 import { categoryStyle } from '../compiler/report/timeline-html.ts';
+import { optimizerNames } from '../compiler/optimizers/table.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lomoc-timeline-'));
 const pages = {
-  gpt: { file: path.join(dir, 'gpt-tiny.html'), argv: ['models/gpt.ts', '--preset', 'tiny'], sections: 3 },
+  gpt: { file: path.join(dir, 'gpt-tiny.html'), argv: ['models/gpt.ts', '--preset', 'tiny'], sections: optimizerNames().length }, // a plan per optimizer
   llama: {
     file: path.join(dir, 'llama-7b-sgd.html'),
     argv: ['models/llama.ts', '--preset', 'llama-7b', '--dtype', 'f16', '--batch', '8', '--seq', '512', '--optimizer', 'sgd'],
