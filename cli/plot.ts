@@ -33,6 +33,9 @@ interface StartEntry {
   readonly warmup?: number;
   readonly clipNorm?: number;
   readonly clipValue?: number;
+  /** 'previous': one-pass clipping (absent: exact). */
+  readonly clipMode?: string;
+  readonly accumulate?: number;
   readonly dtype?: string;
   readonly data?: string;
   readonly tokenizer?: string;
@@ -100,7 +103,7 @@ export function runLabel(r: LoggedRun): string {
   const peak = r.peakDeviceBytes !== undefined ? `; peak ${fmtBytes(r.peakDeviceBytes)} on device` : '';
   if (!s?.optimizer) return `${r.file}${peak}`;
   const warmup = s.warmup ? `, warmup ${s.warmup}` : '';
-  const clip = `${s.clipNorm ? `, clip-norm ${s.clipNorm}` : ''}${s.clipValue ? `, clip-value ${s.clipValue}` : ''}${s.dtype && s.dtype !== 'f32' ? `, ${s.dtype}` : ''}`;
+  const clip = `${s.clipNorm ? `, clip-norm ${s.clipNorm}${s.clipMode === 'previous' ? ' (one-pass)' : ''}` : ''}${s.accumulate ? `, accumulate ${s.accumulate}` : ''}${s.clipValue ? `, clip-value ${s.clipValue}` : ''}${s.dtype && s.dtype !== 'f32' ? `, ${s.dtype}` : ''}`;
   // The checkpoint's folder and name: its whole path would not fit the legend.
   const from = s.init ? `, from ${basename(dirname(s.init))}/${basename(s.init)}` : '';
   return `${s.optimizer} on ${s.data} (${s.tokenizer}), lr ${s.lr} ${s.schedule}${warmup}${clip}${from}${peak}`;
