@@ -85,7 +85,7 @@ export interface TrainRequest {
 }
 
 /** The options that change the compiled step: a bundle was compiled with them and fixes them. */
-export const bundleFixed = ['optimizer', 'opt', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target', 'rounding', 'clip-mode', 'loss-scale', 'loss-scale-interval', 'accumulate', 'tune', 'max-binding'] as const;
+export const bundleFixed = ['optimizer', 'opt', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target', 'rounding', 'clip-mode', 'loss-scale', 'loss-scale-interval', 'accumulate', 'tune', 'max-binding', 'fuse-loss'] as const;
 
 /** Options that cannot be given together, and why. */
 const exclusive: readonly [string, string, string][] = [

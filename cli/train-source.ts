@@ -71,6 +71,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'accumulate': return `accumulate ${m.step.accumulate ?? 1}`;
     case 'rounding': return `rounding ${m.step.rounding ?? defaultRounding(m.step.dtype, m.step.optimizer, undefined)}`;
     case 'tune': return m.step.tuned ? `matmul tiles tuned on ${m.step.tuned.adapter.device || m.step.tuned.adapter.description}` : 'untuned kernels';
+    case 'fuse-loss': return 'the --fuse-loss given to lomoc compile';
     case 'max-binding': return `storage bindings of at most ${m.program.dispatches.reduce((a, d) => d.bindings.reduce((b, r) => Math.max(b, r.bytes), a), 0)} bytes`;
   }
 }
