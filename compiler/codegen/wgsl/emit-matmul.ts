@@ -92,6 +92,13 @@ export const storeEpilogue = (out: ValueId): MatmulEpilogue => ({
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
+/** The values a fused epilogue binds (a residual, the output), probed on a throwaway Bindings. */
+function epilogueValues(ep: MatmulEpilogue, c: EmitContext): ValueId[] {
+  const probe = new Bindings(c);
+  ep.bind(probe, new Uniforms());
+  return probe.values();
+}
+
 /**
  * Batch axes the WGSL walks: at least 3 (padded with size-1 axes), so that one shader per
  * transA / transB serves nearly every matmul. lavapipe compiles a matmul in seconds (cached on
@@ -196,7 +203,7 @@ export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpil
   const bRef = c.slot(b).ref;
   const bDtype = c.g.values[b].dtype;
   const bVec4 = tile.vec4 !== false && !geo.transB && geo.n % 4 === 0 && tile.tn % 4 === 0 && bRef.offset % (4 * bytesPerElement[bDtype]) === 0 &&
-    ![a, ...n.outputs].some((v) => v === b || c.sameStorage(v, b));
+    ![a, ...n.outputs, ...epilogueValues(ep, c)].some((v) => v === b || c.sameStorage(v, b));
   const A = bs.value(a, false);
   const B = bVec4 ? bs.buffer(bRef, false, bDtype === 'f16' || bDtype === 'bf16' ? `vec4<${bDtype}>` : 'vec4<f32>') : bs.value(b, false);
   const u = new Uniforms();

@@ -56,7 +56,11 @@ export function matvecKernel(node: NodeOf<'matmul'>, c: EmitContext, ep: Epilogu
   const [a, b] = node.inputs;
   const { m: R, k: K, n: N, transA, transB } = geo;
   // A vec4 binding must be a binding of its own: not when another operand or an output shares its storage.
-  const alone = (v: ValueId, i: number) => ![...node.inputs.filter((_, j) => j !== i), ...node.outputs].some((w) => w === v || c.sameStorage(w, v));
+  // The fused epilogue's own operands count too (a residual that is also A): probed on a throwaway Bindings.
+  const probe = new Bindings(c);
+  ep.bind(probe, new Uniforms());
+  const others = (i: number) => [...node.inputs.filter((_, j) => j !== i), ...node.outputs, ...probe.values()];
+  const alone = (v: ValueId, i: number) => !others(i).some((w) => w === v || c.sameStorage(w, v));
   const aligned = (v: ValueId) => c.slot(v).ref.offset % (4 * bytesPerElement[c.g.values[v].dtype]) === 0;
   const aVec4 = !transA && K % 4 === 0 && aligned(a) && alone(a, 0);
   const bVec4 = (transB ? K % 4 === 0 : N % 4 === 0) && aligned(b) && alone(b, 1);

@@ -83,6 +83,11 @@ export class Bindings {
     return this.bound.length;
   }
 
+  /** Every value bound so far (an epilogue probed on a throwaway Bindings says what it reads and writes). */
+  values(): ValueId[] {
+    return this.bound.flatMap((b) => b.values);
+  }
+
   /** What the declarations bake in: element types, access modes, and which operand is which. */
   signature(): string {
     const modes = this.bound.map((b) => `${b.write ? 'w' : 'r'}${elemTag[b.elem]}`).join('');
