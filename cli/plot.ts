@@ -37,6 +37,8 @@ interface StartEntry {
   readonly clipMode?: string;
   readonly accumulate?: number;
   readonly dtype?: string;
+  /** How 16-bit params were rounded (logs before it was written: absent). */
+  readonly rounding?: string;
   readonly data?: string;
   readonly tokenizer?: string;
   readonly unigramEntropy?: number;
@@ -103,7 +105,7 @@ export function runLabel(r: LoggedRun): string {
   const peak = r.peakDeviceBytes !== undefined ? `; peak ${fmtBytes(r.peakDeviceBytes)} on device` : '';
   if (!s?.optimizer) return `${r.file}${peak}`;
   const warmup = s.warmup ? `, warmup ${s.warmup}` : '';
-  const clip = `${s.clipNorm ? `, clip-norm ${s.clipNorm}${s.clipMode === 'previous' ? ' (one-pass)' : ''}` : ''}${s.accumulate ? `, accumulate ${s.accumulate}` : ''}${s.clipValue ? `, clip-value ${s.clipValue}` : ''}${s.dtype && s.dtype !== 'f32' ? `, ${s.dtype}` : ''}`;
+  const clip = `${s.clipNorm ? `, clip-norm ${s.clipNorm}${s.clipMode === 'previous' ? ' (one-pass)' : ''}` : ''}${s.accumulate ? `, accumulate ${s.accumulate}` : ''}${s.clipValue ? `, clip-value ${s.clipValue}` : ''}${s.dtype && s.dtype !== 'f32' ? `, ${s.dtype}${s.rounding ? ` ${s.rounding === 'stochastic' ? 'stochastic rounding' : 'round to nearest'}` : ''}` : ''}`;
   // The checkpoint's folder and name: its whole path would not fit the legend.
   const from = s.init ? `, from ${basename(dirname(s.init))}/${basename(s.init)}` : '';
   return `${s.optimizer} on ${s.data} (${s.tokenizer}), lr ${s.lr} ${s.schedule}${warmup}${clip}${from}${peak}`;

@@ -15,7 +15,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
-import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
+import { defaultRounding, type OptimizerName } from '../compiler/passes/optimizer-step.ts';
 import { fmtBytes } from '../contract/units.ts';
 import { parseCommandArgs } from './args.ts';
 import { batchDumper, readBatchFile } from './batch-file.ts';
@@ -135,7 +135,7 @@ export async function trainSteps(req: TrainRequest, io: Io): Promise<TrainResult
     log({
       event: 'start', model: c.name, preset: c.preset, config: c.config, optimizer: c.step.optimizer, lr: req.lr, schedule: req.schedule, warmup: req.warmup,
       ...(c.step.clipNorm ? { clipNorm: c.step.clipNorm } : {}), ...(c.step.clipMode === 'previous' ? { clipMode: 'previous' } : {}),
-      ...(typeof c.step.lossScale === 'object' ? { lossScale: c.step.lossScale } : {}), ...(c.step.clipValue ? { clipValue: c.step.clipValue } : {}), ...(c.step.dtype && c.step.dtype !== 'f32' ? { dtype: c.step.dtype } : {}),
+      ...(typeof c.step.lossScale === 'object' ? { lossScale: c.step.lossScale } : {}), ...(c.step.clipValue ? { clipValue: c.step.clipValue } : {}), ...(c.step.dtype && c.step.dtype !== 'f32' ? { dtype: c.step.dtype, rounding: c.step.rounding ?? defaultRounding(c.step.dtype, c.step.optimizer, c.step.master) } : {}),
       ...((c.step.accumulate ?? 1) > 1 ? { accumulate: c.step.accumulate } : {}),
       weightDecay: req.weightDecay, data: req.data, tokenizer: req.tokenizer, steps: req.steps, seed: req.seed, unigramEntropy: entropy,
       deviceBytes: trainer.deviceBytes, planBytes: trainer.planBytes, ...(req.device === 'cpu' ? { device: 'cpu' } : {}),

@@ -12,10 +12,10 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'lomoc-plot-'));
 const jsonl = (entries: object[]) => entries.map((e) => JSON.stringify(e)).join('\n') + '\n';
 
 /** A log as `lomoc train --save DIR` writes it. */
-function writeRun(dir: string, o: { optimizer: string; data: string; steps: number; bytes: number; init?: string; clipNorm?: number; lossAt: (s: number) => number }): string {
+function writeRun(dir: string, o: { optimizer: string; data: string; steps: number; bytes: number; init?: string; clipNorm?: number; extra?: object; lossAt: (s: number) => number }): string {
   const ckpt = join(dir, 'checkpoint.safetensors');
   const entries: object[] = [
-    { event: 'start', model: 'gpt', preset: 'small', optimizer: o.optimizer, lr: 0.1, schedule: 'cosine', warmup: 0, data: o.data, tokenizer: 'bytes', steps: o.steps, unigramEntropy: 3.07, deviceBytes: o.bytes - 16, ...(o.init ? { init: o.init } : {}), ...(o.clipNorm ? { clipNorm: o.clipNorm } : {}) },
+    { event: 'start', model: 'gpt', preset: 'small', optimizer: o.optimizer, lr: 0.1, schedule: 'cosine', warmup: 0, data: o.data, tokenizer: 'bytes', steps: o.steps, unigramEntropy: 3.07, deviceBytes: o.bytes - 16, ...(o.init ? { init: o.init } : {}), ...(o.clipNorm ? { clipNorm: o.clipNorm } : {}), ...o.extra },
   ];
   for (let s = 1; s <= o.steps; s++) entries.push({ step: s, loss: o.lossAt(s), lr: 0.1, ms: 10, tokensPerSecond: 100, deviceBytes: o.bytes });
   entries.push({ step: o.steps, valLoss: o.lossAt(o.steps) + 0.05 }, { event: 'checkpoint', step: o.steps, file: ckpt }, { event: 'end', step: o.steps, deviceBytes: o.bytes });
@@ -46,6 +46,16 @@ describe('lomoc plot', () => {
     const apart = await run('plot', pre, fine, '--out', out, '--title', 'a & b');
     expect(apart.stdout).toBe(`wrote ${out}: ${pre} (4 steps), ${fine} (3 steps)`);
     expect(readFileSync(out, 'utf8')).toContain('a &amp; b');
+  });
+
+  it('a 16-bit run is labeled with its dtype and rounding; a log from before rounding was written, with its dtype alone', async () => {
+    const runs = [{ dtype: 'bf16', rounding: 'stochastic' }, { dtype: 'bf16', rounding: 'nearest' }, { dtype: 'f16' }].map((extra) =>
+      writeRun(tmp(), { optimizer: 'lomo', data: 'moby-dick', steps: 2, bytes: 20_928_516, extra, lossAt: (s) => 4 - s }));
+    const out = join(tmp(), 'sr.svg');
+    expect((await run('plot', ...runs, '--out', out)).code).toBe(0);
+    const svg = readFileSync(out, 'utf8');
+    for (const label of ['bf16 stochastic rounding', 'bf16 round to nearest', 'f16; peak'])
+      expect(svg).toContain(`lomo on moby-dick (bytes), lr 0.1 cosine, ${label}`);
   });
 
   it('a resumed log keeps the last entry of each step; a log from before the start line is labeled by its file', () => {
