@@ -187,6 +187,8 @@ describe('the page of a bundle, in headless Chromium', () => {
     for (let i = 0; i < shot.data.length; i += 4) if (Math.abs(shot.data[i] - 0x2f) < 24 && Math.abs(shot.data[i + 1] - 0x6f) < 24 && Math.abs(shot.data[i + 2] - 0xdb) < 24) blue++;
     expect(blue).toBeGreaterThan(200);
     expect(await page.textContent('#memory')).toMatch(/plan's peak.*allocated on the device/s);
+    // LOMOC_PAGE_SHOT=FILE keeps the resumed page, samples included, as the picture docs/page.md shows.
+    if (process.env.LOMOC_PAGE_SHOT) await page2.screenshot({ path: process.env.LOMOC_PAGE_SHOT, fullPage: true });
     await page.close();
     await page2.close();
   }, 300_000);
