@@ -108,6 +108,13 @@ function showMemory(): void {
       `${sampler?.deviceBytes ? `, ${fmtBytes(sampler.deviceBytes)} allocated` : ''}) with the weights as trained so far, copied into its own buffers between two steps.`;
 }
 
+/** " · loss scale 32768, 2 steps skipped": where the bundle scales the loss (f16), what its scaler holds now. */
+function scaleText(s: Session): string {
+  const st = s.trainer.lossScale;
+  if (!st) return '';
+  return ` · loss scale ${st.scale}, ${st.skipped} step${st.skipped === 1 ? '' : 's'} skipped${s.trainer.skippedLast ? ' (the last step overflowed: its updates skipped, the scale halved)' : ''}`;
+}
+
 function showStats(extra = ''): void {
   const s = session;
   if (!s) return;
@@ -116,7 +123,7 @@ function showStats(extra = ''): void {
   const eta = mean ? Math.round(((s.run.steps - s.step) * mean) / 1000) : undefined;
   const tps = mean ? Math.round((s.batch * s.seq * 1000) / mean) : undefined;
   $('stats').textContent = `step ${s.step}/${s.run.steps}` + (last ? ` · loss ${last.loss.toFixed(4)}` : '') + (tps ? ` · ${tps.toLocaleString('en-US')} tokens/s` : '') +
-    (eta !== undefined && s.step < s.run.steps ? ` · ETA ${Math.floor(eta / 60)}m${String(eta % 60).padStart(2, '0')}s` : '') + extra;
+    (eta !== undefined && s.step < s.run.steps ? ` · ETA ${Math.floor(eta / 60)}m${String(eta % 60).padStart(2, '0')}s` : '') + scaleText(s) + extra;
   chart.update(s.losses, s.val, s.entropy);
 }
 
@@ -262,7 +269,9 @@ async function boot(): Promise<void> {
     entry = (await import(new URL('./index.js', location.href).href)) as Entry;
     const r = await fetch('manifest.json');
     manifest = (await r.json()) as ManifestLike;
-    $('title').textContent = `${entry.model} ${entry.preset} · ${entry.optimizer}${manifest.step.clipNorm ? `, clip-norm ${manifest.step.clipNorm}` : ''}`;
+    const st = manifest.step;
+    const scale = st.lossScale && (st.lossScale.kind === 'dynamic' ? `, loss scale dynamic (x2 after ${st.lossScale.interval} clean steps)` : `, loss scale ${st.lossScale.scale}`);
+    $('title').textContent = `${entry.model} ${entry.preset} · ${entry.optimizer}${st.clipNorm ? `, clip-norm ${st.clipNorm}${st.clipMode === 'previous' ? ' (one pass)' : ''}` : ''}${scale ?? ''}`;
     tokenizer = tokenizerFor(entry.config.vocab);
     sampler = new PageSampler(entry, tokenizer, manifest.inference);
     showMemory();
@@ -311,6 +320,7 @@ $('sample-now').addEventListener('click', () => void sampleNow());
   state: () => ({
     step: session?.step ?? 0, losses: session?.losses ?? [], val: session?.val ?? [], running: session?.running ?? false,
     message: lastMessage, deviceBytes: session?.trainer.deviceBytes ?? null, gpu: gpuOk, data: tokens?.data ?? null,
+    lossScale: session?.trainer.lossScale ?? null, stats: $('stats').textContent,
     samples: samples.map((x) => ({ step: x.step, tokens: x.tokens, text: x.text, tokensPerSecond: x.tokensPerSecond })),
   }),
 };
