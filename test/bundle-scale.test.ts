@@ -22,7 +22,7 @@ import gpt from '../models/gpt.ts';
 import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import { decodeSafetensors } from '../runtime/checkpoint/safetensors.ts';
-import { Session, SessionError, type Entry, type Trainer } from '../runtime/page/session.ts';
+import { lossScaleStats, Session, SessionError, type Entry, type Trainer } from '../runtime/page/session.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-scale-'));
 const silent: Io = { out: () => {}, err: () => {} };
@@ -245,6 +245,19 @@ describe("the page's run of a scaling bundle (session.ts, a stand-in trainer)", 
     await fresh.restore('c.safetensors', await s.checkpoint());
     expect(u.lossScale).toEqual({ scale: 32768, cleanSteps: 2, skipped: 1 });
     expect(fresh.step).toBe(3);
+  });
+
+  it("the page's stats line shows the scale and the steps skipped, and the last step's overflow; nothing without a scaler", async () => {
+    const t = stand([1, 3]);
+    const s = new Session(entry, pageStep, t, text, 'bytes', { ...runOpts, steps: 3 }, {});
+    const lines: string[] = [];
+    await s.train({ step: () => lines.push(lossScaleStats(t)), val: () => {} });
+    expect(lines).toEqual([
+      ' · loss scale 32768, 1 step skipped (the last step overflowed in f16: its updates skipped, the scale halved)',
+      ' · loss scale 32768, 1 step skipped',
+      ' · loss scale 16384, 2 steps skipped (the last step overflowed in f16: its updates skipped, the scale halved)',
+    ]);
+    expect(lossScaleStats({ lossScale: null, skippedLast: false })).toBe('');
   });
 
   it('a checkpoint without the scaler state (or a broken one) is refused, naming the field and the option, and changes nothing', async () => {

@@ -6,7 +6,7 @@
 import { lossChart } from './chart.ts';
 import { fmtBytes, memoryTable, type PlanSummary } from './memory.ts';
 import { noInference, PageSampler, SampleError, type Sample, type SampleRequest } from './sampler.ts';
-import { Session, SessionError, type BundleStep, type Entry, type Point, type RunOptions } from './session.ts';
+import { lossScaleStats, Session, SessionError, type BundleStep, type Entry, type Point, type RunOptions } from './session.ts';
 import { decodeText, TextError, tokenizerFor, tokensOf, type Tokens, type TokenizerName } from './text.ts';
 import type { Schedule } from '../train/schedule.ts';
 
@@ -108,13 +108,6 @@ function showMemory(): void {
       `${sampler?.deviceBytes ? `, ${fmtBytes(sampler.deviceBytes)} allocated` : ''}) with the weights as trained so far, copied into its own buffers between two steps.`;
 }
 
-/** " · loss scale 32768, 2 steps skipped": where the bundle scales the loss (f16), what its scaler holds now. */
-function scaleText(s: Session): string {
-  const st = s.trainer.lossScale;
-  if (!st) return '';
-  return ` · loss scale ${st.scale}, ${st.skipped} step${st.skipped === 1 ? '' : 's'} skipped${s.trainer.skippedLast ? ' (the last step overflowed: its updates skipped, the scale halved)' : ''}`;
-}
-
 function showStats(extra = ''): void {
   const s = session;
   if (!s) return;
@@ -123,7 +116,7 @@ function showStats(extra = ''): void {
   const eta = mean ? Math.round(((s.run.steps - s.step) * mean) / 1000) : undefined;
   const tps = mean ? Math.round((s.batch * s.seq * 1000) / mean) : undefined;
   $('stats').textContent = `step ${s.step}/${s.run.steps}` + (last ? ` · loss ${last.loss.toFixed(4)}` : '') + (tps ? ` · ${tps.toLocaleString('en-US')} tokens/s` : '') +
-    (eta !== undefined && s.step < s.run.steps ? ` · ETA ${Math.floor(eta / 60)}m${String(eta % 60).padStart(2, '0')}s` : '') + scaleText(s) + extra;
+    (eta !== undefined && s.step < s.run.steps ? ` · ETA ${Math.floor(eta / 60)}m${String(eta % 60).padStart(2, '0')}s` : '') + lossScaleStats(s.trainer) + extra;
   chart.update(s.losses, s.val, s.entropy);
 }
 

@@ -86,6 +86,14 @@ export interface Progress {
   readonly skipped?: boolean;
 }
 
+/** " · loss scale 32768, 2 steps skipped": the stats line's part for a bundle that scales the loss (f16); empty otherwise. */
+export function lossScaleStats(t: Pick<Trainer, 'lossScale' | 'skippedLast'>): string {
+  const st = t.lossScale;
+  if (!st) return '';
+  const last = t.skippedLast ? ' (the last step overflowed in f16: its updates skipped, the scale halved)' : '';
+  return ` · loss scale ${st.scale}, ${st.skipped} step${st.skipped === 1 ? '' : 's'} skipped${last}`;
+}
+
 export class Session {
   step = 0;
   losses: Point[] = [];
