@@ -3,7 +3,7 @@
 // the one against the other; a manifest written before the fields existed loads as exact clipping
 // without scaling; lomoc train on a bundle takes the bundle's spec; and the page's checkpoints carry
 // the scaler state under the same run identity as lomoc train's (no device: a stand-in trainer).
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -156,6 +156,23 @@ describe('lomoc compile and lomoc train on a bundle', () => {
       expect(t.code).toBe(1);
     }
   }, 120_000);
+
+  it('lomoc compile: contradictory scaling and clipping options are errors naming them, and nothing is written', async () => {
+    const out = path.join(root, 'never');
+    const base = ['compile', 'models/gpt.ts', '--preset', 'tiny', '--optimizer', 'lomo', '--target', 'cpu', '--out', out];
+    const cases: [string[], string][] = [
+      [['--loss-scale', 'dynamic'], 'error: lomoc compile: --loss-scale: loss scaling is for f16 storage (--dtype f16), got --dtype f32 (the default), whose range needs none'],
+      [['--loss-scale', 'dynamic', '--dtype', 'f16', '--clip-norm', '1', '--clip-mode', 'previous'],
+        'error: --clip-mode previous: loss scaling must find an overflow in the whole gradient before the first update, which a one-pass clip cannot; use --clip-mode exact with --loss-scale'],
+      [['--clip-mode', 'previous'], 'error: --clip-mode previous: it chooses how --clip-norm clips; give --clip-norm too'],
+    ];
+    for (const [opts, want] of cases) {
+      const r = await run(...base, ...opts);
+      expect(r.stderr.trim(), opts.join(' ')).toBe(want);
+      expect(r.code).toBe(1);
+      expect(existsSync(out)).toBe(false);
+    }
+  }, 60_000);
 
   it('a run on a bundle has the identity of the same run from the model file, so a checkpoint resumes across them', async () => {
     const runArgs = ['--data', 'moby-dick', '--seed', '3', '--lr', '0.05', '--steps', '6'];
