@@ -2,8 +2,10 @@
 // overflow (65536 overflows the f16 loss seed; then one injected with a scale of 2^40) skips the
 // step, leaves every param bit for bit and halves the scale; `lomoc train` on a --clip-mode previous
 // bundle trains the same losses and params as `lomoc train` on the model file with the same
-// options; and a run resumes across a bundle and the model file, both ways, bit for bit.
-import { copyFileSync, mkdtempSync } from 'node:fs';
+// options; a run resumes across a bundle and the model file, both ways, bit for bit; and the page's
+// session on the bundle's index.js (in Node: the page's code, without a browser) keeps the scale in
+// its checkpoints, which resume in lomoc train and back.
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,6 +18,9 @@ import { toFloat32 } from '../../runtime/checkpoint/safetensors.ts';
 import { dataInputs } from '../../contract/program.ts';
 import { randomBatch } from '../../runtime/webgpu/init.ts';
 import { acquireDevice } from '../../runtime/webgpu/node.ts';
+import { Session, type Entry, type Trainer as PageTrainer } from '../../runtime/page/session.ts';
+import { tokensOf } from '../../runtime/page/text.ts';
+import { loadText } from '../../cli/train-data.ts';
 
 async function run(...argv: string[]) {
   const out: string[] = [];
@@ -140,5 +145,43 @@ describe('lomoc train: a bundle and the model file', () => {
     await train([onePassDir], '--save', c, '--stop-at', '3');
     await train([...model, ...onePass], '--save', c, '--resume', c);
     sameCheckpoint(fromModel, c);
+  }, 600_000);
+});
+
+describe("the page's session on a loss-scaling bundle's index.js (Node, no browser)", () => {
+  it("its checkpoint resumes in lomoc train, and lomoc train's in it, bit for bit", async () => {
+    const straight = tmp();
+    await train([scaledDir], '--save', straight);
+    const { program } = await loadBundleDir(scaledDir);
+    const entry = (await import(pathToFileURL(join(scaledDir, 'node.js')).href)) as Entry & { createTrainer(o: { device: GPUDevice; seed: number }): Promise<PageTrainer> };
+    const tokens = await tokensOf('moby-dick', loadText('moby-dick'), 'bytes', 8);
+    const runOpts = { lr: 0.05, schedule: 'constant' as const, warmup: 0, weightDecay: 0, steps: 6, evalEvery: 0, seed: 3 };
+    const manifest = JSON.parse(readFileSync(join(scaledDir, 'manifest.json'), 'utf8'));
+    const shapes = Object.fromEntries(program.state.map((s) => [s.name, s.shape]));
+    const acq = await acquireDevice(program);
+    try {
+      const session = async () => new Session(entry, manifest.step, await entry.createTrainer({ device: acq.device, seed: 3 }), tokens, 'bytes', runOpts, shapes);
+      // The page trains 3 steps and saves; lomoc train resumes to 6.
+      const page = await session();
+      await page.train({ step: () => {}, val: () => {}, after: async (s) => (s === 3 ? page.pause() : undefined) });
+      expect([page.step, page.trainer.lossScale]).toEqual([3, { scale: 65536, cleanSteps: 0, skipped: 1 }]);
+      const a = tmp();
+      writeFileSync(join(a, 'checkpoint.safetensors'), await page.checkpoint());
+      page.trainer.destroy();
+      await train([scaledDir], '--save', a, '--resume', a);
+      sameCheckpoint(straight, a);
+      // lomoc train stops at 3; the page loads its checkpoint and trains on to 6.
+      const b = tmp();
+      await train([scaledDir], '--save', b, '--stop-at', '3');
+      const back = await session();
+      await back.restore('checkpoint.safetensors', readFileSync(join(b, 'checkpoint.safetensors')));
+      expect(back.trainer.lossScale).toEqual({ scale: 65536, cleanSteps: 0, skipped: 1 });
+      await back.train({ step: () => {}, val: () => {} });
+      writeFileSync(join(b, 'checkpoint.safetensors'), await back.checkpoint());
+      back.trainer.destroy();
+      sameCheckpoint(straight, b);
+    } finally {
+      acq.device.destroy();
+    }
   }, 600_000);
 });
