@@ -24,7 +24,7 @@ const dispatch = z.object({
 /** Kernel files live in kernels/, named plainly: no path can leave the bundle's folder. */
 const kernelFile = z.string().regex(/^kernels\/[A-Za-z0-9_-]+\.wgsl$/, 'expected kernels/NAME.wgsl');
 
-/** contract/loss-scale.ts's LossScaleSpec; keys in its order, so the run identity's text is the same from a bundle. */
+/** contract/loss-scale.ts's LossScaleSpec (a run's identity writes it with lossScaleText, whatever the key order here). */
 const lossScaleSpec = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('dynamic'), init: z.number().positive().max(Number.MAX_VALUE), interval: int.positive() }),
   z.object({ kind: z.literal('static'), scale: z.number().positive().max(Number.MAX_VALUE) }),
