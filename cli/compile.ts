@@ -66,9 +66,6 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   if (out === undefined) throw new LomocError("lomoc compile: option '--out DIR' is required");
   checkBundleOut(out); // before compiling: a folder that must not be written fails at once
   const step = stepConfigFrom('compile', values);
-  // The manifest has no field for these yet (nor the page a way to keep a loss scale): refused, never dropped.
-  for (const [given, option] of [[step.lossScale, 'loss-scale'], [step.clipMode === 'previous' ? step.clipMode : undefined, 'clip-mode']] as const)
-    if (given !== undefined) throw new LomocError(`lomoc compile: --${option}: bundles do not carry it yet; train from the model file with lomoc train MODEL.ts --${option} ...`);
   // A bundle runs on the machines that load it (browsers, GPUs), not on this one: auto looks at no
   // adapter here and takes the stated default; the manifest records the target chosen.
   // --tune SECONDS is the exception: it times tiles on this machine's adapter, so auto picks by it.
@@ -116,6 +113,9 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       checkpointDetail: c.checkpointDetail,
       clipNorm: step.clipNorm ?? null,
       clipValue: step.clipValue ?? null,
+      // Only where given, so bundles without them read as before (exact clipping, no loss scaling).
+      ...(step.clipMode === 'previous' ? { clipMode: step.clipMode } : {}),
+      ...(typeof step.lossScale === 'object' ? { lossScale: step.lossScale } : {}),
       ...(step.rounding && step.rounding !== defaultRounding(step.dtype, step.optimizer, step.master) ? { rounding: step.rounding } : {}),
       ...((step.accumulate ?? 1) > 1 ? { accumulate: step.accumulate } : {}),
       target,
@@ -130,6 +130,9 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   io.out(`entry       ${path.join(out, 'index.js')} (types: index.d.ts; Node: node.js), runtime.js`);
   io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
   io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how})${tuning}`);
+  if (step.clipMode === 'previous') io.out(`clip        norm ${step.clipNorm} by the previous step's norm: one pass, approximate (the norm is state: clip.norm)`);
+  const scale = manifest.step.lossScale;
+  if (scale) io.out(`loss scale  ${scale.kind === 'dynamic' ? `dynamic from ${scale.init} (halved and the step skipped on an overflow, x2 after ${scale.interval} clean steps)` : `fixed at ${scale.scale}`}: index.js's trainer keeps it, checkpoints store it`);
   if (half) io.out(`f16         ${half === 'packed' ? 'packed in u32 words: runs on every adapter' : 'native array<f16>: needs the adapter feature shader-f16'} (${str('half') ? '--half' : 'the default'})`);
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   io.out(inference

@@ -2,6 +2,7 @@
 // one that wrote its checkpoint, reading one back (--resume, exactly; --init, by name), and
 // writing params and optimizer state with the run's metadata.
 import type { StorageDType } from '../contract/program.ts';
+import { lossScaleText } from '../contract/loss-scale.ts';
 import { parseTrainMetadata, runOf } from '../runtime/checkpoint/train-metadata.ts';
 import { conversionOf, floatValues } from '../runtime/checkpoint/float-tensor.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
@@ -25,7 +26,7 @@ export function runIdentity(req: TrainRequest, src: Pick<Source, 'name' | 'confi
     dtype: s.dtype, lr: req.lr, schedule: req.schedule, warmup: req.warmup, weightDecay: req.weightDecay, data: req.data,
     tokenizer: req.tokenizer, seed: req.seed, steps: req.steps, hyper: s.hyper,
     ...(s.clipMode && s.clipMode !== 'exact' ? { clipMode: s.clipMode } : {}),
-    ...(typeof s.lossScale === 'object' ? { lossScale: JSON.stringify(s.lossScale) } : {}),
+    ...(typeof s.lossScale === 'object' ? { lossScale: lossScaleText(s.lossScale) } : {}),
     ...(s.rounding && s.rounding !== defaultRounding(s.dtype, s.optimizer, s.master) ? { rounding: s.rounding } : {}),
     accumulate: s.accumulate,
   });

@@ -1,5 +1,6 @@
 // What `lomoc train` is asked to do: its options, each checked, and the contradictions between
 // them refused, all before anything is compiled or read. Also the learning-rate schedule.
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
@@ -105,10 +106,14 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
   const warmup = str('warmup') === undefined ? 0 : integer(str('warmup')!, 'warmup', 0);
   if (warmup > steps) throw optionError('warmup', `a number of steps at most --steps (${steps})`, str('warmup')!);
   if (str('save-every') !== undefined && str('save') === undefined) throw new LomocError("lomoc train: option '--save-every' needs '--save DIR'");
+  const stepOptions = bundleFixed.filter((k) => values[k] !== undefined);
+  // A bundle fixes the step: such options are refused naming the bundle's value (train-source.ts),
+  // not first checked against each other (--loss-scale against the default --dtype f32).
+  const bundle = statSync(positionals[0] ?? '', { throwIfNoEntry: false })?.isDirectory() === true;
   return {
     file: positionals[0],
-    stepOptions: bundleFixed.filter((k) => values[k] !== undefined),
-    step: stepConfigFrom('train', values),
+    stepOptions,
+    step: stepConfigFrom('train', bundle && stepOptions.length ? {} : values),
     target: targetChoice('train', str('target')),
     tune: tuneChoice('train', str('tune')),
     // 0 is allowed: validation itself runs the step with lr 0, and --steps 0 --lr 0 measures the initial weights.

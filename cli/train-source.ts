@@ -59,9 +59,11 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'checkpoint': return `checkpoint ${m.step.checkpoint}`;
     case 'clip-norm': return `clip-norm ${m.step.clipNorm ?? '(none)'}`;
     case 'clip-value': return `clip-value ${m.step.clipValue ?? '(none)'}`;
-    // lomoc compile refuses these, so a bundle's step has neither.
-    case 'clip-mode': return 'clip-mode exact';
-    case 'loss-scale': case 'loss-scale-interval': return 'no loss scaling';
+    case 'clip-mode': return `clip-mode ${m.step.clipMode ?? 'exact'}`;
+    case 'loss-scale': case 'loss-scale-interval': {
+      const s = m.step.lossScale;
+      return !s ? 'no loss scaling' : s.kind === 'static' ? `loss-scale ${s.scale}` : `loss-scale dynamic, loss-scale-interval ${s.interval}`;
+    }
     case 'dtype': return `dtype ${m.step.dtype}`;
     case 'batch': return `batch ${cfg('batch')}`;
     case 'seq': return `seq ${cfg('seq')}`;
@@ -193,8 +195,9 @@ async function fromBundle(req: TrainRequest): Promise<Source> {
   return {
     name: m.model, preset: m.preset, config: m.config, params: b.program.params, state: b.program.state, inputs: dataInputs(b.program),
     checkpointDetail: m.step.checkpointDetail ?? m.step.checkpoint, idRange: Infinity,
-    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype, ...(m.step.rounding ? { rounding: m.step.rounding } : {}), ...(m.step.accumulate ? { accumulate: m.step.accumulate } : {}) },
-    checkpointText: m.step.checkpoint, bundle: req.file, target, start: onWebGpu(b.program, target, req.file),
+    step: { preset: m.preset, sets: [], optimizer: m.step.optimizer, hyper: m.step.hyper, checkpoint, clipNorm: m.step.clipNorm ?? undefined, clipValue: m.step.clipValue ?? undefined, dtype: m.step.dtype, ...(m.step.rounding ? { rounding: m.step.rounding } : {}), ...(m.step.accumulate ? { accumulate: m.step.accumulate } : {}),
+      ...(m.step.clipMode ? { clipMode: m.step.clipMode } : {}), ...(m.step.lossScale ? { lossScale: m.step.lossScale } : {}) },
+    checkpointText: m.step.checkpoint, bundle: req.file, target, start: onWebGpu(b.program, target, req.file, undefined, m.step.lossScale),
   };
 }
 

@@ -8,6 +8,13 @@
 /** `--loss-scale dynamic` (with `--loss-scale-interval`), or a fixed scale N. */
 export type LossScaleSpec = { readonly kind: 'dynamic'; readonly init: number; readonly interval: number } | { readonly kind: 'static'; readonly scale: number };
 
+/**
+ * The spec as a run's identity records it (`loss-scale`), keys in a fixed order: the same text
+ * whether the spec came from the command line, a bundle's manifest or a page.
+ */
+export const lossScaleText = (spec: LossScaleSpec): string =>
+  JSON.stringify(spec.kind === 'dynamic' ? { kind: spec.kind, init: spec.init, interval: spec.interval } : { kind: spec.kind, scale: spec.scale });
+
 /** GradScaler's defaults. */
 export const lossScaleDefaults = { init: 65536, interval: 2000, growth: 2, backoff: 0.5 } as const;
 

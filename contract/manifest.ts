@@ -24,6 +24,12 @@ const dispatch = z.object({
 /** Kernel files live in kernels/, named plainly: no path can leave the bundle's folder. */
 const kernelFile = z.string().regex(/^kernels\/[A-Za-z0-9_-]+\.wgsl$/, 'expected kernels/NAME.wgsl');
 
+/** contract/loss-scale.ts's LossScaleSpec (a run's identity writes it with lossScaleText, whatever the key order here). */
+const lossScaleSpec = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('dynamic'), init: z.number().positive().max(Number.MAX_VALUE), interval: int.positive() }),
+  z.object({ kind: z.literal('static'), scale: z.number().positive().max(Number.MAX_VALUE) }),
+]);
+
 const limits = z.object({ maxStorageBuffersPerShaderStage: count, maxComputeInvocationsPerWorkgroup: count, maxComputeWorkgroupStorageSize: count });
 const planTotals = z.object({ peak: count, lowerBound: count, byCategory: z.record(z.string(), count) });
 
@@ -78,6 +84,16 @@ export const manifestSchema = z.object({
     clipValue: z.number().positive().nullable(),
     /** How updates store bf16 params, only where not the default (compiler's defaultRounding); absent in older bundles. */
     rounding: z.enum(['nearest', 'stochastic']).optional(),
+    /**
+     * --clip-mode: how clipNorm finds the norm. 'previous' (one pass, approximate) keeps the last
+     * step's norm as the state tensor clip.norm. Absent: exact (and in bundles written before it).
+     */
+    clipMode: z.enum(['exact', 'previous']).optional(),
+    /**
+     * --loss-scale (f16 only): how the host moves the scale the step reads (contract/loss-scale.ts);
+     * the program then reads the input lossScale and outputs step.gradFactor. Absent: no scaling.
+     */
+    lossScale: lossScaleSpec.optional(),
     /** --accumulate K: the program's inputs hold K micro-batches of config.batch rows. Absent: 1 (and in older bundles). */
     accumulate: int.min(2).optional(),
     /** The kernel shapes (compiler/codegen/wgsl/target.ts). Bundles written before there was a choice have none: theirs were cpu's. */
@@ -105,6 +121,8 @@ export const manifestSchema = z.object({
     params: z.array(tensor.extend({ init })),
     state: z.array(tensor),
     loss: tensor,
+    /** Tensors read back besides the loss: step.gradFactor under loss scaling. Absent: none (and in older bundles). */
+    outputs: z.array(tensor).optional(),
     /** Shader key -> its file. */
     kernels: z.record(z.string(), kernelFile),
     dispatches: z.array(dispatch),

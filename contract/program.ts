@@ -87,6 +87,9 @@ export const hyperInputs = { lr: 'lr', weightDecay: 'weightDecay', step: 'step',
  */
 export const gradFactorOutput = 'step.gradFactor';
 
+/** The optimizer state holding the previous step's gradient norm under --clip-mode previous (one-pass clipping). */
+export const clipNormState = 'clip.norm';
+
 export const isHyperInput = (name: string): boolean => (Object.values(hyperInputs) as string[]).includes(name);
 
 /** The inputs a batch must fill: every stored input but the step's scalars. */

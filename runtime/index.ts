@@ -15,3 +15,4 @@ export { bothNeeds, createGpuDecoder, type GpuDecoder } from './webgpu/generator
 export { createGenerator, generateDefaults, type Generator, type GeneratorOptions } from './generate/bundle-generator.ts';
 export { checkPrompt, generate, type GenerateOptions, type GenerateTiming } from './generate/generate.ts';
 export { manifestSchema, type Manifest } from '../contract/manifest.ts';
+export { lossScaleStateOf, type LossScaleSpec, type LossScaleState } from '../contract/loss-scale.ts';

@@ -58,13 +58,14 @@ declare module 'node:fs/promises' { export function readFile(file: URL, encoding
 `;
 const runtimeStub = `
 export declare class BundleError extends Error {}
-export declare function loadBundle(manifest: string, read: (file: string) => Promise<string>): Promise<{ program: any; inference?: any }>;
+export declare function loadBundle(manifest: string, read: (file: string) => Promise<string>): Promise<{ manifest: any; program: any; inference?: any }>;
 export declare function createGenerator(options: any): Promise<any>;
 export declare function bothNeeds(step: any, inference: any): any;
 export declare const noInferenceMessage: string;
 export declare function createTrainer(options: any): Promise<any>;
 export declare function acquireFrom(sources: any, program: any, hint: string): Promise<{ device: GPUDevice }>;
 export declare function browserSources(gpu: GPU): any;
+export declare function lossScaleStateOf(v: unknown): { scale: number; cleanSteps: number; skipped: number } | undefined;
 `;
 
 function writeIndex(f: SourceFile, m: Manifest): void {
@@ -80,6 +81,9 @@ function writeIndex(f: SourceFile, m: Manifest): void {
   constant('preset', 'The preset it was compiled with.', `${JSON.stringify(m.preset)} as const`);
   constant('optimizer', 'The optimizer fused into the step.', `${JSON.stringify(m.step.optimizer)} as const`);
   constant('config', "The model's configuration.", `${JSON.stringify(m.config)} as const`);
+  constant('clipMode', "How the step clips by norm: 'exact', or 'previous' (one pass, by the previous step's norm; the norm is optimizer state, clip.norm).", `${JSON.stringify(m.step.clipMode ?? 'exact')} as const`);
+  constant('lossScale', 'How the trainer moves the f16 loss scale (lomoc compile --loss-scale), or null: the step scales no loss.',
+    m.step.lossScale ? `${JSON.stringify(m.step.lossScale)} as const` : 'null');
   const table = (slots: readonly { name: string; dtype: string; shape: readonly number[] }[]) =>
     `{\n${slots.map((s) => `  ${prop(s.name)}: { dtype: '${s.dtype}', shape: ${shapeText(s.shape)} },`).join('\n')}\n} as const`;
   // The tables' types are written out, not inferred: an inferred type of tens of thousands of
@@ -123,6 +127,19 @@ function writeIndex(f: SourceFile, m: Manifest): void {
       { name: 'lr', isReadonly: true, type: 'number', docs: ['Learning rate.'] },
       { name: 'weightDecay', isReadonly: true, type: 'number', docs: ['Decoupled weight decay.'] },
       { name: 'step', isReadonly: true, hasQuestionToken: true, type: 'number', docs: ["AdamW's 1-based step count for bias correction (default: the trainer's step number)."] },
+      ...(m.step.lossScale
+        ? [{ name: 'lossScale', isReadonly: true, hasQuestionToken: true, type: 'number', docs: ["This step's loss scale, given (validation with lr 0): the trainer's scale is neither read nor moved."] }]
+        : []),
+    ],
+  });
+  f.addInterface({
+    name: 'LossScaleState',
+    isExported: true,
+    docs: ["The trainer's loss scaling: what `lomoc train` stores in a checkpoint's metadata as lossScale."],
+    properties: [
+      { name: 'scale', isReadonly: true, type: 'number', docs: ['The scale the next step multiplies the loss by.'] },
+      { name: 'cleanSteps', isReadonly: true, type: 'number', docs: ['Steps without an overflow since the scale last moved.'] },
+      { name: 'skipped', isReadonly: true, type: 'number', docs: ['Steps skipped for an overflow in the whole run (their updates undone: params unchanged).'] },
     ],
   });
   f.addTypeAlias({ name: 'ReadFile', isExported: true, docs: ['Reads a file of the bundle by its path relative to the bundle folder (manifest.json, kernels/NAME.wgsl).'], type: '(file: string) => Promise<string>' });
@@ -147,10 +164,13 @@ function writeIndex(f: SourceFile, m: Manifest): void {
       { name: 'readState', docs: ['The optimizer state (moments, master copies) by name.'], returnType: 'Promise<Record<string, Float32Array>>' },
       { name: 'writeParams', docs: ['Overwrites the parameters given (others keep their values).'], parameters: [{ name: 'params', type: '{ readonly [K in keyof Params]?: ArrayLike<number> }' }], returnType: 'void' },
       { name: 'writeState', docs: ['Overwrites optimizer state by name (the values readState gives): to resume.'], parameters: [{ name: 'state', type: 'Readonly<Record<string, ArrayLike<number>>>' }], returnType: 'void' },
+      { name: 'restoreLossScale', docs: ['Sets the loss scaling state (a checkpoint\'s lossScale): to resume. Throws where the bundle scales no loss.'], parameters: [{ name: 'state', type: 'LossScaleState' }], returnType: 'void' },
       { name: 'destroy', docs: ["Frees the trainer's buffers (and the device, when it made it)."], returnType: 'void' },
     ],
     properties: [
       { name: 'steps', isReadonly: true, type: 'number', docs: ['Steps run so far.'] },
+      { name: 'lossScale', isReadonly: true, type: 'LossScaleState | null', docs: ['The loss scaling state after the last step (null: the bundle scales no loss).'] },
+      { name: 'skippedLast', isReadonly: true, type: 'boolean', docs: ['Whether the last step overflowed in f16 and skipped its updates (always false without loss scaling).'] },
       { name: 'deviceBytes', isReadonly: true, type: 'number', docs: ['Everything the trainer holds on the device, in bytes.'] },
       { name: 'adapter', isReadonly: true, type: 'string', docs: ['The adapter it runs on, for reports.'] },
       { name: 'stepMs', isReadonly: true, type: 'readonly number[]', docs: ['Wall-clock milliseconds of each step so far.'] },
@@ -229,15 +249,16 @@ try {
 } catch (e) {
   throw new runtime.BundleError(\`manifest.json: cannot read it (\${e instanceof Error ? e.message : String(e)})\`);
 }
-const { program, inference: generation } = await runtime.loadBundle(manifest, read);
+const { manifest: m, program, inference: generation } = await runtime.loadBundle(manifest, read);
 const want = Object.entries(inputs).map(([name, s]) => \`\${name}:\${s.dtype}[\${s.shape.join(',')}]\`).join(' ');
-const have = program.inputs.filter((s: { name: string }) => !['lr', 'weightDecay', 'step'].includes(s.name))
+const have = program.inputs.filter((s: { name: string }) => !['lr', 'weightDecay', 'step', 'lossScale'].includes(s.name))
   .map((s: { name: string; dtype: string; shape: number[] }) => \`\${s.name}:\${s.dtype}[\${s.shape.join(',')}]\`).join(' ');
 if (want !== have) throw new runtime.BundleError(\`manifest.json: program.inputs: \${have} do not match this index.js (\${want})\`);
 // One device for both programs, so that a page samples on its trainer's device.
 const made = options.gpu === undefined ? undefined : await runtime.acquireFrom(runtime.browserSources(options.gpu), runtime.bothNeeds(program, generation?.program), 'no WebGPU adapter');
 const device = made ?? options.device!;
-const t = await runtime.createTrainer({ device, program, seed: options.seed, lossEvery: options.lossEvery, warmUp: options.warmUp });
+// The scaler runs as lomoc train runs it (runtime/train/loss-scaler.ts), with the manifest's spec.
+const t = await runtime.createTrainer({ device, program, seed: options.seed, lossEvery: options.lossEvery, warmUp: options.warmUp, lossScale: m.step.lossScale });
 return {
   step: (batch, hyper) => t.step(batch, hyper),
   readParams: () => t.readParams(),
@@ -246,6 +267,18 @@ return {
   writeState: (state) => t.writeState(state),
   get steps(): number {
     return t.steps;
+  },
+  get lossScale(): LossScaleState | null {
+    return t.lossScaler ? { ...t.lossScaler.state } : null;
+  },
+  get skippedLast(): boolean {
+    return t.lossScaler?.lastOverflow ?? false;
+  },
+  restoreLossScale(state) {
+    if (!t.lossScaler) throw new TypeError('restoreLossScale: this bundle was compiled without --loss-scale');
+    const checked = runtime.lossScaleStateOf(state);
+    if (!checked) throw new TypeError(\`restoreLossScale: expected { scale > 0, cleanSteps, skipped } (whole numbers), got \${JSON.stringify(state)}\`);
+    t.lossScaler.restore(checked);
   },
   deviceBytes: t.deviceBytes,
   adapter: t.adapter,

@@ -19,7 +19,7 @@ import { GraphBuilder } from '../ir/builder.ts';
 import type { DType, Graph, Node, StateDecl, ValueId } from '../ir/types.ts';
 import { optimizerDescriptor, resolveHyper } from '../optimizers/table.ts';
 import { updateAttrs, updateInputs } from '../optimizers/update-layout.ts';
-import { gradFactorOutput, hyperInputs as stepInputNames } from '../../contract/program.ts';
+import { clipNormState, gradFactorOutput, hyperInputs as stepInputNames } from '../../contract/program.ts';
 import type { Rounding } from '../../contract/stochastic-round.ts';
 
 /** A registered optimizer's name (compiler/optimizers/table.ts lists them). */
@@ -28,8 +28,8 @@ export type OptimizerName = string;
 export const clipModes = ['exact', 'previous'] as const;
 export type ClipMode = (typeof clipModes)[number];
 
-/** The state holding the previous step's gradient norm under clipMode 'previous'. */
-export const clipNormState = 'clip.norm';
+/** The state holding the previous step's gradient norm under clipMode 'previous' (named in contract/: a bundle's loader checks it). */
+export { clipNormState } from '../../contract/program.ts';
 
 export interface StepOptions {
   readonly optimizer: OptimizerName;

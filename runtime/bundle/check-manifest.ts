@@ -6,10 +6,11 @@
 // none that aliases an object's own property. Invariant: a manifest that passes allocates exactly
 // plan.peak bytes, and no name from it indexes a plain object as anything but data. The inference
 // section (when present) is checked the same way against its own plan, and its params must be the
-// training step's by name and shape: generation reads the step's weights.
+// training step's by name and shape: generation reads the step's weights. The step's loss scaling
+// and clip mode must be what the program was compiled with.
 import { elementBytes } from '../../contract/units.ts';
 import { reservedName } from '../../contract/names.ts';
-import type { TensorSlot } from '../../contract/program.ts';
+import { clipNormState, gradFactorOutput, hyperInputs, type TensorSlot } from '../../contract/program.ts';
 import type { Manifest } from '../../contract/manifest.ts';
 
 type Fail = (field: string, msg: string) => never;
@@ -118,9 +119,37 @@ function checkInference(m: Manifest, inf: NonNullable<Manifest['inference']>, fa
   if (inf.chunk > inf.context) fail('inference.context', `${inf.context} is shorter than a prefill chunk of ${inf.chunk} tokens`);
 }
 
+/**
+ * The step's clip mode and loss scaling against the program: the host runs the scaler only where
+ * the program reads a scale and reports its factor, and keeps a previous norm only where the
+ * program holds one. An old manifest has neither field and a program with neither.
+ */
+function checkStepOptions(m: Manifest, fail: Fail): void {
+  const p = m.program;
+  (p.outputs ?? []).forEach((s, i) => {
+    if (s.name !== gradFactorOutput) fail(`program.outputs.${i}.name`, `expected '${gradFactorOutput}' (the only output a training step reads back), got '${s.name}'`);
+    if (s.dtype !== 'f32' || s.shape.length !== 0) fail(`program.outputs.${i}`, `'${gradFactorOutput}' must be an f32 scalar, got ${s.dtype}[${s.shape.join(', ')}]`);
+  });
+  const factor = (p.outputs ?? []).length > 0;
+  const reads = p.inputs.some((s) => s.name === hyperInputs.lossScale);
+  const scale = m.step.lossScale;
+  if (scale && m.step.dtype !== 'f16') fail('step.lossScale', `loss scaling is for f16 storage, this bundle has dtype ${m.step.dtype}`);
+  if (scale && !(factor && reads))
+    fail('step.lossScale', `given, but the program was compiled without loss scaling (it ${reads ? 'reads' : 'reads no'} input '${hyperInputs.lossScale}' and ${factor ? 'outputs' : 'outputs no'} '${gradFactorOutput}')`);
+  if (!scale && (factor || reads))
+    fail('step.lossScale', `missing, but the program was compiled with loss scaling (it ${reads ? 'reads' : 'reads no'} input '${hyperInputs.lossScale}' and ${factor ? 'outputs' : 'outputs no'} '${gradFactorOutput}'): the manifest must say how the scale moves`);
+  const norm = p.state.find((s) => s.name === clipNormState);
+  if (m.step.clipMode === 'previous') {
+    if (m.step.clipNorm === null) fail('step.clipMode', "'previous' chooses how clipNorm clips, but step.clipNorm is null");
+    if (scale) fail('step.clipMode', "'previous' cannot go with step.lossScale: an overflow must be found in the whole gradient before the first update");
+    if (!norm || norm.dtype !== 'f32' || norm.shape.length !== 0) fail('program.state', `step.clipMode is 'previous', but the program holds no f32 scalar '${clipNormState}' (the previous step's norm)`);
+  } else if (norm) fail('step.clipMode', `${m.step.clipMode === undefined ? 'missing (exact)' : "'exact'"}, but the program holds '${clipNormState}', the previous norm of --clip-mode previous`);
+}
+
 export function checkManifest(m: Manifest, fail: Fail): void {
   const p = m.program;
-  checkProgram('program', p, [['program.loss', p.loss]], m.plan.peak, fail);
+  checkProgram('program', p, [['program.loss', p.loss], ...(p.outputs ?? []).map((s, i) => [`program.outputs.${i}`, s] as [string, TensorSlot])], m.plan.peak, fail);
+  checkStepOptions(m, fail);
   if (p.loss.shape.length !== 0) fail('program.loss.shape', `expected a scalar, got [${p.loss.shape.join(', ')}]`);
   // The recorded f16 storage and the features the program asks for must agree: a loader that
   // reads either must not be told something the kernels do not do.

@@ -6,7 +6,7 @@
 import { lossChart } from './chart.ts';
 import { fmtBytes, memoryTable, type PlanSummary } from './memory.ts';
 import { noInference, PageSampler, SampleError, type Sample, type SampleRequest } from './sampler.ts';
-import { Session, SessionError, type BundleStep, type Entry, type Point, type RunOptions } from './session.ts';
+import { lossScaleStats, Session, SessionError, type BundleStep, type Entry, type Point, type RunOptions } from './session.ts';
 import { decodeText, TextError, tokenizerFor, tokensOf, type Tokens, type TokenizerName } from './text.ts';
 import type { Schedule } from '../train/schedule.ts';
 
@@ -116,7 +116,7 @@ function showStats(extra = ''): void {
   const eta = mean ? Math.round(((s.run.steps - s.step) * mean) / 1000) : undefined;
   const tps = mean ? Math.round((s.batch * s.seq * 1000) / mean) : undefined;
   $('stats').textContent = `step ${s.step}/${s.run.steps}` + (last ? ` · loss ${last.loss.toFixed(4)}` : '') + (tps ? ` · ${tps.toLocaleString('en-US')} tokens/s` : '') +
-    (eta !== undefined && s.step < s.run.steps ? ` · ETA ${Math.floor(eta / 60)}m${String(eta % 60).padStart(2, '0')}s` : '') + extra;
+    (eta !== undefined && s.step < s.run.steps ? ` · ETA ${Math.floor(eta / 60)}m${String(eta % 60).padStart(2, '0')}s` : '') + lossScaleStats(s.trainer) + extra;
   chart.update(s.losses, s.val, s.entropy);
 }
 
@@ -262,7 +262,9 @@ async function boot(): Promise<void> {
     entry = (await import(new URL('./index.js', location.href).href)) as Entry;
     const r = await fetch('manifest.json');
     manifest = (await r.json()) as ManifestLike;
-    $('title').textContent = `${entry.model} ${entry.preset} · ${entry.optimizer}${manifest.step.clipNorm ? `, clip-norm ${manifest.step.clipNorm}` : ''}`;
+    const st = manifest.step;
+    const scale = st.lossScale && (st.lossScale.kind === 'dynamic' ? `, loss scale dynamic (x2 after ${st.lossScale.interval} clean steps)` : `, loss scale ${st.lossScale.scale}`);
+    $('title').textContent = `${entry.model} ${entry.preset} · ${entry.optimizer}${st.clipNorm ? `, clip-norm ${st.clipNorm}${st.clipMode === 'previous' ? ' (one pass)' : ''}` : ''}${scale ?? ''}`;
     tokenizer = tokenizerFor(entry.config.vocab);
     sampler = new PageSampler(entry, tokenizer, manifest.inference);
     showMemory();
@@ -311,6 +313,7 @@ $('sample-now').addEventListener('click', () => void sampleNow());
   state: () => ({
     step: session?.step ?? 0, losses: session?.losses ?? [], val: session?.val ?? [], running: session?.running ?? false,
     message: lastMessage, deviceBytes: session?.trainer.deviceBytes ?? null, gpu: gpuOk, data: tokens?.data ?? null,
+    lossScale: session?.trainer.lossScale ?? null, stats: $('stats').textContent,
     samples: samples.map((x) => ({ step: x.step, tokens: x.tokens, text: x.text, tokensPerSecond: x.tokensPerSecond })),
   }),
 };

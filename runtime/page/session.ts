@@ -5,6 +5,7 @@
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, toFloat32, type TensorInput } from '../checkpoint/safetensors.ts';
 import { trainBatch, unigramEntropy, valBatches, type Batch } from '../train/data.ts';
 import { checkpointFormat, identityDiff, runIdentity, statePrefix, type RunFields } from '../train/run-record.ts';
+import { lossScaleStateOf, lossScaleText, type LossScaleSpec, type LossScaleState } from '../../contract/loss-scale.ts';
 import { lrAt, type Schedule } from '../train/schedule.ts';
 import type { Tokens, TokenizerName } from './text.ts';
 
@@ -28,7 +29,7 @@ export interface Generator {
   readonly deviceBytes: number;
 }
 export interface Trainer {
-  step(batch: Batch, hyper: { lr: number; weightDecay: number; step?: number }): Promise<number | undefined>;
+  step(batch: Batch, hyper: { lr: number; weightDecay: number; step?: number; lossScale?: number }): Promise<number | undefined>;
   readParams(): Promise<Record<string, Float32Array>>;
   readState(): Promise<Record<string, Float32Array>>;
   writeParams(p: Record<string, ArrayLike<number>>): void;
@@ -38,6 +39,11 @@ export interface Trainer {
   readonly adapter: string;
   /** The device it made (with the inference program's limits too): the page samples on it. */
   readonly device: GPUDevice;
+  /** The loss scaling state after the last step; null where the bundle scales no loss. */
+  readonly lossScale: LossScaleState | null;
+  /** Whether the last step overflowed and skipped its updates. */
+  readonly skippedLast: boolean;
+  restoreLossScale(state: LossScaleState): void;
 }
 
 export interface RunOptions {
@@ -64,6 +70,10 @@ export interface BundleStep {
   readonly clipValue: number | null;
   /** K micro-batches per update (absent: 1); the inputs already hold all K x batch rows. */
   readonly accumulate?: number;
+  /** Absent: exact. */
+  readonly clipMode?: 'exact' | 'previous';
+  /** Absent: no loss scaling. */
+  readonly lossScale?: LossScaleSpec;
 }
 
 export interface Progress {
@@ -72,6 +82,16 @@ export interface Progress {
   readonly lr: number;
   readonly ms: number;
   readonly tokensPerSecond: number;
+  /** The step overflowed in f16: its updates were skipped and the loss scale halved. */
+  readonly skipped?: boolean;
+}
+
+/** " · loss scale 32768, 2 steps skipped": the stats line's part for a bundle that scales the loss (f16); empty otherwise. */
+export function lossScaleStats(t: Pick<Trainer, 'lossScale' | 'skippedLast'>): string {
+  const st = t.lossScale;
+  if (!st) return '';
+  const last = t.skippedLast ? ' (the last step overflowed in f16: its updates skipped, the scale halved)' : '';
+  return ` · loss scale ${st.scale}, ${st.skipped} step${st.skipped === 1 ? '' : 's'} skipped${last}`;
 }
 
 export class Session {
@@ -109,15 +129,21 @@ export class Session {
       model: this.entry.model, config: this.entry.config, optimizer: s.optimizer, checkpoint: s.checkpoint, clipNorm: s.clipNorm, clipValue: s.clipValue,
       dtype: s.dtype, lr: this.run.lr, schedule: this.run.schedule, warmup: this.run.warmup, weightDecay: this.run.weightDecay,
       data: this.tokens.data, tokenizer: this.tokenizer, seed: this.run.seed, steps: this.run.steps, accumulate: s.accumulate,
+      ...(s.clipMode && s.clipMode !== 'exact' ? { clipMode: s.clipMode } : {}),
+      ...(s.lossScale ? { lossScale: lossScaleText(s.lossScale) } : {}),
     };
     return runIdentity(fields);
   }
 
-  /** Validation loss: the training step with lr 0 and weight decay 0 (params unchanged; state restored). */
+  /**
+   * Validation loss: the training step with lr 0 and weight decay 0 (params unchanged; state
+   * restored), with a given loss scale of 1 that leaves the scaler's state alone, as lomoc train's.
+   */
   async evaluate(step: number): Promise<number> {
     const saved = Object.keys(this.stateShapes).length ? await this.trainer.readState() : undefined;
     let sum = 0;
-    for (const b of this.evalSet) sum += (await this.trainer.step(b, { lr: 0, weightDecay: 0, step: Math.max(step, 1) }))!;
+    const scale = this.trainer.lossScale ? { lossScale: 1 } : {};
+    for (const b of this.evalSet) sum += (await this.trainer.step(b, { lr: 0, weightDecay: 0, step: Math.max(step, 1), ...scale }))!;
     if (saved) this.trainer.writeState(saved);
     return sum / this.evalSet.length;
   }
@@ -152,7 +178,7 @@ export class Session {
         const ms = performance.now() - t0;
         this.step = s;
         this.losses.push({ step: s, loss });
-        on.step({ step: s, loss, lr, ms, tokensPerSecond: (this.batch * this.seq * 1000) / ms });
+        on.step({ step: s, loss, lr, ms, tokensPerSecond: (this.batch * this.seq * 1000) / ms, ...(this.trainer.skippedLast ? { skipped: true } : {}) });
         if ((this.run.evalEvery && s % this.run.evalEvery === 0) || s === this.run.steps) {
           const v = await this.exclusive(() => this.evaluate(s));
           this.val.push({ step: s, loss: v });
@@ -180,6 +206,7 @@ export class Session {
       format: checkpointFormat, step: String(this.step), dataPosition: String(this.step), seed: String(this.run.seed), run: JSON.stringify(this.identity()),
       compile: JSON.stringify({ ...this.bundleStep, config: this.entry.config, bundle: 'page' }),
       losses: JSON.stringify(this.losses), val: JSON.stringify(this.val),
+      ...(this.trainer.lossScale ? { lossScale: JSON.stringify(this.trainer.lossScale) } : {}),
     });
   }
 
@@ -211,11 +238,30 @@ export class Session {
     const state = Object.fromEntries(Object.entries(this.stateShapes).map(([k, shape]) => [k, get(statePrefix + k, shape)]));
     const step = Number(c.metadata.step);
     if (!Number.isSafeInteger(step) || step < 0 || step > this.run.steps) throw new SessionError(`${name}: its step ${c.metadata.step} is not a step of this run (0 to ${this.run.steps})`);
+    // Loss scaling resumes exactly, as lomoc train's --resume: the scale and its clean-step count come from the file.
+    let scale: LossScaleState | undefined;
+    if (this.trainer.lossScale) {
+      const text = c.metadata.lossScale;
+      if (text === undefined)
+        throw new SessionError(`${name}: __metadata__.lossScale: missing; this bundle uses --loss-scale, and a resume needs the scale and clean-step count its checkpoint stores`);
+      scale = lossScaleStateOf(parseJson(text));
+      if (!scale) throw new SessionError(`${name}: __metadata__.lossScale: expected the loss scale state {scale, cleanSteps, skipped}, got ${JSON.stringify(text.slice(0, 80))}`);
+    }
     this.trainer.writeParams(params);
+    if (scale) this.trainer.restoreLossScale(scale);
     this.trainer.writeState(state);
     this.step = step;
     this.losses = JSON.parse(c.metadata.losses ?? '[]') as Point[];
     this.val = JSON.parse(c.metadata.val ?? '[]') as Point[];
+  }
+}
+
+/** JSON text's value, or undefined where it is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

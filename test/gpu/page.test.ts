@@ -4,7 +4,7 @@
 // train --resume` and the reverse; each bad input is a message on the page that loses nothing; a
 // screenshot shows the chart and the memory panel; it samples with the bundle's inference program
 // what `lomoc generate` samples from the page's checkpoint, without changing a loss; and the page
-// loads nothing from outside the bundle folder.
+// loads nothing from outside the bundle folder. A loss-scaling bundle shows its scale and skipped steps.
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,8 @@ interface PageState {
   gpu: boolean;
   data: string | null;
   samples: { step: number; tokens: number[]; text: string; tokensPerSecond: number }[];
+  lossScale: { scale: number; cleanSteps: number; skipped: number } | null;
+  stats: string;
 }
 
 function chromiumPath(): string {
@@ -287,6 +289,34 @@ describe('the page of a bundle, in headless Chromium', () => {
         return s.step >= 1 && !s.running;
       }, null, { timeout: 120_000 });
       expect((await state(page)).message).toBe('');
+      await page.close();
+    } finally {
+      await other.close();
+    }
+  }, 300_000);
+
+  it('a loss-scaling bundle (f16 packed): the page shows the scale and the steps skipped, and trains the losses of lomoc train', async () => {
+    const scaled = path.join(root, 'scaled');
+    const c = await lomoc('compile', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--optimizer', 'lomo', '--target', 'cpu', '--dtype', 'f16', '--clip-norm', '1',
+      '--loss-scale', 'dynamic', '--loss-scale-interval', '2', '--out', scaled);
+    expect(c.code, c.err).toBe(0);
+    const other = await serveBundle(scaled, 0);
+    try {
+      const page = await browser.newPage();
+      await page.goto(other.url);
+      await page.waitForFunction(() => document.getElementById('gpu')!.textContent !== 'Checking WebGPU…', null, { timeout: 60_000 });
+      expect(await page.textContent('#title')).toBe('gpt tiny · lomo, clip-norm 1, loss scale dynamic (x2 after 2 clean steps)');
+      await page.click('#sample');
+      await page.waitForFunction(() => (window as unknown as { lomocPage: { state(): PageState } }).lomocPage.state().data === 'moby-dick', null, { timeout: 60_000 });
+      await setRun(page, { lr: '0.05', steps: '3', 'eval-every': '0', seed: '3' });
+      const got = await trainTo(page, 3);
+      expect(got.message).toBe('');
+      // 65536 overflows the f16 seed: step 1 is skipped at 32768; steps 2 and 3 are clean, so it doubles.
+      expect(got.lossScale).toEqual({ scale: 65536, cleanSteps: 0, skipped: 1 });
+      expect(got.stats).toContain(' · loss scale 65536, 1 step skipped');
+      const node = await lomoc('train', scaled, '--data', 'moby-dick', '--lr', '0.05', '--seed', '3', '--steps', '3', '--json');
+      expect(node.code, node.err).toBe(0);
+      expect(got.losses).toEqual((JSON.parse(node.out) as { losses: unknown[] }).losses);
       await page.close();
     } finally {
       await other.close();
