@@ -13,6 +13,8 @@ import { TestGraph } from '../reference/graphs.ts';
 import { runOnGpu, scratchFor } from './harness.ts';
 import { anyTarget, expectWithin, random, runs, seed } from './kernel-check.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
+import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
+import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import { compileProgram, idRanges } from '../../compiler/compile-program.ts';
 import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
@@ -84,6 +86,28 @@ describe('fused linear cross-entropy kernels', () => {
     await compare({ tokens: [1], d: 4, v: 7, chunk: 1, transW: false }, 1);
     await compare({ tokens: [3, 5], d: 6, v: 37, chunk: 37, transW: true }, 2);
     await compare({ tokens: [1100], d: 3, v: 9, chunk: 4, transW: true }, 3);
+  });
+
+  // The head's matmuls are the ordinary matmul's kernel over ranges (matmul-stored.ts): B as vec4s
+  // where the chunk's layout allows, a float at a time where not, in the same node.
+  it('B read as vec4s where the layout allows: the untied forward and dW, the tied dh and dW; 33 tokens straddle the 16-row tile', async () => {
+    const cases: [Case, string[]][] = [
+      // 64 columns in chunks of 12: 5 chunks of vec4s and a last one of 4; dh reads W across its rows.
+      [{ tokens: [3, 11], d: 8, v: 64, chunk: 12, transW: false }, ['NV|store', 'NT|acc', 'TV|store']],
+      // Tied, D = 12: dh and dW read 3 vec4s a row; the forward reads W's rows transposed.
+      [{ tokens: [33], d: 12, v: 40, chunk: 12, transW: true }, ['NT|store', 'NV|acc', 'TV|store']],
+      // Chunks of 6 columns: the untied B is a float at a time.
+      [{ tokens: [33], d: 8, v: 30, chunk: 6, transW: false }, ['NN|store', 'NT|acc', 'TN|store']],
+    ];
+    for (const [i, [k, kinds]] of cases.entries()) {
+      const { g } = headGraph(k, 'f32');
+      const fusion = noFusion(g.nodes.length);
+      const program = lowerStep(g, planMemory(g, { fusion, scratch: scratchFor(g, fusion) }), fusion, kernelTargets.cpu);
+      // The matmul shaders used, each once (the forward and the recompute share one).
+      const matmuls = [...new Set(program.dispatches.map((d) => d.shader).filter((key) => key.startsWith('matmul.stored')))];
+      expect(matmuls.map((key) => /\.(\w\w\|\w+)\|/.exec(key)![1]).sort(), JSON.stringify(k)).toEqual([...kinds].sort());
+      await compare(k, 20 + i);
+    }
   });
 
   // Each shader compiles once per storage format (tens of seconds on lavapipe): native f16 with the

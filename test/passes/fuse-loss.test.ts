@@ -119,11 +119,14 @@ describe('the fuse-loss pass', () => {
     expect(fuseLinearCrossEntropy(g, { maxBindingBytes: 1024 }).nodes.some((n) => n.op === 'linearCrossEntropy')).toBe(true);
   });
 
-  it('the chunk: the widest [tokens, chunk] f32 workspace within 32 MiB and the binding limit, evened out over the passes', () => {
+  it('the chunk: the widest [tokens, chunk] f32 workspace within 32 MiB and the binding limit, evened out over the passes, a multiple of 4 where that fits', () => {
     // LLaMA-7B at batch 8, seq 512: 4096 tokens; 32 MiB / 16 KiB = 2048 columns, 16 passes over 32000.
     expect(lossChunk(4096, 32000)).toBe(2000);
-    // GPT-2 at batch 8, seq 1024: 1024 columns, 50 passes over 50257.
-    expect(lossChunk(8192, 50257)).toBe(1006);
+    // GPT-2 at batch 8, seq 1024: 1024 columns, 50 passes over 50257 (1006 each, 1008 for vec4s).
+    expect(lossChunk(8192, 50257)).toBe(1008);
+    // 10 columns at most: 3 passes over 30 of 10 each, not 12 (over the budget).
+    expect(lossChunk(1, 30, { workspaceBytes: 40 })).toBe(10);
+    expect(lossChunk(1, 33, { workspaceBytes: 48 })).toBe(12);
     expect(lossChunk(4096, 32000, { maxBindingBytes: 2 ** 20 })).toBe(64);
     expect(lossChunk(16, 32)).toBe(32);
     expect(lossChunk(8, 100, { chunk: 30 })).toBe(25);
