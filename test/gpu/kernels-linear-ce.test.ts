@@ -158,4 +158,18 @@ describe('whole steps with the fused loss on WebGPU equal the reference after 3 
         expect(stepMismatches(run, { rel: toleranceFor(optimizer) })).toEqual([]);
         expect(run.arenaBytes).toBe(c.plan.peak);
       });
+
+  // LOMO on an untied head: the update runs in each chunk's dW kernel (fused.ts lossUpdate);
+  // chunks of 8 read W and the gradient chunk as vec4s, f32 and f16 storage.
+  for (const dtype of ['f32', 'f16'] as const)
+    it(`llama tiny, lomo, ${dtype}: the head's update chunk by chunk inside its backward, chunks of 8 (vec4 reads)`, async () => {
+      const c = compileProgram(llama, { preset: 'tiny', optimizer: 'lomo', dtype, target: 'cpu', lossChunk: { chunk: 8 } });
+      expect(c.fusion.groups.filter((grp) => grp.kind === 'lossUpdate').map((grp) => grp.nodes.map((i) => c.step.nodes[i].op))).toEqual([['linearCrossEntropyGrad', 'optimizerUpdate']]);
+      expect(Object.keys(c.program.shaders).filter((k) => k.startsWith('matmul.stored') && k.includes('TV|sgd'))).toHaveLength(1);
+      const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 11 });
+      // f16: step-f16.test.ts's tolerance, llama's token embedding's included.
+      const tol = dtype === 'f32' ? { rel: toleranceFor('lomo') } : { rel: 8e-3, relOf: { tok_embeddings: 2.4e-2 }, lossRel: 2e-3 };
+      expect(stepMismatches(run, tol)).toEqual([]);
+      expect(run.arenaBytes).toBe(c.plan.peak);
+    });
 });

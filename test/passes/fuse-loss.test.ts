@@ -186,6 +186,9 @@ describe('fused linear cross-entropy equals matmul + crossEntropy (reference exe
         const lomo = buildStep(g, { optimizer: 'lomo', ...opts } as never);
         const sgd = buildStep(g, { optimizer: 'sgd', ...opts } as never);
         expect(opsOf(lomo.step)).toContain('linearCrossEntropyGrad');
+        // An untied head's update runs a chunk at a time inside its backward: dW has no storage.
+        const dw = lomo.step.nodes.find((n) => n.op === 'linearCrossEntropyGrad')!.outputs[1];
+        expect(lomo.plan.bufferOf[dw] < 0).toBe(k.layout !== 'tied');
         expect(bitDifferences(plannedStep(lomo, stepFeeds(lomo.step, feeds, hyper)), plainStep(sgd.step, stepFeeds(sgd.step, feeds, hyper)))).toEqual([]);
       }),
       { numRuns: 25 },
@@ -210,6 +213,30 @@ describe('the plan with the fused loss', () => {
       ['linearCrossEntropyGrad', [B * T * 8 * 4]],
     ]);
     expect(numel([B, T, 8])).toBeLessThan(numel([B, T, V]));
+  });
+});
+
+describe('the head update under LOMO', () => {
+  const kinds = (c: { fusion: { groups: readonly { kind: string; nodes: readonly number[] }[] }; step: Graph }) =>
+    c.fusion.groups.filter((grp) => grp.kind === 'lossUpdate').map((grp) => grp.nodes.map((i) => c.step.nodes[i].op));
+  const dwOf = (step: Graph) => step.nodes.find((n) => n.op === 'linearCrossEntropyGrad')!.outputs[1];
+
+  it("an untied head's update joins its backward (lossUpdate) and its [D, V] gradient gets no storage; SGD, AdaLomo and a tied head keep it", () => {
+    for (const [name, extra, optimizer, fused] of [
+      ['llama', {}, 'lomo', true], ['llama', {}, 'sgd', false], ['llama', {}, 'adalomo', false], ['llama (tied)', { tied: true }, 'lomo', false],
+    ] as const) {
+      const c = compileForward(modelGraph(llama, extra), { optimizer, lossChunk: { chunk: 8 } });
+      expect([name, optimizer, kinds(c)]).toEqual([name, optimizer, fused ? [['linearCrossEntropyGrad', 'optimizerUpdate']] : []]);
+      expect([name, optimizer, c.plan.bufferOf[dwOf(c.step)] >= 0]).toEqual([name, optimizer, !fused]);
+    }
+  });
+
+  it('LLaMA-7B (f16, --checkpoint blocks): no buffer holds the head\'s 0.24 GiB [4096, 32000] gradient', () => {
+    const c = compileForward(traceModel(llama, resolveConfig(llama, 'llama-7b')).graph, { optimizer: 'lomo', dtype: 'f16', checkpoint: { kind: 'blocks' } });
+    const dw = dwOf(c.step);
+    expect(c.step.values[dw].shape).toEqual([4096, 32000]);
+    expect(c.plan.bufferOf[dw]).toBe(-1);
+    expect(kinds(c)).toEqual([['linearCrossEntropyGrad', 'optimizerUpdate']]);
   });
 });
 

@@ -17,6 +17,7 @@ import { numel } from '../../ir/shape.ts';
 import type { Graph, NodeOf } from '../../ir/types.ts';
 import type { BufferRef } from '../../../contract/program.ts';
 import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
+import type { MatmulEpilogue } from './emit-matmul.ts';
 import { storedMatmul, type StoredMatrix } from './matmul-stored.ts';
 import { rowKernel } from './row-kernel.ts';
 import { Bindings, elemOf, Uniforms } from './wgsl-kernel.ts';
@@ -100,7 +101,11 @@ if (t == 0u) {
   });
 };
 
-const linearCrossEntropyGrad: Emitter<'linearCrossEntropyGrad'> = (n, c) => {
+/**
+ * The backward's dispatches. `dwUpdate` (a LOMO update's epilogue, fused.ts): each chunk's dW
+ * matmul hands its elements, complete, to it instead of storing dW (which then has no storage).
+ */
+export function linearCrossEntropyGradCalls(n: NodeOf<'linearCrossEntropyGrad'>, c: EmitContext, dwUpdate?: MatmulEpilogue): KernelCall[] {
   checkOperands(n, c);
   const head = headOf(c.g, n);
   const { tokens, d, v } = head;
@@ -125,16 +130,20 @@ ${loop} { ${x}[base + j] = (exp(${x}[base + j] - lse) - select(0.0, 1.0, u.v0 + 
     const dH = storedMatmul(c, tokens, cols, d, { ...G, trans: false }, { ...wChunk(c, head, transW, v0), trans: !transW }, { ...acc, accumulate: true, first: v0 === 0 });
     const h = valueAt(c, head.h, 0, d);
     // dW's chunk, written once: [cols, d] rows of [V, D] = G^T h, or [d, cols] columns of [D, V] = h^T G.
+    const [oAt, ldo] = transW ? [v0 * d, d] : [v0, v];
+    const out = dwUpdate ? { ...dwUpdate, oAt, ldo } : { ...valueAt(c, dw, oAt, ldo), accumulate: false, first: true };
     const dW = transW
-      ? storedMatmul(c, cols, tokens, d, { ...G, trans: true }, { ...h, trans: false }, { ...valueAt(c, dw, v0 * d, d), accumulate: false, first: true })
-      : storedMatmul(c, d, tokens, cols, { ...h, trans: true }, { ...G, trans: false }, { ...valueAt(c, dw, v0, v), accumulate: false, first: true });
+      ? storedMatmul(c, cols, tokens, d, { ...G, trans: true }, { ...h, trans: false }, out)
+      : storedMatmul(c, d, tokens, cols, { ...h, trans: true }, { ...G, trans: false }, out);
     return [logitsChunk(c, head, n.attrs.transW, ws, v0, cols), grad, dH, dW];
   });
   if (inPlace) return calls;
   const b = new Bindings(c);
   const [from, to] = [b.buffer(c.scratch(1), false), b.value(dh, true)];
   return [...calls, rowKernel(c, 'linearCE.dh', b, new Uniforms(), { rows: tokens, n: d }, (loop) => `${loop} { ${to}[base + j] = ${from}[base + j]; }`)];
-};
+}
+
+const linearCrossEntropyGrad: Emitter<'linearCrossEntropyGrad'> = (n, c) => linearCrossEntropyGradCalls(n, c);
 
 export const linearCrossEntropyEmitters = { linearCrossEntropy, linearCrossEntropyGrad } satisfies {
   readonly [O in 'linearCrossEntropy' | 'linearCrossEntropyGrad']: Emitter<O>;

@@ -6,7 +6,7 @@
 import type { BufferRef } from '../../../contract/program.ts';
 import { bytesPerElement } from '../../ir/shape.ts';
 import type { DType, ValueId } from '../../ir/types.ts';
-import { launch, matmulBody, type MatmulGeometry, type MatmulLayout } from './emit-matmul.ts';
+import { launch, matmulBody, type MatmulEpilogue, type MatmulGeometry, type MatmulLayout } from './emit-matmul.ts';
 import type { EmitContext, KernelCall } from './emitter.ts';
 import { matmulShapeKey } from './target.ts';
 import { Bindings, kernel, Uniforms } from './wgsl-kernel.ts';
@@ -37,19 +37,34 @@ const bind = (b: Bindings, s: StoredMatrix, write: boolean, elem?: 'vec4'): stri
 /** Whether two ranges may share bytes (a writable binding may not alias another one). */
 const overlap = (x: BufferRef, y: BufferRef): boolean => x.arena === y.arena && x.offset < y.offset + y.bytes && y.offset < x.offset + x.bytes;
 
-/** O[m, n] = A[m, k] B[k, n] (each operand transposed as it says), one dispatch. */
-export function storedMatmul(c: EmitContext, m: number, k: number, n: number, A: MatmulOperand, B: MatmulOperand, O: StoredOutput): KernelCall {
+/** The values an epilogue binds, probed on a throwaway Bindings. */
+function epilogueValues(ep: MatmulEpilogue, c: EmitContext): ValueId[] {
+  const probe = new Bindings(c);
+  ep.bind(probe, new Uniforms());
+  return probe.values();
+}
+
+/**
+ * O[m, n] = A[m, k] B[k, n] (each operand transposed as it says), one dispatch. `O` is a stored
+ * matrix, or an epilogue (emit-matmul.ts) handed each element with its flat index into a matrix
+ * whose rows are `ldo` apart from element `oAt`.
+ */
+export function storedMatmul(c: EmitContext, m: number, k: number, n: number, A: MatmulOperand, B: MatmulOperand, O: StoredOutput | (MatmulEpilogue & { readonly oAt: number; readonly ldo: number })): KernelCall {
   const geo: MatmulGeometry = { m, k, n, transA: A.trans, transB: B.trans, batch: [], count: 1 };
   const tile = c.target.tuned?.[matmulShapeKey(geo, A.dtype, B.dtype)] ?? c.target.matmul;
   // B as vec4s: 4 adjacent columns of one stored row, every row and the start 16-byte aligned
   // (8-byte for 16-bit storage), as emit-matmul.ts reads it; a binding of its own.
   const bVec4 = tile.vec4 !== false && !B.trans && tile.tn % 4 === 0 && n % 4 === 0 && B.ld % 4 === 0 && B.at % 4 === 0 &&
-    B.ref.offset % (4 * bytesPerElement[B.dtype]) === 0 && !overlap(B.ref, A.ref) && !overlap(B.ref, O.ref);
+    B.ref.offset % (4 * bytesPerElement[B.dtype]) === 0 && !overlap(B.ref, A.ref) &&
+    ('bind' in O ? !epilogueValues(O, c).some((v) => B.value !== undefined && c.sameStorage(v, B.value)) : !overlap(B.ref, O.ref));
   const b = new Bindings(c);
-  const [a, bb, o] = [bind(b, A, false), bind(b, B, false, bVec4 ? 'vec4' : undefined), bind(b, O, true)];
+  const [a, bb] = [bind(b, A, false), bind(b, B, false, bVec4 ? 'vec4' : undefined)];
+  const o = 'bind' in O ? undefined : bind(b, O, true);
   const u = new Uniforms();
   const workgroups = launch(geo, tile, u, c.limits);
-  u.u32('lda', A.ld).u32('ldb', B.ld).u32('ldbv', bVec4 ? B.ld / 4 : 0).u32('ldo', O.ld).u32('aAt', A.at).u32('bAt', B.at).u32('oAt', O.at).u32('first', O.first ? 1 : 0);
+  const [ldo, oAt] = 'bind' in O ? [O.ldo, O.oAt] : [O.ld, O.at];
+  u.u32('lda', A.ld).u32('ldb', B.ld).u32('ldbv', bVec4 ? B.ld / 4 : 0).u32('ldo', ldo).u32('aAt', A.at).u32('bAt', B.at).u32('oAt', oAt);
+  if (!('bind' in O)) u.u32('first', O.first ? 1 : 0);
   const at: MatmulLayout = {
     ...(A.trans ? { aFree: '1u', aL: 'u.lda' } : { aFree: 'u.lda', aL: '1u' }),
     ...(B.trans ? { bFree: 'u.ldb', bL: '1u' } : { bFree: '1u', bL: 'u.ldb' }),
@@ -59,10 +74,9 @@ export function storedMatmul(c: EmitContext, m: number, k: number, n: number, A:
     oOff: 'u.oAt',
     oRow: 'u.ldo',
   };
-  const fns = O.accumulate
-    ? `fn finish(i: u32, v: f32) { if (u.first == 1u) { ${o}[i] = v; } else { ${o}[i] = ${o}[i] + v; } }`
-    : `fn finish(i: u32, v: f32) { ${o}[i] = v; }`;
-  const tag = O.accumulate ? 'acc' : 'store';
+  const { tag, fns } = 'bind' in O ? O.bind(b, u)
+    : O.accumulate ? { tag: 'acc', fns: `fn finish(i: u32, v: f32) { if (u.first == 1u) { ${o}[i] = v; } else { ${o}[i] = ${o}[i] + v; } }` }
+    : { tag: 'store', fns: `fn finish(i: u32, v: f32) { ${o}[i] = v; }` };
   const code = matmulBody(tile, geo, a, bb, { tag, fns }, bVec4, at);
   const key = `matmul.stored:${tile.layout[0]}${tile.wgX}x${tile.wgY}.${tile.tm}x${tile.tn}.${A.trans ? 'T' : 'N'}${B.trans ? 'T' : bVec4 ? 'V' : 'N'}|${tag}`;
   return kernel(key, b, u, code, workgroups);
