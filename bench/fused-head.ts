@@ -29,7 +29,15 @@ export const headModels: readonly HeadModel[] = [
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-export async function benchFusedHead(steps = 7, only?: string): Promise<{ name: string; fusedMs: number; unfusedMs: number }[]> {
+export interface HeadRow {
+  readonly name: string;
+  readonly fusedMs: number;
+  readonly unfusedMs: number;
+  /** The median over rounds of fused / unfused within the round (back to back: robust to load drifting between rounds). */
+  readonly ratio: number;
+}
+
+export async function benchFusedHead(steps = 7, only?: string): Promise<HeadRow[]> {
   const rows = [];
   for (const m of headModels.filter((m) => !only || m.name.includes(only))) {
     const compiled = [true, false].map((fuseLoss) => compileProgram(m.def, { preset: m.preset, sets: m.sets, optimizer: 'lomo', target: 'cpu', fuseLoss }));
@@ -48,7 +56,7 @@ export async function benchFusedHead(steps = 7, only?: string): Promise<{ name: 
     }
     runs.forEach((r) => r.t.destroy());
     acq.device.destroy();
-    rows.push({ name: m.name, fusedMs: median(runs[0].ms), unfusedMs: median(runs[1].ms) });
+    rows.push({ name: m.name, fusedMs: median(runs[0].ms), unfusedMs: median(runs[1].ms), ratio: median(runs[0].ms.map((x, i) => x / runs[1].ms[i])) });
   }
   return rows;
 }

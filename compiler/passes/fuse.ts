@@ -112,8 +112,10 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
     const dw = ce.outputs[1];
     const param = updateInput(up.attrs, up.inputs, 'p')!;
     // Chunk by chunk, the update may write W only (it is read a chunk at a time); never h or the targets.
+    // Its kernels bind at most 4 values each, but the dW kernel with the update: h, the workspace and the update's inputs.
     return updateInput(up.attrs, up.inputs, 'g') === dw && param === ce.inputs[1] && !pinned.has(dw) &&
-      readers[dw].length === 1 && up.inputs.filter((x) => x === dw).length === 1;
+      readers[dw].length === 1 && up.inputs.filter((x) => x === dw).length === 1 &&
+      2 + new Set(up.inputs.filter((x) => x !== dw)).size <= maxGroupBindings;
   };
 
   const groups: KernelGroup[] = [];
