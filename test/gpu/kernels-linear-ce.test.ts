@@ -160,15 +160,23 @@ describe('whole steps with the fused loss on WebGPU equal the reference after 3 
       });
 
   // LOMO on an untied head: the update runs in each chunk's dW kernel (fused.ts lossUpdate);
-  // chunks of 8 read W and the gradient chunk as vec4s, f32 and f16 storage.
-  for (const dtype of ['f32', 'f16'] as const)
+  // chunks of 8 read W and the gradient chunk as vec4s. 16-bit: step-f16.test.ts's tolerance
+  // (llama's token embedding's included) and step-bf16.test.ts's (8x), bf16 packed in u32 words
+  // and rounded stochastically by element index in the fused kernel too.
+  const sixteen = { rel: 8e-3, relOf: { tok_embeddings: 2.4e-2 }, lossRel: 2e-3 };
+  for (const [dtype, tol] of [
+    ['f32', { rel: toleranceFor('lomo') }],
+    ['f16', sixteen],
+    ['bf16', { rel: 8 * sixteen.rel, relOf: { tok_embeddings: 8 * sixteen.relOf.tok_embeddings }, lossRel: 8 * sixteen.lossRel }],
+  ] as const)
     it(`llama tiny, lomo, ${dtype}: the head's update chunk by chunk inside its backward, chunks of 8 (vec4 reads)`, async () => {
-      const c = compileProgram(llama, { preset: 'tiny', optimizer: 'lomo', dtype, target: 'cpu', lossChunk: { chunk: 8 } });
+      const target = dtype === 'bf16' ? { ...kernelTargets.cpu, half: 'packed' as const } : kernelTargets.cpu;
+      const c = compileProgram(llama, { preset: 'tiny', optimizer: 'lomo', dtype, target, lossChunk: { chunk: 8 }, ...(dtype === 'bf16' ? { rounding: 'stochastic', roundingSeed: 5 } as const : {}) });
       expect(c.fusion.groups.filter((grp) => grp.kind === 'lossUpdate').map((grp) => grp.nodes.map((i) => c.step.nodes[i].op))).toEqual([['linearCrossEntropyGrad', 'optimizerUpdate']]);
-      expect(Object.keys(c.program.shaders).filter((k) => k.startsWith('matmul.stored') && k.includes('TV|sgd'))).toHaveLength(1);
+      const fused = Object.entries(c.program.shaders).filter(([k]) => k.startsWith('matmul.stored') && k.includes('TV|sgd'));
+      expect(fused).toHaveLength(1);
+      if (dtype === 'bf16') expect(fused[0][1]).toContain('roundingBits(u.rseed');
       const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 11 });
-      // f16: step-f16.test.ts's tolerance, llama's token embedding's included.
-      const tol = dtype === 'f32' ? { rel: toleranceFor('lomo') } : { rel: 8e-3, relOf: { tok_embeddings: 2.4e-2 }, lossRel: 2e-3 };
       expect(stepMismatches(run, tol)).toEqual([]);
       expect(run.arenaBytes).toBe(c.plan.peak);
     });
