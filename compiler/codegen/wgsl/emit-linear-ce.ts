@@ -7,6 +7,7 @@
 //   backward, per chunk: the logits chunk again; g = (exp(logits - lse) - onehot) * dloss in place;
 //     dh += g W[:, chunk]^T (f32, straight into dh when it is f32, else into an f32 scratch copied
 //     out at the end); dW[:, chunk] = h^T g, complete at once since every token is in the chunk.
+//     Under LOMO an untied head's update takes each chunk's dW as it is made (fused.ts lossUpdate).
 // W is [D, V], or [V, D] when transW (a head tied to the embedding); all math is f32, whatever the
 // storage (f16-storage.ts converts loads and stores). The matmuls are the ordinary matmul's kernel
 // over row and column ranges (matmul-stored.ts), reading B as vec4s where the layout allows: the
