@@ -94,8 +94,10 @@ describe('fused linear cross-entropy kernels', () => {
     const cases: [Case, string[]][] = [
       // 64 columns in chunks of 12: 5 chunks of vec4s and a last one of 4; dh reads W across its rows.
       [{ tokens: [3, 11], d: 8, v: 64, chunk: 12, transW: false }, ['NV|store', 'NT|acc', 'TV|store']],
-      // Tied, D = 12: dh and dW read 3 vec4s a row; the forward reads W's rows transposed.
-      [{ tokens: [33], d: 12, v: 40, chunk: 12, transW: true }, ['NT|store', 'NV|acc', 'TV|store']],
+      // Tied, D = 12 <= 33 tokens: each chunk of W copied transposed first, then read as vec4s; dh and dW read 3 vec4s a row.
+      [{ tokens: [33], d: 12, v: 40, chunk: 12, transW: true }, ['NV|store', 'NV|acc', 'TV|store']],
+      // Tied, D = 8 > 3 tokens: the forward reads W's rows transposed (a copy would outgrow the workspace).
+      [{ tokens: [3], d: 8, v: 20, chunk: 8, transW: true }, ['NT|store', 'NV|acc', 'TV|store']],
       // Chunks of 6 columns: the untied B is a float at a time.
       [{ tokens: [33], d: 8, v: 30, chunk: 6, transW: false }, ['NN|store', 'NT|acc', 'TN|store']],
     ];
@@ -136,9 +138,10 @@ describe('fused linear cross-entropy kernels', () => {
   it('scratch: one [tokens, chunk] f32 workspace and per-token statistics, never [tokens, V]', () => {
     const { g } = headGraph({ tokens: [4, 8], d: 16, v: 1000, chunk: 100, transW: true }, 'f16');
     const s = scratchFor(g, noFusion(g.nodes.length));
-    expect(s(0)).toEqual([32 * 100 * 4, 32 * 12]);
+    // Last, the tied head's chunk copied transposed, [d, chunk] f32 (d <= tokens, so within the workspace's size).
+    expect(s(0)).toEqual([32 * 100 * 4, 32 * 12, 16 * 100 * 4]);
     // f16 dh accumulates in an f32 copy of [tokens, d].
-    expect(s(1)).toEqual([32 * 100 * 4, 32 * 16 * 4]);
+    expect(s(1)).toEqual([32 * 100 * 4, 32 * 16 * 4, 16 * 100 * 4]);
   });
 });
 

@@ -207,10 +207,11 @@ describe('the plan with the fused loss', () => {
     const { c, n } = logitsBuffers(true);
     expect(n).toBe(0);
     const heads = c.fusion.groups.map((grp, k) => [c.step.nodes[grp.nodes[0]].op, k] as const).filter(([op]) => op.startsWith('linearCrossEntropy'));
-    // Chunks of 10 evened out over 4 passes: 8. Forward: the workspace and (max, sum, target logit) per token.
+    // Chunks of 10 evened out over 4 passes: 8. Forward: the workspace and (max, sum, target logit)
+    // per token; both: the tied head's chunk copied transposed, [D, 8] f32 (D = 16 <= B * T).
     expect(heads.map(([op, k]) => [op, c.plan.scratchOf[k].map((b) => c.plan.buffers[b].bytes)])).toEqual([
-      ['linearCrossEntropy', [B * T * 8 * 4, B * T * 12]],
-      ['linearCrossEntropyGrad', [B * T * 8 * 4]],
+      ['linearCrossEntropy', [B * T * 8 * 4, B * T * 12, 16 * 8 * 4]],
+      ['linearCrossEntropyGrad', [B * T * 8 * 4, 16 * 8 * 4]],
     ]);
     expect(numel([B, T, 8])).toBeLessThan(numel([B, T, V]));
   });

@@ -12,16 +12,18 @@
 // storage (f16-storage.ts converts loads and stores). The matmuls are the ordinary matmul's kernel
 // over row and column ranges (matmul-stored.ts), reading B as vec4s where the layout allows: the
 // untied forward and dW where the chunk's columns are a multiple of 4 (lossChunk makes them so),
-// the tied dh and dW where D is; the tied forward and the untied dh read B across its rows, as
-// the unfused head's matmuls with transB do.
+// the tied dh and dW where D is; the untied dh reads B across its rows, as the unfused head's
+// matmul with transB does. The tied forward would too, twice (forward and recompute) where the
+// unfused head reads once: instead, where D <= tokens, each chunk of W is first copied transposed
+// into an f32 [D, chunk] scratch (no larger than the workspace), then read as vec4s.
 import { numel } from '../../ir/shape.ts';
 import type { Graph, NodeOf } from '../../ir/types.ts';
 import type { BufferRef } from '../../../contract/program.ts';
-import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
+import { grid, type EmitContext, type Emitter, type KernelCall, type ScratchRule } from './emitter.ts';
 import type { MatmulEpilogue } from './emit-matmul.ts';
 import { storedMatmul, type StoredMatrix } from './matmul-stored.ts';
 import { rowKernel } from './row-kernel.ts';
-import { Bindings, elemOf, Uniforms } from './wgsl-kernel.ts';
+import { Bindings, elemOf, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
 
 /** The head's sizes: tokens (rows of h), width d, vocabulary v. */
 function headOf(g: Graph, n: NodeOf<'linearCrossEntropy' | 'linearCrossEntropyGrad'>) {
@@ -47,10 +49,30 @@ function wChunk(c: EmitContext, head: Head, transW: boolean, v0: number): Stored
   return transW ? valueAt(c, head.w, v0 * head.d, head.d) : valueAt(c, head.w, v0, head.v);
 }
 
-/** ws = h W[:, v0 .. v0 + cols) as a [tokens, cols] matrix. */
-function logitsChunk(c: EmitContext, head: Head, transW: boolean, ws: BufferRef, v0: number, cols: number): KernelCall {
+/** Whether a tied head's chunks are copied transposed before the logits matmul (see the top). */
+const transposeFirst = (transW: boolean, head: { d: number; tokens: number }): boolean => transW && head.d <= head.tokens;
+
+/** wt[dd, j] = W[v0 + j, dd]: a [V, D] head's chunk as a [d, cols] f32 matrix. */
+function transposeChunk(c: EmitContext, head: Head, wt: BufferRef, v0: number, cols: number): KernelCall {
+  const b = new Bindings(c);
+  const [w, t] = [b.value(head.w, false), b.buffer(wt, true)];
+  const u = new Uniforms().u32('n', head.d * cols).u32('cols', cols).u32('d', head.d).u32('v0', v0);
+  const code = `@compute @workgroup_size(256)
+fn main(${entryArgs}) {
+  ${flatGroup}
+  let i = wg * 256u + lid;
+  if (i >= u.n) { return; }
+  ${t}[i] = ${w}[(u.v0 + i % u.cols) * u.d + i / u.cols];
+}`;
+  return kernel('linearCE.transpose', b, u, code, grid(head.d * cols, 256, c.limits));
+}
+
+/** ws = h W[:, v0 .. v0 + cols) as a [tokens, cols] matrix; `wt`: the transposed copy's scratch, where there is one. */
+function logitsChunk(c: EmitContext, head: Head, transW: boolean, ws: BufferRef, v0: number, cols: number, wt?: BufferRef): KernelCall[] {
   const h = { ...valueAt(c, head.h, 0, head.d), trans: false };
-  return storedMatmul(c, head.tokens, head.d, cols, h, { ...wChunk(c, head, transW, v0), trans: transW }, { ...scratchAt(ws, cols), accumulate: false, first: true });
+  const out = { ...scratchAt(ws, cols), accumulate: false, first: true };
+  if (wt) return [transposeChunk(c, head, wt, v0, cols), storedMatmul(c, head.tokens, head.d, cols, h, { ...scratchAt(wt, cols), trans: false }, out)];
+  return [storedMatmul(c, head.tokens, head.d, cols, h, { ...wChunk(c, head, transW, v0), trans: transW }, out)];
 }
 
 /** `tg`, `valid` (the target is in [0, V)) and `tj` (the target, 0 when invalid) of token `row`. */
@@ -66,6 +88,7 @@ const linearCrossEntropy: Emitter<'linearCrossEntropy'> = (n, c) => {
   const head = headOf(c.g, n);
   if (head.tokens === 0) return [];
   const [ws, st] = [c.scratch(0), c.scratch(1)];
+  const wt = transposeFirst(n.attrs.transW, head) ? c.scratch(2) : undefined;
   return chunksOf(head.v, n.attrs.chunk).flatMap(({ v0, cols }) => {
     const b = new Bindings(c);
     const [x, s, ids, loss, lse] = [b.buffer(ws, false), b.buffer(st, true), b.value(head.ids, false, 'i32'), b.value(n.outputs[0], true), b.value(n.outputs[1], true)];
@@ -98,7 +121,7 @@ if (t == 0u) {
     ${loss}[row] = select(nanF32(), l - tl, valid);
   }
 }`);
-    return [logitsChunk(c, head, n.attrs.transW, ws, v0, cols), merge];
+    return [...logitsChunk(c, head, n.attrs.transW, ws, v0, cols, wt), merge];
   });
 };
 
@@ -117,6 +140,7 @@ export function linearCrossEntropyGradCalls(n: NodeOf<'linearCrossEntropyGrad'>,
   // dh accumulates over chunks: in f32, in dh itself when it is f32.
   const inPlace = c.g.values[dh].dtype === 'f32';
   const acc = inPlace ? valueAt(c, dh, 0, d) : scratchAt(c.scratch(1), d);
+  const wt = transposeFirst(n.attrs.transW, head) ? c.scratch(inPlace ? 1 : 2) : undefined;
   const calls = chunksOf(v, n.attrs.chunk).flatMap(({ v0, cols }) => {
     const b = new Bindings(c);
     const [x, ids, l, dl] = [b.buffer(ws, true), b.value(head.ids, false, 'i32'), b.value(lse, false), b.value(dloss, false)];
@@ -136,7 +160,7 @@ ${loop} { ${x}[base + j] = (exp(${x}[base + j] - lse) - select(0.0, 1.0, u.v0 + 
     const dW = transW
       ? storedMatmul(c, cols, tokens, d, { ...G, trans: true }, { ...h, trans: false }, out)
       : storedMatmul(c, d, tokens, cols, { ...h, trans: true }, { ...G, trans: false }, out);
-    return [logitsChunk(c, head, n.attrs.transW, ws, v0, cols), grad, dH, dW];
+    return [...logitsChunk(c, head, n.attrs.transW, ws, v0, cols, wt), grad, dH, dW];
   });
   if (inPlace) return calls;
   const b = new Bindings(c);
@@ -150,15 +174,20 @@ export const linearCrossEntropyEmitters = { linearCrossEntropy, linearCrossEntro
   readonly [O in 'linearCrossEntropy' | 'linearCrossEntropyGrad']: Emitter<O>;
 };
 
-/** The [tokens, chunk] f32 logits workspace; forward: (max, sum, target logit) per token; backward: an f32 dh unless dh is f32. */
+/**
+ * The [tokens, chunk] f32 logits workspace; forward: (max, sum, target logit) per token; backward:
+ * an f32 dh unless dh is f32; last, a tied head's transposed [d, chunk] f32 chunk where it has one.
+ */
 export const linearCrossEntropyScratch: { readonly [O in 'linearCrossEntropy' | 'linearCrossEntropyGrad']: ScratchRule<O> } = {
   linearCrossEntropy: (n, g) => {
-    const { tokens } = headOf(g, n);
-    return [Math.max(1, tokens * n.attrs.chunk) * 4, Math.max(1, tokens) * 12];
+    const head = headOf(g, n);
+    const wt = transposeFirst(n.attrs.transW, head) ? [Math.max(1, head.d * n.attrs.chunk) * 4] : [];
+    return [Math.max(1, head.tokens * n.attrs.chunk) * 4, Math.max(1, head.tokens) * 12, ...wt];
   },
   linearCrossEntropyGrad: (n, g) => {
-    const { tokens, d } = headOf(g, n);
-    const ws = Math.max(1, tokens * n.attrs.chunk) * 4;
-    return g.values[n.outputs[0]].dtype === 'f32' ? [ws] : [ws, Math.max(1, tokens * d) * 4];
+    const head = headOf(g, n);
+    const ws = Math.max(1, head.tokens * n.attrs.chunk) * 4;
+    const wt = transposeFirst(n.attrs.transW, head) ? [Math.max(1, head.d * n.attrs.chunk) * 4] : [];
+    return [ws, ...(g.values[n.outputs[0]].dtype === 'f32' ? [] : [Math.max(1, head.tokens * head.d) * 4]), ...wt];
   },
 };
