@@ -3,6 +3,17 @@
 // after a warm-up, median per row. Not part of `npm run bench` (it is one question's table):
 // `node bin/run-ts.js bench/fused-head.ts [steps]` prints one JSON line per model, which
 // scripts that compare two builds of lomoc (run alternately) collect into a table.
+//
+// Measured on lavapipe (2 shared cores, LOMO, cpu kernel target), issue #13's change A/B: the
+// build before it (the head's own 8 x 8 strided matmul) and after (the ordinary matmul's tile and
+// vec4 reads, a tied head's chunk transposed first), run alternately, two rounds each, 9 steps
+// after 2 warm-up ones; the median per-round ratio fused / unfused (its step ms in brackets):
+// | model                               | before          | after           |
+// |-------------------------------------|-----------------|-----------------|
+// | gpt small (tied, V 256)             | 0.95, 1.05      | 1.06, 1.02      |
+// | gpt small, 1 layer, V 8192 (tied)   | 1.40, 1.52 (592 / 394) | 0.97, 0.95 (408 / 400) |
+// | llama 1 layer, V 8192, D 128, untied| 1.63, 1.55 (660 / 439) | 1.01, 1.00 (799 / 725) |
+// The absolute times moved with the machine's load (other processes); the ratios did not.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
