@@ -10,7 +10,9 @@ export type GroupKind =
   /** A matmul whose output goes through elementwise nodes before it is stored. */
   | 'matmulEpilogue'
   /** LOMO: a weight-gradient matmul and the update it feeds: the gradient never exists in memory. */
-  | 'matmulUpdate';
+  | 'matmulUpdate'
+  /** LOMO: the fused LM head's gradient and its weight's update, applied chunk by chunk: dW never exists whole. */
+  | 'lossUpdate';
 
 export interface KernelGroup {
   readonly kind: GroupKind;

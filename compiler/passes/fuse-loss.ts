@@ -32,13 +32,19 @@ export interface FuseLossOptions {
  */
 export const defaultWorkspaceBytes = 32 * 2 ** 20;
 
-/** Columns per pass: the widest workspace within the budget, then evened out over the passes it takes. */
+/**
+ * Columns per pass: the widest workspace within the budget, then evened out over the passes it
+ * takes, then (unless `chunk` is given) up to a multiple of 4 where that still fits, so that the
+ * kernels read an untied [D, V] head's chunks as vec4s (emit-linear-ce.ts).
+ */
 export function lossChunk(tokens: number, vocab: number, opts: FuseLossOptions = {}): number {
   if (vocab <= 1) return 1;
   const budget = Math.min(opts.workspaceBytes ?? defaultWorkspaceBytes, opts.maxBindingBytes ?? Infinity);
   const widest = opts.chunk ?? Math.floor(budget / (Math.max(1, tokens) * 4));
   const most = Math.max(1, Math.min(vocab, widest));
-  return Math.ceil(vocab / Math.ceil(vocab / most));
+  const even = Math.ceil(vocab / Math.ceil(vocab / most));
+  const four = Math.ceil(even / 4) * 4;
+  return opts.chunk === undefined && four <= most ? four : even;
 }
 
 /**

@@ -11,6 +11,10 @@
 //   matmulUpdate (LOMO): a weight-gradient matmul and the update right after it that reads its
 //     output as the gradient, when nothing else reads it and the update keeps no state (its rule
 //     has none, no master copy). The gradient never exists in memory.
+//   lossUpdate (LOMO): the same for the fused LM head (linearCrossEntropyGrad) and the update of
+//     its weight W: each vocabulary chunk's rows of dW are complete when written, and no later
+//     chunk reads that chunk of W, so each is applied at once. Not for a tied head (its dW is also
+//     read by the sum with the embedding's gradient) nor where dW feeds a norm.
 //   elementwise: chains of elementwise nodes with one output shape whose intermediates are read
 //     only inside the chain, within 8 storage bindings.
 //   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias, activation).
@@ -102,6 +106,18 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
       up.inputs.filter((x) => x === grad).length === 1 && !mm.inputs.includes(param);
   };
 
+  const lossUpdateAt = (i: number): boolean => {
+    const [ce, up] = [g.nodes[i], g.nodes[i + 1]];
+    if (ce?.op !== 'linearCrossEntropyGrad' || up?.op !== 'optimizerUpdate' || up.attrs.states.length) return false;
+    const dw = ce.outputs[1];
+    const param = updateInput(up.attrs, up.inputs, 'p')!;
+    // Chunk by chunk, the update may write W only (it is read a chunk at a time); never h or the targets.
+    // Its kernels bind at most 4 values each, but the dW kernel with the update: h, the workspace and the update's inputs.
+    return updateInput(up.attrs, up.inputs, 'g') === dw && param === ce.inputs[1] && !pinned.has(dw) &&
+      readers[dw].length === 1 && up.inputs.filter((x) => x === dw).length === 1 &&
+      2 + new Set(up.inputs.filter((x) => x !== dw)).size <= maxGroupBindings;
+  };
+
   const groups: KernelGroup[] = [];
   const internal: ValueId[] = [];
   const add = (kind: GroupKind, from: number, to: number) => {
@@ -110,8 +126,8 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
   };
   for (let i = 0; i < g.nodes.length; ) {
     const n = g.nodes[i];
-    if (opts.matmulUpdate && matmulUpdateAt(i)) {
-      add('matmulUpdate', i, i + 1);
+    if (opts.matmulUpdate && (matmulUpdateAt(i) || lossUpdateAt(i))) {
+      add(n.op === 'matmul' ? 'matmulUpdate' : 'lossUpdate', i, i + 1);
       i += 2;
       continue;
     }

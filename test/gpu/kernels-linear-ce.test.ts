@@ -13,6 +13,8 @@ import { TestGraph } from '../reference/graphs.ts';
 import { runOnGpu, scratchFor } from './harness.ts';
 import { anyTarget, expectWithin, random, runs, seed } from './kernel-check.ts';
 import { noFusion } from '../../compiler/ir/fusion.ts';
+import { lowerStep } from '../../compiler/codegen/wgsl/lower.ts';
+import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import { compileProgram, idRanges } from '../../compiler/compile-program.ts';
 import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
@@ -86,6 +88,30 @@ describe('fused linear cross-entropy kernels', () => {
     await compare({ tokens: [1100], d: 3, v: 9, chunk: 4, transW: true }, 3);
   });
 
+  // The head's matmuls are the ordinary matmul's kernel over ranges (matmul-stored.ts): B as vec4s
+  // where the chunk's layout allows, a float at a time where not, in the same node.
+  it('B read as vec4s where the layout allows: the untied forward and dW, the tied dh and dW; 33 tokens straddle the 16-row tile', async () => {
+    const cases: [Case, string[]][] = [
+      // 64 columns in chunks of 12: 5 chunks of vec4s and a last one of 4; dh reads W across its rows.
+      [{ tokens: [3, 11], d: 8, v: 64, chunk: 12, transW: false }, ['NV|store', 'NT|acc', 'TV|store']],
+      // Tied, D = 12 <= 33 tokens: each chunk of W copied transposed first, then read as vec4s; dh and dW read 3 vec4s a row.
+      [{ tokens: [33], d: 12, v: 40, chunk: 12, transW: true }, ['NV|store', 'NV|acc', 'TV|store']],
+      // Tied, D = 8 > 3 tokens: the forward reads W's rows transposed (a copy would outgrow the workspace).
+      [{ tokens: [3], d: 8, v: 20, chunk: 8, transW: true }, ['NT|store', 'NV|acc', 'TV|store']],
+      // Chunks of 6 columns: the untied B is a float at a time.
+      [{ tokens: [33], d: 8, v: 30, chunk: 6, transW: false }, ['NN|store', 'NT|acc', 'TN|store']],
+    ];
+    for (const [i, [k, kinds]] of cases.entries()) {
+      const { g } = headGraph(k, 'f32');
+      const fusion = noFusion(g.nodes.length);
+      const program = lowerStep(g, planMemory(g, { fusion, scratch: scratchFor(g, fusion) }), fusion, kernelTargets.cpu);
+      // The matmul shaders used, each once (the forward and the recompute share one).
+      const matmuls = [...new Set(program.dispatches.map((d) => d.shader).filter((key) => key.startsWith('matmul.stored')))];
+      expect(matmuls.map((key) => /\.(\w\w\|\w+)\|/.exec(key)![1]).sort(), JSON.stringify(k)).toEqual([...kinds].sort());
+      await compare(k, 20 + i);
+    }
+  });
+
   // Each shader compiles once per storage format (tens of seconds on lavapipe): native f16 with the
   // tied layout, packed f16 with [D, V] (dW's stores land in column ranges, half words apart), bf16 both.
   const transposed: Case = { tokens: [2, 5], d: 9, v: 23, chunk: 6, transW: true };
@@ -112,9 +138,10 @@ describe('fused linear cross-entropy kernels', () => {
   it('scratch: one [tokens, chunk] f32 workspace and per-token statistics, never [tokens, V]', () => {
     const { g } = headGraph({ tokens: [4, 8], d: 16, v: 1000, chunk: 100, transW: true }, 'f16');
     const s = scratchFor(g, noFusion(g.nodes.length));
-    expect(s(0)).toEqual([32 * 100 * 4, 32 * 12]);
+    // Last, the tied head's chunk copied transposed, [d, chunk] f32 (d <= tokens, so within the workspace's size).
+    expect(s(0)).toEqual([32 * 100 * 4, 32 * 12, 16 * 100 * 4]);
     // f16 dh accumulates in an f32 copy of [tokens, d].
-    expect(s(1)).toEqual([32 * 100 * 4, 32 * 16 * 4]);
+    expect(s(1)).toEqual([32 * 100 * 4, 32 * 16 * 4, 16 * 100 * 4]);
   });
 });
 
@@ -134,4 +161,26 @@ describe('whole steps with the fused loss on WebGPU equal the reference after 3 
         expect(stepMismatches(run, { rel: toleranceFor(optimizer) })).toEqual([]);
         expect(run.arenaBytes).toBe(c.plan.peak);
       });
+
+  // LOMO on an untied head: the update runs in each chunk's dW kernel (fused.ts lossUpdate);
+  // chunks of 8 read W and the gradient chunk as vec4s. 16-bit: step-f16.test.ts's tolerance
+  // (llama's token embedding's included) and step-bf16.test.ts's (8x), bf16 packed in u32 words
+  // and rounded stochastically by element index in the fused kernel too.
+  const sixteen = { rel: 8e-3, relOf: { tok_embeddings: 2.4e-2 }, lossRel: 2e-3 };
+  for (const [dtype, tol] of [
+    ['f32', { rel: toleranceFor('lomo') }],
+    ['f16', sixteen],
+    ['bf16', { rel: 8 * sixteen.rel, relOf: { tok_embeddings: 8 * sixteen.relOf.tok_embeddings }, lossRel: 8 * sixteen.lossRel }],
+  ] as const)
+    it(`llama tiny, lomo, ${dtype}: the head's update chunk by chunk inside its backward, chunks of 8 (vec4 reads)`, async () => {
+      const target = dtype === 'bf16' ? { ...kernelTargets.cpu, half: 'packed' as const } : kernelTargets.cpu;
+      const c = compileProgram(llama, { preset: 'tiny', optimizer: 'lomo', dtype, target, lossChunk: { chunk: 8 }, ...(dtype === 'bf16' ? { rounding: 'stochastic', roundingSeed: 5 } as const : {}) });
+      expect(c.fusion.groups.filter((grp) => grp.kind === 'lossUpdate').map((grp) => grp.nodes.map((i) => c.step.nodes[i].op))).toEqual([['linearCrossEntropyGrad', 'optimizerUpdate']]);
+      const fused = Object.entries(c.program.shaders).filter(([k]) => k.startsWith('matmul.stored') && k.includes('TV|sgd'));
+      expect(fused).toHaveLength(1);
+      if (dtype === 'bf16') expect(fused[0][1]).toContain('roundingBits(u.rseed');
+      const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 11 });
+      expect(stepMismatches(run, tol)).toEqual([]);
+      expect(run.arenaBytes).toBe(c.plan.peak);
+    });
 });

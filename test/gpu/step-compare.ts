@@ -89,11 +89,12 @@ export const toleranceFor = (optimizer: string): number => (optimizer === 'adamw
  * `noiseRel`: the same, relative to the tensor's largest gradient RMS. With f16 storage a gradient
  * is a sum of f16-rounded terms, so its rounding noise scales with the tensor's largest gradients
  * (measured: llama tiny's tok_embeddings, gradients up to 6.5, differ by 2 f16 steps, 0.0078,
- * between the sides, where one element's f32 gradient is 0.004).
+ * between the sides, where one element's f32 gradient is 0.004). `relOf`: `rel` for the named
+ * tensors (params, or state by its own name) where a test states a wider bound and why.
  */
 export function stepMismatches(
   c: Compared,
-  o: { rel?: number; lossRel?: number; noiseFloor?: number; noiseRel?: number; lr?: number; steps?: number } = {},
+  o: { rel?: number; relOf?: Readonly<Record<string, number>>; lossRel?: number; noiseFloor?: number; noiseRel?: number; lr?: number; steps?: number } = {},
 ): string[] {
   const { rel = 1e-4, lossRel = 1e-4, noiseFloor = 1e-6, noiseRel = 0, lr = 0.1, steps = 3 } = o;
   const out: string[] = [];
@@ -124,7 +125,7 @@ export function stepMismatches(
       for (let i = 0; i < want.length; i++) {
         const d = Math.abs(got[i] - want[i]);
         const param = kind === 'param' ? name : name.startsWith('master.') ? name.slice(7) : undefined;
-        const allowed = param !== undefined && noisy(param, i) ? 2 * lr * steps * 1.01 + 1e-6 : rel * scale + 1e-7;
+        const allowed = param !== undefined && noisy(param, i) ? 2 * lr * steps * 1.01 + 1e-6 : (o.relOf?.[name] ?? rel) * scale + 1e-7;
         if (!(d <= allowed) && (worst < 0 || d / allowed > excess)) [worst, excess] = [i, d / allowed];
       }
       if (worst >= 0) out.push(`${kind} ${name}[${worst}]: ${got[worst]} on the GPU, ${want[worst]} on the reference (${excess.toFixed(1)}x the tolerance)`);

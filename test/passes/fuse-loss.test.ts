@@ -119,11 +119,14 @@ describe('the fuse-loss pass', () => {
     expect(fuseLinearCrossEntropy(g, { maxBindingBytes: 1024 }).nodes.some((n) => n.op === 'linearCrossEntropy')).toBe(true);
   });
 
-  it('the chunk: the widest [tokens, chunk] f32 workspace within 32 MiB and the binding limit, evened out over the passes', () => {
+  it('the chunk: the widest [tokens, chunk] f32 workspace within 32 MiB and the binding limit, evened out over the passes, a multiple of 4 where that fits', () => {
     // LLaMA-7B at batch 8, seq 512: 4096 tokens; 32 MiB / 16 KiB = 2048 columns, 16 passes over 32000.
     expect(lossChunk(4096, 32000)).toBe(2000);
-    // GPT-2 at batch 8, seq 1024: 1024 columns, 50 passes over 50257.
-    expect(lossChunk(8192, 50257)).toBe(1006);
+    // GPT-2 at batch 8, seq 1024: 1024 columns, 50 passes over 50257 (1006 each, 1008 for vec4s).
+    expect(lossChunk(8192, 50257)).toBe(1008);
+    // 10 columns at most: 3 passes over 30 of 10 each, not 12 (over the budget).
+    expect(lossChunk(1, 30, { workspaceBytes: 40 })).toBe(10);
+    expect(lossChunk(1, 33, { workspaceBytes: 48 })).toBe(12);
     expect(lossChunk(4096, 32000, { maxBindingBytes: 2 ** 20 })).toBe(64);
     expect(lossChunk(16, 32)).toBe(32);
     expect(lossChunk(8, 100, { chunk: 30 })).toBe(25);
@@ -183,6 +186,9 @@ describe('fused linear cross-entropy equals matmul + crossEntropy (reference exe
         const lomo = buildStep(g, { optimizer: 'lomo', ...opts } as never);
         const sgd = buildStep(g, { optimizer: 'sgd', ...opts } as never);
         expect(opsOf(lomo.step)).toContain('linearCrossEntropyGrad');
+        // An untied head's update runs a chunk at a time inside its backward: dW has no storage.
+        const dw = lomo.step.nodes.find((n) => n.op === 'linearCrossEntropyGrad')!.outputs[1];
+        expect(lomo.plan.bufferOf[dw] < 0).toBe(k.layout !== 'tied');
         expect(bitDifferences(plannedStep(lomo, stepFeeds(lomo.step, feeds, hyper)), plainStep(sgd.step, stepFeeds(sgd.step, feeds, hyper)))).toEqual([]);
       }),
       { numRuns: 25 },
@@ -201,12 +207,37 @@ describe('the plan with the fused loss', () => {
     const { c, n } = logitsBuffers(true);
     expect(n).toBe(0);
     const heads = c.fusion.groups.map((grp, k) => [c.step.nodes[grp.nodes[0]].op, k] as const).filter(([op]) => op.startsWith('linearCrossEntropy'));
-    // Chunks of 10 evened out over 4 passes: 8. Forward: the workspace and (max, sum, target logit) per token.
+    // Chunks of 10 evened out over 4 passes: 8. Forward: the workspace and (max, sum, target logit)
+    // per token; both: the tied head's chunk copied transposed, [D, 8] f32 (D = 16 <= B * T).
     expect(heads.map(([op, k]) => [op, c.plan.scratchOf[k].map((b) => c.plan.buffers[b].bytes)])).toEqual([
-      ['linearCrossEntropy', [B * T * 8 * 4, B * T * 12]],
-      ['linearCrossEntropyGrad', [B * T * 8 * 4]],
+      ['linearCrossEntropy', [B * T * 8 * 4, B * T * 12, 16 * 8 * 4]],
+      ['linearCrossEntropyGrad', [B * T * 8 * 4, 16 * 8 * 4]],
     ]);
     expect(numel([B, T, 8])).toBeLessThan(numel([B, T, V]));
+  });
+});
+
+describe('the head update under LOMO', () => {
+  const kinds = (c: { fusion: { groups: readonly { kind: string; nodes: readonly number[] }[] }; step: Graph }) =>
+    c.fusion.groups.filter((grp) => grp.kind === 'lossUpdate').map((grp) => grp.nodes.map((i) => c.step.nodes[i].op));
+  const dwOf = (step: Graph) => step.nodes.find((n) => n.op === 'linearCrossEntropyGrad')!.outputs[1];
+
+  it("an untied head's update joins its backward (lossUpdate) and its [D, V] gradient gets no storage; SGD, AdaLomo and a tied head keep it", () => {
+    for (const [name, extra, optimizer, fused] of [
+      ['llama', {}, 'lomo', true], ['llama', {}, 'sgd', false], ['llama', {}, 'adalomo', false], ['llama (tied)', { tied: true }, 'lomo', false],
+    ] as const) {
+      const c = compileForward(modelGraph(llama, extra), { optimizer, lossChunk: { chunk: 8 } });
+      expect([name, optimizer, kinds(c)]).toEqual([name, optimizer, fused ? [['linearCrossEntropyGrad', 'optimizerUpdate']] : []]);
+      expect([name, optimizer, c.plan.bufferOf[dwOf(c.step)] >= 0]).toEqual([name, optimizer, !fused]);
+    }
+  });
+
+  it('LLaMA-7B (f16, --checkpoint blocks): no buffer holds the head\'s 0.24 GiB [4096, 32000] gradient', () => {
+    const c = compileForward(traceModel(llama, resolveConfig(llama, 'llama-7b')).graph, { optimizer: 'lomo', dtype: 'f16', checkpoint: { kind: 'blocks' } });
+    const dw = dwOf(c.step);
+    expect(c.step.values[dw].shape).toEqual([4096, 32000]);
+    expect(c.plan.bufferOf[dw]).toBe(-1);
+    expect(kinds(c)).toEqual([['linearCrossEntropyGrad', 'optimizerUpdate']]);
   });
 });
 

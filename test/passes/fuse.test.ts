@@ -1,7 +1,7 @@
 // The fuse pass keeps its stated invariant on random models and on every model: each node in
 // exactly one group of consecutive positions; internal values made and read inside one group
 // only, never the loss, a param, state or a new param value; at most 8 storage bindings per
-// group. Fusing changes no result (the step run inside its fused plan equals the plain step,
+// group (per kernel of the fused head's, which runs as several). Fusing changes no result (the step run inside its fused plan equals the plain step,
 // bit for bit), and under LOMO the weight-gradient matmuls' gradients get no bytes at all.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -42,8 +42,18 @@ function groupProblems(g: Graph, f: Fusion): string[] {
       if (nodes.length !== 2 || mm.op !== 'matmul' || up.op !== 'optimizerUpdate' || up.inputs[up.attrs.inputs.g] !== mm.outputs[0] || !internal.has(mm.outputs[0]))
         out.push(`group ${k} (${ops}) is not a matmul whose output is the internal gradient of the update after it`);
     }
+    if (grp.kind === 'lossUpdate') {
+      const [ce, up] = nodes;
+      const dw = ce.outputs[1];
+      if (nodes.length !== 2 || ce.op !== 'linearCrossEntropyGrad' || up.op !== 'optimizerUpdate' || up.inputs[up.attrs.inputs.g] !== dw ||
+          up.inputs[up.attrs.inputs.p] !== ce.inputs[1] || !internal.has(dw))
+        out.push(`group ${k} (${ops}) is not the head's backward whose dW is the internal gradient of the update of its W after it`);
+      // Its widest kernel: a chunk's dW matmul (h, the workspace) applying the update (its other inputs).
+      const widest = 2 + new Set(up.inputs.filter((x) => x !== dw)).size;
+      if (widest > maxGroupBindings) out.push(`group ${k} (${ops}) needs ${widest} bindings in its dW kernel`);
+    }
     if (grp.kind === 'single' && nodes.length !== 1) out.push(`single group ${k} has ${nodes.length} nodes`);
-    if (grp.kind !== 'single') {
+    if (grp.kind !== 'single' && grp.kind !== 'lossUpdate') {
       const made = new Set<ValueId>(nodes.flatMap((n) => n.outputs));
       const external = new Set(nodes.flatMap((n) => n.inputs).filter((v) => !made.has(v)));
       const stored = [...made].filter((v) => !internal.has(v));

@@ -7,72 +7,23 @@
 //   backward, per chunk: the logits chunk again; g = (exp(logits - lse) - onehot) * dloss in place;
 //     dh += g W[:, chunk]^T (f32, straight into dh when it is f32, else into an f32 scratch copied
 //     out at the end); dW[:, chunk] = h^T g, complete at once since every token is in the chunk.
+//     Under LOMO an untied head's update takes each chunk's dW as it is made (fused.ts lossUpdate).
 // W is [D, V], or [V, D] when transW (a head tied to the embedding); all math is f32, whatever the
-// storage (f16-storage.ts converts loads and stores). The matmuls here take any element strides
-// (uniforms), since the head's operands are read transposed and in column ranges.
+// storage (f16-storage.ts converts loads and stores). The matmuls are the ordinary matmul's kernel
+// over row and column ranges (matmul-stored.ts), reading B as vec4s where the layout allows: the
+// untied forward and dW where the chunk's columns are a multiple of 4 (lossChunk makes them so),
+// the tied dh and dW where D is; the untied dh reads B across its rows, as the unfused head's
+// matmul with transB does. The tied forward would too, twice (forward and recompute) where the
+// unfused head reads once: instead, where D <= tokens, each chunk of W is first copied transposed
+// into an f32 [D, chunk] scratch (no larger than the workspace), then read as vec4s.
 import { numel } from '../../ir/shape.ts';
 import type { Graph, NodeOf } from '../../ir/types.ts';
 import type { BufferRef } from '../../../contract/program.ts';
 import { grid, type EmitContext, type Emitter, type KernelCall, type ScratchRule } from './emitter.ts';
+import type { MatmulEpilogue } from './emit-matmul.ts';
+import { storedMatmul, type StoredMatrix } from './matmul-stored.ts';
 import { rowKernel } from './row-kernel.ts';
-import { Bindings, elemOf, kernel, Uniforms } from './wgsl-kernel.ts';
-
-/**
- * Invocations per workgroup along x and y, and outputs per invocation along each (interleaved):
- * 8 x 8 outputs take 16 storage loads per 64 FMAs, where loads bound lavapipe (emit-matmul.ts).
- */
-const [WG, T] = [8, 8];
-
-/** An operand of a strided matmul: element (i, j) at off + i * rs + j * cs. */
-interface Strided {
-  readonly bind: (b: Bindings) => string;
-  readonly off: number;
-  readonly rs: number;
-  readonly cs: number;
-}
-
-/** O[m, n] = A[m, k] B[k, n]; `accumulate` adds to O unless `first` (then stores). */
-function stridedMatmul(c: EmitContext, m: number, n: number, k: number, A: Strided, B: Strided, O: Strided, accumulate: boolean, first: boolean): KernelCall {
-  const b = new Bindings(c);
-  const [a, bb, o] = [A.bind(b), B.bind(b), O.bind(b)];
-  const tilesN = Math.ceil(n / (WG * T));
-  const tiles = tilesN * Math.ceil(m / (WG * T));
-  const u = new Uniforms().u32('m', m).u32('n', n).u32('k', k).u32('tilesN', tilesN).u32('tiles', tiles).u32('first', first ? 1 : 0);
-  for (const [p, s] of [['a', A], ['b', B], ['o', O]] as const) u.u32(`${p}Off`, s.off).u32(`${p}Rs`, s.rs).u32(`${p}Cs`, s.cs);
-  const r = Array.from({ length: T }, (_, i) => i);
-  const finish = accumulate
-    ? `fn finish(i: u32, v: f32) { if (u.first == 1u) { ${o}[i] = v; } else { ${o}[i] = ${o}[i] + v; } }`
-    : `fn finish(i: u32, v: f32) { ${o}[i] = v; }`;
-  const code = `${finish}
-
-@compute @workgroup_size(${WG}, ${WG}, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let tile = wid.x + wid.y * nwg.x;
-  if (tile >= u.tiles) { return; }
-  let row0 = (tile / u.tilesN) * ${WG * T}u + lid.y;
-  let col0 = (tile % u.tilesN) * ${WG * T}u + lid.x;
-  // Rows and columns past the edge read a clamped (valid) element and are never stored.
-${r.map((i) => `  let pa${i} = u.aOff + min(row0 + ${i * WG}u, u.m - 1u) * u.aRs;`).join('\n')}
-${r.map((j) => `  let pb${j} = u.bOff + min(col0 + ${j * WG}u, u.n - 1u) * u.bCs;`).join('\n')}
-${r.flatMap((i) => r.map((j) => `  var acc${i}_${j} = 0.0;`)).join('\n')}
-  for (var l = 0u; l < u.k; l++) {
-${r.map((i) => `    let va${i} = ${a}[pa${i} + l * u.aCs];`).join('\n')}
-${r.map((j) => `    let vb${j} = ${bb}[pb${j} + l * u.bRs];`).join('\n')}
-${r.flatMap((i) => r.map((j) => `    acc${i}_${j} = fma(va${i}, vb${j}, acc${i}_${j});`)).join('\n')}
-  }
-  var out: array<f32, ${T * T}>;
-${r.flatMap((i) => r.map((j) => `  out[${i * T + j}] = acc${i}_${j};`)).join('\n')}
-  for (var i = 0u; i < ${T}u; i++) {
-    let row = row0 + i * ${WG}u;
-    if (row >= u.m) { break; }
-    for (var j = 0u; j < ${T}u; j++) {
-      let col = col0 + j * ${WG}u;
-      if (col < u.n) { finish(u.oOff + row * u.oRs + col * u.oCs, out[i * ${T}u + j]); }
-    }
-  }
-}`;
-  return kernel(`linearCE.mm.${accumulate ? 'acc' : 'store'}.${WG}x${T}`, b, u, code, grid(tiles, 1, c.limits));
-}
+import { Bindings, elemOf, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
 
 /** The head's sizes: tokens (rows of h), width d, vocabulary v. */
 function headOf(g: Graph, n: NodeOf<'linearCrossEntropy' | 'linearCrossEntropyGrad'>) {
@@ -88,14 +39,40 @@ type Head = ReturnType<typeof headOf>;
 const chunksOf = (v: number, chunk: number): { v0: number; cols: number }[] =>
   Array.from({ length: Math.ceil(v / chunk) }, (_, i) => ({ v0: i * chunk, cols: Math.min(chunk, v - i * chunk) }));
 
-const value = (v: number, write: boolean) => (b: Bindings) => b.value(v, write);
-const scratch = (ref: BufferRef, write: boolean) => (b: Bindings) => b.buffer(ref, write);
+/** Value `v` as a stored matrix starting at element `at`, rows `ld` apart. */
+const valueAt = (c: EmitContext, v: number, at: number, ld: number): StoredMatrix => ({ value: v, ref: c.slot(v).ref, dtype: c.g.values[v].dtype, at, ld });
+/** A scratch range as a stored f32 matrix. */
+const scratchAt = (ref: BufferRef, ld: number): StoredMatrix => ({ ref, dtype: 'f32', at: 0, ld });
 
-/** ws = h W[:, v0 .. v0 + cols) as a [tokens, cols] matrix. */
-function logitsChunk(c: EmitContext, head: Head, transW: boolean, ws: BufferRef, v0: number, cols: number): KernelCall {
-  const { tokens, d, v } = head;
-  const W: Strided = transW ? { bind: value(head.w, false), off: v0 * d, rs: 1, cs: d } : { bind: value(head.w, false), off: v0, rs: v, cs: 1 };
-  return stridedMatmul(c, tokens, cols, d, { bind: value(head.h, false), off: 0, rs: d, cs: 1 }, W, { bind: scratch(ws, true), off: 0, rs: cols, cs: 1 }, false, true);
+/** W's chunk from column v0 as a stored matrix: columns of [D, V], or, when transW, rows of [V, D]. */
+function wChunk(c: EmitContext, head: Head, transW: boolean, v0: number): StoredMatrix {
+  return transW ? valueAt(c, head.w, v0 * head.d, head.d) : valueAt(c, head.w, v0, head.v);
+}
+
+/** Whether a tied head's chunks are copied transposed before the logits matmul (see the top). */
+const transposeFirst = (transW: boolean, head: { d: number; tokens: number }): boolean => transW && head.d <= head.tokens;
+
+/** wt[dd, j] = W[v0 + j, dd]: a [V, D] head's chunk as a [d, cols] f32 matrix. */
+function transposeChunk(c: EmitContext, head: Head, wt: BufferRef, v0: number, cols: number): KernelCall {
+  const b = new Bindings(c);
+  const [w, t] = [b.value(head.w, false), b.buffer(wt, true)];
+  const u = new Uniforms().u32('n', head.d * cols).u32('cols', cols).u32('d', head.d).u32('v0', v0);
+  const code = `@compute @workgroup_size(256)
+fn main(${entryArgs}) {
+  ${flatGroup}
+  let i = wg * 256u + lid;
+  if (i >= u.n) { return; }
+  ${t}[i] = ${w}[(u.v0 + i % u.cols) * u.d + i / u.cols];
+}`;
+  return kernel('linearCE.transpose', b, u, code, grid(head.d * cols, 256, c.limits));
+}
+
+/** ws = h W[:, v0 .. v0 + cols) as a [tokens, cols] matrix; `wt`: the transposed copy's scratch, where there is one. */
+function logitsChunk(c: EmitContext, head: Head, transW: boolean, ws: BufferRef, v0: number, cols: number, wt?: BufferRef): KernelCall[] {
+  const h = { ...valueAt(c, head.h, 0, head.d), trans: false };
+  const out = { ...scratchAt(ws, cols), accumulate: false, first: true };
+  if (wt) return [transposeChunk(c, head, wt, v0, cols), storedMatmul(c, head.tokens, head.d, cols, h, { ...scratchAt(wt, cols), trans: false }, out)];
+  return [storedMatmul(c, head.tokens, head.d, cols, h, { ...wChunk(c, head, transW, v0), trans: transW }, out)];
 }
 
 /** `tg`, `valid` (the target is in [0, V)) and `tj` (the target, 0 when invalid) of token `row`. */
@@ -111,6 +88,7 @@ const linearCrossEntropy: Emitter<'linearCrossEntropy'> = (n, c) => {
   const head = headOf(c.g, n);
   if (head.tokens === 0) return [];
   const [ws, st] = [c.scratch(0), c.scratch(1)];
+  const wt = transposeFirst(n.attrs.transW, head) ? c.scratch(2) : undefined;
   return chunksOf(head.v, n.attrs.chunk).flatMap(({ v0, cols }) => {
     const b = new Bindings(c);
     const [x, s, ids, loss, lse] = [b.buffer(ws, false), b.buffer(st, true), b.value(head.ids, false, 'i32'), b.value(n.outputs[0], true), b.value(n.outputs[1], true)];
@@ -143,11 +121,15 @@ if (t == 0u) {
     ${loss}[row] = select(nanF32(), l - tl, valid);
   }
 }`);
-    return [logitsChunk(c, head, n.attrs.transW, ws, v0, cols), merge];
+    return [...logitsChunk(c, head, n.attrs.transW, ws, v0, cols, wt), merge];
   });
 };
 
-const linearCrossEntropyGrad: Emitter<'linearCrossEntropyGrad'> = (n, c) => {
+/**
+ * The backward's dispatches. `dwUpdate` (a LOMO update's epilogue, fused.ts): each chunk's dW
+ * matmul hands its elements, complete, to it instead of storing dW (which then has no storage).
+ */
+export function linearCrossEntropyGradCalls(n: NodeOf<'linearCrossEntropyGrad'>, c: EmitContext, dwUpdate?: MatmulEpilogue): KernelCall[] {
   checkOperands(n, c);
   const head = headOf(c.g, n);
   const { tokens, d, v } = head;
@@ -157,7 +139,8 @@ const linearCrossEntropyGrad: Emitter<'linearCrossEntropyGrad'> = (n, c) => {
   const ws = c.scratch(0);
   // dh accumulates over chunks: in f32, in dh itself when it is f32.
   const inPlace = c.g.values[dh].dtype === 'f32';
-  const acc: Strided = { bind: inPlace ? value(dh, true) : scratch(c.scratch(1), true), off: 0, rs: d, cs: 1 };
+  const acc = inPlace ? valueAt(c, dh, 0, d) : scratchAt(c.scratch(1), d);
+  const wt = transposeFirst(n.attrs.transW, head) ? c.scratch(inPlace ? 1 : 2) : undefined;
   const calls = chunksOf(v, n.attrs.chunk).flatMap(({ v0, cols }) => {
     const b = new Bindings(c);
     const [x, ids, l, dl] = [b.buffer(ws, true), b.value(head.ids, false, 'i32'), b.value(lse, false), b.value(dloss, false)];
@@ -166,35 +149,45 @@ const linearCrossEntropyGrad: Emitter<'linearCrossEntropyGrad'> = (n, c) => {
 let g = select(nanF32(), ${dl}[row], valid);
 let lse = ${l}[row];
 ${loop} { ${x}[base + j] = (exp(${x}[base + j] - lse) - select(0.0, 1.0, u.v0 + j == tj)) * g; }`);
-    const G: Strided = { bind: scratch(ws, false), off: 0, rs: cols, cs: 1 };
-    // W(dd, v0 + j) read as the [cols, d] matrix (j, dd).
-    const Wt: Strided = n.attrs.transW ? { bind: value(head.w, false), off: v0 * d, rs: d, cs: 1 } : { bind: value(head.w, false), off: v0, rs: 1, cs: v };
-    const dH = stridedMatmul(c, tokens, d, cols, G, Wt, acc, true, v0 === 0);
-    const h = value(head.h, false);
-    const dW = n.attrs.transW
-      ? stridedMatmul(c, cols, d, tokens, { ...G, rs: 1, cs: cols }, { bind: h, off: 0, rs: d, cs: 1 }, { bind: value(dw, true), off: v0 * d, rs: d, cs: 1 }, false, true)
-      : stridedMatmul(c, d, cols, tokens, { bind: h, off: 0, rs: 1, cs: d }, G, { bind: value(dw, true), off: v0, rs: v, cs: 1 }, false, true);
-    return [logitsChunk(c, head, n.attrs.transW, ws, v0, cols), grad, dH, dW];
+    const G = scratchAt(ws, cols);
+    const transW = n.attrs.transW;
+    // dh += G [tokens, cols] W(:, chunk)^T: the chunk as [cols, d], W's own rows when transW.
+    const dH = storedMatmul(c, tokens, cols, d, { ...G, trans: false }, { ...wChunk(c, head, transW, v0), trans: !transW }, { ...acc, accumulate: true, first: v0 === 0 });
+    const h = valueAt(c, head.h, 0, d);
+    // dW's chunk, written once: [cols, d] rows of [V, D] = G^T h, or [d, cols] columns of [D, V] = h^T G.
+    const [oAt, ldo] = transW ? [v0 * d, d] : [v0, v];
+    const out = dwUpdate ? { ...dwUpdate, oAt, ldo } : { ...valueAt(c, dw, oAt, ldo), accumulate: false, first: true };
+    const dW = transW
+      ? storedMatmul(c, cols, tokens, d, { ...G, trans: true }, { ...h, trans: false }, out)
+      : storedMatmul(c, d, tokens, cols, { ...h, trans: true }, { ...G, trans: false }, out);
+    return [...logitsChunk(c, head, n.attrs.transW, ws, v0, cols, wt), grad, dH, dW];
   });
   if (inPlace) return calls;
   const b = new Bindings(c);
   const [from, to] = [b.buffer(c.scratch(1), false), b.value(dh, true)];
   return [...calls, rowKernel(c, 'linearCE.dh', b, new Uniforms(), { rows: tokens, n: d }, (loop) => `${loop} { ${to}[base + j] = ${from}[base + j]; }`)];
-};
+}
+
+const linearCrossEntropyGrad: Emitter<'linearCrossEntropyGrad'> = (n, c) => linearCrossEntropyGradCalls(n, c);
 
 export const linearCrossEntropyEmitters = { linearCrossEntropy, linearCrossEntropyGrad } satisfies {
   readonly [O in 'linearCrossEntropy' | 'linearCrossEntropyGrad']: Emitter<O>;
 };
 
-/** The [tokens, chunk] f32 logits workspace; forward: (max, sum, target logit) per token; backward: an f32 dh unless dh is f32. */
+/**
+ * The [tokens, chunk] f32 logits workspace; forward: (max, sum, target logit) per token; backward:
+ * an f32 dh unless dh is f32; last, a tied head's transposed [d, chunk] f32 chunk where it has one.
+ */
 export const linearCrossEntropyScratch: { readonly [O in 'linearCrossEntropy' | 'linearCrossEntropyGrad']: ScratchRule<O> } = {
   linearCrossEntropy: (n, g) => {
-    const { tokens } = headOf(g, n);
-    return [Math.max(1, tokens * n.attrs.chunk) * 4, Math.max(1, tokens) * 12];
+    const head = headOf(g, n);
+    const wt = transposeFirst(n.attrs.transW, head) ? [Math.max(1, head.d * n.attrs.chunk) * 4] : [];
+    return [Math.max(1, head.tokens * n.attrs.chunk) * 4, Math.max(1, head.tokens) * 12, ...wt];
   },
   linearCrossEntropyGrad: (n, g) => {
-    const { tokens, d } = headOf(g, n);
-    const ws = Math.max(1, tokens * n.attrs.chunk) * 4;
-    return g.values[n.outputs[0]].dtype === 'f32' ? [ws] : [ws, Math.max(1, tokens * d) * 4];
+    const head = headOf(g, n);
+    const ws = Math.max(1, head.tokens * n.attrs.chunk) * 4;
+    const wt = transposeFirst(n.attrs.transW, head) ? [Math.max(1, head.d * n.attrs.chunk) * 4] : [];
+    return [ws, ...(g.values[n.outputs[0]].dtype === 'f32' ? [] : [Math.max(1, head.tokens * head.d) * 4]), ...wt];
   },
 };

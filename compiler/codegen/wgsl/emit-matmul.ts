@@ -110,7 +110,7 @@ const walkedAxes = (geo: MatmulGeometry): BatchAxis[] => [
 ];
 
 /** The uniforms of one matmul launch (added to `u`) and its workgroup count. */
-function launch(geo: MatmulGeometry, t: MatmulTile, u: Uniforms, limits: Limits): [number, number, number] {
+export function launch(geo: MatmulGeometry, t: MatmulTile, u: Uniforms, limits: Limits): [number, number, number] {
   const tilesN = Math.ceil(geo.n / (t.tn * t.wgX));
   const tilesM = Math.ceil(geo.m / (t.tm * t.wgY));
   const total = tilesN * tilesM * geo.count;
@@ -121,20 +121,47 @@ function launch(geo: MatmulGeometry, t: MatmulTile, u: Uniforms, limits: Limits)
 }
 
 /**
+ * Where the operands and the output sit, as WGSL u32 expressions: A(i, l) at aOff + i * aFree +
+ * l * aL, B(l, j) at bOff + j * bFree + l * bL (bLv: bL in vec4s), output (row, col) at oOff +
+ * row * oRow + col; aOff and bOff start at aAt and bAt and the batch walk adds its strides.
+ */
+export interface MatmulLayout {
+  readonly aFree: string;
+  readonly aL: string;
+  readonly bFree: string;
+  readonly bL: string;
+  readonly bLv: string;
+  readonly aAt: string;
+  readonly bAt: string;
+  readonly oOff: string;
+  readonly oRow: string;
+}
+
+/** Packed [M, K] x [K, N] matrices (transposed as geo says), the output matrices one after another. */
+const packedLayout = (geo: MatmulGeometry): MatmulLayout => ({
+  ...(geo.transA ? { aFree: '1u', aL: 'u.m' } : { aFree: 'u.k', aL: '1u' }),
+  ...(geo.transB ? { bFree: 'u.k', bL: '1u' } : { bFree: '1u', bL: 'u.n' }),
+  bLv: 'nv',
+  aAt: '0u',
+  bAt: '0u',
+  oOff: 'mat * u.m * u.n',
+  oRow: 'u.n',
+});
+
+/**
  * WGSL of the kernel body: A and B are the names bound to the operands. `bVec4`: B is bound as
  * array<vec4<f32>> (see `matmulKernel`), and an invocation's tn columns are tn / 4 groups of 4
- * adjacent ones, read as one vec4 each; the layout then places groups, not columns.
+ * adjacent ones, read as one vec4 each; the layout then places groups, not columns (B's bAt and
+ * bL must then be multiples of 4, bFree 1).
  */
-function body(t: MatmulTile, geo: MatmulGeometry, A: string, B: string, ep: EpilogueCode, bVec4 = false): string {
+export function matmulBody(t: MatmulTile, geo: MatmulGeometry, A: string, B: string, ep: EpilogueCode, bVec4 = false, at: MatmulLayout = packedLayout(geo)): string {
   const { wgX, wgY, tm, tn } = t;
   const rows = range(tm);
   const cols = range(tn);
   const groups = range(tn / 4);
   const [rowStep, colStep] = t.layout === 'interleaved' ? [wgY, wgX] : [1, 1];
   const [rowBase, colBase] = t.layout === 'interleaved' ? ['lid.y', 'lid.x'] : [`lid.y * ${tm}u`, `lid.x * ${bVec4 ? tn / 4 : tn}u`];
-  // A(i, l) and B(l, j) as (stride of the free index, stride of l).
-  const [aFree, aL] = geo.transA ? ['1u', 'u.m'] : ['u.k', '1u'];
-  const [bFree, bL] = geo.transB ? ['u.k', '1u'] : ['1u', 'u.n'];
+  const { aFree, aL, bFree, bL } = at;
   const batchCode = range(walkedAxes(geo).length)
     .reverse()
     .map((d) => `  { let i = rest % u.size${d}; rest = rest / u.size${d}; aOff += i * u.sa${d}; bOff += i * u.sb${d}; }`);
@@ -149,7 +176,7 @@ function body(t: MatmulTile, geo: MatmulGeometry, A: string, B: string, ep: Epil
     '    if (row >= u.m) { break; }',
     `    for (var c = 0u; c < ${tn}u; c = c + 1u) {`,
     bVec4 ? `      let col = (col0 + (c / 4u) * ${colStep}u) * 4u + c % 4u;` : `      let col = col0 + c * ${colStep}u;`,
-    `      if (col < u.n) { finish(oOff + row * u.n + col, out[r * ${tn}u + c]); }`,
+    `      if (col < u.n) { finish(oOff + row * ${at.oRow} + col, out[r * ${tn}u + c]); }`,
     '    }',
     '  }',
   ];
@@ -163,10 +190,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let ti = (tile / u.tilesN) % u.tilesM;
   let mat = tile / (u.tilesN * u.tilesM);
   var rest = mat;
-  var aOff = 0u;
-  var bOff = 0u;
+  var aOff = ${at.aAt};
+  var bOff = ${at.bAt};
 ${batchCode.join('\n')}
-  let oOff = mat * u.m * u.n;
+  let oOff = ${at.oOff};
   let row0 = ti * ${tm * wgY}u + ${rowBase};
   let col0 = tj * ${bVec4 ? (tn / 4) * wgX : tn * wgX}u + ${colBase};${bVec4 ? ' // in vec4s' : ''}
   // Out-of-range rows and columns load a clamped (valid) element and are never stored.
@@ -178,7 +205,7 @@ ${rows.flatMap((r) => cols.map((c) => `  var acc${r}_${c} = 0.0;`)).join('\n')}
   for (var l = 0u; l < u.k; l = l + 1u) {
 ${rows.map((r) => `    let va${r} = ${A}[pa${r} + l * ${aL}];`).join('\n')}
 ${bVec4
-  ? groups.map((g) => `    let vb${g} = ${B}[pb${g} + l * nv];`).join('\n')
+  ? groups.map((g) => `    let vb${g} = ${B}[pb${g} + l * ${at.bLv}];`).join('\n')
   : cols.map((c) => `    let vb${c} = ${B}[pb${c} + l * ${bL}];`).join('\n')}
 ${rows.flatMap((r) => cols.map((c) => `    acc${r}_${c} = fma(va${r}, ${bVec4 ? `vb${c >> 2}.${'xyzw'[c & 3]}` : `vb${c}`}, acc${r}_${c});`)).join('\n')}
   }
@@ -209,7 +236,7 @@ export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpil
   const u = new Uniforms();
   const workgroups = launch(geo, tile, u, c.limits);
   const epi = ep.bind(bs, u);
-  const code = body(tile, geo, A, B, epi, bVec4);
+  const code = matmulBody(tile, geo, A, B, epi, bVec4);
   const t = tile;
   const key = `matmul:${t.layout[0]}${t.wgX}x${t.wgY}.${t.tm}x${t.tn}.${geo.transA ? 'T' : 'N'}${geo.transB ? 'T' : bVec4 ? 'V' : 'N'}.b${walkedAxes(geo).length}|${epi.tag}`;
   return kernel(key, bs, u, code, workgroups);

@@ -7,6 +7,8 @@
 //                   and applies the update rule (SGD) to those elements of the param in place: the gradient is
 //                   never stored (the planner gives it no bytes). The param and its new value
 //                   share storage, so they are bound once, read_write.
+//   lossUpdate:     LOMO, the fused LM head (emit-linear-ce.ts): each chunk's dW matmul applies
+//                   the update to its rows or columns of W in the same way (several dispatches).
 // A value is stored when it has storage in the plan (it is read after the group, or shares a
 // buffer with one that is); values internal to the group have none and live in registers.
 import { CompilerBug } from '../../diagnostics.ts';
@@ -16,6 +18,7 @@ import { numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type KernelCall } from './emitter.ts';
 import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
+import { linearCrossEntropyGradCalls } from './emit-linear-ce.ts';
 import { roundingFunctions, ruleUniform, ruleUniforms, storedValue, updateBody, wgslRuleOf } from './emit-optimizer.ts';
 import { updateInput } from '../../optimizers/update-layout.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
@@ -155,6 +158,9 @@ export function emitGroup(group: KernelGroup, nodes: readonly Node[], c: EmitCon
     case 'matmulUpdate':
       if (first.op !== 'matmul' || second?.op !== 'optimizerUpdate' || nodes.length !== 2) break;
       return [matmulKernel(first, c, updateEpilogue(second, c))];
+    case 'lossUpdate':
+      if (first.op !== 'linearCrossEntropyGrad' || second?.op !== 'optimizerUpdate' || nodes.length !== 2) break;
+      return linearCrossEntropyGradCalls(first, c, updateEpilogue(second, c));
     case 'single':
       break;
   }
