@@ -10,7 +10,13 @@ export type GroupKind =
   /** A matmul whose output goes through elementwise nodes before it is stored. */
   | 'matmulEpilogue'
   /** LOMO: a weight-gradient matmul and the update it feeds: the gradient never exists in memory. */
-  | 'matmulUpdate';
+  | 'matmulUpdate'
+  /**
+   * A gradient matmul and the sumSquares of its output: each workgroup's sum of squares is one
+   * partial, the partials are summed in a fixed order. The output is stored only when something
+   * after the group reads it (SGD's update), never in LOMO's norm pass.
+   */
+  | 'matmulNorm';
 
 export interface KernelGroup {
   readonly kind: GroupKind;

@@ -14,6 +14,10 @@
 //   elementwise: chains of elementwise nodes with one output shape whose intermediates are read
 //     only inside the chain, within 8 storage bindings.
 //   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias, activation).
+//   matmulNorm: a matmul with an f32 output and the sumSquares of that output right after it (the
+//     clip-norm's squared norm of a weight gradient). In LOMO's norm pass nothing else reads the
+//     gradient, so it is internal: pass 1 stores no weight gradient. SGD's step forms the same
+//     group (storing the gradient for its update), so both sum the same partials in the same order.
 import type { Fusion, GroupKind, KernelGroup } from '../ir/fusion.ts';
 import type { Op } from '../ir/ops.ts';
 import { fusibleOps } from '../ir/op-traits.ts';
@@ -29,6 +33,8 @@ export interface FuseOptions {
   readonly elementwise: boolean;
   /** A matmul and the elementwise nodes on its output (bias, activation) as one kernel. */
   readonly matmulEpilogue?: boolean;
+  /** A matmul and the sumSquares of its output as one kernel (partials per workgroup, then their sum). */
+  readonly matmulNorm?: boolean;
 }
 
 /** Ops a fused kernel evaluates per element in registers: the op table's elementwise ops (ir/op-traits.ts). */
@@ -102,6 +108,12 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
       up.inputs.filter((x) => x === grad).length === 1 && !mm.inputs.includes(param);
   };
 
+  // f16 storage: sumSquares reads the rounded stored gradient, which the accumulator is not.
+  const matmulNormAt = (i: number): boolean => {
+    const [mm, ss] = [g.nodes[i], g.nodes[i + 1]];
+    return mm?.op === 'matmul' && ss?.op === 'sumSquares' && ss.inputs[0] === mm.outputs[0] && g.values[mm.outputs[0]].dtype === 'f32';
+  };
+
   const groups: KernelGroup[] = [];
   const internal: ValueId[] = [];
   const add = (kind: GroupKind, from: number, to: number) => {
@@ -112,6 +124,11 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
     const n = g.nodes[i];
     if (opts.matmulUpdate && matmulUpdateAt(i)) {
       add('matmulUpdate', i, i + 1);
+      i += 2;
+      continue;
+    }
+    if (opts.matmulNorm && matmulNormAt(i)) {
+      add('matmulNorm', i, i + 1);
       i += 2;
       continue;
     }

@@ -7,6 +7,8 @@
 //                   and applies the update rule (SGD) to those elements of the param in place: the gradient is
 //                   never stored (the planner gives it no bytes). The param and its new value
 //                   share storage, so they are bound once, read_write.
+//   matmulNorm:     a gradient matmul writing one sum-of-squares partial per workgroup, then the
+//                   partials summed in order (emit-matmul-norm.ts).
 // A value is stored when it has storage in the plan (it is read after the group, or shares a
 // buffer with one that is); values internal to the group have none and live in registers.
 import { CompilerBug } from '../../diagnostics.ts';
@@ -16,6 +18,7 @@ import { numel } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type KernelCall } from './emitter.ts';
 import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
+import { matmulNormGroup } from './emit-matmul-norm.ts';
 import { roundingFunctions, ruleUniform, ruleUniforms, storedValue, updateBody, wgslRuleOf } from './emit-optimizer.ts';
 import { updateInput } from '../../optimizers/update-layout.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
@@ -155,6 +158,9 @@ export function emitGroup(group: KernelGroup, nodes: readonly Node[], c: EmitCon
     case 'matmulUpdate':
       if (first.op !== 'matmul' || second?.op !== 'optimizerUpdate' || nodes.length !== 2) break;
       return [matmulKernel(first, c, updateEpilogue(second, c))];
+    case 'matmulNorm':
+      if (first.op !== 'matmul' || second?.op !== 'sumSquares' || nodes.length !== 2) break;
+      return matmulNormGroup(first, second, c);
     case 'single':
       break;
   }
