@@ -23,7 +23,7 @@ import { randomFeeds } from '../support/trace.ts';
 
 const optimizers = ['sgd', 'adamw', 'lomo'] as const;
 const none: FuseOptions = { matmulUpdate: false, elementwise: false, matmulEpilogue: false };
-const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean() });
+const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean(), matmulNorm: fc.boolean() });
 
 /** What each kind of group may hold, and the binding limit (inputs from outside plus stored results). */
 function groupProblems(g: Graph, f: Fusion): string[] {
@@ -41,6 +41,11 @@ function groupProblems(g: Graph, f: Fusion): string[] {
       const [mm, up] = nodes;
       if (nodes.length !== 2 || mm.op !== 'matmul' || up.op !== 'optimizerUpdate' || up.inputs[up.attrs.inputs.g] !== mm.outputs[0] || !internal.has(mm.outputs[0]))
         out.push(`group ${k} (${ops}) is not a matmul whose output is the internal gradient of the update after it`);
+    }
+    if (grp.kind === 'matmulNorm') {
+      const [mm, ss] = nodes;
+      if (nodes.length !== 2 || mm.op !== 'matmul' || ss.op !== 'sumSquares' || ss.inputs[0] !== mm.outputs[0] || g.values[mm.outputs[0]].dtype !== 'f32')
+        out.push(`group ${k} (${ops}) is not an f32 matmul and the sumSquares of its output`);
     }
     if (grp.kind === 'single' && nodes.length !== 1) out.push(`single group ${k} has ${nodes.length} nodes`);
     if (grp.kind !== 'single') {
@@ -66,6 +71,7 @@ describe('fuse pass', () => {
         expect(groupProblems(step, f)).toEqual([]);
         expect(planViolations(planMemory(step, { fusion: f }))).toEqual([]);
         if (!opts.matmulUpdate) expect(f.groups.some((grp) => grp.kind === 'matmulUpdate')).toBe(false);
+        if (!opts.matmulNorm) expect(f.groups.some((grp) => grp.kind === 'matmulNorm')).toBe(false);
       }),
       { numRuns: 60 },
     ));
