@@ -12,11 +12,14 @@ export type GroupKind =
   /** LOMO: a weight-gradient matmul and the update it feeds: the gradient never exists in memory. */
   | 'matmulUpdate'
   /**
-   * A gradient matmul and the sumSquares of its output: each workgroup's sum of squares is one
-   * partial, the partials are summed in a fixed order. The output is stored only when something
-   * after the group reads it (SGD's update), never in LOMO's norm pass.
+   * A gradient matmul and the sumSquares of its output (and the running sum's add of it, when
+   * next): each workgroup's sum of squares is one partial, the partials are summed in a fixed
+   * order. The output is stored only when something after the group reads it (SGD's update),
+   * never in LOMO's norm pass.
    */
-  | 'matmulNorm';
+  | 'matmulNorm'
+  /** A sumSquares and the running sum's add of it: the add folded into the reduction's store. */
+  | 'normSum';
 
 export interface KernelGroup {
   readonly kind: GroupKind;

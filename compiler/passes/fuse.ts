@@ -18,6 +18,9 @@
 //     clip-norm's squared norm of a weight gradient). In LOMO's norm pass nothing else reads the
 //     gradient, so it is internal: pass 1 stores no weight gradient. SGD's step forms the same
 //     group (storing the gradient for its update), so both sum the same partials in the same order.
+//     The clip-norm's running sum `add(total, ss)` right after it joins the group (matmulNorm), as
+//     it joins a lone sumSquares (normSum): the f32 add done at the reduction's store, one
+//     dispatch fewer per param.
 import type { Fusion, GroupKind, KernelGroup } from '../ir/fusion.ts';
 import type { Op } from '../ir/ops.ts';
 import { fusibleOps } from '../ir/op-traits.ts';
@@ -33,7 +36,7 @@ export interface FuseOptions {
   readonly elementwise: boolean;
   /** A matmul and the elementwise nodes on its output (bias, activation) as one kernel. */
   readonly matmulEpilogue?: boolean;
-  /** A matmul and the sumSquares of its output as one kernel (partials per workgroup, then their sum). */
+  /** A matmul and the sumSquares of its output as one kernel (partials per workgroup, then their sum); the running sum's add folded in. */
   readonly matmulNorm?: boolean;
 }
 
@@ -113,6 +116,14 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
     const [mm, ss] = [g.nodes[i], g.nodes[i + 1]];
     return mm?.op === 'matmul' && ss?.op === 'sumSquares' && ss.inputs[0] === mm.outputs[0] && g.values[mm.outputs[0]].dtype === 'f32';
   };
+  /** The running sum's add of the squared norm at `j`, its only reader, right after it. */
+  const normAddAt = (j: number): boolean => {
+    const [ss, add] = [g.nodes[j], g.nodes[j + 1]];
+    if (ss?.op !== 'sumSquares' || add?.op !== 'add') return false;
+    const [total, part] = add.inputs;
+    return part === ss.outputs[0] && total !== part && !pinned.has(part) && readers[part].length === 1 &&
+      [total, part, add.outputs[0]].every((v) => g.values[v].dtype === 'f32' && g.values[v].shape.length === 0);
+  };
 
   const groups: KernelGroup[] = [];
   const internal: ValueId[] = [];
@@ -128,7 +139,13 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
       continue;
     }
     if (opts.matmulNorm && matmulNormAt(i)) {
-      add('matmulNorm', i, i + 1);
+      const to = normAddAt(i + 1) ? i + 2 : i + 1;
+      add('matmulNorm', i, to);
+      i = to + 1;
+      continue;
+    }
+    if (opts.matmulNorm && normAddAt(i)) {
+      add('normSum', i, i + 1);
       i += 2;
       continue;
     }

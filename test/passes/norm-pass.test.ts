@@ -2,7 +2,8 @@
 // pass 1 computes by a matmul is summed into the squared norm inside the matmul's kernel
 // (a matmulNorm group) and has no storage in the plan; SGD's clipped step forms the same groups
 // over the same shapes (storing its gradients for the updates), which is what makes the two sum
-// the same partials in the same order on the device (test/gpu/norm-pass.test.ts runs them).
+// the same partials in the same order on the device (test/gpu/norm-pass.test.ts runs them). The
+// running sum of squared norms costs no dispatch of its own: each add is folded into a reduction.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/model.ts';
@@ -38,7 +39,16 @@ function matmulNorms(forward: Graph, optimizer: 'lomo' | 'sgd', norm: Norm) {
   });
 }
 
+/** The clip-norm chain's adds (scalars summing squared norms) that run as a dispatch of their own. */
+function loneSumAdds(forward: Graph, optimizer: 'lomo' | 'sgd', norm: Norm): number {
+  const c = compileForward(forward, { optimizer, ...norm });
+  const ss = new Set(c.step.nodes.filter((n) => n.op === 'sumSquares').map((n) => n.outputs[0]));
+  return c.fusion.groups.filter((grp) => grp.kind === 'single' && c.step.nodes[grp.nodes[0]].op === 'add' && ss.has(c.step.nodes[grp.nodes[0]].inputs[1])).length;
+}
+
 function check(forward: Graph, norm: Norm) {
+  expect(loneSumAdds(forward, 'lomo', norm)).toBe(0);
+  expect(loneSumAdds(forward, 'sgd', norm)).toBe(0);
   const lomo = matmulNorms(forward, 'lomo', norm);
   const sgd = matmulNorms(forward, 'sgd', norm);
   // LOMO: pass 1's weight gradients are summed in their matmul's kernel, never stored.
@@ -50,7 +60,7 @@ function check(forward: Graph, norm: Norm) {
 }
 
 describe('the norm pass stores no weight gradient', () => {
-  it('on random models: every matmul-made gradient of pass 1 is summed in its kernel with no storage; SGD sums the same shapes the same way', () => {
+  it('on random models: every matmul-made gradient of pass 1 is summed in its kernel with no storage; SGD sums the same shapes the same way; no add of the running sum is a dispatch of its own', () => {
     let seen = 0;
     fc.assert(
       fc.property(arbitraryModel, fc.constantFrom(...norms), ({ graph }, norm) => {

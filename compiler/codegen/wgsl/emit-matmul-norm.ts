@@ -5,7 +5,8 @@
 //      only where the plan gives it storage (SGD's gradient, read by its update; never LOMO's
 //      norm pass), then the workgroup's lanes' sums are added in lane order by lane 0 into one
 //      partial per workgroup, at its tile index, in a scratch buffer.
-//   2. The partials summed in tile order into the f32 scalar (reduce-kernel.ts's partials pass).
+//   2. The partials summed in tile order into the f32 scalar (reduce-kernel.ts's partials pass),
+//      plus the previous running total where the group holds the clip-norm chain's add.
 // The tile is the tiled kernel's whatever the shape (never the matrix-vector kernel), from the
 // node and target alone, so the scratch rule and the emitter agree, and SGD's step and LOMO's norm
 // pass, which form the same group over the same shapes, sum the same partials in the same order.
@@ -48,13 +49,21 @@ fn finish(o: u32, acc: f32) {
   };
 }
 
-/** The group's two dispatches: the matmul writing partials, then their sum into the sumSquares output. */
-export function matmulNormGroup(mm: NodeOf<'matmul'>, ss: NodeOf<'sumSquares'>, c: EmitContext): KernelCall[] {
-  if (ss.inputs[0] !== mm.outputs[0]) throw new CompilerBug('codegen: a matmulNorm group whose sumSquares does not read its matmul');
+/**
+ * The group's two dispatches: the matmul writing partials, then their sum into the sumSquares
+ * output, or with the running sum's `add` in the group, their sum plus the previous total into its output.
+ */
+export function matmulNormGroup(mm: NodeOf<'matmul'>, ss: NodeOf<'sumSquares'>, add: NodeOf<'add'> | undefined, c: EmitContext): KernelCall[] {
+  if (ss.inputs[0] !== mm.outputs[0] || (add && add.inputs[1] !== ss.outputs[0]))
+    throw new CompilerBug('codegen: a matmulNorm group whose sumSquares does not read its matmul, or whose add does not read the sumSquares');
   const tile = tiledTile(mm, c.g, c.target);
   const groups = tiledWorkgroups(mm, c.g, tile);
   return [
     matmulKernel(mm, c, normEpilogue(mm, c, tile.wgX * tile.wgY), tile),
-    reducePass(c, partialsPlan(1, groups, c.target), 'sum', { input: { ref: c.scratch(0) }, output: { value: ss.outputs[0] } }, 1),
+    reducePass(c, partialsPlan(1, groups, c.target), 'sum', {
+      input: { ref: c.scratch(0) },
+      output: { value: (add ?? ss).outputs[0] },
+      ...(add ? { addend: add.inputs[0] } : {}),
+    }, 1),
   ];
 }

@@ -38,12 +38,12 @@ export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = {
   ...linearCrossEntropyScratch,
 };
 
-/** Scratch bytes each kernel group needs (fused groups none but matmulNorm's partials) on `target`: the planner reserves them. */
+/** Scratch bytes each kernel group needs (fused groups none but matmulNorm's partials and normSum's reduction's) on `target`: the planner reserves them. */
 export function groupScratch(g: Graph, fusion: Fusion, target: KernelTarget): (group: number) => readonly number[] {
   return (k) => {
     const group = fusion.groups[k];
     if (group.kind === 'matmulNorm') return matmulNormScratch(g.nodes[group.nodes[0]] as NodeOf<'matmul'>, g, target);
-    if (group.kind !== 'single') return [];
+    if (group.kind !== 'single' && group.kind !== 'normSum') return [];
     const n = g.nodes[group.nodes[0]];
     const rule = scratchRules[n.op] as ScratchRule<Op> | undefined;
     return rule ? rule(n as never, g, target) : [];
