@@ -16,11 +16,17 @@ import type { Graph, NodeOf } from '../../ir/types.ts';
 import type { EmitContext, KernelCall } from './emitter.ts';
 import { matmulKernel, tiledTile, tiledWorkgroups, type MatmulEpilogue } from './emit-matmul.ts';
 import { partialsPlan, reducePass } from './reduce-kernel.ts';
-import type { KernelTarget } from './target.ts';
+import { matmulCandidates, type KernelTarget } from './target.ts';
 
-/** Scratch of the group: one f32 partial per workgroup of the matmul. */
+/**
+ * Scratch of the group: one f32 partial per workgroup of the matmul, for the most workgroups any
+ * tile of either target (or the tuner's) launches for it, so the plan depends on neither the
+ * target nor tuning (lomoc plan asks no adapter and tunes nothing). Tiny: a [512, 128] gradient
+ * gets at most 64 partials.
+ */
 export function matmulNormScratch(mm: NodeOf<'matmul'>, g: Graph, target: KernelTarget): readonly number[] {
-  return [tiledWorkgroups(mm, g, tiledTile(mm, g, target)) * 4];
+  const tiles = [...matmulCandidates.cpu, ...matmulCandidates.gpu, tiledTile(mm, g, target)];
+  return [Math.max(...tiles.map((t) => tiledWorkgroups(mm, g, t))) * 4];
 }
 
 /** `lanes`: the tile's invocations per workgroup, whose sums lane 0 adds. */
