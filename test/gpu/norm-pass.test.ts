@@ -134,6 +134,15 @@ describe('clipped LOMO equals clipped SGD bit for bit on the device', () => {
       expect(bitDiff(out[0], before[0]).length).toBeGreaterThan(0);
     }, 600_000);
 
+  it('gpt tiny with split tensors (--max-binding 2048 B): equal to the unsplit steps and to split SGD, bit for bit', async () => {
+    const plan = { maxBindingBytes: 2048, maxBufferBytes: 32 * 1024 };
+    const { out } = await trainBoth(tiny(gpt), [
+      { optimizer: 'lomo', clipNorm: 0.05 }, { optimizer: 'lomo', clipNorm: 0.05, plan }, { optimizer: 'sgd', clipNorm: 0.05, plan },
+    ], 2, 5, { lr: 0.1, weightDecay: 0.01 });
+    expect(bitDiff(out[1], out[0])).toEqual([]);
+    expect(bitDiff(out[2], out[0])).toEqual([]);
+  }, 600_000);
+
   it('on random models', async () => {
     await fc.assert(
       fc.asyncProperty(arbitraryModel, fc.constantFrom(0.05, 1), fc.integer({ min: 1, max: 1000 }), async ({ graph }, clipNorm, seed) => {
