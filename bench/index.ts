@@ -6,6 +6,7 @@ import { benchMatmul, formatMatmulBench } from './matmul.ts';
 import { benchPlan, formatPlanBench, planArgv } from './plan.ts';
 import { benchScaling, formatScalingTable } from './scaling.ts';
 import { benchStep, formatStepTable } from './step.ts';
+import { benchClipStep, formatClipStepTable } from './clip-step.ts';
 import { benchTrace, formatTraceTable } from './trace.ts';
 
 const started = performance.now();
@@ -21,6 +22,8 @@ console.log("\n## matmul on WebGPU: lomoc's tile (matmulTile) beside TF.js's tf.
 console.log(formatMatmulBench(await benchMatmul([256, 512, 1024], 5, { winnerOnly: true })));
 console.log('\n## training step on WebGPU: models/gpt.ts --preset small, median of 5 steps, beside TF.js WebGPU and PyTorch CPU\n');
 console.log(formatStepTable(await benchStep()));
+console.log('\n## exact clipping under LOMO on WebGPU: step time vs plain SGD and peak bytes, models/gpt.ts --preset small, then tiny\n');
+for (const preset of ['small', 'tiny']) console.log(`${formatClipStepTable(preset, await benchClipStep(preset, 5), 5)}\n`);
 console.log('\n## generation on WebGPU: prefill and decode tokens/s, the inference plan beside the training plan\n');
 console.log(formatGenerateTable(await benchGenerate()));
 console.log(`\n(${process.version}, ${((performance.now() - started) / 1000).toFixed(1)} s in all)`);

@@ -12,7 +12,16 @@ export type GroupKind =
   /** LOMO: a weight-gradient matmul and the update it feeds: the gradient never exists in memory. */
   | 'matmulUpdate'
   /** LOMO: the fused LM head's gradient and its weight's update, applied chunk by chunk: dW never exists whole. */
-  | 'lossUpdate';
+  | 'lossUpdate'
+  /**
+   * A gradient matmul and the sumSquares of its output (and the running sum's add of it, when
+   * next): each workgroup's sum of squares is one partial, the partials are summed in a fixed
+   * order. The output is stored only when something after the group reads it (SGD's update),
+   * never in LOMO's norm pass.
+   */
+  | 'matmulNorm'
+  /** A sumSquares and the running sum's add of it: the add folded into the reduction's store. */
+  | 'normSum';
 
 export interface KernelGroup {
   readonly kind: GroupKind;

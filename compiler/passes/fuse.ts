@@ -18,6 +18,13 @@
 //   elementwise: chains of elementwise nodes with one output shape whose intermediates are read
 //     only inside the chain, within 8 storage bindings.
 //   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias, activation).
+//   matmulNorm: a matmul with an f32 output and the sumSquares of that output right after it (the
+//     clip-norm's squared norm of a weight gradient). In LOMO's norm pass nothing else reads the
+//     gradient, so it is internal: pass 1 stores no weight gradient. SGD's step forms the same
+//     group (storing the gradient for its update), so both sum the same partials in the same order.
+//     The clip-norm's running sum `add(total, ss)` right after it joins the group (matmulNorm), as
+//     it joins a lone sumSquares (normSum): the f32 add done at the reduction's store, one
+//     dispatch fewer per param.
 import type { Fusion, GroupKind, KernelGroup } from '../ir/fusion.ts';
 import type { Op } from '../ir/ops.ts';
 import { fusibleOps } from '../ir/op-traits.ts';
@@ -33,6 +40,8 @@ export interface FuseOptions {
   readonly elementwise: boolean;
   /** A matmul and the elementwise nodes on its output (bias, activation) as one kernel. */
   readonly matmulEpilogue?: boolean;
+  /** A matmul and the sumSquares of its output as one kernel (partials per workgroup, then their sum); the running sum's add folded in. */
+  readonly matmulNorm?: boolean;
 }
 
 /** Ops a fused kernel evaluates per element in registers: the op table's elementwise ops (ir/op-traits.ts). */
@@ -117,6 +126,19 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
       readers[dw].length === 1 && up.inputs.filter((x) => x === dw).length === 1 &&
       2 + new Set(up.inputs.filter((x) => x !== dw)).size <= maxGroupBindings;
   };
+  // f16 storage: sumSquares reads the rounded stored gradient, which the accumulator is not.
+  const matmulNormAt = (i: number): boolean => {
+    const [mm, ss] = [g.nodes[i], g.nodes[i + 1]];
+    return mm?.op === 'matmul' && ss?.op === 'sumSquares' && ss.inputs[0] === mm.outputs[0] && g.values[mm.outputs[0]].dtype === 'f32';
+  };
+  /** The running sum's add of the squared norm at `j`, its only reader, right after it. */
+  const normAddAt = (j: number): boolean => {
+    const [ss, add] = [g.nodes[j], g.nodes[j + 1]];
+    if (ss?.op !== 'sumSquares' || add?.op !== 'add') return false;
+    const [total, part] = add.inputs;
+    return part === ss.outputs[0] && total !== part && !pinned.has(part) && readers[part].length === 1 &&
+      [total, part, add.outputs[0]].every((v) => g.values[v].dtype === 'f32' && g.values[v].shape.length === 0);
+  };
 
   const groups: KernelGroup[] = [];
   const internal: ValueId[] = [];
@@ -128,6 +150,17 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
     const n = g.nodes[i];
     if (opts.matmulUpdate && (matmulUpdateAt(i) || lossUpdateAt(i))) {
       add(n.op === 'matmul' ? 'matmulUpdate' : 'lossUpdate', i, i + 1);
+      i += 2;
+      continue;
+    }
+    if (opts.matmulNorm && matmulNormAt(i)) {
+      const to = normAddAt(i + 1) ? i + 2 : i + 1;
+      add('matmulNorm', i, to);
+      i = to + 1;
+      continue;
+    }
+    if (opts.matmulNorm && normAddAt(i)) {
+      add('normSum', i, i + 1);
       i += 2;
       continue;
     }

@@ -7,8 +7,10 @@
 //   - in a two-pass clip-norm step, each pass-1 gradient's squared norm is taken the moment the
 //     gradient is complete, so pass-1 gradients die at once too; under one-pass clipping each
 //     gradient's squared norm and its update's own factor come right before its update.
-// Under `textbook` (sgd, adamw) the order is forward, backward, norm, updates: all gradients
-// live until the end, so one planner measures the three optimizers honestly.
+// Under `textbook` (sgd, adamw) the order is forward, backward, updates: all gradients live until
+// the end, so one planner measures the three optimizers honestly; only the norm chain is hoisted,
+// each squared norm right after its gradient (a scalar each, no bytes kept longer), so a weight
+// gradient's matmul and its squared norm are one kernel as in LOMO's norm pass (passes/fuse.ts).
 // Cost: O(n log n) in the number of nodes (reader lists built once, one sort).
 import { CompilerBug } from '../diagnostics.ts';
 import type { Graph, Node, ValueId } from '../ir/types.ts';
@@ -35,14 +37,15 @@ function normChain(g: Graph): Set<Node> {
 
 /**
  * The input order is the textbook one (appendOptimizer builds forward, norm pass, backward,
- * updates; the checkpoint pass inserts recomputes where they are read). Under `textbook` it
- * stays; under `lomo` updates and the norm chain are hoisted.
+ * updates; the checkpoint pass inserts recomputes where they are read). Under `textbook` the norm
+ * chain is hoisted; under `lomo` updates and the norm chain are.
  */
 export function schedule(g: Graph, policy: SchedulePolicy): Graph {
   if (!g.updates) throw new CompilerBug('schedule: the graph has no optimizer step');
-  if (policy === 'textbook') return g;
   const chain = normChain(g);
-  const order = hoist(g, (n) => n.phase === 'update' || chain.has(n));
+  if (policy === 'textbook' && chain.size === 0) return g;
+  const order = hoist(g, (n) => (n.phase === 'update' && policy === 'lomo') || chain.has(n));
+  if (order.every((n, i) => n === g.nodes[i])) return g;
   const nodes = order.map((n, i) => (n.id === i ? n : { ...n, id: i }));
   const out = { ...g, nodes };
   checkTopological(out);

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { ModelDef } from '../../compiler/dsl/model.ts';
 import type { Fusion } from '../../compiler/ir/fusion.ts';
 import { sameShape } from '../../compiler/ir/shape.ts';
-import type { Graph, ValueId } from '../../compiler/ir/types.ts';
+import type { Graph, Node, ValueId } from '../../compiler/ir/types.ts';
 import { elementwiseOps, fuse, fusionProblems, maxGroupBindings, type FuseOptions } from '../../compiler/passes/fuse.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import { compileStep } from '../../compiler/pipeline.ts';
@@ -23,7 +23,7 @@ import { randomFeeds } from '../support/trace.ts';
 
 const optimizers = ['sgd', 'adamw', 'lomo'] as const;
 const none: FuseOptions = { matmulUpdate: false, elementwise: false, matmulEpilogue: false };
-const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean() });
+const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean(), matmulNorm: fc.boolean() });
 
 /** What each kind of group may hold, and the binding limit (inputs from outside plus stored results). */
 function groupProblems(g: Graph, f: Fusion): string[] {
@@ -52,6 +52,16 @@ function groupProblems(g: Graph, f: Fusion): string[] {
       const widest = 2 + new Set(up.inputs.filter((x) => x !== dw)).size;
       if (widest > maxGroupBindings) out.push(`group ${k} (${ops}) needs ${widest} bindings in its dW kernel`);
     }
+    // The running sum's add, when in the group, reads the squared norm (internal) and a scalar from before.
+    const sumAdd = (ss: Node, add: Node | undefined) =>
+      add === undefined || (add.op === 'add' && add.inputs[1] === ss.outputs[0] && internal.has(ss.outputs[0]) && g.values[add.outputs[0]].shape.length === 0);
+    if (grp.kind === 'matmulNorm') {
+      const [mm, ss, add] = nodes;
+      if (nodes.length > 3 || mm.op !== 'matmul' || ss?.op !== 'sumSquares' || ss.inputs[0] !== mm.outputs[0] || g.values[mm.outputs[0]].dtype !== 'f32' || !sumAdd(ss, add))
+        out.push(`group ${k} (${ops}) is not an f32 matmul, the sumSquares of its output and maybe the running sum's add of it`);
+    }
+    if (grp.kind === 'normSum' && (nodes.length !== 2 || nodes[0].op !== 'sumSquares' || !sumAdd(nodes[0], nodes[1])))
+      out.push(`group ${k} (${ops}) is not a sumSquares and the running sum's add of it`);
     if (grp.kind === 'single' && nodes.length !== 1) out.push(`single group ${k} has ${nodes.length} nodes`);
     if (grp.kind !== 'single' && grp.kind !== 'lossUpdate') {
       const made = new Set<ValueId>(nodes.flatMap((n) => n.outputs));
@@ -76,6 +86,7 @@ describe('fuse pass', () => {
         expect(groupProblems(step, f)).toEqual([]);
         expect(planViolations(planMemory(step, { fusion: f }))).toEqual([]);
         if (!opts.matmulUpdate) expect(f.groups.some((grp) => grp.kind === 'matmulUpdate')).toBe(false);
+        if (!opts.matmulNorm) expect(f.groups.some((grp) => grp.kind === 'matmulNorm' || grp.kind === 'normSum')).toBe(false);
       }),
       { numRuns: 60 },
     ));

@@ -14,10 +14,10 @@
 // epilogue. Sizes and batch strides are uniforms, so one shader serves every shape.
 import { LomocError } from '../../diagnostics.ts';
 import { broadcastShapes, bytesPerElement, numel } from '../../ir/shape.ts';
-import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
+import type { Graph, Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type Emitter, type KernelCall, type Limits } from './emitter.ts';
 import { matvecKernel, useMatvec } from './emit-matvec.ts';
-import { kernelTargets, matmulShapeKey, type MatmulTile } from './target.ts';
+import { kernelTargets, matmulShapeKey, type KernelTarget, type MatmulTile } from './target.ts';
 export type { MatmulTile } from './target.ts';
 import { Bindings, kernel, Uniforms } from './wgsl-kernel.ts';
 
@@ -83,6 +83,12 @@ export interface MatmulEpilogue {
 export interface EpilogueCode {
   readonly tag: string;
   readonly fns: string;
+  /**
+   * WGSL every invocation runs after its last `finish`, in the workgroup's uniform control flow
+   * (it may call workgroupBarrier); `lane` is the invocation's flat index in its workgroup and
+   * `tile` the workgroup's. The tiled kernel only: an epilogue with one is never given to matvec.
+   */
+  readonly end?: () => string;
 }
 
 /** The plain matmul: store C. */
@@ -209,10 +215,24 @@ ${bVec4
   : cols.map((c) => `    let vb${c} = ${B}[pb${c} + l * ${bL}];`).join('\n')}
 ${rows.flatMap((r) => cols.map((c) => `    acc${r}_${c} = fma(va${r}, ${bVec4 ? `vb${c >> 2}.${'xyzw'[c & 3]}` : `vb${c}`}, acc${r}_${c});`)).join('\n')}
   }
-${stores.join('\n')}
+${stores.join('\n')}${ep.end ? `\n  let lane = lid.y * ${wgX}u + lid.x;\n${ep.end()}` : ''}
 }`;
 }
 
+
+/** The tile the tiled kernel uses for `n` unless given one: the target's tuned tile for the shape, else its tile. */
+export function tiledTile(n: NodeOf<'matmul'>, g: Graph, target: KernelTarget): MatmulTile {
+  const [a, b] = n.inputs;
+  const geo = matmulGeometry(g.values[a].shape, g.values[b].shape, n.attrs.transA, n.attrs.transB);
+  return target.tuned?.[matmulShapeKey(geo, g.values[a].dtype, g.values[b].dtype)] ?? target.matmul;
+}
+
+/** Workgroups of the tiled kernel for `n` with `tile`: its tile index runs over [0, this). */
+export function tiledWorkgroups(n: NodeOf<'matmul'>, g: Graph, tile: MatmulTile): number {
+  const [a, b] = n.inputs;
+  const geo = matmulGeometry(g.values[a].shape, g.values[b].shape, n.attrs.transA, n.attrs.transB);
+  return Math.ceil(geo.n / (tile.tn * tile.wgX)) * Math.ceil(geo.m / (tile.tm * tile.wgY)) * geo.count;
+}
 
 /** One matmul node as one dispatch, each output element handed to `ep` (`tile`, else the target's tuned tile for the shape, else its tile). */
 export function matmulKernel(n: NodeOf<'matmul'>, c: EmitContext, ep: MatmulEpilogue, given?: MatmulTile): KernelCall {

@@ -3,7 +3,8 @@
 // All go through reduce-kernel.ts: one pass, or two through a scratch buffer of partial results
 // when a large reduction would otherwise run on few workgroups.
 import type { Op } from '../../ir/ops.ts';
-import type { NodeOf } from '../../ir/types.ts';
+import { CompilerBug } from '../../diagnostics.ts';
+import type { NodeOf, ValueId } from '../../ir/types.ts';
 import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
 import { partialsPlan, planReduce, reducePass, type ReduceMode, type ReducePlan, reduceScratchBytes } from './reduce-kernel.ts';
 import { Bindings, entryArgs, f32lit, floatOnly, kernel, Uniforms } from './wgsl-kernel.ts';
@@ -17,19 +18,30 @@ function planOf(n: NodeOf<ReduceOp>, shape: readonly number[]): ReducePlan {
 }
 
 function reduce(n: NodeOf<ReduceOp>, c: EmitContext): KernelCall[] {
+  return reduceInto(n, c, n.outputs[0]);
+}
+
+/** `n`'s reduction stored into `out`, plus the scalar `addend` when given (the normSum group: a running sum's add). */
+function reduceInto(n: NodeOf<ReduceOp>, c: EmitContext, out: ValueId, addend?: ValueId): KernelCall[] {
   floatOnly(n, c);
   const p = planOf(n, c.g.values[n.inputs[0]].shape);
   const mode: ReduceMode = n.op === 'max' ? 'max' : n.op === 'sumSquares' ? 'sumSquares' : 'sum';
   const divisor = n.op === 'mean' ? p.count : 1;
   const input = { value: n.inputs[0] };
-  const output = { value: n.outputs[0] };
-  if (p.splits === 1) return [reducePass(c, p, mode, { input, output }, divisor)];
+  const output = { value: out };
+  if (p.splits === 1) return [reducePass(c, p, mode, { input, output, addend }, divisor)];
   // Pass 2 reduces the partials [outputs, splits] over their last axis.
   const partials = { ref: c.scratch(0) };
   return [
     reducePass(c, p, mode, { input, output: partials }, 1),
-    reducePass(c, partialsPlan(p.outputs, p.splits, c.target), mode === 'max' ? 'max' : 'sum', { input: partials, output }, divisor),
+    reducePass(c, partialsPlan(p.outputs, p.splits, c.target), mode === 'max' ? 'max' : 'sum', { input: partials, output, addend }, divisor),
   ];
+}
+
+/** The normSum group (passes/fuse.ts): the squared norm added to the running sum as it is stored. */
+export function normSumGroup(ss: NodeOf<'sumSquares'>, add: NodeOf<'add'>, c: EmitContext): KernelCall[] {
+  if (add.inputs[1] !== ss.outputs[0]) throw new CompilerBug('codegen: a normSum group whose add does not read its sumSquares');
+  return reduceInto(ss, c, add.outputs[0], add.inputs[0]);
 }
 
 /**

@@ -2,13 +2,14 @@
 // One file per family of kernels.
 import type { Fusion } from '../../ir/fusion.ts';
 import type { Op } from '../../ir/ops.ts';
-import type { Graph } from '../../ir/types.ts';
+import type { Graph, NodeOf } from '../../ir/types.ts';
 import type { Emitter, ScratchRule } from './emitter.ts';
 import { attentionEmitters, attentionScratch } from './emit-attention.ts';
 import { elementwiseEmitters } from './emit-elementwise.ts';
 import { inferenceEmitters } from './emit-inference.ts';
 import { linearCrossEntropyEmitters, linearCrossEntropyScratch } from './emit-linear-ce.ts';
 import { matmulEmitters } from './emit-matmul.ts';
+import { matmulNormScratch } from './emit-matmul-norm.ts';
 import { reduceEmitters, reduceScratch } from './emit-reduce.ts';
 import { rowEmitters, rowScratch } from './emit-rows.ts';
 import { tokenEmitters, tokenScratch } from './emit-tokens.ts';
@@ -37,11 +38,12 @@ export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = {
   ...linearCrossEntropyScratch,
 };
 
-/** Scratch bytes each kernel group needs (fused groups need none but the fused head's) on `target`: the planner reserves them. */
+/** Scratch bytes each kernel group needs (fused groups none but the fused head's, matmulNorm's partials and normSum's reduction's) on `target`: the planner reserves them. */
 export function groupScratch(g: Graph, fusion: Fusion, target: KernelTarget): (group: number) => readonly number[] {
   return (k) => {
     const group = fusion.groups[k];
-    if (group.kind !== 'single' && group.kind !== 'lossUpdate') return [];
+    if (group.kind === 'matmulNorm') return matmulNormScratch(g.nodes[group.nodes[0]] as NodeOf<'matmul'>, g, target);
+    if (group.kind !== 'single' && group.kind !== 'lossUpdate' && group.kind !== 'normSum') return [];
     const n = g.nodes[group.nodes[0]];
     const rule = scratchRules[n.op] as ScratchRule<Op> | undefined;
     return rule ? rule(n as never, g, target) : [];

@@ -9,6 +9,9 @@
 //                   share storage, so they are bound once, read_write.
 //   lossUpdate:     LOMO, the fused LM head (emit-linear-ce.ts): each chunk's dW matmul applies
 //                   the update to its rows or columns of W in the same way (several dispatches).
+//   matmulNorm:     a gradient matmul writing one sum-of-squares partial per workgroup, then the
+//                   partials summed in order (emit-matmul-norm.ts), plus the running total.
+//   normSum:        a squared norm's reduction storing the running total plus it (emit-reduce.ts).
 // A value is stored when it has storage in the plan (it is read after the group, or shares a
 // buffer with one that is); values internal to the group have none and live in registers.
 import { CompilerBug } from '../../diagnostics.ts';
@@ -19,6 +22,8 @@ import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type KernelCall } from './emitter.ts';
 import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
 import { linearCrossEntropyGradCalls } from './emit-linear-ce.ts';
+import { matmulNormGroup } from './emit-matmul-norm.ts';
+import { normSumGroup } from './emit-reduce.ts';
 import { roundingFunctions, ruleUniform, ruleUniforms, storedValue, updateBody, wgslRuleOf } from './emit-optimizer.ts';
 import { updateInput } from '../../optimizers/update-layout.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
@@ -161,6 +166,14 @@ export function emitGroup(group: KernelGroup, nodes: readonly Node[], c: EmitCon
     case 'lossUpdate':
       if (first.op !== 'linearCrossEntropyGrad' || second?.op !== 'optimizerUpdate' || nodes.length !== 2) break;
       return linearCrossEntropyGradCalls(first, c, updateEpilogue(second, c));
+    case 'matmulNorm': {
+      const third = nodes[2];
+      if (first.op !== 'matmul' || second?.op !== 'sumSquares' || (third !== undefined && third.op !== 'add') || nodes.length > 3) break;
+      return matmulNormGroup(first, second, third as NodeOf<'add'> | undefined, c);
+    }
+    case 'normSum':
+      if (first.op !== 'sumSquares' || second?.op !== 'add' || nodes.length !== 2) break;
+      return normSumGroup(first, second, c);
     case 'single':
       break;
   }

@@ -7,6 +7,7 @@
 //   reducing leading axes (bias gradients, [4096, 768] -> [768]): TX = 32 columns, TY = 1.
 // When few workgroups would hold a large reduction, it is split: pass 1 writes each split's
 // partial result into a scratch buffer [outputs, splits], pass 2 reduces that over its last axis.
+import { CompilerBug } from '../../diagnostics.ts';
 import { numel, strides } from '../../ir/shape.ts';
 import type { Shape } from '../../ir/types.ts';
 import type { BufferRef } from '../../../contract/program.ts';
@@ -149,6 +150,8 @@ export function splitFrame(tx: number, groupsPerSplit: string, total: string): s
 export interface ReduceIO {
   readonly input: { readonly value: number } | { readonly ref: BufferRef };
   readonly output: { readonly value: number } | { readonly ref: BufferRef };
+  /** A scalar added to the (single) result as it is stored: the clip-norm's running sum (fused `add`). */
+  readonly addend?: number;
 }
 
 /**
@@ -160,6 +163,10 @@ export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: 
   const bind = (x: ReduceIO['input'], write: boolean) => ('value' in x ? b.value(x.value, write) : b.buffer(x.ref, write));
   const x = bind(io.input, false);
   const y = bind(io.output, true);
+  if (io.addend !== undefined && p.outputs * p.splits !== 1) throw new CompilerBug(`codegen: a running sum added to a reduction of ${p.outputs} outputs in ${p.splits} splits`);
+  // Read before the store: the sum may be planned in place over its previous value.
+  const prev = io.addend === undefined ? undefined : b.value(io.addend, false);
+  const plus = prev === undefined ? '' : `${prev}[0] + `;
   const u = new Uniforms();
   // Workgroups loop over tiles past maxTileGroups (each workgroup costs ~3 us on lavapipe).
   const tileGroups = Math.min(p.tiles, maxTileGroups);
@@ -190,11 +197,11 @@ fn main(${entryArgs}) {
     workgroupBarrier();
     `}if (${ty === 1 ? '' : 'ty == 0u && '}o < u.outs) {
       ${ty === 1 ? '' : `for (var k = 1u; k < ${ty}u; k++) { acc = ${combine(mode, 'acc', `red[tx + k * ${tx}u]`)}; }
-      `}${y}[o * u.splits + split] = acc${mode === 'max' ? '' : ' / u.div'};
+      `}${y}[o * u.splits + split] = ${plus}acc${mode === 'max' ? '' : ' / u.div'};
     }${ty === 1 ? '' : `
     workgroupBarrier();`}
   }
 }`;
-  const key = `reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|${tx}x${ty}`;
+  const key = `reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|${tx}x${ty}${prev === undefined ? '' : `|add=${prev}`}`;
   return kernel(key, b, u, body, grid(groups * tx * ty, tx * ty, c.limits));
 }
