@@ -10,7 +10,9 @@ export type GroupKind =
   /** A matmul whose output goes through elementwise nodes before it is stored. */
   | 'matmulEpilogue'
   /** LOMO: a weight-gradient matmul and the update it feeds: the gradient never exists in memory. */
-  | 'matmulUpdate';
+  | 'matmulUpdate'
+  /** Consecutive updates of one rule and the same scalars: one multi-tensor kernel over all their elements. */
+  | 'updateBatch';
 
 export interface KernelGroup {
   readonly kind: GroupKind;

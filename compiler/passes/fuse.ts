@@ -14,6 +14,9 @@
 //   elementwise: chains of elementwise nodes with one output shape whose intermediates are read
 //     only inside the chain, within 8 storage bindings.
 //   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias, activation).
+//   updateBatch: consecutive optimizer updates with the same batchKey (one rule, the same
+//     hyper-parameters and scalar inputs, f32 arrays of the param's shape), at most maxBatchUpdates:
+//     one multi-tensor kernel; each element's update is the same rule, so the result is unchanged.
 import type { Fusion, GroupKind, KernelGroup } from '../ir/fusion.ts';
 import type { Op } from '../ir/ops.ts';
 import { fusibleOps } from '../ir/op-traits.ts';
@@ -21,6 +24,7 @@ import { sameShape } from '../ir/shape.ts';
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { users } from '../ir/analysis.ts';
 import { updateInput } from '../optimizers/update-layout.ts';
+import { updateRule } from '../optimizers/table.ts';
 
 export interface FuseOptions {
   /** A weight-gradient matmul and its parameter update as one kernel (the descriptor's fuseMatmulUpdate). */
@@ -29,6 +33,8 @@ export interface FuseOptions {
   readonly elementwise: boolean;
   /** A matmul and the elementwise nodes on its output (bias, activation) as one kernel. */
   readonly matmulEpilogue?: boolean;
+  /** Consecutive updates of one rule as one multi-tensor kernel (updateBatch). */
+  readonly updateBatch?: boolean;
 }
 
 /** Ops a fused kernel evaluates per element in registers: the op table's elementwise ops (ir/op-traits.ts). */
@@ -36,6 +42,28 @@ export const elementwiseOps: ReadonlySet<Op> = fusibleOps;
 
 /** Browsers grant 8 to 10 storage buffers per shader stage; every kernel stays within 8. */
 export const maxGroupBindings = 8;
+
+/** Updates one batch kernel takes at most (its table of ranges is a uniform array, 64 KiB at most). */
+export const maxBatchUpdates = 64;
+
+/**
+ * What must be equal for two updates to share one kernel, or undefined when `n` cannot join a
+ * batch: the rule (per element, in WGSL, no reduction form), its flags and hyper-parameters, the
+ * very same scalar inputs (lr, weight decay, step, clip factor), f32 arrays all of the param's
+ * shape, no master copy and no stochastic rounding (their storage and bit streams are per param).
+ */
+export function batchKey(g: Graph, n: Node): string | undefined {
+  if (n.op !== 'optimizerUpdate') return undefined;
+  const a = n.attrs;
+  const rule = updateRule(a.rule);
+  if (!rule.wgsl || rule.reduction || a.master || a.stochastic) return undefined;
+  const p = g.values[updateInput(a, n.inputs, 'p')!];
+  const arrays = [...[p.id, updateInput(a, n.inputs, 'g')!, ...a.states.map((s) => updateInput(a, n.inputs, s)!)], ...n.outputs].map((v) => g.values[v]);
+  if (arrays.some((v) => v.dtype !== 'f32' || !sameShape(v.shape, p.shape))) return undefined;
+  const scalars = (['lr', 'wd', 'step', 'scale'] as const).map((s) => updateInput(a, n.inputs, s) ?? null);
+  if (scalars.some((v) => v !== null && g.values[v].dtype !== 'f32')) return undefined;
+  return JSON.stringify([a.rule, a.hyper, a.clipValue, a.scaled, a.states, a.inputs, scalars]);
+}
 
 export function fuse(g: Graph, opts: FuseOptions): Fusion {
   const readers = users(g);
@@ -114,6 +142,21 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
       add('matmulUpdate', i, i + 1);
       i += 2;
       continue;
+    }
+    const key = opts.updateBatch ? batchKey(g, n) : undefined;
+    if (key !== undefined) {
+      // No update of the batch reads what an earlier one wrote (all run at once).
+      const written = new Set<ValueId>(n.outputs);
+      let to = i;
+      for (let m = g.nodes[to + 1]; m && to - i + 1 < maxBatchUpdates && batchKey(g, m) === key && !m.inputs.some((x) => written.has(x)); m = g.nodes[to + 1]) {
+        m.outputs.forEach((o) => written.add(o));
+        to++;
+      }
+      if (to > i) {
+        add('updateBatch', i, to);
+        i = to + 1;
+        continue;
+      }
     }
     if (opts.matmulEpilogue && n.op === 'matmul' && float(n.outputs[0])) {
       // The epilogue writes while other invocations still read A and B: no output may share their

@@ -9,7 +9,7 @@ import type { ModelDef } from '../../compiler/dsl/model.ts';
 import type { Fusion } from '../../compiler/ir/fusion.ts';
 import { sameShape } from '../../compiler/ir/shape.ts';
 import type { Graph, ValueId } from '../../compiler/ir/types.ts';
-import { elementwiseOps, fuse, fusionProblems, maxGroupBindings, type FuseOptions } from '../../compiler/passes/fuse.ts';
+import { batchKey, elementwiseOps, fuse, fusionProblems, maxBatchUpdates, maxGroupBindings, type FuseOptions } from '../../compiler/passes/fuse.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import { compileStep } from '../../compiler/pipeline.ts';
 import { memoryReport } from '../../compiler/report/memory-report.ts';
@@ -23,7 +23,7 @@ import { randomFeeds } from '../support/trace.ts';
 
 const optimizers = ['sgd', 'adamw', 'lomo'] as const;
 const none: FuseOptions = { matmulUpdate: false, elementwise: false, matmulEpilogue: false };
-const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean() });
+const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean(), updateBatch: fc.boolean() });
 
 /** What each kind of group may hold, and the binding limit (inputs from outside plus stored results). */
 function groupProblems(g: Graph, f: Fusion): string[] {
@@ -43,7 +43,14 @@ function groupProblems(g: Graph, f: Fusion): string[] {
         out.push(`group ${k} (${ops}) is not a matmul whose output is the internal gradient of the update after it`);
     }
     if (grp.kind === 'single' && nodes.length !== 1) out.push(`single group ${k} has ${nodes.length} nodes`);
-    if (grp.kind !== 'single') {
+    // An update batch binds one span per arena (emit-update-batch.ts), not one binding per tensor.
+    if (grp.kind === 'updateBatch') {
+      const key = batchKey(g, nodes[0]);
+      if (key === undefined || nodes.length < 2 || nodes.length > maxBatchUpdates || nodes.some((n) => batchKey(g, n) !== key))
+        out.push(`group ${k} (${ops}) is not 2 to ${maxBatchUpdates} updates with one batch key`);
+      const written = new Set(nodes.flatMap((n) => n.outputs));
+      if (nodes.some((n) => n.inputs.some((x) => written.has(x)))) out.push(`group ${k} (${ops}): an update reads what another one writes`);
+    } else if (grp.kind !== 'single') {
       const made = new Set<ValueId>(nodes.flatMap((n) => n.outputs));
       const external = new Set(nodes.flatMap((n) => n.inputs).filter((v) => !made.has(v)));
       const stored = [...made].filter((v) => !internal.has(v));
@@ -66,6 +73,7 @@ describe('fuse pass', () => {
         expect(groupProblems(step, f)).toEqual([]);
         expect(planViolations(planMemory(step, { fusion: f }))).toEqual([]);
         if (!opts.matmulUpdate) expect(f.groups.some((grp) => grp.kind === 'matmulUpdate')).toBe(false);
+        if (!opts.updateBatch) expect(f.groups.some((grp) => grp.kind === 'updateBatch')).toBe(false);
       }),
       { numRuns: 60 },
     ));

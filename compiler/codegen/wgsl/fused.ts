@@ -7,6 +7,7 @@
 //                   and applies the update rule (SGD) to those elements of the param in place: the gradient is
 //                   never stored (the planner gives it no bytes). The param and its new value
 //                   share storage, so they are bound once, read_write.
+//   updateBatch:    consecutive updates of one rule as one multi-tensor kernel (emit-update-batch.ts).
 // A value is stored when it has storage in the plan (it is read after the group, or shares a
 // buffer with one that is); values internal to the group have none and live in registers.
 import { CompilerBug } from '../../diagnostics.ts';
@@ -18,6 +19,7 @@ import { grid, type EmitContext, type KernelCall } from './emitter.ts';
 import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
 import { roundingFunctions, ruleUniform, ruleUniforms, storedValue, updateBody, wgslRuleOf } from './emit-optimizer.ts';
 import { updateInput } from '../../optimizers/update-layout.ts';
+import { emitUpdateBatch } from './emit-update-batch.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
 import { Bindings, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
 import { declareConsts, formulaWgsl, helperCode } from './wgsl-math.ts';
@@ -155,6 +157,9 @@ export function emitGroup(group: KernelGroup, nodes: readonly Node[], c: EmitCon
     case 'matmulUpdate':
       if (first.op !== 'matmul' || second?.op !== 'optimizerUpdate' || nodes.length !== 2) break;
       return [matmulKernel(first, c, updateEpilogue(second, c))];
+    case 'updateBatch':
+      if (!nodes.every((n) => n.op === 'optimizerUpdate')) break;
+      return emitUpdateBatch(nodes as NodeOf<'optimizerUpdate'>[], c);
     case 'single':
       break;
   }
