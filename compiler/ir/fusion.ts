@@ -11,6 +11,8 @@ export type GroupKind =
   | 'matmulEpilogue'
   /** LOMO: a weight-gradient matmul and the update it feeds: the gradient never exists in memory. */
   | 'matmulUpdate'
+  /** LOMO: a reduction making a gradient (a bias's sum over rows) and the update it feeds, the same way. */
+  | 'reduceUpdate'
   /** Consecutive updates of one rule and the same scalars: one multi-tensor kernel over all their elements. */
   | 'updateBatch';
 

@@ -11,6 +11,8 @@
 //   matmulUpdate (LOMO): a weight-gradient matmul and the update right after it that reads its
 //     output as the gradient, when nothing else reads it and the update keeps no state (its rule
 //     has none, no master copy). The gradient never exists in memory.
+//   reduceUpdate (LOMO): the same for a sum that makes a gradient (a bias's, over the rows of
+//     its output gradient) and the update right after it.
 //   elementwise: chains of elementwise nodes with one output shape whose intermediates are read
 //     only inside the chain, within 8 storage bindings.
 //   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias, activation).
@@ -29,6 +31,8 @@ import { updateRule } from '../optimizers/table.ts';
 export interface FuseOptions {
   /** A weight-gradient matmul and its parameter update as one kernel (the descriptor's fuseMatmulUpdate). */
   readonly matmulUpdate: boolean;
+  /** A sum making a gradient and its parameter update as one kernel (on with matmulUpdate by default). */
+  readonly reduceUpdate?: boolean;
   /** Chains of elementwise nodes as one kernel. */
   readonly elementwise: boolean;
   /** A matmul and the elementwise nodes on its output (bias, activation) as one kernel. */
@@ -130,6 +134,17 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
       up.inputs.filter((x) => x === grad).length === 1 && !mm.inputs.includes(param);
   };
 
+  /** A sum at i whose output only the stateless update at i + 1 reads, as its gradient. */
+  const reduceUpdateAt = (i: number): boolean => {
+    const [sum, up] = [g.nodes[i], g.nodes[i + 1]];
+    if (sum?.op !== 'sum' || up?.op !== 'optimizerUpdate' || up.attrs.states.length || up.attrs.master) return false;
+    const rule = updateRule(up.attrs.rule);
+    const grad = sum.outputs[0];
+    const param = updateInput(up.attrs, up.inputs, 'p')!;
+    return !!rule.wgsl && !rule.reduction && float(sum.inputs[0]) && updateInput(up.attrs, up.inputs, 'g') === grad && !pinned.has(grad) &&
+      readers[grad].length === 1 && up.inputs.filter((x) => x === grad).length === 1 && !sum.inputs.includes(param);
+  };
+
   const groups: KernelGroup[] = [];
   const internal: ValueId[] = [];
   const add = (kind: GroupKind, from: number, to: number) => {
@@ -140,6 +155,11 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
     const n = g.nodes[i];
     if (opts.matmulUpdate && matmulUpdateAt(i)) {
       add('matmulUpdate', i, i + 1);
+      i += 2;
+      continue;
+    }
+    if (opts.reduceUpdate && reduceUpdateAt(i)) {
+      add('reduceUpdate', i, i + 1);
       i += 2;
       continue;
     }

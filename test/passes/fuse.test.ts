@@ -23,7 +23,7 @@ import { randomFeeds } from '../support/trace.ts';
 
 const optimizers = ['sgd', 'adamw', 'lomo'] as const;
 const none: FuseOptions = { matmulUpdate: false, elementwise: false, matmulEpilogue: false };
-const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean(), updateBatch: fc.boolean() });
+const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean(), updateBatch: fc.boolean(), reduceUpdate: fc.boolean() });
 
 /** What each kind of group may hold, and the binding limit (inputs from outside plus stored results). */
 function groupProblems(g: Graph, f: Fusion): string[] {
@@ -41,6 +41,11 @@ function groupProblems(g: Graph, f: Fusion): string[] {
       const [mm, up] = nodes;
       if (nodes.length !== 2 || mm.op !== 'matmul' || up.op !== 'optimizerUpdate' || up.inputs[up.attrs.inputs.g] !== mm.outputs[0] || !internal.has(mm.outputs[0]))
         out.push(`group ${k} (${ops}) is not a matmul whose output is the internal gradient of the update after it`);
+    }
+    if (grp.kind === 'reduceUpdate') {
+      const [sum, up] = nodes;
+      if (nodes.length !== 2 || sum.op !== 'sum' || up.op !== 'optimizerUpdate' || up.inputs[up.attrs.inputs.g] !== sum.outputs[0] || !internal.has(sum.outputs[0]))
+        out.push(`group ${k} (${ops}) is not a sum whose output is the internal gradient of the update after it`);
     }
     if (grp.kind === 'single' && nodes.length !== 1) out.push(`single group ${k} has ${nodes.length} nodes`);
     // An update batch binds one span per arena (emit-update-batch.ts), not one binding per tensor.
@@ -74,6 +79,7 @@ describe('fuse pass', () => {
         expect(planViolations(planMemory(step, { fusion: f }))).toEqual([]);
         if (!opts.matmulUpdate) expect(f.groups.some((grp) => grp.kind === 'matmulUpdate')).toBe(false);
         if (!opts.updateBatch) expect(f.groups.some((grp) => grp.kind === 'updateBatch')).toBe(false);
+        if (!opts.reduceUpdate) expect(f.groups.some((grp) => grp.kind === 'reduceUpdate')).toBe(false);
       }),
       { numRuns: 60 },
     ));

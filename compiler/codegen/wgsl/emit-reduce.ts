@@ -5,6 +5,7 @@
 import type { Op } from '../../ir/ops.ts';
 import type { NodeOf } from '../../ir/types.ts';
 import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
+import type { MatmulEpilogue } from './emit-matmul.ts';
 import { partialsPlan, planReduce, reducePass, type ReduceMode, type ReducePlan, reduceScratchBytes } from './reduce-kernel.ts';
 import { Bindings, entryArgs, f32lit, floatOnly, kernel, Uniforms } from './wgsl-kernel.ts';
 
@@ -16,19 +17,20 @@ function planOf(n: NodeOf<ReduceOp>, shape: readonly number[]): ReducePlan {
   return planReduce(shape, n.op === 'sumSquares' ? allAxes(shape.length) : (n as NodeOf<'sum'>).attrs.axes);
 }
 
-function reduce(n: NodeOf<ReduceOp>, c: EmitContext): KernelCall[] {
+/** A reduction's dispatches; with `ep` (a fused update) its final pass hands each output to the epilogue. */
+export function reduce(n: NodeOf<ReduceOp>, c: EmitContext, ep?: MatmulEpilogue): KernelCall[] {
   floatOnly(n, c);
   const p = planOf(n, c.g.values[n.inputs[0]].shape);
   const mode: ReduceMode = n.op === 'max' ? 'max' : n.op === 'sumSquares' ? 'sumSquares' : 'sum';
   const divisor = n.op === 'mean' ? p.count : 1;
   const input = { value: n.inputs[0] };
   const output = { value: n.outputs[0] };
-  if (p.splits === 1) return [reducePass(c, p, mode, { input, output }, divisor)];
+  if (p.splits === 1) return [reducePass(c, p, mode, { input, output }, divisor, ep)];
   // Pass 2 reduces the partials [outputs, splits] over their last axis.
   const partials = { ref: c.scratch(0) };
   return [
     reducePass(c, p, mode, { input, output: partials }, 1),
-    reducePass(c, partialsPlan(p.outputs, p.splits, c.target), mode === 'max' ? 'max' : 'sum', { input: partials, output }, divisor),
+    reducePass(c, partialsPlan(p.outputs, p.splits, c.target), mode === 'max' ? 'max' : 'sum', { input: partials, output }, divisor, ep),
   ];
 }
 

@@ -37,11 +37,12 @@ export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = {
   ...linearCrossEntropyScratch,
 };
 
-/** Scratch bytes each kernel group needs (fused groups need none) on `target`: the planner reserves them. */
+/** Scratch bytes each kernel group needs (fused groups but a reduction + update need none) on `target`: the planner reserves them. */
 export function groupScratch(g: Graph, fusion: Fusion, target: KernelTarget): (group: number) => readonly number[] {
   return (k) => {
     const group = fusion.groups[k];
-    if (group.kind !== 'single') return [];
+    // A reduction + update runs the reduction's kernels (their partials included), then no more.
+    if (group.kind !== 'single' && group.kind !== 'reduceUpdate') return [];
     const n = g.nodes[group.nodes[0]];
     const rule = scratchRules[n.op] as ScratchRule<Op> | undefined;
     return rule ? rule(n as never, g, target) : [];

@@ -7,6 +7,8 @@
 //                   and applies the update rule (SGD) to those elements of the param in place: the gradient is
 //                   never stored (the planner gives it no bytes). The param and its new value
 //                   share storage, so they are bound once, read_write.
+//   reduceUpdate:   LOMO. The same update applied to each output of a sum (a bias's gradient)
+//                   as its last pass finishes it (emit-reduce.ts), in place of storing it.
 //   updateBatch:    consecutive updates of one rule as one multi-tensor kernel (emit-update-batch.ts).
 // A value is stored when it has storage in the plan (it is read after the group, or shares a
 // buffer with one that is); values internal to the group have none and live in registers.
@@ -20,6 +22,7 @@ import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
 import { roundingFunctions, ruleUniform, ruleUniforms, storedValue, updateBody, wgslRuleOf } from './emit-optimizer.ts';
 import { updateInput } from '../../optimizers/update-layout.ts';
 import { emitUpdateBatch } from './emit-update-batch.ts';
+import { reduce } from './emit-reduce.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
 import { Bindings, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
 import { declareConsts, formulaWgsl, helperCode } from './wgsl-math.ts';
@@ -116,7 +119,7 @@ function epilogueOf(mm: NodeOf<'matmul'>, rest: readonly Node[], c: EmitContext)
   };
 }
 
-/** LOMO: the gradient block in registers, the update rule (a rule without states) applied to the param in place. */
+/** LOMO: the gradient in registers (a matmul's block, a sum's output), the update rule (a rule without states) applied to the param in place. */
 function updateEpilogue(up: NodeOf<'optimizerUpdate'>, c: EmitContext): MatmulEpilogue {
   const a = up.attrs;
   const r = wgslRuleOf(up);
@@ -157,6 +160,9 @@ export function emitGroup(group: KernelGroup, nodes: readonly Node[], c: EmitCon
     case 'matmulUpdate':
       if (first.op !== 'matmul' || second?.op !== 'optimizerUpdate' || nodes.length !== 2) break;
       return [matmulKernel(first, c, updateEpilogue(second, c))];
+    case 'reduceUpdate':
+      if (first.op !== 'sum' || second?.op !== 'optimizerUpdate' || nodes.length !== 2) break;
+      return reduce(first, c, updateEpilogue(second, c));
     case 'updateBatch':
       if (!nodes.every((n) => n.op === 'optimizerUpdate')) break;
       return emitUpdateBatch(nodes as NodeOf<'optimizerUpdate'>[], c);

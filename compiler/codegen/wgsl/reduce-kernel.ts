@@ -14,6 +14,8 @@ import type { EmitContext, KernelCall } from './emitter.ts';
 import { grid } from './emitter.ts';
 import type { KernelTarget } from './target.ts';
 import { Bindings, entryArgs, flatGroup, kernel, pow2At, Uniforms } from './wgsl-kernel.ts';
+import type { MatmulEpilogue } from './emit-matmul.ts';
+import { CompilerBug } from '../../diagnostics.ts';
 
 /** Axes of one side (kept or reduced), coalesced: sizes and input strides. */
 export interface Axes {
@@ -155,12 +157,16 @@ export interface ReduceIO {
  * One pass of plan `p`: every (output, split) pair's reduction, written to `out[o * splits + split]`.
  * `mode` sumSquares squares each element first; `divisor` divides the final result (the mean's count).
  */
-export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: ReduceIO, divisor: number): KernelCall {
+export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: ReduceIO, divisor: number, ep?: MatmulEpilogue): KernelCall {
+  if (ep && p.splits !== 1) throw new CompilerBug('codegen: a reduction epilogue on a pass that writes partials');
   const b = new Bindings(c);
   const bind = (x: ReduceIO['input'], write: boolean) => ('value' in x ? b.value(x.value, write) : b.buffer(x.ref, write));
   const x = bind(io.input, false);
-  const y = bind(io.output, true);
   const u = new Uniforms();
+  // With an epilogue (a fused update) each finished output goes through `finish` instead of storage.
+  const fin = ep?.bind(b, u);
+  const y = fin ? '' : bind(io.output, true);
+  const store = (value: string) => (fin ? `finish(o, ${value});` : `${y}[o * u.splits + split] = ${value};`);
   // Workgroups loop over tiles past maxTileGroups (each workgroup costs ~3 us on lavapipe).
   const tileGroups = Math.min(p.tiles, maxTileGroups);
   const groups = tileGroups * p.splits;
@@ -172,7 +178,7 @@ export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: 
   const load = mode === 'sumSquares' ? `let v = ${x}[ko + ro];\n        acc = acc + v * v;` : `acc = ${combine(mode, 'acc', `${x}[ko + ro]`)};`;
   const init = mode === 'max' ? 'negInfF32()' : '0.0';
   // One lane per output (ty = 1): no partials to combine, so no shared memory or barrier.
-  const body = `${ty === 1 ? '' : `var<workgroup> red: array<f32, ${tx * ty}>;\n`}
+  const body = `${fin ? `${fin.fns}\n` : ''}${ty === 1 ? '' : `var<workgroup> red: array<f32, ${tx * ty}>;\n`}
 @compute @workgroup_size(${tx * ty})
 fn main(${entryArgs}) {
   ${splitFrame(tx, 'tileGroups', 'count')}
@@ -190,11 +196,11 @@ fn main(${entryArgs}) {
     workgroupBarrier();
     `}if (${ty === 1 ? '' : 'ty == 0u && '}o < u.outs) {
       ${ty === 1 ? '' : `for (var k = 1u; k < ${ty}u; k++) { acc = ${combine(mode, 'acc', `red[tx + k * ${tx}u]`)}; }
-      `}${y}[o * u.splits + split] = acc${mode === 'max' ? '' : ' / u.div'};
+      `}${store(`acc${mode === 'max' ? '' : ' / u.div'}`)}
     }${ty === 1 ? '' : `
     workgroupBarrier();`}
   }
 }`;
-  const key = `reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|${tx}x${ty}`;
+  const key = `reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|${tx}x${ty}${fin ? `|ep:${fin.tag}` : ''}`;
   return kernel(key, b, u, body, grid(groups * tx * ty, tx * ty, c.limits));
 }
