@@ -15,7 +15,8 @@
 //     its output gradient) and the update right after it.
 //   elementwise: chains of elementwise nodes with one output shape whose intermediates are read
 //     only inside the chain, within 8 storage bindings.
-//   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias, activation).
+//   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias,
+//     activation), whose intermediates may also be read after it (stored then: a pre-activation).
 //   updateBatch: consecutive optimizer updates with the same batchKey (one rule, the same
 //     hyper-parameters and scalar inputs, f32 arrays of the param's shape), at most maxBatchUpdates:
 //     one multi-tensor kernel; each element's update is the same rule, so the result is unchanged.
@@ -106,18 +107,23 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
   /**
    * The end of the longest chain [head, to]: the elementwise nodes after `from` with output shape
    * `shape`, within the binding limit, whose intermediates (every value made before `to`) are read
-   * only inside the chain. Only the last node's result is stored, so a chain never holds more
-   * bytes at once than its nodes one by one do (two independent nodes side by side would: all
-   * their inputs and all their outputs live together). Returns `head` when there is none.
+   * only inside the chain, or with `outliving` also after it (then stored as well: a matmul
+   * epilogue's pre-activation, which backward reads). So a chain never holds more bytes at once
+   * than its nodes one by one do (two independent nodes side by side would: all their inputs and
+   * all their outputs live together). Not so for plain chains with `outliving`: unfused, a node's
+   * result may take the storage of an input that dies there, and in a group it cannot (measured:
+   * +90 MB on llama-7b f16); a matmul's output never shares its operands' storage anyway.
+   * Returns `head` when there is none.
    */
-  const chainEnd = (head: number, from: number, shape: readonly number[], ok: (n: Node) => boolean = () => true): number => {
+  const chainEnd = (head: number, from: number, shape: readonly number[], ok: (n: Node) => boolean = () => true, outliving = false): number => {
     let last = from - 1;
     while (isElementwise(g.nodes[last + 1]) && ok(g.nodes[last + 1]) && sameShape(g.values[g.nodes[last + 1].outputs[0]].shape, shape) &&
            bindings(head, last + 1) <= maxGroupBindings)
       last++;
     const closed = (to: number) => {
       for (let i = head; i < to; i++)
-        for (const o of g.nodes[i].outputs) if (pinned.has(o) || !readers[o].length || readers[o].some((r) => r < head || r > to)) return false;
+        for (const o of g.nodes[i].outputs)
+          if (pinned.has(o) || !readers[o].length || readers[o].some((r) => r < head || (r > to && !outliving))) return false;
       return true;
     };
     for (let to = last; to >= from; to--) if (to > head && closed(to)) return to;
@@ -181,7 +187,7 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
     if (opts.matmulEpilogue && n.op === 'matmul' && float(n.outputs[0])) {
       // The epilogue writes while other invocations still read A and B: no output may share their
       // storage, and only a parameter gradient's partial sum is ever accumulated in place.
-      const to = chainEnd(i, i + 1, g.values[n.outputs[0]].shape, (e) => g.values[e.outputs[0]].role !== 'grad');
+      const to = chainEnd(i, i + 1, g.values[n.outputs[0]].shape, (e) => g.values[e.outputs[0]].role !== 'grad', true);
       if (to > i) {
         add('matmulEpilogue', i, to);
         i = to + 1;

@@ -9,6 +9,7 @@ import type { ModelDef } from '../../compiler/dsl/model.ts';
 import type { Fusion } from '../../compiler/ir/fusion.ts';
 import { sameShape } from '../../compiler/ir/shape.ts';
 import type { Graph, ValueId } from '../../compiler/ir/types.ts';
+import { users } from '../../compiler/ir/analysis.ts';
 import { batchKey, elementwiseOps, fuse, fusionProblems, maxBatchUpdates, maxGroupBindings, type FuseOptions } from '../../compiler/passes/fuse.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import { compileStep } from '../../compiler/pipeline.ts';
@@ -28,6 +29,7 @@ const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boole
 /** What each kind of group may hold, and the binding limit (inputs from outside plus stored results). */
 function groupProblems(g: Graph, f: Fusion): string[] {
   const out: string[] = [];
+  const readers = users(g);
   const internal = new Set(f.internal);
   f.groups.forEach((grp, k) => {
     const nodes = grp.nodes.map((i) => g.nodes[i]);
@@ -60,8 +62,10 @@ function groupProblems(g: Graph, f: Fusion): string[] {
       const external = new Set(nodes.flatMap((n) => n.inputs).filter((v) => !made.has(v)));
       const stored = [...made].filter((v) => !internal.has(v));
       if (external.size + stored.length > maxGroupBindings) out.push(`group ${k} (${ops}) needs ${external.size + stored.length} bindings`);
-      // Only a chain's last result is stored: nothing held longer than the nodes one by one would.
-      if (chain.length && nodes.slice(0, -1).some((n) => n.outputs.some((v) => !internal.has(v))))
+      // An elementwise chain stores only its last result; a matmul epilogue also an intermediate that something after it reads.
+      const last = grp.nodes[grp.nodes.length - 1];
+      const storedOk = (v: ValueId) => internal.has(v) || (grp.kind === 'matmulEpilogue' && readers[v].some((r) => r > last));
+      if (chain.length && nodes.slice(0, -1).some((n) => n.outputs.some((v) => !storedOk(v))))
         out.push(`group ${k} (${ops}) stores an intermediate`);
     }
   });
