@@ -16,7 +16,8 @@
 //   elementwise: chains of elementwise nodes with one output shape whose intermediates are read
 //     only inside the chain, within 8 storage bindings.
 //   matmulEpilogue: a matmul and such a chain right after it over the matmul's output (bias,
-//     activation), whose intermediates may also be read after it (stored then: a pre-activation).
+//     activation), whose intermediates may also be read after it (stored then: a pre-activation);
+//     then optionally [reshape,] transpose of the result (attention's heads), stored transposed.
 //   updateBatch: consecutive optimizer updates with the same batchKey (one rule, the same
 //     hyper-parameters and scalar inputs, f32 arrays of the param's shape), at most maxBatchUpdates:
 //     one multi-tensor kernel; each element's update is the same rule, so the result is unchanged.
@@ -151,6 +152,23 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
       readers[grad].length === 1 && up.inputs.filter((x) => x === grad).length === 1 && !sum.inputs.includes(param);
   };
 
+  /**
+   * A matmul epilogue's result split into heads: [reshape,] transpose right after position `to`,
+   * each reading only the value before it. The epilogue then stores each element at its
+   * transposed position, and nothing the group makes before may be read after it. Returns the
+   * transpose's position, or -1.
+   */
+  const transposeTail = (head: number, to: number): number => {
+    const only = (v: ValueId, at: number) => !pinned.has(v) && readers[v].length === 1 && readers[v][0] === at && g.values[v].role !== 'grad';
+    let x = g.nodes[to].outputs[0];
+    let k = to + 1;
+    if (g.nodes[k]?.op === 'reshape' && g.nodes[k].inputs[0] === x && only(x, k)) x = g.nodes[k++].outputs[0];
+    const t = g.nodes[k];
+    if (t?.op !== 'transpose' || t.inputs[0] !== x || !only(x, k) || !float(t.outputs[0]) || g.values[t.outputs[0]].role === 'grad') return -1;
+    for (let j = head; j < to; j++) for (const o of g.nodes[j].outputs) if (readers[o].some((r) => r > to)) return -1;
+    return bindings(head, k) <= maxGroupBindings ? k : -1;
+  };
+
   const groups: KernelGroup[] = [];
   const internal: ValueId[] = [];
   const add = (kind: GroupKind, from: number, to: number) => {
@@ -187,7 +205,8 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
     if (opts.matmulEpilogue && n.op === 'matmul' && float(n.outputs[0])) {
       // The epilogue writes while other invocations still read A and B: no output may share their
       // storage, and only a parameter gradient's partial sum is ever accumulated in place.
-      const to = chainEnd(i, i + 1, g.values[n.outputs[0]].shape, (e) => g.values[e.outputs[0]].role !== 'grad', true);
+      const chained = chainEnd(i, i + 1, g.values[n.outputs[0]].shape, (e) => g.values[e.outputs[0]].role !== 'grad', true);
+      const to = Math.max(chained, transposeTail(i, chained));
       if (to > i) {
         add('matmulEpilogue', i, to);
         i = to + 1;

@@ -34,7 +34,10 @@ function groupProblems(g: Graph, f: Fusion): string[] {
   f.groups.forEach((grp, k) => {
     const nodes = grp.nodes.map((i) => g.nodes[i]);
     const ops = nodes.map((n) => n.op).join(', ');
-    const chain = grp.kind === 'matmulEpilogue' ? nodes.slice(1) : grp.kind === 'elementwise' ? nodes : [];
+    // A matmul epilogue may end in [reshape,] transpose: its result stored at transposed positions.
+    const tail = grp.kind === 'matmulEpilogue' && nodes.at(-1)!.op === 'transpose' ? (nodes.at(-2)!.op === 'reshape' && nodes.length > 2 ? 2 : 1) : 0;
+    const chain = grp.kind === 'matmulEpilogue' ? nodes.slice(1, nodes.length - tail) : grp.kind === 'elementwise' ? nodes : [];
+    if (tail && nodes.slice(0, -1).some((n) => n.outputs.some((v) => !internal.has(v)))) out.push(`group ${k} (${ops}) stores more than its transposed result`);
     const shape = g.values[nodes[0].outputs[0]].shape;
     if (chain.some((n) => !elementwiseOps.has(n.op) || !sameShape(g.values[n.outputs[0]].shape, shape)))
       out.push(`group ${k} (${grp.kind}: ${ops}) holds a node that is not elementwise over ${shape}`);

@@ -15,7 +15,7 @@
 import { CompilerBug } from '../../diagnostics.ts';
 import { isElementwiseOp, type ElementwiseOp } from '../../ir/elementwise-ops.ts';
 import type { KernelGroup } from '../../ir/fusion.ts';
-import { numel } from '../../ir/shape.ts';
+import { numel, strides } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type KernelCall } from './emitter.ts';
 import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
@@ -104,16 +104,34 @@ fn main(${entryArgs}) {
   return kernel(`fused:ew:${ch.tag}|wg${chainWorkgroup}`, b, u, body, grid(total, chainWorkgroup, c.limits));
 }
 
-/** The matmul's output element goes through the chain; stored too when it has storage of its own. */
+/**
+ * The matmul's output element goes through the chain; stored too when it has storage of its own.
+ * A trailing [reshape,] transpose (fuse.ts's transposeTail) stores the chain's result at its
+ * transposed position instead: the walk over the transpose's input whose strides are those of
+ * its output, permuted.
+ */
 function epilogueOf(mm: NodeOf<'matmul'>, rest: readonly Node[], c: EmitContext): MatmulEpilogue {
   const y = mm.outputs[0];
+  const tr = rest.at(-1)?.op === 'transpose' ? (rest.at(-1) as NodeOf<'transpose'>) : undefined;
+  const ew = tr ? rest.slice(0, rest.length - (rest.at(-2)?.op === 'reshape' ? 2 : 1)) : rest;
   return {
     bind: (b, u) => {
       const keep = stored(c, y) ? b.value(y, true) : undefined;
-      const ch = chain(rest, c, b, u, c.g.values[y].shape, 'o', new Map([[y, 'acc']]), 'e');
+      const ch = chain(ew, c, b, u, c.g.values[y].shape, 'o', new Map([[y, 'acc']]), 'e');
+      let moved = '';
+      let tag = '';
+      if (tr) {
+        const from = c.g.values[tr.inputs[0]].shape;
+        const to = strides(c.g.values[tr.outputs[0]].shape);
+        const walk = { strides: from.map((_, a) => to[tr.attrs.perm.indexOf(a)]), offset: 0 };
+        const at = indexCode(coalesce(from, [walk]), ['trdst'], u, 'o', 'tr');
+        const dst = b.value(tr.outputs[0], true);
+        moved = `\n  ${at.code.split('\n').join('\n  ')}\n  ${dst}[trdst] = ${ew.length ? `t${ew.length - 1}` : 'acc'};`;
+        tag = `|T${at.key}`;
+      }
       return {
-        tag: `${keep ? 'y' : ''}${ch.tag}`,
-        fns: `${ch.fns}\nfn finish(o: u32, acc: f32) {\n  ${keep ? `${keep}[o] = acc;\n  ` : ''}${ch.code.split('\n').join('\n  ')}\n}`,
+        tag: `${keep ? 'y' : ''}${ch.tag}${tag}`,
+        fns: `${ch.fns}\nfn finish(o: u32, acc: f32) {\n  ${keep ? `${keep}[o] = acc;\n  ` : ''}${ch.code.split('\n').join('\n  ')}${moved}\n}`,
       };
     },
   };
