@@ -113,8 +113,10 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
    * than its nodes one by one do (two independent nodes side by side would: all their inputs and
    * all their outputs live together). Not so for plain chains with `outliving`: unfused, a node's
    * result may take the storage of an input that dies there, and in a group it cannot (measured:
-   * +90 MB on llama-7b f16); a matmul's output never shares its operands' storage anyway.
-   * Returns `head` when there is none.
+   * +90 MB on llama-7b f16); a matmul's output never shares its operands' storage anyway. Only
+   * f32 values outlive a chain: an f16 one would be stored rounded but read on unrounded in
+   * registers, so later readers and the chain would see two values (llama tiny f16 drifted past
+   * its tolerance against the reference's f16 emulation). Returns `head` when there is none.
    */
   const chainEnd = (head: number, from: number, shape: readonly number[], ok: (n: Node) => boolean = () => true, outliving = false): number => {
     let last = from - 1;
@@ -124,7 +126,7 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
     const closed = (to: number) => {
       for (let i = head; i < to; i++)
         for (const o of g.nodes[i].outputs)
-          if (pinned.has(o) || !readers[o].length || readers[o].some((r) => r < head || (r > to && !outliving))) return false;
+          if (pinned.has(o) || !readers[o].length || readers[o].some((r) => r < head || (r > to && !(outliving && g.values[o].dtype === 'f32')))) return false;
       return true;
     };
     for (let to = last; to >= from; to--) if (to > head && closed(to)) return to;

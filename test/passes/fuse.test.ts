@@ -65,9 +65,9 @@ function groupProblems(g: Graph, f: Fusion): string[] {
       const external = new Set(nodes.flatMap((n) => n.inputs).filter((v) => !made.has(v)));
       const stored = [...made].filter((v) => !internal.has(v));
       if (external.size + stored.length > maxGroupBindings) out.push(`group ${k} (${ops}) needs ${external.size + stored.length} bindings`);
-      // An elementwise chain stores only its last result; a matmul epilogue also an intermediate that something after it reads.
+      // An elementwise chain stores only its last result; a matmul epilogue also an f32 intermediate that something after it reads.
       const last = grp.nodes[grp.nodes.length - 1];
-      const storedOk = (v: ValueId) => internal.has(v) || (grp.kind === 'matmulEpilogue' && readers[v].some((r) => r > last));
+      const storedOk = (v: ValueId) => internal.has(v) || (grp.kind === 'matmulEpilogue' && g.values[v].dtype === 'f32' && readers[v].some((r) => r > last));
       if (chain.length && nodes.slice(0, -1).some((n) => n.outputs.some((v) => !storedOk(v))))
         out.push(`group ${k} (${ops}) stores an intermediate`);
     }
