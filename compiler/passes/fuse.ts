@@ -24,7 +24,8 @@
 import type { Fusion, GroupKind, KernelGroup } from '../ir/fusion.ts';
 import type { Op } from '../ir/ops.ts';
 import { fusibleOps } from '../ir/op-traits.ts';
-import { sameShape } from '../ir/shape.ts';
+import { byteSize, sameShape } from '../ir/shape.ts';
+import { defaultPlanOptions } from './plan-memory.ts';
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { users } from '../ir/analysis.ts';
 import { updateInput } from '../optimizers/update-layout.ts';
@@ -41,6 +42,13 @@ export interface FuseOptions {
   readonly matmulEpilogue?: boolean;
   /** Consecutive updates of one rule as one multi-tensor kernel (updateBatch). */
   readonly updateBatch?: boolean;
+  /**
+   * The plan's binding and buffer limits (defaultPlanOptions when absent): a tensor past them is
+   * split into pieces, each a binding of its own, which a group's binding count cannot see. So a
+   * matmul epilogue stores an intermediate beside its result only when nothing it binds is split.
+   */
+  readonly maxBindingBytes?: number;
+  readonly maxBufferBytes?: number;
 }
 
 /** Ops a fused kernel evaluates per element in registers: the op table's elementwise ops (ir/op-traits.ts). */
@@ -48,6 +56,11 @@ export const elementwiseOps: ReadonlySet<Op> = fusibleOps;
 
 /** Browsers grant 8 to 10 storage buffers per shader stage; every kernel stays within 8. */
 export const maxGroupBindings = 8;
+
+const definedOnly = (o: FuseOptions) => ({
+  ...(o.maxBindingBytes === undefined ? {} : { maxBindingBytes: o.maxBindingBytes }),
+  ...(o.maxBufferBytes === undefined ? {} : { maxBufferBytes: o.maxBufferBytes }),
+});
 
 /** Updates one batch kernel takes at most (its table of ranges is a uniform array, 64 KiB at most). */
 export const maxBatchUpdates = 64;
@@ -84,6 +97,15 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
   const float = (v: ValueId) => g.values[v].dtype !== 'i32';
   const isElementwise = (n: Node | undefined): n is Node =>
     n !== undefined && elementwiseOps.has(n.op) && float(n.outputs[0]) && n.inputs.every(float);
+
+  const { alignment, maxBindingBytes, maxBufferBytes } = { ...defaultPlanOptions, ...definedOnly(opts) };
+  const maxPiece = Math.floor(Math.min(maxBindingBytes, maxBufferBytes) / alignment) * alignment; // as plan-memory.ts splits
+  /** Whether no value positions [from, to] read or make is split across bindings. */
+  const whole = (from: number, to: number): boolean => {
+    for (let i = from; i <= to; i++)
+      for (const v of [...g.nodes[i].inputs, ...g.nodes[i].outputs]) if (byteSize(g.values[v].shape, g.values[v].dtype) > maxPiece) return false;
+    return true;
+  };
 
   /** Values made in positions [from, to] and read only there. */
   const internalOf = (from: number, to: number): ValueId[] => {
@@ -126,7 +148,7 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
     const closed = (to: number) => {
       for (let i = head; i < to; i++)
         for (const o of g.nodes[i].outputs)
-          if (pinned.has(o) || !readers[o].length || readers[o].some((r) => r < head || (r > to && !(outliving && g.values[o].dtype === 'f32')))) return false;
+          if (pinned.has(o) || !readers[o].length || readers[o].some((r) => r < head || (r > to && !(outliving && g.values[o].dtype === 'f32' && whole(head, to))))) return false;
       return true;
     };
     for (let to = last; to >= from; to--) if (to > head && closed(to)) return to;
