@@ -89,6 +89,8 @@ export async function benchStep(
   optimizers: readonly OptimizerName[] = ['lomo', 'sgd', 'adamw'],
   peers: StepPeers = { tfjs: true, torch: true },
   otherTarget: readonly OptimizerName[] = [],
+  /** The gpt config (default preset small); scripts/gpu-check.ts shrinks it on lavapipe. */
+  shape: { readonly preset?: string; readonly sets?: readonly string[] } = { preset: 'small' },
 ): Promise<StepBench> {
   const probe = await probeAdapter();
   const target: TargetName = probe ? targetForAdapter(probe.adapter.info) : 'cpu';
@@ -97,7 +99,7 @@ export async function benchStep(
   const compiled = variants.map(({ optimizer, target: t }) => ({
     optimizer,
     name: t === target ? `lomoc ${optimizer}` : `lomoc ${optimizer} (${t} kernel target)`,
-    c: compileProgram(gpt, { preset: 'small', optimizer, target: t }),
+    c: compileProgram(gpt, { preset: shape.preset ?? 'small', sets: shape.sets, optimizer, target: t }),
   }));
   const acq = await acquireDevice(compiled[0].c.program);
   const tokensPerStep = Number(compiled[0].c.config.batch) * Number(compiled[0].c.config.seq);

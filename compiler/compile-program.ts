@@ -24,7 +24,7 @@ export function lowerCompiled(c: Pick<CompiledForward, 'step' | 'plan' | 'fusion
   return { program, lowerMs: performance.now() - t0 };
 }
 
-const unfused = { matmulUpdate: false, elementwise: false, matmulEpilogue: false } as const;
+const unfused = { matmulUpdate: false, reduceUpdate: false, elementwise: false, matmulEpilogue: false, updateBatch: false } as const;
 
 /** compileStep (trace to plan), then lower: a StepProgram and everything it came from. */
 export function compileProgram(def: ModelDef, cfg: ProgramConfig): CompiledProgram {

@@ -72,7 +72,7 @@ export interface StepConfig {
   readonly verifyEach?: boolean;
 }
 
-/** Which kernel groups to form (default: matmul + update under LOMO, elementwise chains, matmul epilogues, matmul + squared norm). */
+/** Which kernel groups to form (default: matmul + update under LOMO, elementwise chains, matmul epilogues, matmul + squared norm, update batches). */
 export interface FuseConfig {
   readonly fusion?: Partial<FuseOptions>;
 }
@@ -160,7 +160,10 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
     }),
   );
   const order = optimizer.inBackward ? 'lomo' : 'textbook';
-  const fusing = { matmulUpdate: optimizer.fuseMatmulUpdate, elementwise: true, matmulEpilogue: true, matmulNorm: true, ...cfg.fusion };
+  const fusing = {
+    matmulUpdate: optimizer.fuseMatmulUpdate, reduceUpdate: optimizer.fuseMatmulUpdate, elementwise: true, matmulEpilogue: true, matmulNorm: true, updateBatch: true,
+    maxBindingBytes: cfg.maxBinding ?? cfg.plan?.maxBindingBytes, maxBufferBytes: cfg.plan?.maxBufferBytes, ...cfg.fusion,
+  };
   // The plan the device allocates: fused kernels' internal values take no bytes, and each kernel's
   // scratch (codegen's choice) is reserved while it runs. `lomoc plan` and `lomoc run` share it.
   const target = kernelTarget(cfg.target ?? 'cpu');

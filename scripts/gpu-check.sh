@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs scripts/gpu-check.ts on a lent machine with a real GPU, where nothing can be installed:
+# Runs scripts/gpu-check.ts on a lent machine with a real GPU, where nothing can be installed
+# (about 5 minutes; its report goes to $OUT/gpu-check.json; GPU_CHECK_SMALL=1 shrinks every shape):
 # node, Dawn and the GL/Vulkan loaders travel in .gpu-kit/ and .gl/ (git-ignored), made here by
 #   xz -c $(command -v node) > .gpu-kit/node.xz
 #   tar -C node_modules/webgpu -cJf .gpu-kit/webgpu.tar.xz index.js package.json dist/linux-x64
@@ -21,8 +22,13 @@ xz -dc .gpu-kit/node.xz > "$run/node" && chmod +x "$run/node"
 tar -xJf .gpu-kit/webgpu.tar.xz -C "$run/node_modules/webgpu"
 cp .gpu-kit/check.mjs "$run/"
 kit=$(pwd)/.gpu-kit
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -2
-cd "$run" && timeout "${1:-300}" ./node check.mjs "${OUT:-/tmp}" 2>&1 | grep -v 'artificially reduced'
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2
+# The memory budget of the largest-model and LLaMA-7B-shaped runs (WebGPU does not say how much there is).
+if [ -z "${GPU_CHECK_MEMORY:-}" ]; then
+  mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1 | tr -dc 0-9)
+  [ -n "$mib" ] && export GPU_CHECK_MEMORY=$((mib * 1048576))
+fi
+cd "$run" && timeout "${1:-330}" ./node check.mjs "${OUT:-/tmp}" 2>&1 | grep -v 'artificially reduced'
 if [ -f "$kit/sweep.args" ]; then
   cp "$kit/sweep.mjs" "$run/" && cd "$kit" && timeout "${2:-300}" "$run/node" "$run/sweep.mjs" "$kit/moby.txt" "${OUT:-/tmp}" $(cat "$kit/sweep.args") 2>&1 | grep -v 'artificially reduced'
 fi

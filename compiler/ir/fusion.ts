@@ -21,7 +21,11 @@ export type GroupKind =
    */
   | 'matmulNorm'
   /** A sumSquares and the running sum's add of it: the add folded into the reduction's store. */
-  | 'normSum';
+  | 'normSum'
+  /** LOMO: a reduction making a gradient (a bias's sum over rows) and the update it feeds, the same way. */
+  | 'reduceUpdate'
+  /** Consecutive updates of one rule and the same scalars: one multi-tensor kernel over all their elements. */
+  | 'updateBatch';
 
 export interface KernelGroup {
   readonly kind: GroupKind;

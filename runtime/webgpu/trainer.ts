@@ -48,6 +48,11 @@ export interface TrainerOptions {
   readonly hostWait?: 'sleep' | 'poll';
   /** How the scale moves, for a program compiled with loss scaling (default defaultLossScale). */
   readonly lossScale?: LossScaleSpec;
+  /**
+   * Draw the params from their inits on the host (default true). false leaves the arenas' zeros
+   * for a caller that writes the params itself: a LLaMA-7B-shaped step's f64 init would take 54 GB.
+   */
+  readonly initParams?: boolean;
 }
 
 export interface Trainer {
@@ -112,8 +117,8 @@ export async function createTrainer(opts: TrainerOptions): Promise<Trainer> {
 
   // Params from their inits; optimizer state starts at zero (the arenas are zeroed, and nothing
   // else shares a persistent tensor's bytes), except master copies, which start as the params.
-  const init = initialParams(program, opts.seed ?? 0);
-  for (const p of program.params) ex.write(p, init[p.name]);
+  const init = opts.initParams === false ? {} : initialParams(program, opts.seed ?? 0);
+  for (const p of program.params) if (init[p.name]) ex.write(p, init[p.name]);
   for (const s of program.state) {
     const param = s.name.startsWith('master.') ? s.name.slice('master.'.length) : undefined;
     if (param !== undefined && init[param]) ex.write(s, init[param]);

@@ -160,4 +160,37 @@ describe('matmul epilogues equal matmul, then their elementwise nodes', () => {
     const feeds: Feeds = { inputs: { x: random([3, 33, 20], 4), w: random([70, 20], 5), r: random([3, 33, 70], 6) }, params: {} };
     await fusedMatchesUnfused(g, feeds, y, 'matmulEpilogue', { abs: 2e-4, rel: 1e-4 }, { abs: 1e-5, rel: 1e-5 });
   });
+
+  const heads = fc.record({ b: fc.integer({ min: 1, max: 3 }), t: fc.integer({ min: 1, max: 20 }), h: fc.integer({ min: 1, max: 4 }), dh: fc.integer({ min: 1, max: 9 }), k: fc.integer({ min: 1, max: 24 }) });
+  it('x W + b split into heads ([B, T, H, Dh] -> [B, H, T, Dh]): stored transposed by the epilogue', async () => {
+    await fc.assert(
+      fc.asyncProperty(heads, fc.boolean(), seed, async ({ b, t: T, h, dh, k }, bias, s) => {
+        const t = new TestGraph('heads');
+        const d = h * dh;
+        const [x, w, c] = [t.input('x', [b, T, k]), t.input('w', [k, d]), t.input('c', [d])];
+        const mm = t.one('matmul', [x, w], { transA: false, transB: false });
+        const pre = bias ? t.one('add', [mm, c], {}) : mm;
+        const y = t.one('transpose', [t.one('reshape', [pre], { shape: [b, T, h, dh] })], { perm: [0, 2, 1, 3] });
+        const g = t.finish(zero(t));
+        const feeds: Feeds = { inputs: { x: random([b, T, k], s), w: random([k, d], s + 1), c: random([d], s + 2) }, params: {} };
+        const fusion = await fusedMatchesUnfused(g, feeds, y, 'matmulEpilogue', { abs: 2e-4, rel: 1e-4 }, { abs: 0, rel: 0 });
+        expect(fusion.groups.find((grp) => grp.kind === 'matmulEpilogue')!.nodes.length).toBe(bias ? 4 : 3);
+      }),
+      runs(4),
+    );
+  });
+
+  it('x W + b, then GELU, the pre-activation read later (as backward does): stored by the epilogue too', async () => {
+    const t = new TestGraph('pre');
+    const [x, w, b] = [t.input('x', [5, 7]), t.input('w', [7, 66]), t.input('b', [66])];
+    const pre = t.one('add', [t.one('matmul', [x, w], { transA: false, transB: false }), b], {});
+    // A reduction ends the chain; then pre is read again: it must be stored, and right.
+    const total = t.one('sum', [t.one('gelu', [pre], {})], { axes: [0, 1], keepDims: false });
+    const z = t.one('mul', [pre, total], {});
+    const g = t.finish(zero(t));
+    const feeds: Feeds = { inputs: { x: random([5, 7], 7), w: random([7, 66], 8), b: random([66], 9) }, params: {} };
+    const fusion = await fusedMatchesUnfused(g, feeds, z, 'matmulEpilogue', { abs: 2e-3, rel: 1e-4 }, { abs: 1e-5, rel: 1e-5 });
+    expect(fusion.groups.find((grp) => grp.kind === 'matmulEpilogue')!.nodes.length).toBe(3);
+    expect(fusion.internal).not.toContain(pre);
+  });
 });

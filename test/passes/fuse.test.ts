@@ -9,7 +9,8 @@ import type { ModelDef } from '../../compiler/dsl/model.ts';
 import type { Fusion } from '../../compiler/ir/fusion.ts';
 import { sameShape } from '../../compiler/ir/shape.ts';
 import type { Graph, Node, ValueId } from '../../compiler/ir/types.ts';
-import { elementwiseOps, fuse, fusionProblems, maxGroupBindings, type FuseOptions } from '../../compiler/passes/fuse.ts';
+import { users } from '../../compiler/ir/analysis.ts';
+import { batchKey, elementwiseOps, fuse, fusionProblems, maxBatchUpdates, maxGroupBindings, type FuseOptions } from '../../compiler/passes/fuse.ts';
 import { planMemory } from '../../compiler/passes/plan-memory.ts';
 import { compileStep } from '../../compiler/pipeline.ts';
 import { memoryReport } from '../../compiler/report/memory-report.ts';
@@ -23,16 +24,20 @@ import { randomFeeds } from '../support/trace.ts';
 
 const optimizers = ['sgd', 'adamw', 'lomo'] as const;
 const none: FuseOptions = { matmulUpdate: false, elementwise: false, matmulEpilogue: false };
-const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean(), matmulNorm: fc.boolean() });
+const optionsArb = fc.record({ matmulUpdate: fc.boolean(), elementwise: fc.boolean(), matmulEpilogue: fc.boolean(), matmulNorm: fc.boolean(), updateBatch: fc.boolean(), reduceUpdate: fc.boolean() });
 
 /** What each kind of group may hold, and the binding limit (inputs from outside plus stored results). */
 function groupProblems(g: Graph, f: Fusion): string[] {
   const out: string[] = [];
+  const readers = users(g);
   const internal = new Set(f.internal);
   f.groups.forEach((grp, k) => {
     const nodes = grp.nodes.map((i) => g.nodes[i]);
     const ops = nodes.map((n) => n.op).join(', ');
-    const chain = grp.kind === 'matmulEpilogue' ? nodes.slice(1) : grp.kind === 'elementwise' ? nodes : [];
+    // A matmul epilogue may end in [reshape,] transpose: its result stored at transposed positions.
+    const tail = grp.kind === 'matmulEpilogue' && nodes.at(-1)!.op === 'transpose' ? (nodes.at(-2)!.op === 'reshape' && nodes.length > 2 ? 2 : 1) : 0;
+    const chain = grp.kind === 'matmulEpilogue' ? nodes.slice(1, nodes.length - tail) : grp.kind === 'elementwise' ? nodes : [];
+    if (tail && nodes.slice(0, -1).some((n) => n.outputs.some((v) => !internal.has(v)))) out.push(`group ${k} (${ops}) stores more than its transposed result`);
     const shape = g.values[nodes[0].outputs[0]].shape;
     if (chain.some((n) => !elementwiseOps.has(n.op) || !sameShape(g.values[n.outputs[0]].shape, shape)))
       out.push(`group ${k} (${grp.kind}: ${ops}) holds a node that is not elementwise over ${shape}`);
@@ -62,14 +67,28 @@ function groupProblems(g: Graph, f: Fusion): string[] {
     }
     if (grp.kind === 'normSum' && (nodes.length !== 2 || nodes[0].op !== 'sumSquares' || !sumAdd(nodes[0], nodes[1])))
       out.push(`group ${k} (${ops}) is not a sumSquares and the running sum's add of it`);
+    if (grp.kind === 'reduceUpdate') {
+      const [sum, up] = nodes;
+      if (nodes.length !== 2 || sum.op !== 'sum' || up.op !== 'optimizerUpdate' || up.inputs[up.attrs.inputs.g] !== sum.outputs[0] || !internal.has(sum.outputs[0]))
+        out.push(`group ${k} (${ops}) is not a sum whose output is the internal gradient of the update after it`);
+    }
     if (grp.kind === 'single' && nodes.length !== 1) out.push(`single group ${k} has ${nodes.length} nodes`);
-    if (grp.kind !== 'single' && grp.kind !== 'lossUpdate') {
+    // An update batch binds one span per arena (emit-update-batch.ts), not one binding per tensor.
+    if (grp.kind === 'updateBatch') {
+      const key = batchKey(g, nodes[0]);
+      if (key === undefined || nodes.length < 2 || nodes.length > maxBatchUpdates || nodes.some((n) => batchKey(g, n) !== key))
+        out.push(`group ${k} (${ops}) is not 2 to ${maxBatchUpdates} updates with one batch key`);
+      const written = new Set(nodes.flatMap((n) => n.outputs));
+      if (nodes.some((n) => n.inputs.some((x) => written.has(x)))) out.push(`group ${k} (${ops}): an update reads what another one writes`);
+    } else if (grp.kind !== 'single' && grp.kind !== 'lossUpdate') {
       const made = new Set<ValueId>(nodes.flatMap((n) => n.outputs));
       const external = new Set(nodes.flatMap((n) => n.inputs).filter((v) => !made.has(v)));
       const stored = [...made].filter((v) => !internal.has(v));
       if (external.size + stored.length > maxGroupBindings) out.push(`group ${k} (${ops}) needs ${external.size + stored.length} bindings`);
-      // Only a chain's last result is stored: nothing held longer than the nodes one by one would.
-      if (chain.length && nodes.slice(0, -1).some((n) => n.outputs.some((v) => !internal.has(v))))
+      // An elementwise chain stores only its last result; a matmul epilogue also an f32 intermediate that something after it reads.
+      const last = grp.nodes[grp.nodes.length - 1];
+      const storedOk = (v: ValueId) => internal.has(v) || (grp.kind === 'matmulEpilogue' && g.values[v].dtype === 'f32' && readers[v].some((r) => r > last));
+      if (chain.length && nodes.slice(0, -1).some((n) => n.outputs.some((v) => !storedOk(v))))
         out.push(`group ${k} (${ops}) stores an intermediate`);
     }
   });
@@ -87,6 +106,8 @@ describe('fuse pass', () => {
         expect(planViolations(planMemory(step, { fusion: f }))).toEqual([]);
         if (!opts.matmulUpdate) expect(f.groups.some((grp) => grp.kind === 'matmulUpdate')).toBe(false);
         if (!opts.matmulNorm) expect(f.groups.some((grp) => grp.kind === 'matmulNorm' || grp.kind === 'normSum')).toBe(false);
+        if (!opts.updateBatch) expect(f.groups.some((grp) => grp.kind === 'updateBatch')).toBe(false);
+        if (!opts.reduceUpdate) expect(f.groups.some((grp) => grp.kind === 'reduceUpdate')).toBe(false);
       }),
       { numRuns: 60 },
     ));

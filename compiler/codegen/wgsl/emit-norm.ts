@@ -99,10 +99,10 @@ if (t == 0u) { ${st[0]}[row] = rs; }`;
   const outs = n.outputs.slice(1);
   const partials: BufferRef[] = p.splits > 1 ? outs.map((_, k) => c.scratch(nStats + k)) : [];
   calls.push(columnSums(c, n, p, stats, partials, shape));
-  // 3. When split: each partial [n, splits] summed over its last axis.
+  // 3. When split: each partial [n, splits] summed over its last axis, dgamma and dbeta in one dispatch.
   if (p.splits > 1) {
     const second = partialsPlan(shape.n, p.splits, c.target);
-    outs.forEach((v, k) => calls.push(reducePass(c, second, 'sum', { input: { ref: partials[k] }, output: { value: v } }, 1)));
+    calls.push(reducePass(c, second, 'sum', outs.map((v, k) => ({ input: { ref: partials[k] }, output: { value: v } })), 1));
   }
   return calls;
 }

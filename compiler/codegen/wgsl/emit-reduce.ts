@@ -6,6 +6,7 @@ import type { Op } from '../../ir/ops.ts';
 import { CompilerBug } from '../../diagnostics.ts';
 import type { NodeOf, ValueId } from '../../ir/types.ts';
 import type { EmitContext, Emitter, KernelCall, ScratchRule } from './emitter.ts';
+import type { MatmulEpilogue } from './emit-matmul.ts';
 import { partialsPlan, planReduce, reducePass, type ReduceMode, type ReducePlan, reduceScratchBytes } from './reduce-kernel.ts';
 import { Bindings, entryArgs, f32lit, floatOnly, kernel, Uniforms } from './wgsl-kernel.ts';
 
@@ -17,24 +18,25 @@ function planOf(n: NodeOf<ReduceOp>, shape: readonly number[]): ReducePlan {
   return planReduce(shape, n.op === 'sumSquares' ? allAxes(shape.length) : (n as NodeOf<'sum'>).attrs.axes);
 }
 
-function reduce(n: NodeOf<ReduceOp>, c: EmitContext): KernelCall[] {
-  return reduceInto(n, c, n.outputs[0]);
+/** A reduction's dispatches; with `ep` (a fused update) its final pass hands each output to the epilogue. */
+export function reduce(n: NodeOf<ReduceOp>, c: EmitContext, ep?: MatmulEpilogue): KernelCall[] {
+  return reduceInto(n, c, n.outputs[0], undefined, ep);
 }
 
-/** `n`'s reduction stored into `out`, plus the scalar `addend` when given (the normSum group: a running sum's add). */
-function reduceInto(n: NodeOf<ReduceOp>, c: EmitContext, out: ValueId, addend?: ValueId): KernelCall[] {
+/** `n`'s reduction stored into `out`, plus the scalar `addend` when given (the normSum group: a running sum's add), or handed to `ep`. */
+function reduceInto(n: NodeOf<ReduceOp>, c: EmitContext, out: ValueId, addend?: ValueId, ep?: MatmulEpilogue): KernelCall[] {
   floatOnly(n, c);
   const p = planOf(n, c.g.values[n.inputs[0]].shape);
   const mode: ReduceMode = n.op === 'max' ? 'max' : n.op === 'sumSquares' ? 'sumSquares' : 'sum';
   const divisor = n.op === 'mean' ? p.count : 1;
   const input = { value: n.inputs[0] };
   const output = { value: out };
-  if (p.splits === 1) return [reducePass(c, p, mode, { input, output, addend }, divisor)];
+  if (p.splits === 1) return [reducePass(c, p, mode, { input, output, addend }, divisor, ep)];
   // Pass 2 reduces the partials [outputs, splits] over their last axis.
   const partials = { ref: c.scratch(0) };
   return [
     reducePass(c, p, mode, { input, output: partials }, 1),
-    reducePass(c, partialsPlan(p.outputs, p.splits, c.target), mode === 'max' ? 'max' : 'sum', { input: partials, output, addend }, divisor),
+    reducePass(c, partialsPlan(p.outputs, p.splits, c.target), mode === 'max' ? 'max' : 'sum', { input: partials, output, addend }, divisor, ep),
   ];
 }
 

@@ -49,6 +49,8 @@ export interface EmitContext {
    * over element ranges (split-ranges.ts) binds parts of them. Absent: nothing is split.
    */
   pieces?(ref: BufferRef): readonly BufferRef[];
+  /** Bytes one storage binding may span (the plan's maxBindingBytes); absent: WebGPU's default, 128 MiB. */
+  readonly maxBindingBytes?: number;
 }
 
 export type Emitter<O extends Op> = (n: NodeOf<O>, c: EmitContext) => KernelCall[];

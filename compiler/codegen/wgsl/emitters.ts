@@ -38,12 +38,13 @@ export const scratchRules: { readonly [O in Op]?: ScratchRule<O> } = {
   ...linearCrossEntropyScratch,
 };
 
-/** Scratch bytes each kernel group needs (fused groups none but the fused head's, matmulNorm's partials and normSum's reduction's) on `target`: the planner reserves them. */
+/** Scratch bytes each kernel group needs (fused groups none but the fused head's, matmulNorm's partials, and a normSum's or reduction + update's reduction) on `target`: the planner reserves them. */
 export function groupScratch(g: Graph, fusion: Fusion, target: KernelTarget): (group: number) => readonly number[] {
   return (k) => {
     const group = fusion.groups[k];
     if (group.kind === 'matmulNorm') return matmulNormScratch(g.nodes[group.nodes[0]] as NodeOf<'matmul'>, g, target);
-    if (group.kind !== 'single' && group.kind !== 'lossUpdate' && group.kind !== 'normSum') return [];
+    // A reduction + update runs the reduction's kernels (their partials included), then no more.
+    if (group.kind !== 'single' && group.kind !== 'lossUpdate' && group.kind !== 'normSum' && group.kind !== 'reduceUpdate') return [];
     const n = g.nodes[group.nodes[0]];
     const rule = scratchRules[n.op] as ScratchRule<Op> | undefined;
     return rule ? rule(n as never, g, target) : [];

@@ -12,12 +12,15 @@
 //   matmulNorm:     a gradient matmul writing one sum-of-squares partial per workgroup, then the
 //                   partials summed in order (emit-matmul-norm.ts), plus the running total.
 //   normSum:        a squared norm's reduction storing the running total plus it (emit-reduce.ts).
+//   reduceUpdate:   LOMO. The same update applied to each output of a sum (a bias's gradient)
+//                   as its last pass finishes it (emit-reduce.ts), in place of storing it.
+//   updateBatch:    consecutive updates of one rule as one multi-tensor kernel (emit-update-batch.ts).
 // A value is stored when it has storage in the plan (it is read after the group, or shares a
 // buffer with one that is); values internal to the group have none and live in registers.
 import { CompilerBug } from '../../diagnostics.ts';
 import { isElementwiseOp, type ElementwiseOp } from '../../ir/elementwise-ops.ts';
 import type { KernelGroup } from '../../ir/fusion.ts';
-import { numel } from '../../ir/shape.ts';
+import { numel, strides } from '../../ir/shape.ts';
 import type { Node, NodeOf, Shape, ValueId } from '../../ir/types.ts';
 import { grid, type EmitContext, type KernelCall } from './emitter.ts';
 import { matmulKernel, type MatmulEpilogue } from './emit-matmul.ts';
@@ -26,6 +29,8 @@ import { matmulNormGroup } from './emit-matmul-norm.ts';
 import { normSumGroup } from './emit-reduce.ts';
 import { roundingFunctions, ruleUniform, ruleUniforms, storedValue, updateBody, wgslRuleOf } from './emit-optimizer.ts';
 import { updateInput } from '../../optimizers/update-layout.ts';
+import { emitUpdateBatch } from './emit-update-batch.ts';
+import { reduce } from './emit-reduce.ts';
 import { broadcastStrides, coalesce, contiguous, indexCode } from './wgsl-index.ts';
 import { Bindings, entryArgs, flatGroup, kernel, Uniforms } from './wgsl-kernel.ts';
 import { declareConsts, formulaWgsl, helperCode } from './wgsl-math.ts';
@@ -107,22 +112,40 @@ fn main(${entryArgs}) {
   return kernel(`fused:ew:${ch.tag}|wg${chainWorkgroup}`, b, u, body, grid(total, chainWorkgroup, c.limits));
 }
 
-/** The matmul's output element goes through the chain; stored too when it has storage of its own. */
+/**
+ * The matmul's output element goes through the chain; stored too when it has storage of its own.
+ * A trailing [reshape,] transpose (fuse.ts's transposeTail) stores the chain's result at its
+ * transposed position instead: the walk over the transpose's input whose strides are those of
+ * its output, permuted.
+ */
 function epilogueOf(mm: NodeOf<'matmul'>, rest: readonly Node[], c: EmitContext): MatmulEpilogue {
   const y = mm.outputs[0];
+  const tr = rest.at(-1)?.op === 'transpose' ? (rest.at(-1) as NodeOf<'transpose'>) : undefined;
+  const ew = tr ? rest.slice(0, rest.length - (rest.at(-2)?.op === 'reshape' ? 2 : 1)) : rest;
   return {
     bind: (b, u) => {
       const keep = stored(c, y) ? b.value(y, true) : undefined;
-      const ch = chain(rest, c, b, u, c.g.values[y].shape, 'o', new Map([[y, 'acc']]), 'e');
+      const ch = chain(ew, c, b, u, c.g.values[y].shape, 'o', new Map([[y, 'acc']]), 'e');
+      let moved = '';
+      let tag = '';
+      if (tr) {
+        const from = c.g.values[tr.inputs[0]].shape;
+        const to = strides(c.g.values[tr.outputs[0]].shape);
+        const walk = { strides: from.map((_, a) => to[tr.attrs.perm.indexOf(a)]), offset: 0 };
+        const at = indexCode(coalesce(from, [walk]), ['trdst'], u, 'o', 'tr');
+        const dst = b.value(tr.outputs[0], true);
+        moved = `\n  ${at.code.split('\n').join('\n  ')}\n  ${dst}[trdst] = ${ew.length ? `t${ew.length - 1}` : 'acc'};`;
+        tag = `|T${at.key}`;
+      }
       return {
-        tag: `${keep ? 'y' : ''}${ch.tag}`,
-        fns: `${ch.fns}\nfn finish(o: u32, acc: f32) {\n  ${keep ? `${keep}[o] = acc;\n  ` : ''}${ch.code.split('\n').join('\n  ')}\n}`,
+        tag: `${keep ? 'y' : ''}${ch.tag}${tag}`,
+        fns: `${ch.fns}\nfn finish(o: u32, acc: f32) {\n  ${keep ? `${keep}[o] = acc;\n  ` : ''}${ch.code.split('\n').join('\n  ')}${moved}\n}`,
       };
     },
   };
 }
 
-/** LOMO: the gradient block in registers, the update rule (a rule without states) applied to the param in place. */
+/** LOMO: the gradient in registers (a matmul's block, a sum's output), the update rule (a rule without states) applied to the param in place. */
 function updateEpilogue(up: NodeOf<'optimizerUpdate'>, c: EmitContext): MatmulEpilogue {
   const a = up.attrs;
   const r = wgslRuleOf(up);
@@ -174,6 +197,12 @@ export function emitGroup(group: KernelGroup, nodes: readonly Node[], c: EmitCon
     case 'normSum':
       if (first.op !== 'sumSquares' || second?.op !== 'add' || nodes.length !== 2) break;
       return normSumGroup(first, second, c);
+    case 'reduceUpdate':
+      if (first.op !== 'sum' || second?.op !== 'optimizerUpdate' || nodes.length !== 2) break;
+      return reduce(first, c, updateEpilogue(second, c));
+    case 'updateBatch':
+      if (!nodes.every((n) => n.op === 'optimizerUpdate')) break;
+      return emitUpdateBatch(nodes as NodeOf<'optimizerUpdate'>[], c);
     case 'single':
       break;
   }

@@ -87,6 +87,7 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
       },
       sameStorage: (a, c) => plan.bufferOf[a] >= 0 && plan.bufferOf[a] === plan.bufferOf[c],
       pieces: (r) => (isSplitRef(r) ? piecesOf(plan, r).pieces : [r]),
+      maxBindingBytes: plan.maxBindingBytes,
     };
     const nodes = group.nodes.map((i) => g.nodes[i]);
     const calls: KernelCall[] =
@@ -147,5 +148,6 @@ function tooManyPieces(nodes: readonly Node[], bindings: readonly BufferRef[], c
   );
 }
 
+/** What a dispatch computes and where; a batch of one op (an update batch) as `op*count`. */
 const labelOf = (nodes: readonly Node[]): string =>
-  `${nodes.map((n) => n.op).join('+')} @ ${fmtLoc(nodes[nodes.length - 1].loc)}`;
+  `${nodes.length > 2 && nodes.every((n) => n.op === nodes[0].op) ? `${nodes[0].op}*${nodes.length}` : nodes.map((n) => n.op).join('+')} @ ${fmtLoc(nodes[nodes.length - 1].loc)}`;

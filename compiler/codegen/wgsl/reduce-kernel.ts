@@ -15,6 +15,7 @@ import type { EmitContext, KernelCall } from './emitter.ts';
 import { grid } from './emitter.ts';
 import type { KernelTarget } from './target.ts';
 import { Bindings, entryArgs, flatGroup, kernel, pow2At, Uniforms } from './wgsl-kernel.ts';
+import type { MatmulEpilogue } from './emit-matmul.ts';
 
 /** Axes of one side (kept or reduced), coalesced: sizes and input strides. */
 export interface Axes {
@@ -157,17 +158,29 @@ export interface ReduceIO {
 /**
  * One pass of plan `p`: every (output, split) pair's reduction, written to `out[o * splits + split]`.
  * `mode` sumSquares squares each element first; `divisor` divides the final result (the mean's count).
+ * Several IOs of the same shape (a norm gradient's dgamma and dbeta partials) share one dispatch,
+ * each reduced exactly as alone. `ep` (one IO only) takes each final output instead of storage.
  */
-export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: ReduceIO, divisor: number): KernelCall {
+export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: ReduceIO | readonly ReduceIO[], divisor: number, ep?: MatmulEpilogue): KernelCall {
+  const ios: readonly ReduceIO[] = 'input' in io ? [io] : io;
+  if (ep && (p.splits !== 1 || ios.length !== 1)) throw new CompilerBug('codegen: a reduction epilogue on a pass that writes partials or several outputs');
   const b = new Bindings(c);
   const bind = (x: ReduceIO['input'], write: boolean) => ('value' in x ? b.value(x.value, write) : b.buffer(x.ref, write));
-  const x = bind(io.input, false);
-  const y = bind(io.output, true);
-  if (io.addend !== undefined && p.outputs * p.splits !== 1) throw new CompilerBug(`codegen: a running sum added to a reduction of ${p.outputs} outputs in ${p.splits} splits`);
-  // Read before the store: the sum may be planned in place over its previous value.
-  const prev = io.addend === undefined ? undefined : b.value(io.addend, false);
-  const plus = prev === undefined ? '' : `${prev}[0] + `;
+  const xs = ios.map((e) => bind(e.input, false));
   const u = new Uniforms();
+  // With an epilogue (a fused update) each finished output goes through `finish` instead of storage.
+  const fin = ep?.bind(b, u);
+  const ys = fin ? [] : ios.map((e) => bind(e.output, true));
+  const addend = ios[0].addend;
+  if (ios.some((e) => e.addend !== undefined) && (ios.length !== 1 || fin || p.outputs * p.splits !== 1))
+    throw new CompilerBug(`codegen: a running sum added to a reduction of ${p.outputs} outputs in ${p.splits} splits`);
+  // Read before the store: the sum may be planned in place over its previous value.
+  const prev = addend === undefined ? undefined : b.value(addend, false);
+  const plus = prev === undefined ? '' : `${prev}[0] + `;
+  const acc = (k: number) => (k ? `acc${k}` : 'acc');
+  const red = (k: number) => (k ? `red${k}` : 'red');
+  const each = (f: (k: number) => string, sep = '\n      ') => ios.map((_, k) => f(k)).join(sep);
+  const store = (k: number, value: string) => (fin ? `finish(o, ${value});` : `${ys[k]}[o * u.splits + split] = ${plus}${value};`);
   // Workgroups loop over tiles past maxTileGroups (each workgroup costs ~3 us on lavapipe).
   const tileGroups = Math.min(p.tiles, maxTileGroups);
   const groups = tileGroups * p.splits;
@@ -176,32 +189,32 @@ export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: 
   const kOff = offsetCode(p.kept, 'o', 'ko', 'k', u);
   const rOff = offsetCode(p.reduced, 'r', 'ro', 'r', u);
   const { tx, ty } = p;
-  const load = mode === 'sumSquares' ? `let v = ${x}[ko + ro];\n        acc = acc + v * v;` : `acc = ${combine(mode, 'acc', `${x}[ko + ro]`)};`;
+  const load = (k: number) => (mode === 'sumSquares' ? `let v${k} = ${xs[k]}[ko + ro];\n        ${acc(k)} = ${acc(k)} + v${k} * v${k};` : `${acc(k)} = ${combine(mode, acc(k), `${xs[k]}[ko + ro]`)};`);
   const init = mode === 'max' ? 'negInfF32()' : '0.0';
   // One lane per output (ty = 1): no partials to combine, so no shared memory or barrier.
-  const body = `${ty === 1 ? '' : `var<workgroup> red: array<f32, ${tx * ty}>;\n`}
+  const body = `${fin ? `${fin.fns}\n` : ''}${ty === 1 ? '' : `${each((k) => `var<workgroup> ${red(k)}: array<f32, ${tx * ty}>;`, '\n')}\n`}
 @compute @workgroup_size(${tx * ty})
 fn main(${entryArgs}) {
   ${splitFrame(tx, 'tileGroups', 'count')}
   for (var tile = wg % u.tileGroups; tile < u.tiles; tile += u.tileGroups) {
     let o = tile * ${tx}u + tx;
-    var acc = ${init};
+    ${each((k) => `var ${acc(k)} = ${init};`, '\n    ')}
     if (o < u.outs) {
       ${kOff.split('\n').join('\n  ')}
       for (var r = begin + ty; r < end; r += ${ty}u) {
         ${rOff.split('\n').join('\n  ')}
-        ${load}
+        ${each(load, '\n        ')}
       }
     }
-    ${ty === 1 ? '' : `red[lid] = acc;
+    ${ty === 1 ? '' : `${each((k) => `${red(k)}[lid] = ${acc(k)};`, '\n    ')}
     workgroupBarrier();
     `}if (${ty === 1 ? '' : 'ty == 0u && '}o < u.outs) {
-      ${ty === 1 ? '' : `for (var k = 1u; k < ${ty}u; k++) { acc = ${combine(mode, 'acc', `red[tx + k * ${tx}u]`)}; }
-      `}${y}[o * u.splits + split] = ${plus}acc${mode === 'max' ? '' : ' / u.div'};
+      ${ty === 1 ? '' : `for (var k = 1u; k < ${ty}u; k++) { ${each((k) => `${acc(k)} = ${combine(mode, acc(k), `${red(k)}[tx + k * ${tx}u]`)};`, ' ')} }
+      `}${each((k) => store(k, `${acc(k)}${mode === 'max' ? '' : ' / u.div'}`))}
     }${ty === 1 ? '' : `
     workgroupBarrier();`}
   }
 }`;
-  const key = `reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|${tx}x${ty}${prev === undefined ? '' : `|add=${prev}`}`;
+  const key = `reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|${tx}x${ty}${ios.length > 1 ? `|x${ios.length}` : ''}${fin ? `|ep:${fin.tag}` : ''}${prev === undefined ? '' : `|add=${prev}`}`;
   return kernel(key, b, u, body, grid(groups * tx * ty, tx * ty, c.limits));
 }
