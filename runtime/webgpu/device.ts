@@ -26,8 +26,11 @@ export interface Acquired {
 }
 
 
-/** Features used when present but not required: GPU timestamps for profiles. */
-const optionalFeatures: readonly GPUFeatureName[] = ['timestamp-query'];
+/**
+ * Features asked for when present but not required: GPU timestamps for profiles; subgroups, so a
+ * device shared with a program compiled for them (the page's sampler on its trainer's device) has them.
+ */
+const optionalFeatures: readonly GPUFeatureName[] = ['timestamp-query', 'subgroups' as GPUFeatureName];
 
 export function describeAdapter(backend: string, a: GPUAdapter): string {
   const info = a.info;
@@ -39,6 +42,12 @@ export function describeAdapter(backend: string, a: GPUAdapter): string {
 /** How far below a limit an adapter falls: bytes for the size limits (maxBufferSize, ...), a count otherwise. */
 const short = (limit: string, by: number): string => (/Size$/.test(limit) && !/WorkgroupSize/.test(limit) ? fmtBytes(by) : String(by));
 
+/** Why a program needs a feature it may be compiled without, and how. */
+const featureWhy: Readonly<Record<string, string>> = {
+  'shader-f16': ' (the program stores f16 natively; compile it with lomoc compile --dtype f16 --half packed to run without the feature)',
+  subgroups: ' (the program was compiled with --subgroups; compile it without that option to run without the feature)',
+};
+
 /** What the adapter cannot grant, as "name: needs x, has y (z short)" (empty when it fits). */
 export function shortfall(a: GPUAdapter, want: Record<string, number>, features: readonly string[]): string[] {
   const have = a.limits as unknown as Record<string, number>;
@@ -46,8 +55,8 @@ export function shortfall(a: GPUAdapter, want: Record<string, number>, features:
   const out = Object.entries(want)
     .filter(([k, v]) => typeof have[k] !== 'number' || have[k] < v)
     .map(([k, v]) => (typeof have[k] !== 'number' ? `${k}: needs ${v}, the adapter reports no such limit` : `${k}: needs ${v}, has ${have[k]} (${short(k, v - have[k])} short)`));
-  // A program that stores f16 natively says how to get one that needs no shader-f16 (a bundle is compiled elsewhere).
-  const why = (f: string) => (f === 'shader-f16' ? ' (the program stores f16 natively; compile it with lomoc compile --dtype f16 --half packed to run without the feature)' : '');
+  // A feature that is a compile choice says how to get a program without it (a bundle is compiled elsewhere).
+  const why = (f: string) => (Object.hasOwn(featureWhy, f) ? featureWhy[f] : ''); // f may come from a bundle: own keys only
   for (const f of features) if (!a.features.has(f)) out.push(`feature ${f}: missing${why(f)}`);
   return out;
 }
