@@ -17,8 +17,11 @@ import { randomTokens } from '../../compiler/reference/random.ts';
 import type { HostTensor } from '../../compiler/reference/tensor.ts';
 import { opGraph } from '../reference/helpers.ts';
 import { TestGraph } from '../reference/graphs.ts';
+import { compileProgram, idRanges } from '../../compiler/compile-program.ts';
+import gpt from '../../models/gpt.ts';
 import { gpu, runOnGpu, scratchFor } from './harness.ts';
 import { expectWithin, random, runs, seed, type Tolerance } from './kernel-check.ts';
+import { runBoth, stepMismatches, toleranceFor } from './step-compare.ts';
 
 const withSubgroups = (t: KernelTarget): KernelTarget => ({ ...t, subgroups: true });
 /**
@@ -157,6 +160,20 @@ describe('reductions with subgroups', () => {
       await compareBoth(g, { inputs: { x0: x }, params: {} }, outs, { abs: 1e-30, rel: 1e-5 }, 'sumSquares [768, 301]', target);
     }
   });
+});
+
+describe('a gpt tiny training step with subgroups equals the reference executor after 3 steps (step.test.ts tolerance)', () => {
+  for (const name of ['cpu', 'gpu'] as const)
+    for (const optimizer of ['lomo', 'adamw'] as const) {
+      const clipNorm = optimizer === 'lomo' ? 0.5 : undefined;
+      it(`${name} target, ${optimizer}${clipNorm ? `, clip-norm ${clipNorm}` : ''}`, async () => {
+        const c = compileProgram(gpt, { preset: 'tiny', optimizer, clipNorm, target: withSubgroups(kernelTargets[name]) });
+        expect(c.program.features).toContain('subgroups');
+        const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 7 });
+        expect(stepMismatches(run, { rel: toleranceFor(optimizer) })).toEqual([]);
+        expect(run.arenaBytes).toBe(c.plan.peak);
+      });
+    }
 });
 
 it('the harness device has the subgroups feature (lavapipe offers it): the tests above ran with it', async () => {
