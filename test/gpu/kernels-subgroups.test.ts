@@ -20,7 +20,7 @@ import { TestGraph } from '../reference/graphs.ts';
 import { compileProgram, idRanges } from '../../compiler/compile-program.ts';
 import gpt from '../../models/gpt.ts';
 import { gpu, runOnGpu, scratchFor } from './harness.ts';
-import { expectWithin, random, runs, seed, type Tolerance } from './kernel-check.ts';
+import { compareOp as compareF16, expectWithin, random, runs, seed, type Tolerance } from './kernel-check.ts';
 import { runBoth, stepMismatches, toleranceFor } from './step-compare.ts';
 
 const withSubgroups = (t: KernelTarget): KernelTarget => ({ ...t, subgroups: true });
@@ -160,6 +160,24 @@ describe('reductions with subgroups', () => {
       await compareBoth(g, { inputs: { x0: x }, params: {} }, outs, { abs: 1e-30, rel: 1e-5 }, 'sumSquares [768, 301]', target);
     }
   });
+});
+
+describe('f16 storage with subgroups (the directives enable f16 and enable subgroups together)', () => {
+  // kernels-f16.test.ts's tolerances: the f32 one plus one f16 step of the stored result (a sum's grows with sqrt(n)).
+  const rows = { abs: 1e-5 + 2 ** -24, rel: 1e-5 + 2 ** -10 };
+  for (const half of ['native', 'packed'] as const)
+    it(`softmax, layerNorm, crossEntropy and a row sum match the reference f16 emulation (${half})`, async () => {
+      const target = { ...withSubgroups(kernelTargets.cpu), half };
+      const [r, n] = [3, 1031];
+      const x = random([r, n], n);
+      const ids = randomTokens([r], n, 5);
+      const cases = [['softmax', [x], {}], ['layerNorm', [x, random([n], 9), random([n], 10)], { eps: 1e-5 }], ['crossEntropy', [x, ids], {}], ['sum', [x], { axes: [1], keepDims: false }]] as const;
+      for (const [op, ins, attrs] of cases) {
+        const { g, outs } = opGraph(op, ins, attrs as never, 'f16');
+        expectSubgroups(g, outs, target, `${op} (f16 ${half})`);
+        await compareF16(op, ins, attrs as never, op === 'sum' ? { abs: 2e-6 * Math.sqrt(n) * 4 + 2 ** -24, rel: 1e-5 + 2 ** -10 } : rows, target, 'f16');
+      }
+    });
 });
 
 describe('a gpt tiny training step with subgroups equals the reference executor after 3 steps (step.test.ts tolerance)', () => {
