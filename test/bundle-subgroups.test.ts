@@ -45,7 +45,7 @@ describe('lomoc compile --subgroups', () => {
     expect(m.program.features).toEqual(['subgroups']);
     const using = kernelsOf(sg.dir).filter((k) => k.startsWith('enable subgroups;'));
     expect(using.length).toBeGreaterThan(0);
-    expect(using.every((k) => /subgroupAdd\(v\)/.test(k) && /@builtin\(subgroup_id\)/.test(k))).toBe(true);
+    expect(using.every((k) => k.startsWith('enable subgroups;\nrequires subgroup_id;\n') && /subgroupAdd\(v\)/.test(k) && /@builtin\(subgroup_id\)/.test(k))).toBe(true);
     expect(sg.out).toContain('subgroups   reductions across threads use subgroup operations: needs the adapter feature subgroups (--subgroups)');
     expect((await loadBundleDir(sg.dir)).manifest.step.subgroups).toBe(true);
     expect((await loadBundleDir(plain.dir)).program.features).toEqual([]);
@@ -78,6 +78,11 @@ describe('a program compiled with subgroups on an adapter without the feature', 
     const old = { info: { description: 'Old GPU', vendor: 'acme' }, limits, features: new Set<string>(['shader-f16']) } as unknown as GPUAdapter;
     await expect(acquireFrom([{ backend: 'vulkan', request: async () => old }], program, 'run setup-gpu.sh')).rejects.toThrow(
       'no WebGPU adapter can run this (vulkan: Old GPU (acme) cannot run it (feature subgroups: missing (the program was compiled with --subgroups; compile it without that option to run without the feature)))',
+    );
+    // The feature without the WGSL language feature subgroup_id (the subgroup_id and num_subgroups built-ins): refused too.
+    const older = { ...old, features: new Set(['subgroups']) } as unknown as GPUAdapter;
+    await expect(acquireFrom([{ backend: 'browser', request: async () => older, languageFeatures: async () => new Set(['packed_4x8_integer_dot_product']) }], program, 'use a newer browser')).rejects.toThrow(
+      'no WebGPU adapter can run this (browser: Old GPU (acme) cannot run it (WGSL language feature subgroup_id: missing (the program was compiled with --subgroups; compile it without that option to run without the feature)))',
     );
   }, slow);
 });

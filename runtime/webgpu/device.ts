@@ -13,6 +13,8 @@ export interface AdapterSource {
   /** For reports and errors: 'vulkan', 'opengles', 'browser'. */
   readonly backend: string;
   request(): Promise<GPUAdapter | null>;
+  /** The WGSL language features of the source's GPU object (`navigator.gpu.wgslLanguageFeatures`); absent: unknown. */
+  languageFeatures?(): Promise<ReadonlySet<string>>;
 }
 
 export interface Acquired {
@@ -49,7 +51,7 @@ const featureWhy: Readonly<Record<string, string>> = {
 };
 
 /** What the adapter cannot grant, as "name: needs x, has y (z short)" (empty when it fits). */
-export function shortfall(a: GPUAdapter, want: Record<string, number>, features: readonly string[]): string[] {
+export function shortfall(a: GPUAdapter, want: Record<string, number>, features: readonly string[], language?: ReadonlySet<string>): string[] {
   const have = a.limits as unknown as Record<string, number>;
   // A limit the adapter does not report at all is missing, not granted: name it.
   const out = Object.entries(want)
@@ -58,6 +60,8 @@ export function shortfall(a: GPUAdapter, want: Record<string, number>, features:
   // A feature that is a compile choice says how to get a program without it (a bundle is compiled elsewhere).
   const why = (f: string) => (Object.hasOwn(featureWhy, f) ? featureWhy[f] : ''); // f may come from a bundle: own keys only
   for (const f of features) if (!a.features.has(f)) out.push(`feature ${f}: missing${why(f)}`);
+  // Subgroup kernels number their subgroups with subgroup_id (subgroup-reduce.ts), a WGSL language feature.
+  if (features.includes('subgroups') && language && !language.has('subgroup_id')) out.push(`WGSL language feature subgroup_id: missing${why('subgroups')}`);
   return out;
 }
 
@@ -86,7 +90,7 @@ export async function acquireFrom(sources: readonly AdapterSource[], program: Pr
       continue;
     }
     adapters++;
-    const missing = shortfall(adapter, want, features);
+    const missing = shortfall(adapter, want, features, await s.languageFeatures?.());
     if (missing.length) {
       tried.push(`${describeAdapter(s.backend, adapter)} cannot run it (${missing.join('; ')})`);
       continue;
@@ -126,7 +130,7 @@ export class NoAdapterError extends Error {
 /** A browser's adapter (`navigator.gpu`), high-performance first. */
 export function browserSources(gpu: GPU | undefined = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu): AdapterSource[] {
   if (!gpu) return [];
-  return [{ backend: 'browser', request: () => gpu.requestAdapter({ powerPreference: 'high-performance' }) }];
+  return [{ backend: 'browser', request: () => gpu.requestAdapter({ powerPreference: 'high-performance' }), languageFeatures: async () => gpu.wgslLanguageFeatures ?? new Set<string>() }];
 }
 
 /** In a browser: the page's WebGPU adapter, or an error saying WebGPU is unavailable. */

@@ -9,8 +9,12 @@
 // hold barriers), as the shared-memory versions (row-kernel.ts) already require.
 // Ensures: every thread gets the workgroup's sum (max) of its arguments; a NaN anywhere gives NaN.
 
-/** The directive a kernel using subgroup operations starts with (before any declaration). */
-export const enableSubgroups = 'enable subgroups;\n';
+/**
+ * The directives a kernel using subgroup operations starts with (before any declaration): the
+ * subgroup_id and num_subgroups built-ins are a WGSL language feature of their own (Chrome 144+,
+ * Dawn), which the runtime checks beside the device feature (runtime/webgpu/device.ts).
+ */
+export const enableSubgroups = 'enable subgroups;\nrequires subgroup_id;\n';
 
 /** WebGPU's least subgroupMinSize: the slots must hold a subgroup each at this size. */
 const minSubgroupSize = 4;
