@@ -5,9 +5,17 @@
 // other processes falls on all alike) and prints each one's median and best step, and how many
 // of its dispatches use subgroup operations; then profiles each step's dispatches (timing.ts, in
 // alternated rounds too) and sums the time of the dispatches that differ, which the whole step's
-// noise hides. Not a test: the numbers are the machine's.
+// noise hides; then times lone row kernels (A/B alternated, 5 dispatches a sample, median of 50).
+// Not a test: the numbers are the machine's.
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
+import { groupScratch } from '../compiler/codegen/wgsl/emitters.ts';
+import { lowerStep } from '../compiler/codegen/wgsl/lower.ts';
 import { kernelTargets, type TargetName } from '../compiler/codegen/wgsl/target.ts';
+import { GraphBuilder } from '../compiler/ir/builder.ts';
+import { noFusion } from '../compiler/ir/fusion.ts';
+import type { Graph, Loc, Shape } from '../compiler/ir/types.ts';
+import { planMemory } from '../compiler/passes/plan-memory.ts';
+import { createExecutor } from '../runtime/webgpu/executor.ts';
 import gpt from '../models/gpt.ts';
 import { randomBatch } from '../runtime/webgpu/init.ts';
 import { acquireDevice } from '../runtime/webgpu/node.ts';
@@ -27,6 +35,8 @@ interface Run {
   /** Indices of the dispatches that use subgroups in this target's subgroups program. */
   readonly changed: Set<number>;
   readonly changedMs: number[];
+  /** Per op (the dispatch label's first word) of the changed dispatches: ms of each profile. */
+  readonly byOp: Map<string, number[]>;
 }
 const runs: Run[] = [];
 let data: ReturnType<typeof dataInputs> = [];
@@ -44,7 +54,7 @@ for (const name of ['cpu', 'gpu'] as TargetName[]) {
     const t0 = performance.now();
     for (let k = 0; k < 2; k++) await trainer.step(randomBatch(data, vocab, k), { lr: 0.01, weightDecay: 0 });
     console.log(`${label}: warm-up ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    runs.push({ name: label, trainer, ms: [], changed, changedMs: [] });
+    runs.push({ name: label, trainer, ms: [], changed, changedMs: [], byOp: new Map() });
   }
 }
 for (let r = 0; r < rounds; r++) {
@@ -58,12 +68,61 @@ for (let r = 0; r < rounds; r++) {
 for (let r = 0; r < Math.max(3, Math.floor(rounds / 2)); r++) {
   for (const run of r % 2 ? [...runs].reverse() : runs) {
     const p = await profileStep(run.trainer.executor);
-    run.changedMs.push(p.dispatches.filter((d) => run.changed.has(d.index)).reduce((a, d) => a + d.ms, 0));
+    const changed = p.dispatches.filter((d) => run.changed.has(d.index));
+    run.changedMs.push(changed.reduce((a, d) => a + d.ms, 0));
+    const ops = new Map<string, number>();
+    for (const d of changed) ops.set(d.label.split(' ')[0], (ops.get(d.label.split(' ')[0]) ?? 0) + d.ms);
+    for (const [op, t] of ops) run.byOp.set(op, [...(run.byOp.get(op) ?? []), t]);
   }
 }
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`\n| gpt small, lomo, ${rounds} rounds | step: median ms | best ms | the subgroup dispatches (profiled): median ms | best ms |\n|---|---|---|---|---|`);
 const ms = (xs: readonly number[]) => `${median(xs).toFixed(1)} | ${Math.min(...xs).toFixed(1)}`;
 for (const run of runs) console.log(`| ${run.name} | ${ms(run.ms)} | ${ms(run.changedMs)} |`);
+console.log('\n| op (the changed dispatches, summed per profile) | ' + runs.map((r) => r.name.replace(/ \(.*/, '')).join(' | ') + ' |\n|---|' + runs.map(() => '---|').join(''));
+const ops = [...new Set(runs.flatMap((r) => [...r.byOp.keys()]))];
+for (const op of ops) console.log(`| ${op} | ${runs.map((r) => (r.byOp.has(op) ? median(r.byOp.get(op)!).toFixed(2) : '')).join(' | ')} |`);
 for (const run of runs) run.trainer.destroy();
+
+/** One `op` node over f32 inputs of `shapes` (zeros: the timing does not depend on the values). */
+function opGraph(op: 'softmax' | 'layerNorm', shapes: readonly Shape[], attrs: object): Graph {
+  const loc: Loc = { file: 'bench/subgroups.ts', line: 1, col: 1 };
+  const b = new GraphBuilder(`bench-${op}`);
+  const ids = shapes.map((s, i) => {
+    const id = b.value(s, 'f32', 'input', loc, `x${i}`);
+    b.inputs.push({ name: `x${i}`, value: id, loc });
+    return id;
+  });
+  b.node(op, ids, attrs as never, loc, 'forward');
+  const [loss] = b.node('fill', [], { value: 0, shape: [], dtype: 'f32' }, loc, 'forward', 'loss');
+  return { name: b.name, values: b.values, nodes: b.nodes, inputs: b.inputs, params: b.params, loss };
+}
+const kernels: [TargetName, 'softmax' | 'layerNorm', Shape[], object][] = [
+  ['cpu', 'softmax', [[64, 8192]], {}],
+  ['cpu', 'softmax', [[64, 1000]], {}],
+  ['gpu', 'softmax', [[1024, 1000]], {}],
+  ['gpu', 'layerNorm', [[1024, 128], [128], [128]], { eps: 1e-5 }],
+];
+console.log('\n| lone kernel | shared memory: median ms | subgroups: median ms |\n|---|---|---|');
+for (const [name, op, shapes, attrs] of kernels) {
+  const g = opGraph(op, shapes, attrs);
+  const fusion = noFusion(g.nodes.length);
+  const sides = await Promise.all([false, true].map(async (subgroups) => {
+    const target = { ...kernelTargets[name], subgroups };
+    const plan = planMemory(g, { fusion, scratch: groupScratch(g, fusion, target) });
+    const ex = await createExecutor(acq.device, lowerStep(g, plan, fusion, target));
+    ex.step(); // pipelines compile at first use
+    await acq.device.queue.onSubmittedWorkDone();
+    return { ex, ms: [] as number[] };
+  }));
+  for (let r = 0; r < 50; r++)
+    for (const side of r % 2 ? [...sides].reverse() : sides) {
+      const t0 = performance.now();
+      for (let k = 0; k < 5; k++) side.ex.step();
+      await acq.device.queue.onSubmittedWorkDone();
+      side.ms.push((performance.now() - t0) / 5);
+    }
+  console.log(`| ${op} [${shapes[0].join(', ')}], ${name} target | ${sides.map((s) => median(s.ms).toFixed(2)).join(' | ')} |`);
+  for (const s of sides) s.ex.destroy();
+}
 acq.device.destroy();
