@@ -8,6 +8,8 @@
 // workgroup leaves one slot. Requires: callers call wgSum/wgMax in uniform control flow (they
 // hold barriers), as the shared-memory versions (row-kernel.ts) already require.
 // Ensures: every thread gets the workgroup's sum (max) of its arguments; a NaN anywhere gives NaN.
+// On lavapipe 32-thread rows got 1.3-2x faster (layerNorm [1024, 128] 9.8 -> 6.4 ms); rows of 256
+// threads were mixed (bench/subgroups.ts has the numbers).
 
 /**
  * The directives a kernel using subgroup operations starts with (before any declaration): the
