@@ -30,6 +30,7 @@ export const compileSpec: CommandSpec = {
     ...stepOptionSpecs,
     optimizer: optimizerSpec,
     half: { type: 'string', value: 'packed|native', help: "f16 storage (--dtype f16): packed in u32 words, runs on every adapter (the default); native needs the adapter feature shader-f16" },
+    subgroups: { type: 'boolean', help: 'reduce across threads with WGSL subgroup operations: faster, but the bundle then needs the adapter feature subgroups (off by default)' },
     out: { type: 'string', value: 'DIR', help: 'the bundle folder to write: a new or empty folder, or a bundle to replace (required)' },
   },
   examples: ['lomoc compile models/gpt.ts --preset small --optimizer lomo --out out/gpt-small', 'lomoc compile models/gpt.ts --dtype f16 --half native --out out/gpt-f16'],
@@ -74,7 +75,9 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const { target, how } = resolveTarget(targetChoice('compile', str('target')), acq?.adapter ?? 'a bundle runs elsewhere, so lomoc compile asks no adapter');
   const half = halfChoice(str('half'), step.dtype ?? 'f32');
   const def = await loadModel(positionals[0]);
-  const untuned = compileProgram(def, { ...step, target: { ...kernelTargets[target], half: half ?? 'native' } });
+  // Subgroups off unless asked for: like native f16, a feature the machines that load the bundle may lack.
+  const subgroups = values.subgroups === true;
+  const untuned = compileProgram(def, { ...step, target: { ...kernelTargets[target], half: half ?? 'native', ...(subgroups ? { subgroups } : {}) } });
   printWarnings(io, untuned.warnings);
   let c = untuned;
   let tuning = ''; // untuned: the output is what it was before --tune existed
@@ -120,6 +123,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
       ...((step.accumulate ?? 1) > 1 ? { accumulate: step.accumulate } : {}),
       target,
       ...(half ? { half } : {}),
+      ...(c.program.features.includes('subgroups') ? { subgroups: true as const } : {}),
       ...(tuned ? { tuned } : {}),
     },
     plan: c.plan,
@@ -134,6 +138,8 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   const scale = manifest.step.lossScale;
   if (scale) io.out(`loss scale  ${scale.kind === 'dynamic' ? `dynamic from ${scale.init} (halved and the step skipped on an overflow, x2 after ${scale.interval} clean steps)` : `fixed at ${scale.scale}`}: index.js's trainer keeps it, checkpoints store it`);
   if (half) io.out(`f16         ${half === 'packed' ? 'packed in u32 words: runs on every adapter' : 'native array<f16>: needs the adapter feature shader-f16'} (${str('half') ? '--half' : 'the default'})`);
+  if (subgroups)
+    io.out(c.program.features.includes('subgroups') ? 'subgroups   reductions across threads use subgroup operations: needs the adapter feature subgroups (--subgroups)' : 'subgroups   none used: no kernel of this step reduces across threads (--subgroups)');
   io.out(`memory      ${fmtBytes(c.plan.peak)} in ${c.program.arenas.length} arena(s) (the plan's peak)`);
   io.out(inference
     ? `inference   prefill ${inference.chunk} tokens a call and decode 1, context ${inference.context}; ${fmtBytes(inference.plan.peak)} (its own plan's peak): lomoc generate ${out}`

@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
-import { halfForAdapter, kernelTargets } from '../compiler/codegen/wgsl/target.ts';
+import { halfForAdapter, kernelTargets, subgroupsForAdapter } from '../compiler/codegen/wgsl/target.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import type { Config } from '../compiler/dsl/model.ts';
 import type { Graph } from '../compiler/ir/types.ts';
@@ -63,11 +63,14 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   const def = await loadModel(req.file);
   // The adapter first: the kernel shapes depend on it.
   // f16 storage asks the adapter too: packed in u32 words where it lacks shader-f16 (NVIDIA's Vulkan).
-  const probed = req.target === 'auto' || req.step.dtype === 'f16' ? (await probeAdapter())?.adapter : undefined;
+  // So do subgroup reductions: on where the adapter offers the feature (the program runs on that adapter, unlike a bundle).
+  const probed = (await probeAdapter())?.adapter;
   const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
   const half = probed ? halfForAdapter(probed) : 'native';
-  const how = req.step.dtype === 'f16' && half === 'packed' ? `${shapes}; f16 packed in u32 words: the adapter lacks shader-f16` : shapes;
-  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half }, roundingSeed: req.seed });
+  const subgroups = probed !== undefined && subgroupsForAdapter(probed);
+  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half, ...(subgroups ? { subgroups } : {}) }, roundingSeed: req.seed });
+  const notes = [...(req.step.dtype === 'f16' && half === 'packed' ? ['f16 packed in u32 words: the adapter lacks shader-f16'] : []), ...(c.program.features.includes('subgroups') ? ['subgroup reductions'] : [])];
+  const how = [shapes, ...notes].join('; ');
   let acquired;
   try {
     acquired = await acquireDevice(c.program);

@@ -3,7 +3,7 @@
 // that `lomoc compile` wrote, whose manifest fixes the step's options.
 import { statSync } from 'node:fs';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
-import { halfForAdapter, kernelTargets } from '../compiler/codegen/wgsl/target.ts';
+import { halfForAdapter, kernelTargets, subgroupsForAdapter } from '../compiler/codegen/wgsl/target.ts';
 import { defaultRounding } from '../compiler/passes/optimizer-step.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadModel } from '../compiler/load-model.ts';
@@ -148,11 +148,14 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
   }
   // The adapter first: the kernel shapes depend on it.
   // f16 storage asks the adapter too: packed in u32 words where it lacks shader-f16 (NVIDIA's Vulkan).
-  const probed = req.target === 'auto' || req.step.dtype === 'f16' ? (await probeAdapter())?.adapter : undefined;
+  // So do subgroup reductions: on where the adapter offers the feature (the program runs on that adapter, unlike a bundle).
+  const probed = (await probeAdapter())?.adapter;
   const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
   const half = probed ? halfForAdapter(probed) : 'native';
-  const how = req.step.dtype === 'f16' && half === 'packed' ? `${shapes}; f16 packed in u32 words: the adapter lacks shader-f16` : shapes;
-  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half }, roundingSeed: req.seed });
+  const subgroups = probed !== undefined && subgroupsForAdapter(probed);
+  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half, ...(subgroups ? { subgroups } : {}) }, roundingSeed: req.seed });
+  const notes = [...(req.step.dtype === 'f16' && half === 'packed' ? ['f16 packed in u32 words: the adapter lacks shader-f16'] : []), ...(c.program.features.includes('subgroups') ? ['subgroup reductions'] : [])];
+  const how = [shapes, ...notes].join('; ');
   printWarnings(io, c.warnings);
   return {
     ...common, params: c.program.params, state: c.program.state, inputs: dataInputs(c.program), config: c.config, checkpointDetail: c.checkpointDetail,

@@ -104,6 +104,11 @@ export const manifestSchema = z.object({
      */
     half: z.enum(['native', 'packed']).optional(),
     /**
+     * `lomoc compile --subgroups`: the reductions use WGSL subgroup operations, and the program needs
+     * the feature `subgroups`. Absent: none (every bundle written before the choice).
+     */
+    subgroups: z.literal(true).optional(),
+    /**
      * `lomoc compile --tune`: the adapter the matmul tiles were timed on and the tile chosen per
      * shape (cli/tune.ts). The kernels run on any adapter; they are fastest on this one. Absent: untuned.
      */

@@ -157,5 +157,9 @@ export function checkManifest(m: Manifest, fail: Fail): void {
   if (m.step.half !== undefined && m.step.dtype !== 'f16') fail('step.half', `only an f16 bundle records its f16 storage, this one has dtype ${m.step.dtype}`);
   if (m.step.half !== undefined && (m.step.half === 'native') !== native)
     fail('step.half', `'${m.step.half}' but program.features ${native ? 'asks for' : 'does not ask for'} shader-f16`);
+  // Likewise subgroups: recorded exactly when the step's program asks for the feature.
+  const subgroups = p.features.includes('subgroups');
+  if ((m.step.subgroups === true) !== subgroups)
+    fail('step.subgroups', `${m.step.subgroups === true ? 'true' : 'absent'} but program.features ${subgroups ? 'asks for' : 'does not ask for'} subgroups`);
   if (m.inference) checkInference(m, m.inference, fail);
 }

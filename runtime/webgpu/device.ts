@@ -13,6 +13,8 @@ export interface AdapterSource {
   /** For reports and errors: 'vulkan', 'opengles', 'browser'. */
   readonly backend: string;
   request(): Promise<GPUAdapter | null>;
+  /** The WGSL language features of the source's GPU object (`navigator.gpu.wgslLanguageFeatures`); absent: unknown. */
+  languageFeatures?(): Promise<ReadonlySet<string>>;
 }
 
 export interface Acquired {
@@ -26,8 +28,11 @@ export interface Acquired {
 }
 
 
-/** Features used when present but not required: GPU timestamps for profiles. */
-const optionalFeatures: readonly GPUFeatureName[] = ['timestamp-query'];
+/**
+ * Features asked for when present but not required: GPU timestamps for profiles; subgroups, so a
+ * device shared with a program compiled for them (the page's sampler on its trainer's device) has them.
+ */
+const optionalFeatures: readonly GPUFeatureName[] = ['timestamp-query', 'subgroups' as GPUFeatureName];
 
 export function describeAdapter(backend: string, a: GPUAdapter): string {
   const info = a.info;
@@ -39,16 +44,24 @@ export function describeAdapter(backend: string, a: GPUAdapter): string {
 /** How far below a limit an adapter falls: bytes for the size limits (maxBufferSize, ...), a count otherwise. */
 const short = (limit: string, by: number): string => (/Size$/.test(limit) && !/WorkgroupSize/.test(limit) ? fmtBytes(by) : String(by));
 
+/** Why a program needs a feature it may be compiled without, and how. */
+const featureWhy: Readonly<Record<string, string>> = {
+  'shader-f16': ' (the program stores f16 natively; compile it with lomoc compile --dtype f16 --half packed to run without the feature)',
+  subgroups: ' (the program was compiled with --subgroups; compile it without that option to run without the feature)',
+};
+
 /** What the adapter cannot grant, as "name: needs x, has y (z short)" (empty when it fits). */
-export function shortfall(a: GPUAdapter, want: Record<string, number>, features: readonly string[]): string[] {
+export function shortfall(a: GPUAdapter, want: Record<string, number>, features: readonly string[], language?: ReadonlySet<string>): string[] {
   const have = a.limits as unknown as Record<string, number>;
   // A limit the adapter does not report at all is missing, not granted: name it.
   const out = Object.entries(want)
     .filter(([k, v]) => typeof have[k] !== 'number' || have[k] < v)
     .map(([k, v]) => (typeof have[k] !== 'number' ? `${k}: needs ${v}, the adapter reports no such limit` : `${k}: needs ${v}, has ${have[k]} (${short(k, v - have[k])} short)`));
-  // A program that stores f16 natively says how to get one that needs no shader-f16 (a bundle is compiled elsewhere).
-  const why = (f: string) => (f === 'shader-f16' ? ' (the program stores f16 natively; compile it with lomoc compile --dtype f16 --half packed to run without the feature)' : '');
+  // A feature that is a compile choice says how to get a program without it (a bundle is compiled elsewhere).
+  const why = (f: string) => (Object.hasOwn(featureWhy, f) ? featureWhy[f] : ''); // f may come from a bundle: own keys only
   for (const f of features) if (!a.features.has(f)) out.push(`feature ${f}: missing${why(f)}`);
+  // Subgroup kernels number their subgroups with subgroup_id (subgroup-reduce.ts), a WGSL language feature.
+  if (features.includes('subgroups') && language && !language.has('subgroup_id')) out.push(`WGSL language feature subgroup_id: missing${why('subgroups')}`);
   return out;
 }
 
@@ -77,7 +90,7 @@ export async function acquireFrom(sources: readonly AdapterSource[], program: Pr
       continue;
     }
     adapters++;
-    const missing = shortfall(adapter, want, features);
+    const missing = shortfall(adapter, want, features, await s.languageFeatures?.());
     if (missing.length) {
       tried.push(`${describeAdapter(s.backend, adapter)} cannot run it (${missing.join('; ')})`);
       continue;
@@ -117,7 +130,7 @@ export class NoAdapterError extends Error {
 /** A browser's adapter (`navigator.gpu`), high-performance first. */
 export function browserSources(gpu: GPU | undefined = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu): AdapterSource[] {
   if (!gpu) return [];
-  return [{ backend: 'browser', request: () => gpu.requestAdapter({ powerPreference: 'high-performance' }) }];
+  return [{ backend: 'browser', request: () => gpu.requestAdapter({ powerPreference: 'high-performance' }), languageFeatures: async () => gpu.wgslLanguageFeatures ?? new Set<string>() }];
 }
 
 /** In a browser: the page's WebGPU adapter, or an error saying WebGPU is unavailable. */

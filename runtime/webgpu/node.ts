@@ -38,10 +38,15 @@ async function instance(flags: readonly string[]): Promise<GPU> {
   return gpu;
 }
 
-const vulkan: AdapterSource = { backend: 'vulkan', request: async () => (await instance([])).requestAdapter() };
+const vulkan: AdapterSource = {
+  backend: 'vulkan',
+  request: async () => (await instance([])).requestAdapter(),
+  languageFeatures: async () => (await instance([])).wgslLanguageFeatures,
+};
 const gles: AdapterSource = {
   backend: 'opengles',
   request: async () => (await instance(['backend=opengles'])).requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions),
+  languageFeatures: async () => (await instance(['backend=opengles'])).wgslLanguageFeatures,
 };
 const choices: Readonly<Record<string, readonly AdapterSource[]>> = { auto: [vulkan, gles], vulkan: [vulkan], gles: [gles] };
 

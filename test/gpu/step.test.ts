@@ -112,7 +112,7 @@ describe('lomoc run', () => {
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(Object.keys(out)).toEqual(expect.arrayContaining(['adapter', 'losses', 'msPerStep', 'tokensPerSecond', 'deviceBytes', 'planBytes']));
-    expect(out.adapter).toMatch(/^(vulkan|opengles): .+; kernel target cpu \(auto: software adapter\); tuning off \(--tune auto: software adapter; give --tune 60s to tune\)$/);
+    expect(out.adapter).toMatch(/^(vulkan|opengles): .+; kernel target cpu \(auto: software adapter(?:; subgroup reductions)?\); tuning off \(--tune auto: software adapter; give --tune 60s to tune\)$/);
     expect(out.losses).toHaveLength(3);
     for (const l of out.losses) expect(l).toBeGreaterThan(0);
     expect(out.msPerStep).toBeGreaterThan(0);

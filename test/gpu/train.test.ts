@@ -77,7 +77,7 @@ describe('lomoc train on WebGPU', () => {
     const cpu = await run(...opts, '--device', 'cpu');
     expect(cpu.stderr).toBe('');
     const [g, c] = [gpu, cpu].map((r) => JSON.parse(r.stdout));
-    expect(g.adapter).toMatch(/; kernel target (cpu \(auto: software adapter\); tuning off \(--tune auto: software adapter; give --tune 60s to tune\)|gpu \(auto: hardware adapter\); tuned \d+ matmul shapes in .+)$/);
+    expect(g.adapter).toMatch(/; kernel target (cpu \(auto: software adapter(?:; subgroup reductions)?\); tuning off \(--tune auto: software adapter; give --tune 60s to tune\)|gpu \(auto: hardware adapter(?:; subgroup reductions)?\); tuned \d+ matmul shapes in .+)$/);
     expect(c.adapter).toBe('cpu: reference executor (f32, one node at a time)');
     expect(c.losses.map((p: { step: number }) => p.step)).toEqual([1, 2, 3]);
     for (const [i, p] of (g.losses as { loss: number }[]).entries()) expect(Math.abs(p.loss - c.losses[i].loss), `step ${i + 1}`).toBeLessThan(1e-4);

@@ -7,7 +7,8 @@
 // takes WG * R consecutive rows of one sequence, so every address into the rows it streams over
 // is the same for all its threads: a GPU broadcasts the load, and lavapipe (which runs a workgroup
 // as SIMD lanes) loads once for all lanes; each streamed row loaded serves the thread's R rows.
-// Causal threads mask the keys they must not see.
+// Causal threads mask the keys they must not see. A row's max and sum never cross threads, so
+// subgroup operations (subgroup-reduce.ts) have nothing to replace here.
 //
 // Baked into a shader: R, the load width (vec4f when Dh % 4 == 0), the private rows' capacity (64
 // floats for every Dh up to 64, else Dh rounded up to a power of two; R shrinks so that a thread's

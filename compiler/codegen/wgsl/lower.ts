@@ -17,6 +17,7 @@ import { defaultLimits, type EmitContext, type Emitter, type KernelCall, type Li
 import { emitters } from './emitters.ts';
 import { withF16Storage } from './f16-storage.ts';
 import { emitGroup } from './fused.ts';
+import { enableSubgroups } from './subgroup-reduce.ts';
 import type { KernelTarget } from './target.ts';
 
 export const maxStorageBindings = 8;
@@ -132,7 +133,11 @@ export function lowerStep(g: Graph, plan: MemoryPlan, fusion: Fusion, target: Ke
       maxComputeWorkgroupStorageSize: limits.maxWorkgroupStorageBytes,
     },
     // Packed f16 (and bf16, always packed) needs no feature: that is the point of packing.
-    features: target.half !== 'packed' && g.values.some((v) => v.dtype === 'f16') ? ['shader-f16'] : [],
+    // subgroups only when some kernel uses them (target.subgroups, and a reduction across threads).
+    features: [
+      ...(target.half !== 'packed' && g.values.some((v) => v.dtype === 'f16') ? ['shader-f16'] : []),
+      ...(Object.values(shaders).some((code) => code.includes(enableSubgroups)) ? ['subgroups'] : []),
+    ],
   };
 }
 

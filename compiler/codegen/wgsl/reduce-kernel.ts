@@ -13,6 +13,7 @@ import type { Shape } from '../../ir/types.ts';
 import type { BufferRef } from '../../../contract/program.ts';
 import type { EmitContext, KernelCall } from './emitter.ts';
 import { grid } from './emitter.ts';
+import { enableSubgroups, subgroupArgs, subgroupInit, subgroupReductions } from './subgroup-reduce.ts';
 import type { KernelTarget } from './target.ts';
 import { Bindings, entryArgs, flatGroup, kernel, pow2At, Uniforms } from './wgsl-kernel.ts';
 import type { MatmulEpilogue } from './emit-matmul.ts';
@@ -191,6 +192,7 @@ export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: 
   const { tx, ty } = p;
   const load = (k: number) => (mode === 'sumSquares' ? `let v${k} = ${xs[k]}[ko + ro];\n        ${acc(k)} = ${acc(k)} + v${k} * v${k};` : `${acc(k)} = ${combine(mode, acc(k), `${xs[k]}[ko + ro]`)};`);
   const init = mode === 'max' ? 'negInfF32()' : '0.0';
+  if (tx === 1 && ty > 1 && c.target.subgroups === true) return subgroupPass(c, p, mode, { b, u, groups, kOff, rOff, y, load, init });
   // One lane per output (ty = 1): no partials to combine, so no shared memory or barrier.
   const body = `${fin ? `${fin.fns}\n` : ''}${ty === 1 ? '' : `${each((k) => `var<workgroup> ${red(k)}: array<f32, ${tx * ty}>;`, '\n')}\n`}
 @compute @workgroup_size(${tx * ty})
@@ -217,4 +219,35 @@ fn main(${entryArgs}) {
 }`;
   const key = `reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|${tx}x${ty}${ios.length > 1 ? `|x${ios.length}` : ''}${fin ? `|ep:${fin.tag}` : ''}${prev === undefined ? '' : `|add=${prev}`}`;
   return kernel(key, b, u, body, grid(groups * tx * ty, tx * ty, c.limits));
+}
+
+/**
+ * reducePass for one output per workgroup (tx = 1: row sums, the loss mean, the gpu target's pass
+ * 2) with the target's subgroups: the ty lanes' partials combined by wgSum/wgMax of
+ * subgroup-reduce.ts rather than by lane 0 alone from shared memory. Plans with several outputs
+ * per workgroup (tx > 1) keep the shared-memory pass: their lanes of one output are tx apart, so
+ * a subgroup would mix outputs; those reduce fewer than 32 elements per output or none across lanes.
+ */
+function subgroupPass(c: EmitContext, p: ReducePlan, mode: ReduceMode, k: { b: Bindings; u: Uniforms; groups: number; kOff: string; rOff: string; y: string; load: string; init: string }): KernelCall {
+  const { ty } = p;
+  const { kOff, rOff, y, load, init } = k;
+  const body = `${subgroupReductions(ty)}
+
+@compute @workgroup_size(${ty})
+fn main(${entryArgs}${subgroupArgs}) {
+  ${subgroupInit}
+  ${splitFrame(1, 'tileGroups', 'count')}
+  for (var o = wg % u.tileGroups; o < u.tiles; o += u.tileGroups) {
+    var acc = ${init};
+    ${kOff.split('\n').join('\n  ')}
+    for (var r = begin + ty; r < end; r += ${ty}u) {
+      ${rOff.split('\n').join('\n  ')}
+      ${load}
+    }
+    let all = ${mode === 'max' ? 'wgMax' : 'wgSum'}(acc, lid);
+    if (lid == 0u) { ${y}[o * u.splits + split] = all${mode === 'max' ? '' : ' / u.div'}; }
+  }
+}`;
+  const call = kernel(`reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|1x${ty}|sg`, k.b, k.u, body, grid(k.groups * ty, ty, c.limits));
+  return { ...call, code: enableSubgroups + call.code };
 }

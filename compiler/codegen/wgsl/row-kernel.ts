@@ -3,10 +3,12 @@
 // and workgroup-shared reductions (sum, max) that every thread gets the result of. Barriers sit
 // only in uniform control flow: the row loop's bounds depend on the workgroup id and uniforms.
 // Many short rows instead run a thread per row (threadPerRow below): the same body, with the
-// reductions the identity and the loop over the whole row.
+// reductions the identity and the loop over the whole row. With the target's `subgroups`, the
+// workgroup-per-row reductions go through subgroup operations (subgroup-reduce.ts).
 import { numel } from '../../ir/shape.ts';
 import type { Shape } from '../../ir/types.ts';
 import { type EmitContext, grid, type KernelCall } from './emitter.ts';
+import { enableSubgroups, subgroupArgs, subgroupInit, subgroupReductions } from './subgroup-reduce.ts';
 import type { KernelTarget } from './target.ts';
 import { type Bindings, entryArgs, flatGroup, kernel, type Uniforms } from './wgsl-kernel.ts';
 
@@ -95,19 +97,22 @@ export function rowKernel(
   const wg = rowThreads(shape.n);
   const groups = Math.max(1, Math.min(shape.rows, rowMaxGroups));
   u.u32('rows', shape.rows).u32('n', shape.n).u32('groups', groups);
-  const code = `${reductions(wg)}
+  // With subgroups (target.ts), the reductions combine lanes in registers first (subgroup-reduce.ts).
+  const sg = c.target.subgroups === true;
+  const code = `${sg ? subgroupReductions(wg) : reductions(wg)}
 ${maxNan}
 
 @compute @workgroup_size(${wg})
-fn main(${entryArgs}) {
-  ${flatGroup}
+fn main(${entryArgs}${sg ? subgroupArgs : ''}) {
+  ${sg ? `${subgroupInit}\n  ` : ''}${flatGroup}
   let t = lid;
   for (var row = wg; row < u.rows; row += u.groups) {
     let base = row * u.n;
     ${body(`for (var j = t; j < u.n; j += ${wg}u)`, (_, stmt) => `for (var j = t; j < u.n; j += ${wg}u) { ${stmt} }`).split('\n').join('\n    ')}
   }
 }`;
-  return kernel(`${key}|wg${wg}`, b, u, code, [groups, 1, 1]);
+  const call = kernel(`${key}|wg${wg}${sg ? '|sg' : ''}`, b, u, code, [groups, 1, 1]);
+  return sg ? { ...call, code: enableSubgroups + call.code } : call;
 }
 
 /**

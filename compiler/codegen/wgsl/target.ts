@@ -62,6 +62,11 @@ export interface KernelTarget {
   readonly half?: HalfStorage;
   /** Matmul tiles measured best on one adapter, by matmulShapeKey; a shape not here gets `matmul` (cli/tune.ts fills it). */
   readonly tuned?: TunedMatmuls;
+  /**
+   * true: cross-thread reductions (row kernels, trailing-axis sums) use WGSL subgroup operations,
+   * and the program needs the adapter feature `subgroups` (subgroup-reduce.ts). Absent: shared memory only.
+   */
+  readonly subgroups?: boolean;
 }
 
 /** Per-shape matmul tiles: matmulShapeKey -> a tile of the target's matmulCandidates. */
@@ -141,6 +146,11 @@ export function targetForAdapter(info: AdapterInfoLike): TargetName {
 
 /** A target by name, or the target itself. */
 export const kernelTarget = (t: TargetName | KernelTarget): KernelTarget => (typeof t === 'string' ? kernelTargets[t] : t);
+
+/** Whether an adapter offers the WGSL subgroup operations (lavapipe does, with 8 lanes; NVIDIA 32). */
+export function subgroupsForAdapter(adapter: { readonly features: { has(feature: string): boolean } }): boolean {
+  return adapter.features.has('subgroups');
+}
 
 /** f16 storage for an adapter: native where it offers `shader-f16`, else packed in u32 words (Dawn's Vulkan adapter on NVIDIA offers none). */
 export function halfForAdapter(adapter: { readonly features: { has(feature: string): boolean } }): HalfStorage {
