@@ -62,7 +62,9 @@ function dims(n: NodeOf<'attention' | 'attentionGrad'>, c: EmitContext): Dims {
   const w = d % 4 === 0 ? 4 : 1;
   // One capacity for every Dh up to minCap (64 on cpu, 128 on gpu), so that few shaders serve every model; powers of two past it.
   const cap = Math.max(minCap, 2 ** Math.ceil(Math.log2(Math.max(1, d)))) / w;
-  const dtypes = new Set([...n.inputs, ...n.outputs].map((v) => c.g.values[v].dtype));
+  // lse (attention's output 1, attentionGrad's input 3) is f32 whatever q's type.
+  const operands = n.op === 'attention' ? [...n.inputs, n.outputs[0]] : [...n.inputs.filter((_, i) => i !== 3), ...n.outputs];
+  const dtypes = new Set(operands.map((v) => c.g.values[v].dtype));
   if (dtypes.size !== 1) throw new LomocError(`${n.op}: operands of one float type expected, got ${[...dtypes].join(' and ')}`, n.loc);
   return { rows: d === 0 ? 0 : numel(shape) / d, t, d, w, cap, half: dtypes.has('f16') ? 'f16' : dtypes.has('bf16') ? 'bf16' : null };
 }
@@ -100,7 +102,7 @@ function kernel(kind: string, operands: readonly Operand[], body: (R: number) =>
     } else bound.push([name, ref, write]);
   }
   // 16-bit operands are declared f16/bf16 (vec4 when E is a vec4) and read as E by f16-storage.ts.
-  const stored = (name: string) => (name === 'stats' ? 'f32' : s.half ? floatStorage(s.half, s.w === 4) : 'E');
+  const stored = (name: string) => (name === 'stats' || name === 'lse' ? 'f32' : s.half ? floatStorage(s.half, s.w === 4) : 'E');
   const decls = bound.map(([name, , write], k) =>
     `@group(0) @binding(${k}) var<storage, ${write ? 'read_write' : 'read'}> ${name}: array<${stored(name)}>;`);
   return {
@@ -183,6 +185,7 @@ function forwardBody(R: number): string {
   }
   ${per(R, (r) => `if (i${r} < u.t) {
     for (var c = 0u; c < u.dw; c++) { y[ro${r} + c] = acc${r}[c] / l${r}; }
+    lse[seq + i${r}] = m${r} + log(l${r});
   }`)}
 }
 `;
@@ -294,13 +297,15 @@ const attention: Emitter<'attention'> = (n, c) => {
   const s = dims(n, c);
   if (s.rows === 0) return [];
   const [q, k, v] = n.inputs.map((x) => c.slot(x).ref);
-  return [kernel('fwd', [['q', q, false], ['k', k, false], ['v', v, false], ['y', c.slot(n.outputs[0]).ref, true]], forwardBody, 2, s, n.attrs, c)];
+  const [y, lse] = n.outputs.map((x) => c.slot(x).ref);
+  return [kernel('fwd', [['q', q, false], ['k', k, false], ['v', v, false], ['y', y, true], ['lse', lse, true]], forwardBody, 2, s, n.attrs, c)];
 };
 
 const attentionGrad: Emitter<'attentionGrad'> = (n, c) => {
   const s = dims(n, c);
   if (s.rows === 0) return [];
-  const [q, k, v, dout] = n.inputs.map((x) => c.slot(x).ref);
+  // This kernel pair finds lse again itself (with D, in one pass): it does not bind input 3.
+  const [q, k, v, , dout] = n.inputs.map((x) => c.slot(x).ref);
   const [dq, dk, dv] = n.outputs.map((x) => c.slot(x).ref);
   const ins: Operand[] = [['q', q, false], ['k', k, false], ['v', v, false], ['dout', dout, false]];
   const stats = c.scratch(0);
