@@ -22,7 +22,8 @@
 import { LomocError } from '../../diagnostics.ts';
 import { numel } from '../../ir/shape.ts';
 import type { NodeOf } from '../../ir/types.ts';
-import type { BufferRef } from '../../../contract/program.ts';
+import { bindOnce, type Operand } from './bind-once.ts';
+import { flashAttention, flashAttentionGrad, flashScratchBytes, usesFlash } from './emit-flash-attention.ts';
 import { floatStorage } from './f16-storage.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall, type ScratchRule } from './emitter.ts';
 
@@ -79,9 +80,6 @@ function rowsPerThread(s: Dims, arrays: number, maxRows: number): number {
   return R;
 }
 
-/** A kernel's storage operands in binding order: WGSL name, value or buffer, written. */
-type Operand = readonly [name: string, ref: BufferRef, write: boolean];
-
 /**
  * The kernel: each operand bound once (an input in the same storage as an earlier one reads the
  * earlier binding: WebGPU forbids overlapping bindings when any is writable, and the runtime
@@ -91,16 +89,7 @@ type Operand = readonly [name: string, ref: BufferRef, write: boolean];
 function kernel(kind: string, operands: readonly Operand[], body: (R: number) => string, arrays: number, s: Dims, a: { scale: number; causal: boolean }, c: EmitContext): KernelCall {
   const { workgroup: WG, maxRows } = c.target.attention;
   const R = rowsPerThread(s, arrays, maxRows);
-  const bound: Operand[] = [];
-  const alias: string[] = [];
-  let code = body(R);
-  for (const [name, ref, write] of operands) {
-    const same = bound.find(([, r]) => r.arena === ref.arena && r.offset === ref.offset);
-    if (same && !write && !same[2]) {
-      alias.push(`${name}=${same[0]}`);
-      code = code.replace(new RegExp(`\\b${name}\\[`, 'g'), `${same[0]}[`);
-    } else bound.push([name, ref, write]);
-  }
+  const { bound, alias, code } = bindOnce(operands, body(R));
   // 16-bit operands are declared f16/bf16 (vec4 when E is a vec4) and read as E by f16-storage.ts.
   const stored = (name: string) => (name === 'stats' || name === 'lse' ? 'f32' : s.half ? floatStorage(s.half, s.w === 4) : 'E');
   const decls = bound.map(([name, , write], k) =>
@@ -296,6 +285,7 @@ function dkvBody(R: number): string {
 const attention: Emitter<'attention'> = (n, c) => {
   const s = dims(n, c);
   if (s.rows === 0) return [];
+  if (usesFlash(c.target, s.d)) return flashAttention(n, c);
   const [q, k, v] = n.inputs.map((x) => c.slot(x).ref);
   const [y, lse] = n.outputs.map((x) => c.slot(x).ref);
   return [kernel('fwd', [['q', q, false], ['k', k, false], ['v', v, false], ['y', y, true], ['lse', lse, true]], forwardBody, 2, s, n.attrs, c)];
@@ -304,6 +294,7 @@ const attention: Emitter<'attention'> = (n, c) => {
 const attentionGrad: Emitter<'attentionGrad'> = (n, c) => {
   const s = dims(n, c);
   if (s.rows === 0) return [];
+  if (usesFlash(c.target, s.d)) return flashAttentionGrad(n, c);
   // This kernel pair finds lse again itself (with D, in one pass): it does not bind input 3.
   const [q, k, v, , dout] = n.inputs.map((x) => c.slot(x).ref);
   const [dq, dk, dv] = n.outputs.map((x) => c.slot(x).ref);
@@ -317,10 +308,11 @@ const attentionGrad: Emitter<'attentionGrad'> = (n, c) => {
 
 export const attentionEmitters = { attention, attentionGrad } satisfies { readonly [O in 'attention' | 'attentionGrad']: Emitter<O> };
 
-/** attentionGrad: (lse, D) per query row, f32. */
-const attentionGradScratch: ScratchRule<'attentionGrad'> = (n, g) => {
+/** attentionGrad: (lse, D) per query row, f32; the flash kernels keep D only. */
+const attentionGradScratch: ScratchRule<'attentionGrad'> = (n, g, target) => {
   const shape = g.values[n.inputs[0]].shape;
   const d = shape[shape.length - 1];
+  if (usesFlash(target, d)) return [flashScratchBytes(numel(shape) / d)];
   return [d === 0 ? 4 : (numel(shape) / d) * 8];
 };
 
