@@ -15,6 +15,7 @@
 // Baked: BR, BC, the private rows' capacity and the load width (vec4f when Dh % 4 == 0); T, Dh,
 // the scale and the causal flag are uniforms (baking Dh makes lavapipe unroll and JIT for tens
 // of seconds: emit-attention.ts). Rows past T compute on clamped rows and store nothing.
+import { CompilerBug } from '../../diagnostics.ts';
 import { numel } from '../../ir/shape.ts';
 import type { NodeOf } from '../../ir/types.ts';
 import { bindOnce, type Operand } from './bind-once.ts';
@@ -67,13 +68,20 @@ const loadRow = (name: string, from: string, f = '') => `var ${name}: array<E, M
   for (var c = 0u; c < u.dw; c++) { ${name}[c] = ${from}[ro + c]${f}; }`;
 /** Causal: keys past the block's last row are masked for all its rows; `last`: this row's last key. */
 const keyRange = `let keys = select(u.t, min(lo + BR, u.t), u.causal != 0u);
-  let last = select(u.t - 1u, i, u.causal != 0u);`;
+  let last = vec4u(select(u.t - 1u, i, u.causal != 0u));`;
+const four = [0, 1, 2, 3];
+/** Staged rows j..j+3 of tile `tile` at element c, as `as`0..3 (tiles hold BC rows, BC a multiple of 4). */
+const rows4 = (tile: string, as: string, j: string) => four.map((x) => `let ${as}${x} = ${tile}[(${j} + ${x}u) * MAXD + c];`).join(' ');
+const dot4 = (mine: string, as: string) => `vec4f(${four.map((x) => `dotE(${mine}[c], ${as}${x})`).join(', ')})`;
+const axpy4 = (w: string, as: string) => four.map((x) => `${w}.${'xyzw'[x]} * ${as}${x}`).join(' + ');
 
+// Rows are taken four at a time (vec4 scores): the row kernels' measured shape, a quarter of the
+// loop overhead and four independent dot products per element loaded.
 const forwardBody = `  ${loadRow('qs', 'q', ' * u.scale')}
   var acc: array<E, MAXD>;
   var m = NEG;  // running max of the scores
   var l = 0.0;  // running sum of exp(score - m)
-  var sc: array<f32, BC>;
+  var sc: array<vec4f, BC / 4u>;
   ${keyRange}
   for (var j0 = 0u; j0 < keys; j0 += BC) {
     workgroupBarrier();  // the previous tile is consumed
@@ -81,12 +89,15 @@ const forwardBody = `  ${loadRow('qs', 'q', ' * u.scale')}
     workgroupBarrier();
     let n = min(BC, keys - j0);
     var top = m;
-    for (var j = 0u; j < n; j++) {
-      var s = 0.0;
-      for (var c = 0u; c < u.dw; c++) { s += dotE(qs[c], kt[j * MAXD + c]); }
-      s = select(s, NEG, j0 + j > last);
-      sc[j] = s;
-      top = max(top, s);
+    for (var j = 0u; j < n; j += 4u) {
+      var s = vec4f();
+      for (var c = 0u; c < u.dw; c++) {
+        ${rows4('kt', 'k', 'j')}
+        s += ${dot4('qs', 'k')};
+      }
+      s = select(s, vec4f(NEG), vec4u(j0 + j) + vec4u(0u, 1u, 2u, 3u) > last);
+      sc[j / 4u] = s;
+      top = max(top, max(max(s.x, s.y), max(s.z, s.w)));
     }
     if (top > m) {  // once per tile: tile 0 holds key 0, so m is a real score from then on
       let a = exp(m - top);
@@ -94,10 +105,13 @@ const forwardBody = `  ${loadRow('qs', 'q', ' * u.scale')}
       for (var c = 0u; c < u.dw; c++) { acc[c] *= a; }
       m = top;
     }
-    for (var j = 0u; j < n; j++) {
-      let p = exp(sc[j] - m);  // masked: exp(NEG - m) = 0
-      l += p;
-      for (var c = 0u; c < u.dw; c++) { acc[c] += p * vt[j * MAXD + c]; }
+    for (var j = 0u; j < n; j += 4u) {
+      let p = exp(sc[j / 4u] - vec4f(m));  // masked: exp(NEG - m) = 0
+      l += p.x + p.y + p.z + p.w;
+      for (var c = 0u; c < u.dw; c++) {
+        ${rows4('vt', 'v', 'j')}
+        acc[c] += ${axpy4('p', 'v')};
+      }
     }
   }
   if (i < u.t) {
@@ -110,26 +124,30 @@ const dqBody = `  ${loadRow('qs', 'q', ' * u.scale')}
   var pdk: array<E, MAXD>;  // sum_j p dp k_j
   var pk: array<E, MAXD>;   // sum_j p k_j
   var dd = 0.0;             // D = sum_j p dp
-  let li = lse[seq + min(i, u.t - 1u)];
+  let li = vec4f(lse[seq + min(i, u.t - 1u)]);
   ${keyRange}
   for (var j0 = 0u; j0 < keys; j0 += BC) {
     workgroupBarrier();
     ${stage([['k', 'kt'], ['v', 'vt']], 'j0')}
     workgroupBarrier();
     let n = min(BC, keys - j0);
-    for (var j = 0u; j < n; j++) {
-      var s = 0.0;
-      var dp = 0.0;
+    for (var j = 0u; j < n; j += 4u) {
+      var s = vec4f();
+      var dp = vec4f();
       for (var c = 0u; c < u.dw; c++) {
-        s += dotE(qs[c], kt[j * MAXD + c]);
-        dp += dotE(gs[c], vt[j * MAXD + c]);
+        ${rows4('kt', 'k', 'j')}
+        ${rows4('vt', 'v', 'j')}
+        s += ${dot4('qs', 'k')};
+        dp += ${dot4('gs', 'v')};
       }
-      let p = select(exp(s - li), 0.0, j0 + j > last);
-      dd += p * dp;
+      // masked (or past the tile's rows): 0, whatever exp gave
+      let p = select(exp(s - li), vec4f(), vec4u(j0 + j) + vec4u(0u, 1u, 2u, 3u) > last);
+      dd += dot(p, dp);
+      let pdp = p * dp;
       for (var c = 0u; c < u.dw; c++) {
-        let kc = kt[j * MAXD + c];
-        pdk[c] += (p * dp) * kc;
-        pk[c] += p * kc;
+        ${rows4('kt', 'k', 'j')}
+        pdk[c] += ${axpy4('pdp', 'k')};
+        pk[c] += ${axpy4('p', 'k')};
       }
     }
   }
@@ -154,18 +172,24 @@ const dkvBody = `  ${loadRow('kr', 'k', ' * u.scale')}
     }
     workgroupBarrier();
     let n = min(BC, u.t - x0);
-    for (var x = 0u; x < n; x++) {
-      var s = 0.0;
-      var dp = 0.0;
+    for (var x = 0u; x < n; x += 4u) {
+      var s = vec4f();
+      var dp = vec4f();
       for (var c = 0u; c < u.dw; c++) {
-        s += dotE(kr[c], qt[x * MAXD + c]);
-        dp += dotE(vr[c], gt[x * MAXD + c]);
+        ${rows4('qt', 'q', 'x')}
+        ${rows4('gt', 'g', 'x')}
+        s += ${dot4('kr', 'q')};
+        dp += ${dot4('vr', 'g')};
       }
-      let p = select(exp(s - lt[x]), 0.0, u.causal != 0u && x0 + x < i);
-      let ds = p * (dp - dt[x]);
+      let rows = vec4u(x0 + x) + vec4u(0u, 1u, 2u, 3u);
+      let masked = (rows >= vec4u(u.t)) | (vec4<bool>(u.causal != 0u) & (rows < vec4u(i)));
+      let p = select(exp(s - vec4f(lt[x], lt[x + 1u], lt[x + 2u], lt[x + 3u])), vec4f(), masked);
+      let ds = p * (dp - vec4f(dt[x], dt[x + 1u], dt[x + 2u], dt[x + 3u]));
       for (var c = 0u; c < u.dw; c++) {
-        av[c] += p * gt[x * MAXD + c];
-        ak[c] += ds * qt[x * MAXD + c];
+        ${rows4('qt', 'q', 'x')}
+        ${rows4('gt', 'g', 'x')}
+        av[c] += ${axpy4('p', 'g')};
+        ak[c] += ${axpy4('ds', 'q')};
       }
     }
   }
@@ -186,6 +210,7 @@ interface Kernel {
 
 function kernel(k: Kernel, operands: readonly Operand[], s: Shape, a: { scale: number; causal: boolean }, c: EmitContext): KernelCall {
   const bc = tileRows(s, k.tiles.length, k.rowStats.length, c);
+  if (bc < 4) throw new CompilerBug(`flash attention: tiles of ${bc} rows at head dim ${s.d} (four at a time needs 4): maxHeadDim is too large for ${c.limits.maxWorkgroupStorageBytes} bytes of workgroup storage`);
   const { bound, alias, code } = bindOnce(operands, k.body);
   // 16-bit operands are declared f16/bf16 (vec4 when E is a vec4) and read as E by f16-storage.ts.
   const stored = (name: string) => (name === 'lse' || name === 'drow' ? 'f32' : s.half ? floatStorage(s.half, s.w === 4) : 'E');
