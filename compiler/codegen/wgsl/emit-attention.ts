@@ -1,6 +1,8 @@
 // Fused scaled dot-product attention and its gradient. Nothing T x T is ever stored: the forward
-// pass is an online softmax over the keys; the backward pass recomputes the probabilities from
-// q, k and two numbers per query row (log-sum-exp and D = sum_j p_ij dp_ij) kept in scratch.
+// pass is an online softmax over the keys (writing y and each row's log-sum-exp, the op's lse);
+// the backward pass recomputes the probabilities from q, k and two numbers per query row
+// (log-sum-exp and D = sum_j p_ij dp_ij), found again and kept in scratch. These are the row
+// kernels: the cpu target's, and the gpu target's past its flash head dims (emit-flash-attention.ts).
 //
 // A thread takes up to R rows (query rows; key rows for dk and dv), each with its q (or k and v)
 // row and its accumulators in private arrays; no workgroup memory and no barriers. A workgroup
@@ -34,9 +36,9 @@ import { type EmitContext, type Emitter, f32bits, grid, type KernelCall, type Sc
  * serves all of its rows, so loads (gathers on lavapipe) per multiply-add drop R-fold. Measured on
  * lavapipe (B=8, H=4, T=128, Dh=32, causal; machine shared, best of 40): WG=64, R=1 fwd 22 ms and
  * dq+dkv 141-178 ms; WG=8, R=4 fwd 8 ms and dq+dkv 66-72 ms; R=8 ties R=4 with twice the code to
- * compile; WG=16 and 32 (R=4) were slower. On the gpu target WG = 64, R = 1 (as before that
- * tuning): 8-thread workgroups fill a quarter of a 32-wide warp, and the step it belonged to ran
- * 10-20% slower on an H200.
+ * compile; WG=16 and 32 (R=4) were slower. On the gpu target (head dims past its flash
+ * kernels') WG = 64, R = 1 (as before that tuning): 8-thread workgroups fill a quarter of a
+ * 32-wide warp, and the step it belonged to ran 10-20% slower on an H200.
  */
 /** Bytes of private rows a thread may keep (below WGSL's 8192-byte cap on a function's variables). */
 const rowBudget = 6144;
