@@ -48,15 +48,12 @@ describe('the plan and the kernel target', () => {
     expect(compileStep(llama, { preset: 'tiny', optimizer: 'lomo', target: 'gpu' }).target.name).toBe('gpu');
   });
 
-  it("the gpu target's flash attention gradient needs half the row kernels' scratch (D, not lse and D), and lomoc plan's target line says the plan depends on the target", async () => {
+  it("today both targets' kernels need the same scratch, so lomoc plan's target line names no difference", async () => {
     const c = compileStep(llama, { preset: 'tiny', optimizer: 'adamw', clipNorm: 1 });
     const [cpu, gpu] = [groupScratch(c.step, c.fusion, kernelTargets.cpu), groupScratch(c.step, c.fusion, kernelTargets.gpu)];
-    const differ = c.fusion.groups.map((_, k) => k).filter((k) => JSON.stringify(gpu(k)) !== JSON.stringify(cpu(k)));
-    expect(differ.map((k) => c.step.nodes[c.fusion.groups[k].nodes[0]].op)).toEqual(['attentionGrad', 'attentionGrad']);
-    for (const k of differ) expect(gpu(k).map((b) => 2 * b)).toEqual(cpu(k));
+    expect(c.fusion.groups.map((_, k) => gpu(k))).toEqual(c.fusion.groups.map((_, k) => cpu(k)));
     const r = await planSteps({ file: 'models/llama.ts', preset: 'tiny', sets: [], optimizers: ['adamw', 'lomo'], step: { target: 'cpu' }, json: false });
-    expect(r.targetNote.differs).toBe(true);
-    expect(r.targetNote.line).toBe("target      planned for the cpu kernel target (--target); the gpu target's kernels need other scratch (--target gpu)");
+    expect(r.targetNote.differs).toBe(false);
     expect(r.rows.map((x) => x.compiled.target.name)).toEqual(['cpu', 'cpu']);
   });
 });
