@@ -25,7 +25,7 @@ import { LomocError } from '../../diagnostics.ts';
 import { numel } from '../../ir/shape.ts';
 import type { NodeOf } from '../../ir/types.ts';
 import { bindOnce, type Operand } from './bind-once.ts';
-import { flashAttention, flashAttentionGrad, flashScratchBytes, usesFlash } from './emit-flash-attention.ts';
+import { flashAttention, flashAttentionGrad, usesFlash } from './emit-flash-attention.ts';
 import { floatStorage } from './f16-storage.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall, type ScratchRule } from './emitter.ts';
 
@@ -310,11 +310,14 @@ const attentionGrad: Emitter<'attentionGrad'> = (n, c) => {
 
 export const attentionEmitters = { attention, attentionGrad } satisfies { readonly [O in 'attention' | 'attentionGrad']: Emitter<O> };
 
-/** attentionGrad: (lse, D) per query row, f32; the flash kernels keep D only. */
-const attentionGradScratch: ScratchRule<'attentionGrad'> = (n, g, target) => {
+/**
+ * attentionGrad: (lse, D) per query row, f32. The flash kernels keep D only, in the first half:
+ * one size on both targets keeps the plan (and `lomoc plan`) the same for either, for 4 bytes a
+ * query row, live during one attention gradient at a time.
+ */
+const attentionGradScratch: ScratchRule<'attentionGrad'> = (n, g) => {
   const shape = g.values[n.inputs[0]].shape;
   const d = shape[shape.length - 1];
-  if (usesFlash(target, d)) return [flashScratchBytes(numel(shape) / d)];
   return [d === 0 ? 4 : (numel(shape) / d) * 8];
 };
 

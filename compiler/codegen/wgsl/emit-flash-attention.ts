@@ -7,7 +7,8 @@
 //   dq:      a workgroup per BR query rows; K and V tiles staged; p = exp(s - lse) straight from
 //            the forward's lse (no max/sum pass); dq = scale * (sum p dp k - D sum p k) with
 //            D = sum_j p dp accumulated in the same pass (D_i = rowsum(dout * y) without y, so
-//            the backward saves nothing but lse); writes D per row into scratch.
+//            the backward saves nothing but lse); writes D per row into scratch (the row
+//            kernels' scratch rule, emit-attention.ts, whose first half it uses).
 //   dkv:     a workgroup per BR key rows; Q, dout, lse and D tiles staged; dk, dv in registers.
 // No atomics (WGSL has none for floats): each output row is one thread's. Causal workgroups skip
 // the tiles every row of theirs masks (keys past the block's last query; queries before its
@@ -25,9 +26,6 @@ import type { KernelTarget } from './target.ts';
 
 /** Whether `target` runs attention with head dim `d` as flash kernels. */
 export const usesFlash = (target: KernelTarget, d: number): boolean => !!target.attention.flash && d > 0 && d <= target.attention.flash.maxHeadDim;
-
-/** Scratch of attentionGrad's flash kernels: D per query row, f32. */
-export const flashScratchBytes = (rows: number): number => Math.max(4, rows * 4);
 
 interface Shape {
   readonly seqs: number;
