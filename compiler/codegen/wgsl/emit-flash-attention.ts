@@ -16,6 +16,11 @@
 // Baked: BR, BC, the private rows' capacity and the load width (vec4f when Dh % 4 == 0); T, Dh,
 // the scale and the causal flag are uniforms (baking Dh makes lavapipe unroll and JIT for tens
 // of seconds: emit-attention.ts). Rows past T compute on clamped rows and store nothing.
+// Measured on lavapipe (bench/attention.ts, causal f32 fwd + bwd, best of 3 alternated, load
+// 12-15 on 2 cores): gpt small [8, 4, 128, 32] flash 263 ms, the gpu target's row kernels 277, the
+// cpu target's 72; [8, 12, 256, 64] 7.8 s, 6.6, 3.1; [1, 12, 1024, 64] 11.6 s, 8.6, 4.8. A software
+// adapter gains nothing from workgroup memory and pays for barriers, so the cpu target (what
+// lavapipe gets) keeps the row kernels; on a real GPU the tiles cut storage reads BR-fold (unmeasured).
 import { CompilerBug } from '../../diagnostics.ts';
 import { numel } from '../../ir/shape.ts';
 import type { NodeOf } from '../../ir/types.ts';
