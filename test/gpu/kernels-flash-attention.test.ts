@@ -102,6 +102,22 @@ describe('flash attention (gpu target)', () => {
     await check({ ...base, t: 67, d: 1, causal: false }, 4);
   }, 600_000);
 
+  it('one tensor as q, k, v and dout is bound once (read through one binding) and gives the reference result', async () => {
+    const g = new TestGraph('self');
+    const x = g.input('x', [2, 70, 12]);
+    const attrs = { scale: 0.3, causal: true };
+    const [y, lse] = g.op('attention', [x, x, x], attrs);
+    const outs = [y, lse, ...g.op('attentionGrad', [x, x, x, lse, x], attrs)];
+    const graph = g.finish(g.input('zero', []));
+    const feeds = { inputs: { x: random([2, 70, 12], 5), zero: { shape: [], data: Float32Array.of(0) } }, params: {} };
+    const fusion = noFusion(graph.nodes.length);
+    const program = lowerStep(graph, planMemory(graph, { fusion, scratch: scratchFor(graph, fusion, kernelTargets.gpu) }), fusion, kernelTargets.gpu);
+    expect(program.dispatches.map((d) => d.shader)).toEqual(['flash.fwd.br64.bc64.w4.cap4.k=q.v=q', 'flash.dq.br64.bc64.w4.cap4.k=q.v=q.dout=q', 'flash.dkv.br64.bc64.w4.cap4.k=q.v=q.dout=q']);
+    const ref = execute(graph, feeds, 'f32');
+    const gpu = await runOnGpu(graph, feeds, outs, undefined, undefined, kernelTargets.gpu);
+    outs.forEach((v, k) => expectWithin(gpu.get(v)!, ref.values[v]!.data, { abs: 1e-5, rel }, `self-attention output ${k}`));
+  });
+
   it('the gpu target emits flash kernels within 8 bindings and 16 KiB of workgroup storage; Dh past 256 keeps the row kernels', () => {
     for (const d of [64, 128, 256, 300]) {
       const { g } = flashGraph({ batch: 1, heads: 1, t: 9, d, causal: true, storage: 'f32', sharp: 1 });
