@@ -97,7 +97,7 @@ describe('split storage (compiler side)', () => {
 
   it('too small a binding names the kernel at its line and the smallest size it works with', () => {
     expect(() => compileProgram(gpt, { preset: 'tiny', optimizer: 'lomo', target: kernelTargets.cpu, maxBinding: 512 })).toThrow(
-      'models/gpt.ts:42:7: error: matmul+add+add: with storage bindings of at most 512 B (--max-binding) this kernel\'s split tensors take 9 bindings, more than 8; the smallest --max-binding it works with is 1024 (1.00 KiB)',
+      'models/gpt.ts:41:26: error: attention: with storage bindings of at most 512 B (--max-binding) this kernel\'s split tensors take 9 bindings, more than 8; the smallest --max-binding it works with is 1024 (1.00 KiB)',
     );
   });
 

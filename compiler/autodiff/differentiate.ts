@@ -7,7 +7,7 @@
 import { CompilerBug } from '../diagnostics.ts';
 import { ancestors } from '../ir/analysis.ts';
 import { GraphBuilder } from '../ir/builder.ts';
-import type { Op } from '../ir/ops.ts';
+import { type Op, statisticOutputs } from '../ir/ops.ts';
 import { isFloat } from '../ir/shape.ts';
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { VjpContext } from './vjp-context.ts';
@@ -19,6 +19,9 @@ function dependsOnParams(g: Graph): Set<ValueId> {
   for (const n of g.nodes) if (n.inputs.some((i) => out.has(i))) for (const o of n.outputs) out.add(o);
   return out;
 }
+
+/** Stands for a statistic's gradient, which no rule reads (an id no value has). */
+const noGradient: ValueId = -1;
 
 export function differentiate(g: Graph): Graph {
   if (g.grads) throw new CompilerBug(`differentiate: graph '${g.name}' already has gradients`);
@@ -48,12 +51,11 @@ export function differentiate(g: Graph): Graph {
     if (dys.every((d) => d === undefined)) continue;
     const rule = vjpRules[n.op] as VjpRule<Op> | null;
     if (!rule) throw new CompilerBug(`differentiate: ${n.op} has no VJP rule (second derivatives are not supported)`);
-    // An output nobody differentiated (one of several) contributes a zero gradient.
-    const filled = dys.map(
-      (d, k) =>
-        d ??
-        b.node('fill', [], { value: 0, shape: g.values[n.outputs[k]].shape, dtype: g.values[n.outputs[k]].dtype }, n.loc, 'backward')[0],
-    );
+    // An output nobody differentiated (one of several) contributes a zero gradient; a statistic
+    // (attention's lse) has no gradient, and its rule reads none.
+    const stats = statisticOutputs[n.op] ?? [];
+    const zero = (k: number) => b.node('fill', [], { value: 0, shape: g.values[n.outputs[k]].shape, dtype: g.values[n.outputs[k]].dtype }, n.loc, 'backward')[0];
+    const filled = dys.map((d, k) => d ?? (stats.includes(k) ? noGradient : zero(k)));
     const fresh = b.values.length;
     const dxs = rule(new VjpContext(b, n.loc), n as never, filled, need);
     n.inputs.forEach((x, k) => {

@@ -137,7 +137,8 @@ export const vjpRules: { readonly [O in Op]: VjpRule<O> | null } = {
     undefined,
   ],
   rope: (c, n, [dy]) => [c.one('rope', [dy], { base: n.attrs.base, inverse: !n.attrs.inverse })],
-  attention: (c, n, [dy]) => c.emit('attentionGrad', [...n.inputs, dy], n.attrs),
+  // dy only: lse (output 1) is a statistic, read by the gradient node and never differentiated.
+  attention: (c, n, [dy]) => c.emit('attentionGrad', [...n.inputs, n.outputs[1], dy], n.attrs),
   crossEntropy: (c, n, [dy]) => [c.one('crossEntropyGrad', [n.inputs[0], n.inputs[1], dy], {}), undefined],
   // dloss only: lse has no consumer but the gradient node, so its incoming gradient is zero.
   linearCrossEntropy: (c, n, [dloss]) => {

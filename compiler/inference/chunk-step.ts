@@ -91,7 +91,8 @@ export function chunkStep(forward: Graph, rows: number, name = `${forward.name}.
       continue;
     }
     const rule = seqRules[n.op] as ((c: SeqContext, n: never, ins: readonly ValueId[], axes: readonly (number | undefined)[]) => { value: ValueId; axis: number | undefined }) | null;
-    if (!rule || n.outputs.length !== 1)
+    // Only a node's first output may be read (attention's lse is for its gradient alone).
+    if (!rule || n.outputs.slice(1).some((o) => reach.has(o)))
       throw new LomocError(`inference: ${n.op} cannot run in a key/value-cache step`, n.loc);
     const r = rule(ctx, n as never, ins, axes);
     map.set(n.outputs[0], r.value);

@@ -58,7 +58,11 @@ export interface OpAttrs extends ElementwiseAttrs {
    * rotated by t * base^(-2i/Dh). `inverse` rotates by the negative angle (its own VJP).
    */
   rope: { readonly base: number; readonly inverse: boolean };
-  /** Scaled dot-product attention (causal when `causal`): q, k, v [..., T, Dh] -> [..., T, Dh]; softmax(q k^T * scale + mask) v. */
+  /**
+   * Scaled dot-product attention (causal when `causal`): q, k, v [..., T, Dh] -> (y [..., T, Dh],
+   * lse f32 [..., T]); y = softmax(q k^T * scale + mask) v, lse each query row's log-sum-exp of its
+   * scaled scores, which the gradient reads (FlashAttention's L), so it needs no max/sum pass.
+   */
   attention: { readonly scale: number; readonly causal: boolean };
   /** logits [..., V], targets i32 [...] -> per-position loss [...] (natural log). */
   crossEntropy: None;
@@ -85,7 +89,7 @@ export interface OpAttrs extends ElementwiseAttrs {
   rmsNormGrad: { readonly eps: number };
   /** (ids, dy) -> dtable [vocab, D]: rows scatter-added. */
   embeddingGrad: { readonly vocab: number };
-  /** (q, k, v, dout) -> (dq, dk, dv); recomputes the probabilities (nothing T x T is saved). */
+  /** (q, k, v, lse, dout) -> (dq, dk, dv); recomputes the probabilities from lse (nothing T x T is saved). */
   attentionGrad: { readonly scale: number; readonly causal: boolean };
   /** (logits, targets, dloss) -> dlogits */
   crossEntropyGrad: None;
@@ -155,11 +159,20 @@ export type Op = keyof OpAttrs;
 
 /** How many values each op produces (1 unless listed). */
 export const outputCount: { readonly [O in Op]?: number } = {
+  attention: 2,
   layerNormGrad: 3,
   rmsNormGrad: 2,
   attentionGrad: 3,
   linearCrossEntropy: 2,
   linearCrossEntropyGrad: 2,
+};
+
+/**
+ * Outputs that are statistics saved for the op's own gradient (never differentiated: only its
+ * backward node reads them), by index: autodiff forms no gradient for them.
+ */
+export const statisticOutputs: { readonly [O in Op]?: readonly number[] } = {
+  attention: [1],
 };
 
 /** The ops OpAttrs declares itself (the elementwise ones are listed by their table). */

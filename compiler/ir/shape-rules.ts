@@ -244,7 +244,7 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     rankAtLeast(ins, 0, 2, 'q');
     mustEqual(ins, 1, ins[0].shape, 'k');
     mustEqual(ins, 2, ins[0].shape, 'v');
-    return [{ shape: ins[0].shape, dtype }];
+    return [{ shape: ins[0].shape, dtype }, { shape: ins[0].shape.slice(0, -1), dtype: 'f32' as DType }];
   },
   crossEntropy: (ins) => {
     arity(ins, 2);
@@ -304,8 +304,10 @@ export const shapeRules: { readonly [O in Op]: Rule<O> } = {
     return [{ shape: [a.vocab, d], dtype: ins[1].dtype }];
   },
   attentionGrad: (ins) => {
-    arity(ins, 4);
-    for (let i = 1; i < 4; i++) mustEqual(ins, i, ins[0].shape, 'every operand');
+    arity(ins, 5);
+    for (const i of [1, 2, 4]) mustEqual(ins, i, ins[0].shape, 'every operand');
+    mustEqual(ins, 3, ins[0].shape.slice(0, -1), 'the log-sum-exp');
+    if (ins[3].dtype !== 'f32') throw new ShapeError(`the log-sum-exp must be an f32 tensor, got ${ins[3].dtype}`, 3);
     return [ins[0], ins[0], ins[0]];
   },
   crossEntropyGrad: (ins) => {

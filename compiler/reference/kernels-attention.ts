@@ -7,7 +7,8 @@ import type { TensorData } from './tensor.ts';
 
 /**
  * Row-softmax of s = q k^T * scale for one [T, Dh] matrix at `off`; causal rows mask j > i.
- * Masked entries get probability exactly 0.
+ * Masked entries get probability exactly 0. `lse` (when given) gets each row's log-sum-exp of
+ * its scaled scores at `row0 + i`.
  */
 function probabilities(
   q: TensorData,
@@ -17,6 +18,7 @@ function probabilities(
   d: number,
   scale: number,
   causal: boolean,
+  lse?: { readonly out: Float64Array; readonly row0: number },
 ): Float64Array {
   const p = new Float64Array(t * t);
   for (let i = 0; i < t; i++) {
@@ -34,6 +36,7 @@ function probabilities(
       sum += p[i * t + j];
     }
     for (let j = 0; j <= last; j++) p[i * t + j] /= sum;
+    if (lse) lse.out[lse.row0 + i] = max + Math.log(sum);
   }
   return p;
 }
@@ -69,9 +72,10 @@ export const attentionKernels = {
     const [q, k, v] = ins.map((x) => x.data);
     const { batch, t, d } = matrices(ins[0].shape);
     const y = new Float64Array(q.length);
+    const lse = new Float64Array(batch * t);
     for (let b = 0; b < batch; b++) {
       const off = b * t * d;
-      const p = probabilities(q, k, off, t, d, attrs.scale, attrs.causal);
+      const p = probabilities(q, k, off, t, d, attrs.scale, attrs.causal, { out: lse, row0: b * t });
       for (let i = 0; i < t; i++)
         for (let c = 0; c < d; c++) {
           let acc = 0;
@@ -79,11 +83,12 @@ export const attentionKernels = {
           y[off + i * d + c] = acc;
         }
     }
-    return [result(out[0], precision, y)];
+    return [result(out[0], precision, y), result(out[1], precision, lse)];
   },
   // dv = p^T dout; dp = dout v^T; ds = p * (dp - rowsum(dp * p)); dq = ds k * scale; dk = ds^T q * scale.
+  // The oracle recomputes p in doubles and does not read the forward's lse (input 3).
   attentionGrad: (ins, attrs, out, precision) => {
-    const [q, k, v, dout] = ins.map((x) => x.data);
+    const [q, k, v, , dout] = ins.map((x) => x.data);
     const { batch, t, d } = matrices(ins[0].shape);
     const [dq, dk, dv] = [0, 1, 2].map(() => new Float64Array(q.length));
     const ds = new Float64Array(t * t);

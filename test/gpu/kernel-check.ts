@@ -66,3 +66,10 @@ export const anyTarget = fc.constantFrom(...bothTargets);
 
 /** Runs per property: each run compiles its pipelines (tens of ms on lavapipe). */
 export const runs = (n = 12) => ({ numRuns: n });
+
+/** attention's lse of q, k, v stored as `dtype` (by the reference): attentionGrad's input 3, consistent with q and k. */
+export function attentionLse(qkv: readonly HostTensor[], attrs: OpAttrs['attention'], dtype: 'f32' | 'f16' | 'bf16' = 'f32'): HostTensor {
+  const { g, outs } = opGraph('attention', qkv, attrs, dtype);
+  const lse = execute(g, { inputs: Object.fromEntries(qkv.map((t, i) => [`x${i}`, t])), params: {} }, 'f32').values[outs[1]]!;
+  return { shape: lse.shape, data: Float32Array.from(lse.data) };
+}

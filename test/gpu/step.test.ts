@@ -85,6 +85,14 @@ describe('the gpu kernel target: a compiled step equals the reference executor a
         expect(run.arenaBytes).toBe(c.plan.peak);
       });
     }
+  // Tiny's seq 8 is one flash tile: at 70, attention spans two 64-row workgroups and three tiles of staged rows, the last short.
+  for (const [name, def] of [['gpt', gpt], ['llama', llama]] as const)
+    it(`${name} tiny at seq 70, lomo (flash attention over several tiles)`, async () => {
+      const c = compileProgram(def, { preset: 'tiny', optimizer: 'lomo', seq: 70, target: 'gpu' });
+      expect(Object.keys(c.program.shaders).filter((k) => k.startsWith('flash.')).length).toBe(3);
+      const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 7 });
+      expect(stepMismatches(run, { rel: toleranceFor('lomo') })).toEqual([]);
+    });
 });
 
 describe("the same steps on Dawn's GLES adapter (compatibility mode)", () => {

@@ -64,6 +64,14 @@ describe('attention', () => {
     expectClose(y.slice(2, 4), [p[0] * 1 + p[1] * 2, p[0] * 10 + p[1] * 20], 1e-15);
     expectClose(y, explicitAttention(q, k, v, 0.5, true).flat(), 1e-15);
   });
+  it('lse: each row\'s log-sum-exp of its scaled, masked scores', () => {
+    const lse = runOp('attention', [flat(q), flat(k), flat(v)], { scale: 0.5, causal: true })[1];
+    expect(lse.shape).toEqual([3]);
+    const lse0 = (row: number[], last: number) => Math.log(k.slice(0, last + 1).reduce((a, kj) => a + Math.exp(0.5 * (row[0] * kj[0] + row[1] * kj[1])), 0));
+    expectClose(lse.data, q.map((row, i) => lse0(row, i)), 1e-15);
+    const full = runOp('attention', [flat(q), flat(k), flat(v)], { scale: 0.5, causal: false })[1];
+    expectClose(full.data, q.map((row) => lse0(row, 2)), 1e-15);
+  });
   it('non-causal, and over leading batch and head axes', () => {
     const full = run1('attention', [flat(q), flat(k), flat(v)], { scale: 0.7, causal: false });
     expectClose(full, explicitAttention(q, k, v, 0.7, false).flat(), 1e-15);
@@ -81,7 +89,8 @@ describe('attention', () => {
       const attrs = { scale: 0.6, causal };
       const loss = (qs: ArrayLike<number>, ks: ArrayLike<number>, vs: ArrayLike<number>) =>
         dot(run1('attention', [t(shape, qs), t(shape, ks), t(shape, vs)], attrs), dout.data);
-      const [dq, dk, dv] = runOp('attentionGrad', [Q, K, V, dout], attrs);
+      const lse = runOp('attention', [Q, K, V], attrs)[1];
+      const [dq, dk, dv] = runOp('attentionGrad', [Q, K, V, lse, dout], attrs);
       expectClose(dq.data, numericGrad((x) => loss(x, K.data, V.data), Q.data), 1e-7);
       expectClose(dk.data, numericGrad((x) => loss(Q.data, x, V.data), K.data), 1e-7);
       expectClose(dv.data, numericGrad((x) => loss(Q.data, K.data, x), V.data), 1e-7);

@@ -65,7 +65,7 @@ export function everyOpGraph(): Graph {
   const q = g.one('rope', [heads(g.one('matmul', [rn, w], { transA: false, transB: false }))], { base: 10000, inverse: false });
   const k = g.one('rope', [heads(g.one('matmul', [rn, w], { transA: false, transB: true }))], { base: 10000, inverse: true });
   const v = heads(ln);
-  const att = g.one('attention', [q, k, v], { scale: 0.5, causal: true });
+  const [att, attLse] = g.op('attention', [q, k, v], { scale: 0.5, causal: true });
   const back = g.one('reshape', [g.one('transpose', [att], { perm: [0, 2, 1, 3] })], { shape: [B, T, D] });
 
   const ge = g.one('gelu', [back], none);
@@ -103,7 +103,7 @@ export function everyOpGraph(): Graph {
     ...g.op('layerNormGrad', [h, gamma, dy], { eps: 1e-5 }),
     ...g.op('rmsNormGrad', [ln, gamma, dy], { eps: 1e-6 }),
     g.one('embeddingGrad', [ids, dy], { vocab: V }),
-    ...g.op('attentionGrad', [q, k, v, heads(dy)], { scale: 0.5, causal: true }),
+    ...g.op('attentionGrad', [q, k, v, attLse, heads(dy)], { scale: 0.5, causal: true }),
     g.one('crossEntropyGrad', [logits, ids, g.one('sum', [dy], { axes: [2], keepDims: false })], none),
     ...g.op('linearCrossEntropyGrad', [hidden, emb, ids, lse, g.one('sum', [dy], { axes: [2], keepDims: false })], { transW: true, chunk: 4 }),
     ...optimizerOps(g, w, g.one('matmul', [g.one('reshape', [dy], { shape: [B * T, D] }), g.one('reshape', [x], { shape: [B * T, D] })], { transA: true, transB: false })),

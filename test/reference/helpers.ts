@@ -14,6 +14,9 @@ export interface OpOptions {
   readonly dtype?: DType;
 }
 
+/** Operands that stay f32 whatever the float inputs' dtype: statistics a gradient op reads. */
+const f32Operands: { readonly [O in Op]?: readonly number[] } = { attentionGrad: [3], linearCrossEntropyGrad: [3] };
+
 /** A graph with one input per operand, named x0, x1, ..., and a single `op` node. */
 export function opGraph<O extends Op>(
   op: O,
@@ -23,7 +26,7 @@ export function opGraph<O extends Op>(
 ): { g: Graph; outs: number[] } {
   const b = new GraphBuilder(`test-${op}`);
   const ids = ins.map((t, i) => {
-    const id = b.value(t.shape, t.data instanceof Int32Array ? 'i32' : dtype, 'input', loc, `x${i}`);
+    const id = b.value(t.shape, t.data instanceof Int32Array ? 'i32' : f32Operands[op]?.includes(i) ? 'f32' : dtype, 'input', loc, `x${i}`);
     b.inputs.push({ name: `x${i}`, value: id, loc });
     return id;
   });

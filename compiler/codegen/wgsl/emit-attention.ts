@@ -1,6 +1,8 @@
 // Fused scaled dot-product attention and its gradient. Nothing T x T is ever stored: the forward
-// pass is an online softmax over the keys; the backward pass recomputes the probabilities from
-// q, k and two numbers per query row (log-sum-exp and D = sum_j p_ij dp_ij) kept in scratch.
+// pass is an online softmax over the keys (writing y and each row's log-sum-exp, the op's lse);
+// the backward pass recomputes the probabilities from q, k and two numbers per query row
+// (log-sum-exp and D = sum_j p_ij dp_ij), found again and kept in scratch. These are the row
+// kernels: the cpu target's, and the gpu target's past its flash head dims (emit-flash-attention.ts).
 //
 // A thread takes up to R rows (query rows; key rows for dk and dv), each with its q (or k and v)
 // row and its accumulators in private arrays; no workgroup memory and no barriers. A workgroup
@@ -23,7 +25,8 @@
 import { LomocError } from '../../diagnostics.ts';
 import { numel } from '../../ir/shape.ts';
 import type { NodeOf } from '../../ir/types.ts';
-import type { BufferRef } from '../../../contract/program.ts';
+import { bindOnce, type Operand } from './bind-once.ts';
+import { flashAttention, flashAttentionGrad, usesFlash } from './emit-flash-attention.ts';
 import { floatStorage } from './f16-storage.ts';
 import { type EmitContext, type Emitter, f32bits, grid, type KernelCall, type ScratchRule } from './emitter.ts';
 
@@ -34,9 +37,9 @@ import { type EmitContext, type Emitter, f32bits, grid, type KernelCall, type Sc
  * serves all of its rows, so loads (gathers on lavapipe) per multiply-add drop R-fold. Measured on
  * lavapipe (B=8, H=4, T=128, Dh=32, causal; machine shared, best of 40): WG=64, R=1 fwd 22 ms and
  * dq+dkv 141-178 ms; WG=8, R=4 fwd 8 ms and dq+dkv 66-72 ms; R=8 ties R=4 with twice the code to
- * compile; WG=16 and 32 (R=4) were slower. On the gpu target WG = 64, R = 1 (as before that
- * tuning): 8-thread workgroups fill a quarter of a 32-wide warp, and the step it belonged to ran
- * 10-20% slower on an H200.
+ * compile; WG=16 and 32 (R=4) were slower. On the gpu target (head dims past its flash
+ * kernels') WG = 64, R = 1 (as before that tuning): 8-thread workgroups fill a quarter of a
+ * 32-wide warp, and the step it belonged to ran 10-20% slower on an H200.
  */
 /** Bytes of private rows a thread may keep (below WGSL's 8192-byte cap on a function's variables). */
 const rowBudget = 6144;
@@ -63,7 +66,9 @@ function dims(n: NodeOf<'attention' | 'attentionGrad'>, c: EmitContext): Dims {
   const w = d % 4 === 0 ? 4 : 1;
   // One capacity for every Dh up to minCap (64 on cpu, 128 on gpu), so that few shaders serve every model; powers of two past it.
   const cap = Math.max(minCap, 2 ** Math.ceil(Math.log2(Math.max(1, d)))) / w;
-  const dtypes = new Set([...n.inputs, ...n.outputs].map((v) => c.g.values[v].dtype));
+  // lse (attention's output 1, attentionGrad's input 3) is f32 whatever q's type.
+  const operands = n.op === 'attention' ? [...n.inputs, n.outputs[0]] : [...n.inputs.filter((_, i) => i !== 3), ...n.outputs];
+  const dtypes = new Set(operands.map((v) => c.g.values[v].dtype));
   if (dtypes.size !== 1) throw new LomocError(`${n.op}: operands of one float type expected, got ${[...dtypes].join(' and ')}`, n.loc);
   return { rows: d === 0 ? 0 : numel(shape) / d, t, d, w, cap, half: dtypes.has('f16') ? 'f16' : dtypes.has('bf16') ? 'bf16' : null };
 }
@@ -78,9 +83,6 @@ function rowsPerThread(s: Dims, arrays: number, maxRows: number): number {
   return R;
 }
 
-/** A kernel's storage operands in binding order: WGSL name, value or buffer, written. */
-type Operand = readonly [name: string, ref: BufferRef, write: boolean];
-
 /**
  * The kernel: each operand bound once (an input in the same storage as an earlier one reads the
  * earlier binding: WebGPU forbids overlapping bindings when any is writable, and the runtime
@@ -90,18 +92,9 @@ type Operand = readonly [name: string, ref: BufferRef, write: boolean];
 function kernel(kind: string, operands: readonly Operand[], body: (R: number) => string, arrays: number, s: Dims, a: { scale: number; causal: boolean }, c: EmitContext): KernelCall {
   const { workgroup: WG, maxRows } = c.target.attention;
   const R = rowsPerThread(s, arrays, maxRows);
-  const bound: Operand[] = [];
-  const alias: string[] = [];
-  let code = body(R);
-  for (const [name, ref, write] of operands) {
-    const same = bound.find(([, r]) => r.arena === ref.arena && r.offset === ref.offset);
-    if (same && !write && !same[2]) {
-      alias.push(`${name}=${same[0]}`);
-      code = code.replace(new RegExp(`\\b${name}\\[`, 'g'), `${same[0]}[`);
-    } else bound.push([name, ref, write]);
-  }
+  const { bound, alias, code } = bindOnce(operands, body(R));
   // 16-bit operands are declared f16/bf16 (vec4 when E is a vec4) and read as E by f16-storage.ts.
-  const stored = (name: string) => (name === 'stats' ? 'f32' : s.half ? floatStorage(s.half, s.w === 4) : 'E');
+  const stored = (name: string) => (name === 'stats' || name === 'lse' ? 'f32' : s.half ? floatStorage(s.half, s.w === 4) : 'E');
   const decls = bound.map(([name, , write], k) =>
     `@group(0) @binding(${k}) var<storage, ${write ? 'read_write' : 'read'}> ${name}: array<${stored(name)}>;`);
   return {
@@ -184,6 +177,7 @@ function forwardBody(R: number): string {
   }
   ${per(R, (r) => `if (i${r} < u.t) {
     for (var c = 0u; c < u.dw; c++) { y[ro${r} + c] = acc${r}[c] / l${r}; }
+    lse[seq + i${r}] = m${r} + log(l${r});
   }`)}
 }
 `;
@@ -294,14 +288,18 @@ function dkvBody(R: number): string {
 const attention: Emitter<'attention'> = (n, c) => {
   const s = dims(n, c);
   if (s.rows === 0) return [];
+  if (usesFlash(c.target, s.d)) return flashAttention(n, c);
   const [q, k, v] = n.inputs.map((x) => c.slot(x).ref);
-  return [kernel('fwd', [['q', q, false], ['k', k, false], ['v', v, false], ['y', c.slot(n.outputs[0]).ref, true]], forwardBody, 2, s, n.attrs, c)];
+  const [y, lse] = n.outputs.map((x) => c.slot(x).ref);
+  return [kernel('fwd', [['q', q, false], ['k', k, false], ['v', v, false], ['y', y, true], ['lse', lse, true]], forwardBody, 2, s, n.attrs, c)];
 };
 
 const attentionGrad: Emitter<'attentionGrad'> = (n, c) => {
   const s = dims(n, c);
   if (s.rows === 0) return [];
-  const [q, k, v, dout] = n.inputs.map((x) => c.slot(x).ref);
+  if (usesFlash(c.target, s.d)) return flashAttentionGrad(n, c);
+  // This kernel pair finds lse again itself (with D, in one pass): it does not bind input 3.
+  const [q, k, v, , dout] = n.inputs.map((x) => c.slot(x).ref);
   const [dq, dk, dv] = n.outputs.map((x) => c.slot(x).ref);
   const ins: Operand[] = [['q', q, false], ['k', k, false], ['v', v, false], ['dout', dout, false]];
   const stats = c.scratch(0);
@@ -313,7 +311,11 @@ const attentionGrad: Emitter<'attentionGrad'> = (n, c) => {
 
 export const attentionEmitters = { attention, attentionGrad } satisfies { readonly [O in 'attention' | 'attentionGrad']: Emitter<O> };
 
-/** attentionGrad: (lse, D) per query row, f32. */
+/**
+ * attentionGrad: (lse, D) per query row, f32. The flash kernels keep D only, in the first half:
+ * one size on both targets keeps the plan (and `lomoc plan`) the same for either, for 4 bytes a
+ * query row, live during one attention gradient at a time.
+ */
 const attentionGradScratch: ScratchRule<'attentionGrad'> = (n, g) => {
   const shape = g.values[n.inputs[0]].shape;
   const d = shape[shape.length - 1];

@@ -50,8 +50,17 @@ export interface KernelTarget {
   readonly matmul: MatmulTile;
   /** Matmuls with few rows (emit-matvec.ts); null: always the tiled kernel. */
   readonly matvec: MatvecShape | null;
-  /** Attention (emit-attention.ts): threads per workgroup, rows per thread at most, private rows' least capacity in floats. */
-  readonly attention: { readonly workgroup: number; readonly maxRows: number; readonly minCap: number };
+  /**
+   * Attention (emit-attention.ts): threads per workgroup, rows per thread at most, private rows'
+   * least capacity in floats; `flash`: FlashAttention-2-style kernels (emit-flash-attention.ts)
+   * with `rows` rows (a thread each) per workgroup, for head dims up to maxHeadDim.
+   */
+  readonly attention: {
+    readonly workgroup: number;
+    readonly maxRows: number;
+    readonly minCap: number;
+    readonly flash?: { readonly rows: number; readonly maxHeadDim: number };
+  };
   /** Row kernels (softmax, norms, cross-entropy): a thread per row for rows of at most maxN elements, at least minRows of them; null: never. */
   readonly threadPerRow: { readonly maxN: number; readonly minRows: number } | null;
   /** Grid-stride maps: at least this many elements per thread (wgsl-map.ts). */
@@ -99,15 +108,16 @@ const cpu: KernelTarget = {
  * A real GPU's: the shapes before db2a08e, and the matmul tile measured best on an H200 at 2048
  * (docs/gpu-check-h200.json, GFLOP/s at 2048): 8 x 8 per invocation on 8 x 8 threads, interleaved,
  * 18.3 TFLOP/s; 4 x 4 on 16 x 16 13.3; the cpu tile (8 x 16 on 8 x 1) 5.2, its 8-thread workgroups
- * filling a quarter of a warp. Attention a row per thread in 64-thread workgroups, rows
- * spread over the SMs; rows always a workgroup each (parallel within a row); maps a thread per
+ * filling a quarter of a warp. Attention flash-style: 64 rows a workgroup, a thread each, with
+ * key/value (or query) tiles in workgroup memory (head dims up to 256: a tile of 8 rows of 256
+ * floats for k and v fills 16 KiB; past it, the row kernels' 64 threads a row each); rows always a workgroup each (parallel within a row); maps a thread per
  * element up to 256 x 256 threads; pass 2 with 32 lanes per output.
  */
 const gpu: KernelTarget = {
   name: 'gpu',
   matmul: { wgX: 8, wgY: 8, tm: 8, tn: 8, layout: 'interleaved' },
   matvec: { maxRows: 4, n: { wgCols: 16, wgK: 16, groups: 1 }, t: { wgCols: 8, wgK: 32, groups: 1 } },
-  attention: { workgroup: 64, maxRows: 1, minCap: 128 },
+  attention: { workgroup: 64, maxRows: 1, minCap: 128, flash: { rows: 64, maxHeadDim: 256 } },
   threadPerRow: null,
   mapMinPerThread: 1,
   shortPartials: 0,
