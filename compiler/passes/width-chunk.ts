@@ -75,57 +75,67 @@ export function findWidthRegions(g: Graph): WidthRegion[] {
     const rows = g.values[seed.inputs[0]].shape.slice(0, -1);
     const width = g.values[seed.outputs[0]].shape.at(-1)!;
     const kinds = new Map<number, Kind>(first.map((i) => [i, 'widen']));
-    const wide = new Set<ValueId>(first.map((i) => g.nodes[i].outputs[0]));
+    const wide = new Set<ValueId>();
     const isWide = (v: ValueId) => wide.has(v);
     const wideShape = (s: Shape) => isRowShape(s, rows) && s.at(-1) === width;
-    for (let changed = true; changed; ) {
-      changed = false;
-      g.nodes.forEach((n, i) => {
-        if (kinds.has(i) || taken.has(i) || !chunkable(n) || n.outputs.length !== 1) return;
+    /** The node index of a matmul outside that makes wide value `x` from narrow rows (dy @ W2^T), if it is one. */
+    const widening = (x: ValueId): number | undefined => {
+      const p = producer.get(x);
+      return p?.op === 'matmul' && !p.attrs.transA && chunkable(p) && !taken.has(p.id) && !kinds.has(p.id) && isParam(p.inputs[1]) &&
+        g.values[p.inputs[1]].shape.length === 2 && !isWide(p.inputs[0]) && isRowShape(g.values[p.inputs[0]].shape, rows) && wideShape(g.values[x].shape) ? p.id : undefined;
+    };
+    // Grow from the seeds' outputs: each new wide value's readers are tried (again).
+    const queue: ValueId[] = [];
+    const makeWide = (v: ValueId) => {
+      if (wide.has(v)) return;
+      wide.add(v);
+      queue.push(v);
+    };
+    for (const i of first) makeWide(g.nodes[i].outputs[0]);
+    while (queue.length) {
+      for (const i of readers[queue.pop()!]) {
+        const n = g.nodes[i];
+        if (kinds.has(i) || taken.has(i) || !chunkable(n) || n.outputs.length !== 1) continue;
         const out = g.values[n.outputs[0]].shape;
-        let kind: Kind | undefined;
-        if (n.op === 'matmul' && !n.attrs.transA && isParam(n.inputs[1]) && g.values[n.inputs[1]].shape.length === 2) {
-          const fed = readers[n.outputs[0]].some((r) => kinds.has(r));
-          if (isWide(n.inputs[0]) && isRowShape(out, rows)) kind = 'narrow';
-          else if (!isWide(n.inputs[0]) && wideShape(out) && isRowShape(g.values[n.inputs[0]].shape, rows) && fed) kind = 'widen';
-        } else if (opTraits[n.op].kind === 'elementwise' && wideShape(out) && n.inputs.some(isWide)) {
-          // A wide operand made outside by a widening matmul (dy @ W2^T) joins with it.
-          const widening = (x: ValueId) => {
-            const p = producer.get(x);
-            const k = p ? g.nodes.indexOf(p) : -1;
-            return p?.op === 'matmul' && !p.attrs.transA && chunkable(p) && !taken.has(k) && isParam(p.inputs[1]) && g.values[p.inputs[1]].shape.length === 2 &&
-              !isWide(p.inputs[0]) && isRowShape(g.values[p.inputs[0]].shape, rows) && wideShape(g.values[x].shape) ? k : undefined;
-          };
+        if (n.op === 'matmul' && !n.attrs.transA && isParam(n.inputs[1]) && g.values[n.inputs[1]].shape.length === 2 && isWide(n.inputs[0]) && isRowShape(out, rows)) {
+          kinds.set(i, 'narrow');
+        } else if (opTraits[n.op].kind === 'elementwise' && wideShape(out)) {
           const fits = n.inputs.every((x) => isWide(x) || widening(x) !== undefined || g.values[x].shape.length === 0 || (isParam(x) && sameShape(g.values[x].shape, [width])));
-          if (fits) {
-            kind = 'elementwise';
-            for (const x of n.inputs) {
-              const k = isWide(x) ? undefined : widening(x);
-              if (k === undefined) continue;
-              kinds.set(k, 'widen');
-              wide.add(x);
-            }
+          if (!fits) continue;
+          for (const x of n.inputs) {
+            const k = isWide(x) ? undefined : widening(x);
+            if (k === undefined) continue;
+            kinds.set(k, 'widen');
+            makeWide(x);
           }
+          kinds.set(i, 'elementwise');
+          makeWide(n.outputs[0]);
         }
-        if (!kind) return;
-        kinds.set(i, kind);
-        if (kind !== 'narrow') wide.add(n.outputs[0]);
-        changed = true;
-      });
+      }
     }
-    // Row reductions over wide values: X^T Y weight gradients and bias sums.
-    g.nodes.forEach((n, i) => {
-      if (!chunkable(n) || kinds.has(i)) return;
+    // Row reductions over wide values: X^T Y weight gradients (through flattening reshapes) and bias sums.
+    const candidates = new Set<number>();
+    for (const v of wide)
+      for (const r of readers[v]) {
+        const n = g.nodes[r];
+        if (n.op === 'sum') candidates.add(r);
+        if (n.op === 'reshape') for (const q of readers[n.outputs[0]]) candidates.add(q);
+      }
+    for (const i of candidates) {
+      const n = g.nodes[i];
+      if (!chunkable(n) || kinds.has(i)) continue;
       if (n.op === 'matmul' && n.attrs.transA && !n.attrs.transB) {
         const src = n.inputs.map((x) => flatSource(g, producer.get(x), rows));
         if (src.every((s) => s !== undefined) && src.filter((s) => isWide(s!)).length === 1) kinds.set(i, 'reduce');
       } else if (n.op === 'sum' && isWide(n.inputs[0]) && !n.attrs.keepDims && n.attrs.axes.join() === rows.map((_, k) => k).join()) {
         kinds.set(i, 'reduce');
       }
-    });
-    const feeders = g.nodes.flatMap((n, i) =>
-      n.op === 'reshape' && readers[n.outputs[0]].length > 0 && readers[n.outputs[0]].every((r) => kinds.get(r) === 'reduce') ? [i] : []);
-    const region = checkRegion(g, readers, { rows, width, kinds, feeders, axes: new Map(), updates: new Map(), norms: new Map() }, wide);
+    }
+    const feeders = [...new Set([...kinds].filter(([, k]) => k === 'reduce').flatMap(([i]) => g.nodes[i].inputs.map((x) => producer.get(x))))]
+      .filter((n): n is Node => n?.op === 'reshape' && readers[n.outputs[0]].every((r) => kinds.get(r) === 'reduce'))
+      .map((n) => n.id)
+      .sort((a, z) => a - z);
+    const region = checkRegion(g, readers, producer, { rows, width, kinds, feeders, axes: new Map(), updates: new Map(), norms: new Map() }, wide);
     for (const i of kinds.keys()) taken.add(i);
     if (region) regions.push(region);
   }
@@ -133,7 +143,7 @@ export function findWidthRegions(g: Graph): WidthRegion[] {
 }
 
 /** The region with its params' axes and updates, or undefined when it cannot be chunked. */
-function checkRegion(g: Graph, readers: readonly number[][], r: WidthRegion, wide: ReadonlySet<ValueId>): WidthRegion | undefined {
+function checkRegion(g: Graph, readers: readonly number[][], producer: ReadonlyMap<ValueId, Node>, r: WidthRegion, wide: ReadonlySet<ValueId>): WidthRegion | undefined {
   const members = new Set([...r.kinds.keys(), ...r.feeders]);
   // Wide values stay inside: every reader is a member.
   for (const v of wide) if (readers[v].some((i) => !members.has(i)) || v === g.loss) return undefined;
@@ -159,7 +169,7 @@ function checkRegion(g: Graph, readers: readonly number[][], r: WidthRegion, wid
       const param = g.params.find((p) => p.name === name)?.value;
       if (param === undefined) return undefined;
       const [s, out] = [g.values[param].shape, g.values[n.outputs[0]].shape];
-      const axis = n.op === 'sum' ? 0 : wide.has(flatSource(g, producerOf(g, n.inputs[0]), r.rows)!) ? 0 : 1;
+      const axis = n.op === 'sum' ? 0 : wide.has(flatSource(g, producer.get(n.inputs[0]), r.rows)!) ? 0 : 1;
       if (!sameShape(s, out) || s[axis] !== r.width || !setAxis(param, axis)) return undefined;
       gradOf.set(param, n.outputs[0]);
     }
@@ -183,10 +193,6 @@ function checkRegion(g: Graph, readers: readonly number[][], r: WidthRegion, wid
   }
   if (updates.size === 0) return undefined;
   return { ...r, axes, updates, norms };
-}
-
-function producerOf(g: Graph, v: ValueId): Node | undefined {
-  return g.nodes.find((n) => n.outputs.includes(v));
 }
 
 /** Runs each region's recompute and backward over `slices` slices of its width; 1: `g` itself. */
@@ -220,6 +226,8 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
   const order = placeLoop(g, members, Math.max(...body, ...region.feeders), loopInputs, loopOutputs);
   if (!order) return g;
 
+  const producer = new Map<ValueId, Node>();
+  for (const m of g.nodes) for (const o of m.outputs) producer.set(o, m);
   const b = new GraphBuilder(g.name, { ...g, nodes: [] });
   const push = (m: Node) => b.nodes.push({ ...m, id: b.nodes.length });
   /** Appends `op`; with `into`, its outputs are those existing values (same types), not new ones. */
@@ -295,7 +303,7 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
           const grad =
             m.op === 'matmul'
               ? emit('matmul', m.inputs.map((x) => {
-                  const src = flatSource(g, producerOf(g, x), rows)!;
+                  const src = flatSource(g, producer.get(x), rows)!;
                   return local.has(src) ? emit('reshape', [local.get(src)!], { shape: [n, f1 - f0] }, m, 'activation')[0] : flatOf(src, m);
                 }), m.attrs as OpAttrs['matmul'], m, 'grad')[0]
               : emit('sum', [local.get(m.inputs[0])!], { axes: rows.map((_, k) => k), keepDims: false }, m, 'grad')[0];
