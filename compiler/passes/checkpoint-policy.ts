@@ -105,6 +105,8 @@ export interface CheckpointOptions {
   readonly optimizer?: string;
   /** Its update can update a window of a param (every state has the param's shape). */
   readonly windows?: boolean;
+  /** Width slices were asked for (not tried by budget=): an FFN that cannot be sliced is an error. */
+  readonly strict?: boolean;
 }
 
 /** Recompute units: the marked blocks, or else runs of about sqrt(n) forward nodes. */
@@ -137,7 +139,7 @@ function choose(g: Graph, segments: readonly Segment[], detail: string, split: F
   const once = recomputeSegments(g, segments);
   const twice = nested > 1 ? recomputeSegments(once, runs(segments, nested)) : once;
   const { chunks, width } = split;
-  const graph = width > 1 ? chunkWidth(twice, width, { inBackward: opts.inBackward ?? false }) : chunkTokens(twice, chunks);
+  const graph = width > 1 ? chunkWidth(twice, width, { inBackward: opts.inBackward ?? false, strict: opts.strict }) : chunkTokens(twice, chunks);
   const text = [detail, ...(nested > 1 ? [`inputs kept every ${nested}`] : []), ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : []),
     ...(width > 1 ? [`FFNs in ${width} width slices`] : [])].join(', ');
   return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks, width };
@@ -167,6 +169,7 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   if ((policy.width ?? 1) > 1 && !opts.windows)
     throw new LomocError(`--checkpoint ...,width=${policy.width}: ${opts.optimizer === undefined ? what : `the ${opts.optimizer} update`} cannot update a window of a weight (its state is not shaped like the weight); use chunks=N instead, or lomo, sgd or adamw`);
   const forced: FfnSplit = { chunks: policy.chunks ?? 1, width: policy.width ?? 1 };
+  if (policy.width !== undefined) opts = { ...opts, strict: true };
   const us = unitsOf(g);
   if (policy.kind === 'blocks') {
     if (!g.blocks?.length)

@@ -21,7 +21,7 @@
 // narrowing matmuls' results (dm, contracted over F) are partial sums added in slice order, so dm,
 // and all that depends on it (the earlier blocks' gradients and updates), differ by reassociation.
 // Cost: O(n) in nodes per region, plus one pass over the graph to place the loop.
-import { CompilerBug } from '../diagnostics.ts';
+import { CompilerBug, LomocError } from '../diagnostics.ts';
 import { GraphBuilder } from '../ir/builder.ts';
 import { opTraits } from '../ir/op-traits.ts';
 import type { Op, OpAttrs, UpdateAttrs } from '../ir/ops.ts';
@@ -196,23 +196,32 @@ function checkRegion(g: Graph, readers: readonly number[][], producer: ReadonlyM
 }
 
 /** Runs each region's recompute and backward over `slices` slices of its width; 1: `g` itself. */
-export function chunkWidth(g: Graph, slices: number, opts: { readonly inBackward: boolean }): Graph {
+/**
+ * `strict` (the user asked for width slices): an FFN that cannot be sliced because a one-pass clip
+ * norm needs its whole weight gradient before an update inside backward is an error, not left whole.
+ */
+export function chunkWidth(g: Graph, slices: number, opts: { readonly inBackward: boolean; readonly strict?: boolean }): Graph {
   if (!Number.isInteger(slices) || slices < 1) throw new CompilerBug(`chunkWidth: slice count ${slices}`);
   if (slices === 1) return g;
   // One region at a time, found again after each rewrite (it renumbers nodes); a rewritten region's
   // gradients are windows, which no longer match a whole param, so it is not found again.
   let out = g;
   for (;;) {
-    const next = findWidthRegions(out).reduce<Graph>((acc, r) => (acc !== out ? acc : rewriteRegion(out, r, slices, opts.inBackward)), out);
+    const next = findWidthRegions(out).reduce<Graph>((acc, r) => (acc !== out ? acc : rewriteRegion(out, r, slices, opts.inBackward, opts.strict ?? false)), out);
     if (next === out) return out;
     out = next;
   }
 }
 
-function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward: boolean): Graph {
+function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward: boolean, strict: boolean): Graph {
   const { rows, width, kinds } = region;
   // A one-pass norm over the whole gradient before an update inside backward: no window is complete early enough.
-  if (inBackward && region.norms.size > 0) return g;
+  if (inBackward && region.norms.size > 0) {
+    if (!strict) return g;
+    const up = g.nodes[[...region.updates.values()][0]];
+    throw new LomocError(
+      `--checkpoint ...,width=${slices}: under --clip-mode previous each update inside backward needs its weight's whole gradient for the norm first, which width slices never make; use --clip-mode exact or chunks=N`, up.loc);
+  }
   const n = numel(rows);
   const body = [...kinds.keys()].sort((a, z) => a - z);
   const updateNodes = new Set(region.updates.values());

@@ -205,6 +205,21 @@ describe('--checkpoint POLICY,width=N', () => {
       new LomocError("--checkpoint ...,width=4: the adalomo update cannot update a window of a weight (its state is not shaped like the weight); use chunks=N instead, or lomo, sgd or adamw"));
   });
 
+  it('lomo with --clip-mode previous is refused (its one-pass norm needs whole gradients before each update); sgd slices its norm', () => {
+    const graph = mlpBlocks({ batch: 2, seq: 3, width: 4, ffn: 9, blocks: 1, act: 'gelu', bias: false });
+    let message = 'no error';
+    try {
+      buildStep(graph, { optimizer: 'lomo', checkpoint: { kind: 'blocks', width: 4 }, clipNorm: 1, clipMode: 'previous' });
+    } catch (e) {
+      expect(e).toBeInstanceOf(LomocError);
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^[^ ]+:\d+:\d+: error: --checkpoint \.\.\.,width=4: under --clip-mode previous each update inside backward needs its weight's whole gradient for the norm first, which width slices never make; use --clip-mode exact or chunks=N$/);
+    const sgd = buildStep(graph, { optimizer: 'sgd', checkpoint: { kind: 'blocks', width: 4 }, clipNorm: 1 });
+    expect(windowUpdates(sgd.step).length).toBe(2 * 4);
+    expect(sgd.step.nodes.filter((n) => n.op === 'sumSquares' && sgd.step.values[n.inputs[0]].shape.includes(9)).length).toBe(0);
+  });
+
   it('LOMO holds no weight gradient wider than one slice: the grads peak falls with the slice count', () => {
     const graph = mlpBlocks({ batch: 4, seq: 16, width: 8, ffn: 256, blocks: 2, act: 'swiglu', bias: false });
     const grads = [1, 2, 4, 8].map((width) => {
