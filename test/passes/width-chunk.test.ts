@@ -14,7 +14,9 @@ import { parseCheckpointPolicy, type CheckpointPolicy } from '../../compiler/pas
 import type { OptimizerName } from '../../compiler/passes/optimizer-step.ts';
 import { initParams } from '../../compiler/reference/init.ts';
 import type { Feeds } from '../../compiler/reference/execute.ts';
+import { optionChecks } from '../../cli/option-checks.ts';
 import { checkpointText } from '../../cli/step-options.ts';
+import { compileStep } from '../../compiler/pipeline.ts';
 import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
 import { bitDifferences, buildStep, plainStep, plannedStep, stepFeeds, type StepResult } from '../support/step.ts';
@@ -197,6 +199,17 @@ describe('--checkpoint POLICY,width=N', () => {
       "error: --checkpoint: expected chunks=N or width=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'width=4' in 'blocks,width=2,width=4'");
     expect(message('blocks,width=0')).toBe(
       "error: --checkpoint: expected chunks=N or width=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'width=0' in 'blocks,width=0'");
+  });
+
+  it('the command line names width in its error, and the step reports its slices', () => {
+    const c = optionChecks('plan');
+    expect(c.checkpoint('blocks,runs=6,width=16')).toEqual({ kind: 'blocks', runs: 6, width: 16 });
+    expect(() => c.checkpoint('blocks,width=x')).toThrow(
+      "error: lomoc plan: option '--checkpoint' expects blocks,runs=K,chunks=N or blocks,runs=K,width=N (runs, and chunks or width) with whole numbers from 1 to 4096, got 'blocks,width=x'");
+    expect(() => c.checkpoint('sqrt,width=0')).toThrow(
+      "error: lomoc plan: option '--checkpoint' expects sqrt,chunks=N or sqrt,width=N with whole numbers from 1 to 4096, got 'sqrt,width=0'");
+    const step = compileStep(llama as ModelDef, { preset: 'tiny', optimizer: 'lomo', checkpoint: { kind: 'blocks', runs: 2, width: 3 } });
+    expect(step.checkpointDetail).toBe('2 blocks, inputs kept every 2, FFNs in 3 width slices');
   });
 
   it('adalomo (factored states) is refused, naming the option and what to use instead', () => {
