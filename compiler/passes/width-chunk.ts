@@ -16,10 +16,12 @@
 // later slices read the param's window-updated value (windows are disjoint, so the same numbers);
 // otherwise the window gradients live until the original update's place, where the window
 // updates run in a chain.
-// Sums: every wide value, each weight gradient window and each update are bit for bit the
-// unchunked ones (a matmul's inner sums over rows or over D do not depend on F); only the
-// narrowing matmuls' results (dm, contracted over F) are partial sums added in slice order, so dm,
-// and all that depends on it (the earlier blocks' gradients and updates), differ by reassociation.
+// A one-pass clip norm after backward (sgd) squares each window and adds them in window order.
+// Sums: given the same dy, every wide value, each weight-gradient window and its update are bit
+// for bit the unchunked ones (a matmul's inner sums run over rows or over D, not over F); only
+// the narrowing matmuls' results (dm, contracted over F) are partial sums added in slice order, so
+// dm and all that depends on it (the earlier blocks' gradients and updates) differ by reassociation
+// (as does sgd's clip-norm factor). With f16 storage each partial sum is stored in f16.
 // Cost: O(n) in nodes per region, plus one pass over the graph to place the loop.
 import { CompilerBug, LomocError } from '../diagnostics.ts';
 import { GraphBuilder } from '../ir/builder.ts';
@@ -195,8 +197,8 @@ function checkRegion(g: Graph, readers: readonly number[][], producer: ReadonlyM
   return { ...r, axes, updates, norms };
 }
 
-/** Runs each region's recompute and backward over `slices` slices of its width; 1: `g` itself. */
 /**
+ * Runs each region's recompute and backward over `slices` slices of its width; 1: `g` itself.
  * `strict` (the user asked for width slices): an FFN that cannot be sliced because a one-pass clip
  * norm needs its whole weight gradient before an update inside backward is an error, not left whole.
  */
