@@ -232,9 +232,14 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
   const skipped = new Set([...made, ...region.feeders.map((i) => g.nodes[i].outputs[0])]);
   const loopInputs = new Set<ValueId>();
   for (const i of members) for (const x of g.nodes[i].inputs) if (!skipped.has(x) && !region.updates.has(x)) loopInputs.add(x);
-  const narrowed = body.filter((i) => kinds.get(i) === 'narrow').map((i) => g.nodes[i].outputs[0]);
+  const narrowing = body.filter((i) => kinds.get(i) === 'narrow');
+  // Two narrowing results added by one node and read nowhere else (dm = dgate W1^T + dup W3^T):
+  // one running sum of both, so one [rows, D] accumulator lives, not two.
+  const combine = combinedBy(g, narrowing.map((i) => g.nodes[i].outputs[0]));
+  if (combine !== undefined) members.add(combine);
+  const narrowed = combine !== undefined ? [g.nodes[combine].outputs[0]] : narrowing.map((i) => g.nodes[i].outputs[0]);
   const loopOutputs = new Set([...narrowed, ...(inBackward ? [...updateNodes].flatMap((i) => g.nodes[i].outputs) : [])]);
-  const order = placeLoop(g, members, Math.max(...body, ...region.feeders), loopInputs, loopOutputs);
+  const order = placeLoop(g, members, Math.max(...body, ...region.feeders, ...(combine === undefined ? [] : [combine])), loopInputs, loopOutputs);
   if (!order) return g;
 
   const producer = new Map<ValueId, Node>();
@@ -288,6 +293,7 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
       return flat.get(x)!;
     };
     const acc = new Map<number, ValueId>();
+    let sum: ValueId | undefined; // the combined running sum
     bounds.forEach(([f0, f1], c) => {
       const last = c === bounds.length - 1;
       const local = new Map<ValueId, ValueId>();
@@ -304,6 +310,10 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
         const kind = kinds.get(i)!;
         if (kind === 'elementwise' || kind === 'widen') {
           local.set(m.outputs[0], emit(m.op, m.inputs.map((x) => arg(x, m)), m.attrs as never, m, m.outputs)[0]);
+        } else if (kind === 'narrow' && combine !== undefined) {
+          const out = g.nodes[combine].outputs;
+          const part = emit('matmul', m.inputs.map((x) => arg(x, m)), m.attrs as OpAttrs['matmul'], m, m.outputs)[0];
+          sum = sum === undefined ? part : emit('add', [sum, part], {}, m, out, last && i === narrowing.at(-1) ? out : undefined)[0];
         } else if (kind === 'narrow') {
           // A partial sum over this slice of F, added to the running sum (the last add makes the original value).
           const into = last ? [m.outputs[0]] : undefined;
@@ -355,6 +365,17 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
   const windowed = new Set(g.params.filter((q) => region.updates.has(q.value)).map((q) => q.name));
   const grads = Object.fromEntries(Object.entries(g.grads ?? {}).filter(([name]) => !windowed.has(name)));
   return { ...g, values: b.values, nodes: b.nodes, grads };
+}
+
+/** The node that adds exactly the two values `vs` and is their only reader, if there is one. */
+function combinedBy(g: Graph, vs: readonly ValueId[]): number | undefined {
+  if (vs.length !== 2 || vs[0] === vs[1]) return undefined;
+  const readers = g.nodes.filter((n) => n.inputs.some((x) => vs.includes(x)));
+  const add = readers[0];
+  if (readers.length !== 1 || add.op !== 'add' || !chunkable(add) || add.inputs.length !== 2 || !vs.every((v) => add.inputs.includes(v))) return undefined;
+  const [a, out] = [g.values[vs[0]], g.values[add.outputs[0]]];
+  if (!sameShape(a.shape, out.shape) || a.dtype !== out.dtype || !sameShape(g.values[vs[1]].shape, out.shape)) return undefined;
+  return add.id;
 }
 
 const inputName = (a: UpdateAttrs, k: number): string => Object.entries(a.inputs).find(([, i]) => i === k)![0];
