@@ -172,6 +172,25 @@ describe('width chunking changes no result beyond the sums over the FFN width (r
   }
 });
 
+describe('width chunking in f16 storage (f32 math)', () => {
+  it('llama tiny: lomo, and sgd with its f32 master copy (a windowed state), within f16 rounding of the unchunked step', () => {
+    const cfg = resolveConfig(llama as ModelDef, 'tiny');
+    const { graph } = traceModel(llama as ModelDef, cfg);
+    const feeds = { ...randomFeeds(graph, 7, { vocab: { tokens: 32, targets: 32 } }), params: initParams(graph, 7, 'f64') };
+    for (const optimizer of ['lomo', 'sgd'] as const) {
+      const master = optimizer === 'sgd';
+      const [chunked, plain] = [3, 1].map((width) => buildStep(graph, { optimizer, dtype: 'f16', master, checkpoint: { kind: 'blocks', width } }));
+      expect(windowUpdates(chunked.step).length).toBe(2 * 3 * 3);
+      if (master) expect(windowUpdates(chunked.step).every((n) => n.op === 'optimizerUpdate' && n.attrs.states.includes('master'))).toBe(true);
+      const a = plannedStep(chunked, stepFeeds(chunked.step, feeds, hyper));
+      const b = plainStep(plain.step, stepFeeds(plain.step, feeds, hyper));
+      expect(Object.is(Math.fround(a.loss), Math.fround(b.loss))).toBe(true);
+      // dm's partial sums are stored in f16 slice by slice: a few f16 ulps (2^-11) of each tensor's scale
+      expect(worstRelative(a, b)).toBeLessThanOrEqual(4e-3);
+    }
+  });
+});
+
 describe('--checkpoint POLICY,width=N', () => {
   it('parses and prints back', () => {
     expect(parseCheckpointPolicy('blocks,runs=6,width=16')).toEqual({ kind: 'blocks', runs: 6, width: 16 });
