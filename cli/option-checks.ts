@@ -43,7 +43,7 @@ export function optionChecks(command: string) {
         const comma = text.indexOf(',');
         const base = comma < 0 ? undefined : text.slice(0, comma);
         if (base === 'blocks' || base === 'sqrt' || base?.startsWith('budget='))
-          throw error(option, `${base === 'blocks' ? 'blocks,runs=K,chunks=N (either or both)' : `${base},chunks=N`} with whole numbers from 1 to ${maxChunks}`, text);
+          throw error(option, `${base === 'blocks' ? 'blocks,runs=K,chunks=N or blocks,runs=K,width=N (runs, and chunks or width)' : `${base},chunks=N or ${base},width=N`} with whole numbers from 1 to ${maxChunks}`, text);
         throw error(option, 'none, blocks, sqrt or budget=SIZE (SIZE like 14GiB)', text);
       }
     },

@@ -67,7 +67,7 @@ type Table = { readonly [K in keyof StepOptionValues]-?: StepOptionEntry<NonNull
  * written in the largest binary unit that holds it exactly, so 15GiB and 16106127360 agree.
  */
 export function checkpointText(p: CheckpointPolicy): string {
-  const chunks = (p.kind === 'blocks' && p.runs !== undefined ? `,runs=${p.runs}` : '') + (p.kind !== 'none' && p.chunks !== undefined ? `,chunks=${p.chunks}` : '');
+  const chunks = (p.kind === 'blocks' && p.runs !== undefined ? `,runs=${p.runs}` : '') + (p.kind !== 'none' && p.chunks !== undefined ? `,chunks=${p.chunks}` : '') + (p.kind !== 'none' && p.width !== undefined ? `,width=${p.width}` : '');
   if (p.kind !== 'budget') return p.kind + chunks;
   for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const)
     if (p.bytes % size === 0) return `budget=${p.bytes / size}${unit}${chunks}`;
@@ -104,7 +104,7 @@ export const stepOptionTable: Table = {
     parse: (t, o, c) => c.integer(t, o, 1, maxSize),
   },
   checkpoint: {
-    option: 'checkpoint', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB, then optionally ,chunks=N: recomputed FFNs over N token chunks (default none)',
+    option: 'checkpoint', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB, then optionally ,chunks=N: recomputed FFNs over N token chunks, or ,width=N: over N slices of their width (default none)',
     parse: (t, o, c) => c.checkpoint(t, o), json: { default: { kind: 'none' } }, show: checkpointText,
   },
   accumulate: {

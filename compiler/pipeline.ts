@@ -4,6 +4,7 @@ import { LomocError, type Diagnostic } from './diagnostics.ts';
 import { resolveConfig, traceModel, type Config, type ModelDef } from './dsl/model.ts';
 import type { Fusion } from './ir/fusion.ts';
 import type { MemoryPlan } from './ir/memory-plan.ts';
+import { sameShape } from './ir/shape.ts';
 import type { Graph } from './ir/types.ts';
 import { verify } from './ir/verify.ts';
 import { applyCheckpointing, type CheckpointPolicy } from './passes/checkpoint-policy.ts';
@@ -175,7 +176,10 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   let choice = { recomputeRatio: 0, detail: 'none' };
   const checkpointed = run('checkpoint', () => {
     // recompute segments in backward instead of keeping them; `budget` plans each candidate
-    const c = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => peakOf(schedule(g, order)), `the ${cfg.optimizer} step`);
+    // width slices update windows of a weight: only rules whose states are shaped like it
+    const windows = optimizer.rule.states.every((st) => sameShape(st.shape([2, 3]), [2, 3]));
+    const c = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => peakOf(schedule(g, order)), `the ${cfg.optimizer} step`,
+      { inBackward: optimizer.inBackward, optimizer: cfg.optimizer, windows });
     choice = c;
     return c.graph;
   });

@@ -76,7 +76,7 @@ export const manifestSchema = z.object({
     /** The hyper-parameters the user set (--opt), by name; the rest (all, when absent) had their descriptor's defaults. */
     hyper: z.record(z.string(), z.number()).optional(),
     dtype: z.enum(['f32', 'f16', 'bf16']),
-    /** The checkpointing policy as the command line writes it (cli/step-options.ts checkpointText): none, blocks, sqrt, budget=14GiB, each but none optionally followed by ,chunks=N (blocks,chunks=4). */
+    /** The checkpointing policy as the command line writes it (cli/step-options.ts checkpointText): none, blocks, sqrt, budget=14GiB, each but none optionally followed by ,chunks=N (blocks,chunks=4) or ,width=N (blocks,runs=6,width=16). */
     checkpoint: z.string(),
     /** What the policy chose, e.g. "2 blocks" or "32 blocks, FFNs in 16 token chunks". Bundles written before it existed have none (their `checkpoint` held this). */
     checkpointDetail: z.string().optional(),

@@ -153,6 +153,19 @@ export interface UpdateAttrs {
    * `format`: the param's dtype, 'f16' (absent: bf16).
    */
   readonly stochastic?: { readonly seed: number; readonly param: number; readonly format?: 'f16' };
+  /**
+   * Update only elements [start, end) along `axis` of the param (and of each param-shaped state):
+   * `g` has the window's shape, p' (and state') is p with that window updated, the rest kept
+   * (passes/width-chunk.ts: a gradient that arrives as disjoint complete windows).
+   */
+  readonly window?: UpdateWindow;
+}
+
+/** A window of a param along one axis. */
+export interface UpdateWindow {
+  readonly axis: number;
+  readonly start: number;
+  readonly end: number;
 }
 
 export type Op = keyof OpAttrs;

@@ -380,11 +380,16 @@ function updateTypes(ins: readonly TensorType[], a: UpdateAttrs): TensorType[] {
   arity(ins, names.length);
   const at = (name: string) => a.inputs[name];
   float(ins, at('p'), 'the param');
-  mustEqual(ins, at('g'), ins[at('p')].shape, 'the gradient');
+  const w = a.window;
+  const ps = ins[at('p')].shape;
+  if (w && !(Number.isInteger(w.axis) && w.axis >= 0 && w.axis < ps.length && Number.isInteger(w.start) && Number.isInteger(w.end) && w.start >= 0 && w.start < w.end && w.end <= ps[w.axis]))
+    throw new ShapeError(`the update window [${w.start}, ${w.end}) on axis ${w.axis} is not within the param's shape [${ps.join(', ')}]`);
+  mustEqual(ins, at('g'), w ? ps.map((d, k) => (k === w.axis ? w.end - w.start : d)) : ps, 'the gradient');
   for (const name of ['lr', 'wd', 'step', 'scale']) if (at(name) !== undefined) mustEqual(ins, at(name), [], 'every step scalar');
   const p = ins[at('p')];
   const shapes = new Map(rule.states.map((s) => [s.name, s.shape(p.shape)]));
   for (const name of a.states) {
+    if (w && !sameShape(shapes.get(name) ?? p.shape, p.shape)) throw new ShapeError(`an update window needs states of the param's shape; '${name}' has its own`);
     mustEqual(ins, at(name), shapes.get(name) ?? p.shape, `optimizer state '${name}'`);
     if (ins[at(name)].dtype !== 'f32') throw new ShapeError(`optimizer state must be f32, got ${ins[at(name)].dtype}`, at(name));
   }

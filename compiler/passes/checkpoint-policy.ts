@@ -12,6 +12,9 @@
 //                 token chunks (passes/token-chunk.ts) before more units are recomputed, since
 //                 chunking recomputes nothing more (coarser runs try only 1 and the best count).
 //   ...,chunks=N  (after blocks, sqrt or budget=SIZE) run each recomputed FFN over N chunks of tokens.
+//   ...,width=N   (instead of chunks=N) run each recomputed FFN over N slices of its hidden width
+//                 (passes/width-chunk.ts): each weight-gradient window is complete and updated at
+//                 once, so no partial sums of weight gradients; budget= tries 16 slices last.
 //   blocks,runs=K recompute every block, keeping a block's input only every K blocks: the run
 //                 between is recomputed first, keeping the blocks' inputs (two-level recursion).
 // Each candidate is judged by the real schedule and plan (`peakOf`), as XLA's rematerialization
@@ -24,39 +27,51 @@ import { byteSize } from '../ir/shape.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { recomputeSegments, type Segment } from './checkpoint.ts';
 import { chunkTokens } from './token-chunk.ts';
+import { chunkWidth } from './width-chunk.ts';
 
-/** `chunks`: token chunks for each recomputed FFN (absent: 1, or budget's choice). */
+/** `chunks`: token chunks for each recomputed FFN, `width`: slices of its width (absent: 1, or budget's choice; never both). */
 export type CheckpointPolicy =
   | { readonly kind: 'none' }
-  | { readonly kind: 'blocks'; readonly chunks?: number; readonly runs?: number }
-  | { readonly kind: 'sqrt'; readonly chunks?: number }
-  | { readonly kind: 'budget'; readonly bytes: number; readonly chunks?: number };
+  | { readonly kind: 'blocks'; readonly chunks?: number; readonly width?: number; readonly runs?: number }
+  | { readonly kind: 'sqrt'; readonly chunks?: number; readonly width?: number }
+  | { readonly kind: 'budget'; readonly bytes: number; readonly chunks?: number; readonly width?: number };
+
+/** How each recomputed FFN is split: over token chunks or over width slices (1 and 1: not at all). */
+export interface FfnSplit {
+  readonly chunks: number;
+  readonly width: number;
+}
 
 /** The chunk counts budget= tries, fewest first. */
 export const budgetChunkCounts: readonly number[] = [1, 2, 4, 8, 16];
+/** The width slice counts budget= tries after the chunk counts (where the optimizer allows windows). */
+export const budgetWidthCounts: readonly number[] = [16];
 
 const units: Readonly<Record<string, number>> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40 };
 
 /** The most token chunks one FFN may be split into. */
 export const maxChunks = 4096;
 
-/** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB), then optionally `,chunks=N`. */
+/** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB), then optionally `,chunks=N` or `,width=N` (and `,runs=K` after blocks). */
 export function parseCheckpointPolicy(text: string): CheckpointPolicy {
   const [head, ...rest] = text.split(',');
   let policy = parseBase(head, text);
+  const both = `--checkpoint: chunks=N and width=N cannot both split the FFNs (over tokens or over the width, not both), got '${text}'`;
   for (const option of rest) {
-    const chunks = /^chunks=([0-9]+)$/.exec(option);
     const runs = /^runs=([0-9]+)$/.exec(option);
     if (runs && policy.kind === 'blocks' && policy.runs === undefined && Number(runs[1]) >= 1 && Number(runs[1]) <= maxChunks) {
       policy = { ...policy, runs: Number(runs[1]) };
       continue;
     }
-    if (!chunks || Number(chunks[1]) < 1 || Number(chunks[1]) > maxChunks || (policy.kind !== 'none' && policy.chunks !== undefined))
+    const split = /^(chunks|width)=([0-9]+)$/.exec(option);
+    const key = split?.[1] as 'chunks' | 'width' | undefined;
+    if (!split || !key || Number(split[2]) < 1 || Number(split[2]) > maxChunks || (policy.kind !== 'none' && policy[key] !== undefined))
       throw new LomocError(
-        `--checkpoint: expected chunks=N${head === 'blocks' ? ' or runs=K' : ''} after the policy (a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
+        `--checkpoint: expected chunks=N or width=N${head === 'blocks' ? ' or runs=K' : ''} after the policy (a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
       );
-    if (policy.kind === 'none') throw new LomocError(`--checkpoint: chunks=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got '${text}'`);
-    policy = { ...policy, chunks: Number(chunks[1]) };
+    if (policy.kind === 'none') throw new LomocError(`--checkpoint: ${key}=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got '${text}'`);
+    if (policy[key === 'chunks' ? 'width' : 'chunks'] !== undefined) throw new LomocError(both);
+    policy = { ...policy, [key]: Number(split[2]) };
   }
   return policy;
 }
@@ -78,6 +93,20 @@ export interface CheckpointChoice {
   readonly detail: string;
   /** Token chunks of each recomputed FFN (1: none). */
   readonly chunks: number;
+  /** Width slices of each recomputed FFN (1: none). */
+  readonly width: number;
+}
+
+/** What the optimizer allows: window updates need states of the param's shape (not AdaLomo's factored ones). */
+export interface CheckpointOptions {
+  /** Updates inside backward (LOMO): a width slice's window updates run in the slice. */
+  readonly inBackward?: boolean;
+  /** The optimizer's name, for errors; absent: width slices are refused. */
+  readonly optimizer?: string;
+  /** Its update can update a window of a param (every state has the param's shape). */
+  readonly windows?: boolean;
+  /** Width slices were asked for (not tried by budget=): an FFN that cannot be sliced is an error. */
+  readonly strict?: boolean;
 }
 
 /** Recompute units: the marked blocks, or else runs of about sqrt(n) forward nodes. */
@@ -106,12 +135,14 @@ function ratio(g: Graph, out: Graph): number {
  * segments, whose run is recomputed first keeping just the segments' inputs (Chen et al. 2016's
  * recursion, two levels): about one more forward, and n/k + k checkpoints live instead of n.
  */
-function choose(g: Graph, segments: readonly Segment[], detail: string, chunks = 1, nested = 1): CheckpointChoice {
+function choose(g: Graph, segments: readonly Segment[], detail: string, split: FfnSplit, opts: CheckpointOptions, nested = 1): CheckpointChoice {
   const once = recomputeSegments(g, segments);
   const twice = nested > 1 ? recomputeSegments(once, runs(segments, nested)) : once;
-  const graph = chunkTokens(twice, chunks);
-  const text = [detail, ...(nested > 1 ? [`inputs kept every ${nested}`] : []), ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : [])].join(', ');
-  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks };
+  const { chunks, width } = split;
+  const graph = width > 1 ? chunkWidth(twice, width, { inBackward: opts.inBackward ?? false, strict: opts.strict }) : chunkTokens(twice, chunks);
+  const text = [detail, ...(nested > 1 ? [`inputs kept every ${nested}`] : []), ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : []),
+    ...(width > 1 ? [`FFNs in ${width} width slices`] : [])].join(', ');
+  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks, width };
 }
 
 /** Bytes each unit stops keeping for backward, per FLOP it recomputes: one pass over the graph for all units. */
@@ -133,28 +164,34 @@ function persistentBytes(g: Graph): number {
 }
 
 /** `what` names the step in errors (e.g. "the adamw step"). */
-export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (g: Graph) => number, what = 'the step'): CheckpointChoice {
-  if (policy.kind === 'none') return { graph: g, segments: [], recomputeRatio: 0, detail: 'none', chunks: 1 };
+export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (g: Graph) => number, what = 'the step', opts: CheckpointOptions = {}): CheckpointChoice {
+  if (policy.kind === 'none') return { graph: g, segments: [], recomputeRatio: 0, detail: 'none', chunks: 1, width: 1 };
+  if ((policy.width ?? 1) > 1 && !opts.windows)
+    throw new LomocError(`--checkpoint ...,width=${policy.width}: ${opts.optimizer === undefined ? what : `the ${opts.optimizer} update`} cannot update a window of a weight (its state is not shaped like the weight); use chunks=N instead, or lomo, sgd or adamw`);
+  const forced: FfnSplit = { chunks: policy.chunks ?? 1, width: policy.width ?? 1 };
+  if (policy.width !== undefined) opts = { ...opts, strict: true };
   const us = unitsOf(g);
   if (policy.kind === 'blocks') {
     if (!g.blocks?.length)
       throw new LomocError(`--checkpoint blocks: model '${g.name}' marks no blocks; mark them with block(name, () => ...) or use --checkpoint sqrt`);
-    return choose(g, us, `${us.length} blocks`, policy.chunks, policy.runs);
+    return choose(g, us, `${us.length} blocks`, forced, opts, policy.runs);
   }
   if (policy.kind === 'sqrt') {
     const size = Math.ceil(Math.sqrt(us.length));
-    return choose(g, runs(us, size), `runs of ${size} of ${us.length} units`, policy.chunks);
+    return choose(g, runs(us, size), `runs of ${size} of ${us.length} units`, forced, opts);
   }
   // A forced chunk count, or the fewest chunks whose plan fits (else the one with the lowest peak).
   // (Not monotonic: under LOMO a chunked FFN holds its weight gradients' partial sums, so 2 chunks
   // can peak above 1 and 16 below it.)
   // Below the params and state alone nothing fits: only 1 and the most chunks are tried, for the message.
   const hopeless = policy.bytes < persistentBytes(g);
-  const defaultCounts = policy.chunks ? [policy.chunks] : hopeless ? [1, budgetChunkCounts.at(-1)!] : budgetChunkCounts;
+  const widths = opts.windows ? budgetWidthCounts.map((width) => ({ chunks: 1, width })) : [];
+  const all: FfnSplit[] = [...budgetChunkCounts.map((chunks) => ({ chunks, width: 1 })), ...widths];
+  const defaultCounts: readonly FfnSplit[] = policy.chunks || policy.width ? [forced] : hopeless ? [all[0], all.at(-1)!] : all;
   const fit = (segments: readonly Segment[], detail: string, counts = defaultCounts, nested = 1): CheckpointChoice & { peak: number } => {
     let best: (CheckpointChoice & { peak: number }) | undefined;
-    for (const chunks of segments.length === 0 ? [1] : counts) {
-      const c = choose(g, segments, detail, chunks, nested);
+    for (const split of segments.length === 0 ? [{ chunks: 1, width: 1 }] : counts) {
+      const c = choose(g, segments, detail, split, opts, nested);
       const peak = peakOf(c.graph);
       if (peak <= policy.bytes) return { ...c, peak };
       if (!best || peak < best.peak) best = { ...c, peak };
@@ -186,13 +223,13 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   const sqrt = Math.ceil(Math.sqrt(us.length));
   // First every unit with its input kept only every sqrt(n) units (two-level recursion).
   if (us.length > 2) {
-    const c = fit(us, `${us.length} units`, [...new Set([1, best.chunks])], sqrt);
+    const c = fit(us, `${us.length} units`, unsplitAnd(best), sqrt);
     if (c.peak <= policy.bytes) return c;
     if (c.peak < best.peak) best = c;
   }
   const sizes = hopeless ? [sqrt] : Array.from({ length: us.length - 1 }, (_, i) => i + 2);
   for (const size of sizes) {
-    const c = fit(runs(us, size), `runs of ${size} of ${us.length} units`, [...new Set([1, best.chunks])]);
+    const c = fit(runs(us, size), `runs of ${size} of ${us.length} units`, unsplitAnd(best));
     if (c.peak <= policy.bytes) return c;
     if (c.peak < best.peak) best = c;
   }
@@ -200,6 +237,9 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
     `--checkpoint budget=${fmtGiB(policy.bytes)}: ${what} cannot fit; the smallest peak lomoc can plan is ${fmtGiB(best.peak)} (${best.detail} recomputed): use --checkpoint budget=${atLeast(best.peak)} or more`,
   );
 }
+
+/** No split, and the split `c` chose (once when it is none). */
+const unsplitAnd = (c: FfnSplit): FfnSplit[] => (c.chunks === 1 && c.width === 1 ? [c] : [{ chunks: 1, width: 1 }, { chunks: c.chunks, width: c.width }]);
 
 const fmtGiB = (b: number): string =>
   b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)}GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)}MiB` : `${(b / 2 ** 10).toFixed(2)}KiB`;

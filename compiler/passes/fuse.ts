@@ -170,7 +170,7 @@ export function fuse(g: Graph, opts: FuseOptions): Fusion {
 
   const matmulUpdateAt = (i: number): boolean => {
     const [mm, up] = [g.nodes[i], g.nodes[i + 1]];
-    if (mm?.op !== 'matmul' || up?.op !== 'optimizerUpdate' || up.attrs.states.length) return false;
+    if (mm?.op !== 'matmul' || up?.op !== 'optimizerUpdate' || up.attrs.states.length || up.attrs.window) return false;
     const grad = mm.outputs[0];
     const [param, gradIn] = [updateInput(up.attrs, up.inputs, 'p')!, updateInput(up.attrs, up.inputs, 'g')];
     // The kernel writes the param in place while it runs: the matmul must not read it.

@@ -3,7 +3,8 @@
 // path compression).
 //   - An update writes the param's new value over the old one, and a state update its state
 //     (in place: the schedule guarantees nothing reads the old value afterwards).
-//   - A key/value cache write writes into the cache (inference programs).
+//   - A key/value cache write writes into the cache (inference programs); a window update
+//     (width chunks) into its param and states.
 //   - A reshape is a view of its input unless the input outlives the step (a view of a param
 //     would see the in-place update).
 //   - A tied param's partial gradient sum accumulates in place.
@@ -49,6 +50,12 @@ export function lifetimes(
     if (n.op === 'reshape' && !persistent.has(find(n.inputs[0]))) join(n.outputs[0], n.inputs[0]);
     // A key/value cache write is in place: the inference rewrite reads the old cache nowhere after.
     if (n.op === 'cacheWrite') join(n.outputs[0], n.inputs[0]);
+    // A window update writes its window of the param (and states) in place; the chain's last value is the update.
+    if (n.op === 'optimizerUpdate' && n.attrs.window) {
+      const a = n.attrs;
+      join(n.outputs[0], n.inputs[a.inputs.p]);
+      a.states.forEach((s, k) => join(n.outputs[k + 1], n.inputs[a.inputs[s]]));
+    }
     // A partial gradient sum accumulates in place (grad += contribution) when the old sum, and
     // every view of it, dies here.
     const [acc, part] = n.inputs;

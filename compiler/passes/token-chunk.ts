@@ -225,7 +225,7 @@ function rewriteRegion(g: Graph, region: ChunkRegion, chunks: number): Graph {
 }
 
 /** The row value [...rows, k] that `p` (a reshape to [rows, k]) flattens, if it is one. */
-function flatSource(g: Graph, p: Node | undefined, rows: Shape): ValueId | undefined {
+export function flatSource(g: Graph, p: Node | undefined, rows: Shape): ValueId | undefined {
   if (!p || p.op !== 'reshape' || !chunkable(p)) return undefined;
   const [src, out] = [g.values[p.inputs[0]].shape, g.values[p.outputs[0]].shape];
   return isRowShape(src, rows) && out.length === 2 && out[0] === numel(rows) && out[1] === src.at(-1) ? p.inputs[0] : undefined;
@@ -235,7 +235,7 @@ function flatSource(g: Graph, p: Node | undefined, rows: Shape): ValueId | undef
  * The graph's nodes with the members replaced by one 'loop' item at `at`; a non-member that reads
  * a loop output before `at` waits until the loop. Undefined when the loop reads what such a node makes.
  */
-function placeLoop(g: Graph, members: ReadonlySet<number>, at: number, ins: ReadonlySet<ValueId>, outs: ReadonlySet<ValueId>): (Node | 'loop')[] | undefined {
+export function placeLoop(g: Graph, members: ReadonlySet<number>, at: number, ins: ReadonlySet<ValueId>, outs: ReadonlySet<ValueId>): (Node | 'loop')[] | undefined {
   const order: (Node | 'loop')[] = [];
   const waiting: Node[] = [];
   const late = new Set<ValueId>(); // values of nodes that wait

@@ -3,7 +3,7 @@
 // `reference`) and rounded once when stored.
 import { fromBf16bits } from '../../contract/bf16.ts';
 import { bf16StochasticBits, f16StochasticValue, roundingBits } from '../../contract/stochastic-round.ts';
-import type { ClipFactorAttrs, UpdateAttrs } from '../ir/ops.ts';
+import type { ClipFactorAttrs, UpdateAttrs, UpdateWindow } from '../ir/ops.ts';
 import { updateRule } from '../optimizers/table.ts';
 import { updateInput } from '../optimizers/update-layout.ts';
 import type { Kernel } from './kernel.ts';
@@ -14,12 +14,20 @@ import { result } from './kernel.ts';
  * computes it), then to a bf16 (f16) neighbour by roundingBits(seed, step, param, element); the
  * executor's own 16-bit store then keeps it exactly. Otherwise the executor rounds to nearest.
  */
-function stored(w: ArrayLike<number>, n: number, a: UpdateAttrs, step: { data: ArrayLike<number> } | undefined): ArrayLike<number> {
+function stored(w: ArrayLike<number>, n: number, a: UpdateAttrs, step: { data: ArrayLike<number> } | undefined, index: (i: number) => number): ArrayLike<number> {
   const s = a.stochastic;
   if (s === undefined) return w;
   const t = step!.data[0] >>> 0;
   const round = s.format === 'f16' ? f16StochasticValue : (x: number, r: number) => fromBf16bits(bf16StochasticBits(x, r));
-  return Float64Array.from({ length: n }, (_, i) => round(w[i], roundingBits(s.seed, t, s.param, i)));
+  return Float64Array.from({ length: n }, (_, i) => round(w[i], roundingBits(s.seed, t, s.param, index(i))));
+}
+
+/** The param's element index of each element of `window` (all of them when there is none). */
+function windowIndex(shape: readonly number[], window: UpdateWindow | undefined): (i: number) => number {
+  if (!window) return (i) => i;
+  const inner = shape.slice(window.axis + 1).reduce((x, y) => x * y, 1);
+  const [width, whole] = [(window.end - window.start) * inner, shape[window.axis] * inner];
+  return (i) => Math.floor(i / width) * whole + window.start * inner + (i % width);
 }
 
 /** ClipFactorAttrs's formula in doubles, from the node's scalar inputs in order. */
@@ -46,18 +54,27 @@ const optimizerUpdate: Kernel<'optimizerUpdate'> = (ins, a, out, precision) => {
     const v = x * scale;
     return cv === null ? v : Math.min(cv, Math.max(-cv, v));
   });
+  // A window update runs the rule on the window's elements of the param and its states only.
+  const index = windowIndex(p.shape, a.window);
+  const part = (data: ArrayLike<number>) => Float64Array.from({ length: u.length }, (_, i) => data[index(i)]);
   const next = rule.reference({
-    w: Float64Array.from((a.master ? named('master')! : p).data),
+    w: part((a.master ? named('master')! : p).data),
     u,
-    paramShape: p.shape,
+    paramShape: a.window ? g.shape : p.shape,
     lr: named('lr')!.data[0],
     weightDecay: named('wd')!.data[0],
     step: rule.usesStep ? named('step')!.data[0] : 0,
     hyper: a.hyper,
-    states: Object.fromEntries(rule.states.map((s) => [s.name, Float64Array.from(named(s.name)!.data)])),
+    states: Object.fromEntries(rule.states.map((s) => [s.name, part(named(s.name)!.data)])),
   });
-  const values = [stored(next.w, p.data.length, a, named('step')), ...a.states.map((s) => (s === 'master' ? next.w : next.states[s]))];
-  return out.map((t, k) => result(t, precision, values[k]));
+  const values = [stored(next.w, u.length, a, named('step'), index), ...a.states.map((s) => (s === 'master' ? next.w : next.states[s]))];
+  const whole = (k: number, v: ArrayLike<number>): ArrayLike<number> => {
+    if (!a.window) return v;
+    const all = Float64Array.from((k === 0 ? p : named(a.states[k - 1])!).data);
+    for (let i = 0; i < v.length; i++) all[index(i)] = v[i];
+    return all;
+  };
+  return out.map((t, k) => result(t, precision, whole(k, values[k])));
 };
 
 export const optimizerKernels = {

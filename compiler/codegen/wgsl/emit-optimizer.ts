@@ -134,7 +134,11 @@ function updateCalls(n: UpdateNode, c: EmitContext, range?: ElementRange): Kerne
   const [p, g, lr, wd, step, scale] = (['p', 'g', 'lr', 'wd', 'step', 'scale'] as const).map(named);
   const states = a.states.map((s) => named(s)!);
   const [pNew, ...statesNew] = n.outputs;
-  const count = range ? range.to - range.from : numel(c.g.values[p!].shape);
+  // A window update (width chunks) runs a thread per gradient element; element i of the window is
+  // element pi of the param and of each state: (i / width) * whole + start * inner + i % width.
+  const win = a.window;
+  if (win && range) throw new LomocError(`${n.op}: a window update of a param split over several bindings is not supported; use fewer width slices or a larger --max-binding`, n.loc);
+  const count = range ? range.to - range.from : numel(c.g.values[(win ? g : p)!].shape);
   if (count === 0) return [];
   for (const s of states)
     if (!sameShape(c.g.values[s].shape, c.g.values[p!].shape))
@@ -149,8 +153,10 @@ function updateCalls(n: UpdateNode, c: EmitContext, range?: ElementRange): Kerne
   const calls: KernelCall[] = [];
   const pairs: [ValueId, ValueId][] = states.map((s, k) => [s, statesNew[k]]);
   if (!a.master) pairs.push([p!, pNew]); // with a master copy, p is written but never read
-  for (const [old, next] of pairs)
+  for (const [old, next] of pairs) {
+    if (win && !c.sameStorage(old, next)) throw new CompilerBug(`codegen: a window update's %${next} does not share its old value's storage`);
     if (!c.sameStorage(old, next)) calls.push(copy(refOf(old), refOf(next), count, c, c.g.values[old].dtype));
+  }
 
   // Read-only operands in the same storage (one scalar fed as both lr and wd) are bound once.
   const bound: Binding[] = [];
@@ -181,6 +187,7 @@ function updateCalls(n: UpdateNode, c: EmitContext, range?: ElementRange): Kerne
   ];
   // p' is written by the update itself unless that would take a ninth binding (see the top).
   const split = rest.length + 1 > maxBindings;
+  if (split && win) throw new LomocError(`${n.op}: a window update with a master copy needs ${rest.length + 1} storage bindings, more than ${maxBindings}`, n.loc);
   if (split && !a.master) throw new CompilerBug(`codegen: ${n.op} needs ${rest.length + 1} storage bindings`);
   if (split && a.stochastic)
     throw new LomocError(`${n.op}: stochastic rounding with a master copy needs ${rest.length + 1} storage bindings, more than ${maxBindings}; use --rounding nearest or no master copy`, n.loc);
@@ -191,23 +198,27 @@ function updateCalls(n: UpdateNode, c: EmitContext, range?: ElementRange): Kerne
   const sr = a.stochastic;
   // Within a range, element i of the dispatch is element base + i of the tensor (stochastic rounding draws by the latter).
   const based = range !== undefined && sr !== undefined;
-  const uniform = ['n: u32', 'clip: f32', ...hyper.fields, ...(sr ? ['rseed: u32', 'rparam: u32'] : []), ...(based ? ['base: u32'] : [])].join(', ');
-  const words = [count, f32bits(clip), ...hyper.values.map(f32bits), ...(sr ? [sr.seed >>> 0, sr.param] : []), ...(based ? [range.from] : [])];
+  const inner = win ? numel(c.g.values[p!].shape.slice(win.axis + 1)) : 1;
+  const windowWords = win ? [(win.end - win.start) * inner, c.g.values[p!].shape[win.axis] * inner, win.start * inner] : [];
+  const uniform = ['n: u32', 'clip: f32', ...hyper.fields, ...(sr ? ['rseed: u32', 'rparam: u32'] : []), ...(based ? ['base: u32'] : []), ...(win ? ['wwidth: u32', 'wwhole: u32', 'wstart: u32'] : [])].join(', ');
+  const words = [count, f32bits(clip), ...hyper.values.map(f32bits), ...(sr ? [sr.seed >>> 0, sr.param] : []), ...(based ? [range.from] : []), ...windowWords];
+  const pi = win ? 'pi' : 'i';
   const body = updateBody(r, a, {
-    grad: `${id('g')}[i]`, factor: scale === undefined ? '1.0' : id('scale'), clip: 'u.clip', weight: a.master ? 'master[i]' : 'p[i]',
+    grad: `${id('g')}[i]`, factor: scale === undefined ? '1.0' : id('scale'), clip: 'u.clip', weight: a.master ? `master[${pi}]` : `p[${pi}]`,
     lr: id('lr'), wd: id('wd'), step: step === undefined ? '0.0' : id('stepNo'),
-    uniform: (k) => `u.${ruleUniform(k)}`, state: (s) => `${stateVar(s)}[i]`,
+    uniform: (k) => `u.${ruleUniform(k)}`, state: (s) => `${stateVar(s)}[${pi}]`,
   });
   const stepNo = step === undefined ? '0.0' : id('stepNo');
-  const stores = [...(split ? [] : [`p[i] = ${storedValue(a, 'w2', based ? '(u.base + i)' : 'i', stepNo)};`]), ...(a.master ? ['master[i] = w2;'] : [])];
+  const stores = [...(split ? [] : [`p[${pi}] = ${storedValue(a, 'w2', based ? '(u.base + i)' : pi, stepNo)};`]), ...(a.master ? [`master[${pi}] = w2;`] : [])];
+  const windowAt = win ? ['let pi = (i / u.wwidth) * u.wwhole + u.wstart + i % u.wwidth;'] : [];
   const code = `${declare(bindings, uniform)}
 ${r.functions ?? ''}
 ${roundingFunctions(a)}
 ${entry}
-${[body, ...stores].join('\n').split('\n').map((l) => `  ${l}`).join('\n')}
+${[...windowAt, body, ...stores].join('\n').split('\n').map((l) => `  ${l}`).join('\n')}
 }
 `;
-  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', split ? '.split' : '', sr ? (sr.format === 'f16' ? '.sr16' : '.sr') : '', based ? '.based' : '',
+  const flags = [a.clipValue === null ? '' : '.clip', a.scaled ? '.scaled' : '', a.master ? '.master' : '', split ? '.split' : '', win ? '.window' : '', sr ? (sr.format === 'f16' ? '.sr16' : '.sr') : '', based ? '.based' : '',
     ...[...alias].map(([x, y]) => `.${x}=${y}`)].join('');
   calls.push({
     key: `update.${a.rule}.wg${WG}${flags}`,

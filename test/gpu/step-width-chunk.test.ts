@@ -1,0 +1,21 @@
+// Width-chunked FFNs on WebGPU: one whole step of llama tiny with checkpointed blocks and each FFN
+// in 3 slices of its width (ffn 40: 13, 13 and 14 columns), under LOMO and AdamW: the window
+// updates (each writing a column or row window of its weight, and of AdamW's moments) run on the
+// device, the step equals the reference executor running it, and the device holds exactly its plan.
+import { describe, expect, it } from 'vitest';
+import { compileProgram, idRanges } from '../../compiler/compile-program.ts';
+import type { OptimizerName } from '../../compiler/passes/optimizer-step.ts';
+import llama from '../../models/llama.ts';
+import { gpu } from './harness.ts';
+import { runBoth, stepMismatches, toleranceFor } from './step-compare.ts';
+
+describe('width slices on WebGPU', () => {
+  for (const optimizer of ['lomo', 'adamw'] as readonly OptimizerName[])
+    it(`llama tiny, ${optimizer}, checkpoint blocks,width=3: equals the reference executor`, async () => {
+      const c = compileProgram(llama, { preset: 'tiny', optimizer, checkpoint: { kind: 'blocks', width: 3 }, target: 'cpu' });
+      expect(c.step.nodes.filter((n) => n.op === 'optimizerUpdate' && n.attrs.window).length).toBe(2 * 3 * 3);
+      const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 5, steps: 2 });
+      expect(stepMismatches(run, { rel: toleranceFor(optimizer), steps: 2 })).toEqual([]);
+      expect(run.arenaBytes).toBe(c.plan.peak);
+    });
+});
