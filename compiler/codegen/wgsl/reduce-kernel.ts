@@ -192,7 +192,9 @@ export function reducePass(c: EmitContext, p: ReducePlan, mode: ReduceMode, io: 
   const { tx, ty } = p;
   const load = (k: number) => (mode === 'sumSquares' ? `let v${k} = ${xs[k]}[ko + ro];\n        ${acc(k)} = ${acc(k)} + v${k} * v${k};` : `${acc(k)} = ${combine(mode, acc(k), `${xs[k]}[ko + ro]`)};`);
   const init = mode === 'max' ? 'negInfF32()' : '0.0';
-  if (tx === 1 && ty > 1 && c.target.subgroups === true) return subgroupPass(c, p, mode, { b, u, groups, kOff, rOff, y, load, init });
+  // One output per workgroup, stored (not handed to an update epilogue): the subgroup pass.
+  if (tx === 1 && ty > 1 && c.target.subgroups === true && ios.length === 1 && !fin)
+    return subgroupPass(c, p, mode, { b, u, groups, kOff, rOff, store: (v) => store(0, v), load: load(0), init, tag: prev === undefined ? '' : `|add=${prev}` });
   // One lane per output (ty = 1): no partials to combine, so no shared memory or barrier.
   const body = `${fin ? `${fin.fns}\n` : ''}${ty === 1 ? '' : `${each((k) => `var<workgroup> ${red(k)}: array<f32, ${tx * ty}>;`, '\n')}\n`}
 @compute @workgroup_size(${tx * ty})
@@ -228,9 +230,9 @@ fn main(${entryArgs}) {
  * per workgroup (tx > 1) keep the shared-memory pass: their lanes of one output are tx apart, so
  * a subgroup would mix outputs; those reduce fewer than 32 elements per output or none across lanes.
  */
-function subgroupPass(c: EmitContext, p: ReducePlan, mode: ReduceMode, k: { b: Bindings; u: Uniforms; groups: number; kOff: string; rOff: string; y: string; load: string; init: string }): KernelCall {
+function subgroupPass(c: EmitContext, p: ReducePlan, mode: ReduceMode, k: { b: Bindings; u: Uniforms; groups: number; kOff: string; rOff: string; store: (value: string) => string; load: string; init: string; tag: string }): KernelCall {
   const { ty } = p;
-  const { kOff, rOff, y, load, init } = k;
+  const { kOff, rOff, store, load, init } = k;
   const body = `${subgroupReductions(ty)}
 
 @compute @workgroup_size(${ty})
@@ -245,9 +247,9 @@ fn main(${entryArgs}${subgroupArgs}) {
       ${load}
     }
     let all = ${mode === 'max' ? 'wgMax' : 'wgSum'}(acc, lid);
-    if (lid == 0u) { ${y}[o * u.splits + split] = all${mode === 'max' ? '' : ' / u.div'}; }
+    if (lid == 0u) { ${store(`all${mode === 'max' ? '' : ' / u.div'}`)} }
   }
 }`;
-  const call = kernel(`reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|1x${ty}|sg`, k.b, k.u, body, grid(k.groups * ty, ty, c.limits));
+  const call = kernel(`reduce:${mode}|k${p.kept.dims.length}r${p.reduced.dims.length}|1x${ty}|sg${k.tag}`, k.b, k.u, body, grid(k.groups * ty, ty, c.limits));
   return { ...call, code: enableSubgroups + call.code };
 }
