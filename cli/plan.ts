@@ -8,7 +8,7 @@ import { groupScratch } from '../compiler/codegen/wgsl/emitters.ts';
 import { kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import type { OptimizerName } from '../compiler/passes/optimizer-step.ts';
-import { compileStep } from '../compiler/pipeline.ts';
+import { compileStep, updatesWindows } from '../compiler/pipeline.ts';
 import { memoryReport } from '../compiler/report/memory-report.ts';
 import { timelineHtml } from '../compiler/report/timeline-html.ts';
 import { defaultTarget, optionChecks, parseCommandArgs, resolveTarget, stepOptionSpecs, type CommandSpec, type OptionValue } from './args.ts';
@@ -17,7 +17,7 @@ import { fmtBytes } from '../contract/units.ts';
 import { inferencePlan } from './plan-inference.ts';
 import { hyperFor, hyperFrom, optimizerFrom } from './optimizer-options.ts';
 import { formatPlanTable } from './plan-table.ts';
-import { optimizerNames } from '../compiler/optimizers/table.ts';
+import { optimizerDescriptor, optimizerNames } from '../compiler/optimizers/table.ts';
 import { paperTable1 } from '../compiler/report/paper.ts';
 import type { PlanResult, PlanRow, StepFields } from './plan-result.ts';
 import { printWarnings, type Io } from './report.ts';
@@ -66,6 +66,8 @@ export interface PlanRequest {
   readonly json: boolean;
   /** Where to write the timeline page; '-' is stdout. */
   readonly timeline?: string;
+  /** Printed with the compiler's warnings (what --optimizer all left out). */
+  readonly notes?: readonly string[];
 }
 
 
@@ -76,7 +78,11 @@ export function planRequest(positionals: readonly string[], values: Readonly<Rec
   // plan asks no adapter (it runs nothing): auto is the stated default, and the target line says so.
   const { target, how } = resolveTarget(choice ?? 'auto', 'lomoc plan asks no adapter');
   const optimizer = optimizerFrom('plan', (values.optimizer as string | undefined) ?? 'all', ['all']);
-  const optimizers = optimizer === 'all' ? allOptimizers() : [optimizer];
+  // --optimizer all with width slices plans the optimizers that can update a window, and says which it left out.
+  const width = (fields.checkpoint as { width?: number } | undefined)?.width ?? 1;
+  const every = optimizer === 'all' ? allOptimizers() : [optimizer];
+  const optimizers = optimizer === 'all' && width > 1 ? every.filter((o) => updatesWindows(optimizerDescriptor(o))) : every;
+  const left = every.filter((o) => !optimizers.includes(o));
   const hyper = hyperFrom('plan', optimizers, values.opt);
   const timeline = values.timeline as string | undefined;
   if (values.json && timeline === '-')
@@ -98,6 +104,7 @@ export function planRequest(positionals: readonly string[], values: Readonly<Rec
     targetHow: how,
     json: values.json === true,
     timeline,
+    ...(left.length ? { notes: [`--checkpoint ...,width=${width}: ${left.join(', ')} not planned (${left.length > 1 ? 'their states are' : 'its state is'} not shaped like the weight, so ${left.length > 1 ? 'they' : 'it'} cannot update a window of it)`] } : {}),
   };
 }
 
@@ -117,7 +124,7 @@ export async function planSteps(req: PlanRequest): Promise<PlanResult> {
     config: rows[0].compiled.config,
     step: req.step,
     rows,
-    warnings: rows[0].compiled.warnings,
+    warnings: [...rows[0].compiled.warnings, ...(req.notes ?? []).map((message) => ({ severity: 'warning' as const, message, notes: [] }))],
     targetNote: targetNote(rows, req.targetHow ?? '--target'),
   };
 }

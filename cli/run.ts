@@ -67,7 +67,9 @@ async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   const probed = (await probeAdapter())?.adapter;
   const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
   const half = probed ? halfForAdapter(probed) : 'native';
-  const subgroups = probed !== undefined && subgroupsForAdapter(probed);
+  // Off unless LOMOC_SUBGROUPS=1: a subgroup sum's order follows the subgroup size the driver picks per pipeline, so
+  // bits could differ from a bundle of the same step (measured on lavapipe); compile --subgroups is the bundle's switch.
+  const subgroups = process.env.LOMOC_SUBGROUPS === '1' && probed !== undefined && subgroupsForAdapter(probed);
   const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half, ...(subgroups ? { subgroups } : {}) }, roundingSeed: req.seed });
   const notes = [...(req.step.dtype === 'f16' && half === 'packed' ? ['f16 packed in u32 words: the adapter lacks shader-f16'] : []), ...(c.program.features.includes('subgroups') ? ['subgroup reductions'] : [])];
   const how = [shapes, ...notes].join('; ');

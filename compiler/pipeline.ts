@@ -73,6 +73,10 @@ export interface StepConfig {
   readonly verifyEach?: boolean;
 }
 
+/** Whether `d` can update a window of a weight (width slices): only when every state is shaped like the weight. */
+export const updatesWindows = (d: { readonly rule: { readonly states: readonly { shape(p: readonly number[]): readonly number[] }[] } }): boolean =>
+  d.rule.states.every((st) => sameShape(st.shape([2, 3]), [2, 3]));
+
 /** Which kernel groups to form (default: matmul + update under LOMO, elementwise chains, matmul epilogues, matmul + squared norm, update batches). */
 export interface FuseConfig {
   readonly fusion?: Partial<FuseOptions>;
@@ -177,7 +181,7 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
   const checkpointed = run('checkpoint', () => {
     // recompute segments in backward instead of keeping them; `budget` plans each candidate
     // width slices update windows of a weight: only rules whose states are shaped like it
-    const windows = optimizer.rule.states.every((st) => sameShape(st.shape([2, 3]), [2, 3]));
+    const windows = updatesWindows(optimizer);
     const c = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => peakOf(schedule(g, order)), `the ${cfg.optimizer} step`,
       { inBackward: optimizer.inBackward, optimizer: cfg.optimizer, windows });
     choice = c;

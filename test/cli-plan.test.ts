@@ -155,4 +155,13 @@ describe('lomoc plan', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^error: --checkpoint budget=12\.00GiB: the lomo step cannot fit; the smallest peak lomoc can plan is 13\.\d\dGiB \(.*\): use --checkpoint budget=\d+MiB or more$/);
   }, 180_000);
+
+  it('--optimizer all with width slices plans the optimizers that can update a window and names the one it left out', async () => {
+    const r = await run('plan', 'models/llama.ts', '--preset', 'tiny', '--checkpoint', 'blocks,width=2');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('warning: --checkpoint ...,width=2: adalomo not planned (its state is not shaped like the weight, so it cannot update a window of it)');
+    expect([...new Set(r.stdout.split('\n').filter((l) => /^(adamw|sgd|lomo|adalomo) /.test(l)).map((l) => l.split(' ')[0]))]).toEqual(['adamw', 'sgd', 'lomo']);
+    const one = await run('plan', 'models/llama.ts', '--preset', 'tiny', '--optimizer', 'adalomo', '--checkpoint', 'blocks,width=2');
+    expect(one.code).toBe(1);
+  });
 });

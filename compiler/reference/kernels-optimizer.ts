@@ -56,7 +56,8 @@ const optimizerUpdate: Kernel<'optimizerUpdate'> = (ins, a, out, precision) => {
   });
   // A window update runs the rule on the window's elements of the param and its states only.
   const index = windowIndex(p.shape, a.window);
-  const part = (data: ArrayLike<number>) => Float64Array.from({ length: u.length }, (_, i) => data[index(i)]);
+  // Without a window every array is whole (a factored state is not shaped like the param).
+  const part = (data: ArrayLike<number>) => (a.window ? Float64Array.from({ length: u.length }, (_, i) => data[index(i)]) : Float64Array.from(data));
   const next = rule.reference({
     w: part((a.master ? named('master')! : p).data),
     u,

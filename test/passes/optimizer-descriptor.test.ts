@@ -161,10 +161,14 @@ describe('an optimizer defined by its descriptor alone', () => {
   });
 
   it('momentum lowers to WGSL with its hyper-parameter as a uniform, keyed by its rule', () => {
-    const c = compileStep(mlp, { preset: 'tiny', optimizer: 'momentum', hyper: { momentum: 0.75 } });
+    // One kernel per update (updateBatch off); batched, all of them share one dispatch with the same rule.
+    const c = compileStep(mlp, { preset: 'tiny', optimizer: 'momentum', hyper: { momentum: 0.75 }, fusion: { updateBatch: false } });
     const program = lowerStep(c.step, c.plan, c.fusion, kernelTargets.cpu);
     const updates = program.dispatches.filter((d) => d.label.startsWith('optimizerUpdate'));
     expect(updates.length).toBe(c.step.params.length);
+    const b = compileStep(mlp, { preset: 'tiny', optimizer: 'momentum', hyper: { momentum: 0.75 } });
+    const batched = lowerStep(b.step, b.plan, b.fusion, kernelTargets.cpu).dispatches.filter((d) => d.label.startsWith('optimizerUpdate'));
+    expect(batched.map((d) => d.label.split(' @')[0])).toEqual([`optimizerUpdate*${c.step.params.length}`]);
     const key = updates[0].shader;
     expect(key).toMatch(/^update\.momentumSgd\./);
     expect(program.shaders[key]).toContain('h_mu: f32');
