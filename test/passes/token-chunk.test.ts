@@ -4,7 +4,6 @@
 // order) agree within f32 rounding; and no FFN-wide value holds more than one chunk of rows.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import * as L from '../../compiler/dsl/index.ts';
 import { LomocError } from '../../compiler/diagnostics.ts';
 import { resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/model.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
@@ -19,7 +18,8 @@ import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
 import { bitDifferences, buildStep, plainStep, plannedStep, stepFeeds, type StepResult } from '../support/step.ts';
 import { freshnessViolations, planViolations } from '../support/step-checks.ts';
-import { randomFeeds, traceFn } from '../support/trace.ts';
+import { randomFeeds } from '../support/trace.ts';
+import { mlpBlocks, type MlpBlocksRecipe } from '../support/mlp-blocks.ts';
 
 const hyper = { lr: 0.05, weightDecay: 0.01, step: 2 };
 const optimizers: OptimizerName[] = ['lomo', 'sgd', 'adamw'];
@@ -51,38 +51,7 @@ function sameAsUnchunked(graph: Graph, feeds: Feeds, optimizer: OptimizerName, p
   return chunked;
 }
 
-interface Recipe {
-  readonly batch: number;
-  readonly seq: number;
-  readonly width: number;
-  readonly ffn: number;
-  readonly blocks: number;
-  readonly act: 'gelu' | 'silu' | 'relu' | 'swiglu';
-  readonly bias: boolean;
-  /** Every block's w1 is one param (tied): its gradient sums the blocks' chunked partial sums. */
-  readonly tied: boolean;
-}
-
-/** Blocks of x + ffn(norm(x)), an MLP-like FFN of `act` (swiglu: silu(x w1) * (x w3)), then a squared loss. */
-function mlpBlocks(r: Recipe): Graph {
-  return traceFn(() => {
-    let x = L.input('x', [r.batch, r.seq, r.width]);
-    const shared = r.tied ? L.param('b0.w1.w', [r.width, r.ffn], L.fanIn()) : undefined;
-    for (let i = 0; i < r.blocks; i++) {
-      const lin = (name: string, t: L.Tensor, from: number, to: number) => {
-        const y = L.matmul(t, name === 'w1' && shared ? shared : L.param(`b${i}.${name}.w`, [from, to], L.fanIn()));
-        return r.bias ? L.add(y, L.param(`b${i}.${name}.b`, [to], L.zeros())) : y;
-      };
-      const xi = x;
-      x = L.block(`b${i}`, () => {
-        const m = L.rmsNorm(xi, L.param(`b${i}.norm`, [r.width], L.ones()));
-        const h = r.act === 'swiglu' ? L.mul(L.silu(lin('w1', m, r.width, r.ffn)), lin('w3', m, r.width, r.ffn)) : L[r.act](lin('w1', m, r.width, r.ffn));
-        return L.add(xi, lin('w2', h, r.ffn, r.width));
-      });
-    }
-    return L.mean(L.mul(x, x));
-  }, 'blocks');
-}
+type Recipe = MlpBlocksRecipe;
 
 const recipe: fc.Arbitrary<Recipe> = fc.record({
   batch: fc.integer({ min: 1, max: 3 }),
