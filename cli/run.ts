@@ -4,7 +4,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
-import { halfForAdapter, kernelTargets, subgroupsForAdapter } from '../compiler/codegen/wgsl/target.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import type { Config } from '../compiler/dsl/model.ts';
 import type { Graph } from '../compiler/ir/types.ts';
@@ -13,7 +12,8 @@ import { compileStep } from '../compiler/pipeline.ts';
 import { NoAdapterError } from '../runtime/webgpu/device.ts';
 import { DeviceLostError, GpuTimeoutError } from '../runtime/webgpu/guard.ts';
 import { initialParams, randomBatch } from '../runtime/webgpu/init.ts';
-import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
+import { acquireDevice } from '../runtime/webgpu/node.ts';
+import { adapterTarget } from './adapter-target.ts';
 import { byShader, profileStep } from '../runtime/webgpu/timing.ts';
 import { createTrainer, dataInputs, isHyperInput } from '../runtime/webgpu/trainer.ts';
 import { graphSlots, referenceAdapter, referenceTrainer, type StepRunner } from './reference-trainer.ts';
@@ -61,18 +61,9 @@ export interface RunHooks {
 
 async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   const def = await loadModel(req.file);
-  // The adapter first: the kernel shapes depend on it.
-  // f16 storage asks the adapter too: packed in u32 words where it lacks shader-f16 (NVIDIA's Vulkan).
-  // So do subgroup reductions: on where the adapter offers the feature (the program runs on that adapter, unlike a bundle).
-  const probed = (await probeAdapter())?.adapter;
-  const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
-  const half = probed ? halfForAdapter(probed) : 'native';
-  // Off unless LOMOC_SUBGROUPS=1: a subgroup sum's order follows the subgroup size the driver picks per pipeline, so
-  // bits could differ from a bundle of the same step (measured on lavapipe); compile --subgroups is the bundle's switch.
-  const subgroups = process.env.LOMOC_SUBGROUPS === '1' && probed !== undefined && subgroupsForAdapter(probed);
-  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half, ...(subgroups ? { subgroups } : {}) }, roundingSeed: req.seed });
-  const notes = [...(req.step.dtype === 'f16' && half === 'packed' ? ['f16 packed in u32 words: the adapter lacks shader-f16'] : []), ...(c.program.features.includes('subgroups') ? ['subgroup reductions'] : [])];
-  const how = [shapes, ...notes].join('; ');
+  const { target, kernel, describe } = await adapterTarget(req.target, req.step.dtype);
+  const c = compileProgram(def, { ...req.step, target: kernel, roundingSeed: req.seed });
+  const how = describe(c.program.features);
   let acquired;
   try {
     acquired = await acquireDevice(c.program);

@@ -3,7 +3,6 @@
 // that `lomoc compile` wrote, whose manifest fixes the step's options.
 import { statSync } from 'node:fs';
 import { compileProgram, idRanges } from '../compiler/compile-program.ts';
-import { halfForAdapter, kernelTargets, subgroupsForAdapter } from '../compiler/codegen/wgsl/target.ts';
 import { defaultRounding } from '../compiler/passes/optimizer-step.ts';
 import { LomocError } from '../compiler/diagnostics.ts';
 import { loadModel } from '../compiler/load-model.ts';
@@ -17,7 +16,8 @@ import { NoAdapterError, type Acquired } from '../runtime/webgpu/device.ts';
 import { tuneCompiled } from './tune.ts';
 import { DeviceLostError, GpuError, GpuTimeoutError } from '../runtime/webgpu/guard.ts';
 import { ProgramError } from '../runtime/webgpu/validate.ts';
-import { acquireDevice, probeAdapter } from '../runtime/webgpu/node.ts';
+import { acquireDevice } from '../runtime/webgpu/node.ts';
+import { adapterTarget } from './adapter-target.ts';
 import { createTrainer, dataInputs } from '../runtime/webgpu/trainer.ts';
 import type { LossScaleSpec } from '../contract/loss-scale.ts';
 import { resolveTarget } from './args.ts';
@@ -146,17 +146,9 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
       start: async (seed) => ({ runner: referenceTrainer(c.step, seed, c.plan.peak, lossScaleSpec(req.step)), adapter: referenceAdapter, release: () => {} }),
     };
   }
-  // The adapter first: the kernel shapes depend on it.
-  // f16 storage asks the adapter too: packed in u32 words where it lacks shader-f16 (NVIDIA's Vulkan).
-  const probed = (await probeAdapter())?.adapter;
-  const { target, how: shapes } = resolveTarget(req.target, req.target === 'auto' ? probed : undefined);
-  const half = probed ? halfForAdapter(probed) : 'native';
-  // Off unless LOMOC_SUBGROUPS=1: a subgroup sum's order follows the subgroup size the driver picks per pipeline, so
-  // bits could differ from a bundle of the same step (measured on lavapipe); compile --subgroups is the bundle's switch.
-  const subgroups = process.env.LOMOC_SUBGROUPS === '1' && probed !== undefined && subgroupsForAdapter(probed);
-  const c = compileProgram(def, { ...req.step, target: { ...kernelTargets[target], half, ...(subgroups ? { subgroups } : {}) }, roundingSeed: req.seed });
-  const notes = [...(req.step.dtype === 'f16' && half === 'packed' ? ['f16 packed in u32 words: the adapter lacks shader-f16'] : []), ...(c.program.features.includes('subgroups') ? ['subgroup reductions'] : [])];
-  const how = [shapes, ...notes].join('; ');
+  const { target, kernel, describe } = await adapterTarget(req.target, req.step.dtype);
+  const c = compileProgram(def, { ...req.step, target: kernel, roundingSeed: req.seed });
+  const how = describe(c.program.features);
   printWarnings(io, c.warnings);
   return {
     ...common, params: c.program.params, state: c.program.state, inputs: dataInputs(c.program), config: c.config, checkpointDetail: c.checkpointDetail,
