@@ -6,7 +6,7 @@ import * as L from '../../compiler/dsl/index.ts';
 import { LomocError } from '../../compiler/diagnostics.ts';
 import { resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/model.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
-import { parseCheckpointPolicy, type CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
+import { parseCheckpointPolicy, taperedRuns, type CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
 import type { OptimizerName } from '../../compiler/passes/optimizer-step.ts';
 import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
@@ -161,6 +161,38 @@ describe('blocks,runs=K on a chain of n blocks', () => {
       }),
       { numRuns: 30 },
     ), 60_000);
+});
+
+describe('tapered runs', () => {
+  // The checkpoints live while run t (0 = top) is recomputed: the inputs of the runs below it, and
+  // its own blocks' inputs. The oracle: the least such bound over every split of n blocks into r
+  // runs (exhaustive, small n).
+  const liveMost = (sizes: readonly number[]) => Math.max(...sizes.map((s, t) => sizes.length - 1 - t + s));
+  const best = (n: number, r: number): number => {
+    let least = Infinity;
+    const go = (left: number, runs: number[]) => {
+      if (runs.length === r) {
+        if (left === 0) least = Math.min(least, liveMost(runs));
+        return;
+      }
+      for (let s = 1; s <= left - (r - runs.length - 1); s++) go(left - s, [...runs, s]);
+    };
+    go(n, []);
+    return least;
+  };
+  it('covers the blocks in order, in ceil(n/k) runs growing downward, with the least live checkpoints (exhaustive oracle)', () =>
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 16 }), fc.integer({ min: 1, max: 8 }), (n, k) => {
+        const units = Array.from({ length: n }, (_, i) => [i]);
+        const out = taperedRuns(units, k);
+        expect(out.flat()).toEqual(units.flat());
+        expect(out.length).toBe(Math.ceil(n / k));
+        const topFirst = out.map((s) => s.length).reverse();
+        topFirst.forEach((s, t) => t > 0 && expect(s).toBeGreaterThanOrEqual(topFirst[t - 1]));
+        expect(liveMost(topFirst)).toBe(best(n, out.length));
+      }),
+      { numRuns: 60 },
+    ));
 });
 
 describe('clip-norm with checkpointing', () => {
