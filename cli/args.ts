@@ -148,3 +148,9 @@ export function resolveTarget(choice: TargetChoice, adapter: { readonly info: Ad
 
 /** `--optimizer` for the commands that compile one step (plan, which can take all, has its own). */
 export const optimizerSpec: OptionSpec = optimizerOptionSpec();
+
+/** `--subgroups` on run and train from a model file (compile has its own: the bundle's switch). */
+export const subgroupsSpec: OptionSpec = {
+  type: 'boolean',
+  help: "reduce across threads with WGSL subgroup operations: faster on GPUs; needs the adapter feature subgroups, and a sum's order then follows the driver's subgroup size (off by default)",
+};

@@ -1,7 +1,7 @@
 // What `lomoc run` is asked to do: its options, each checked before anything is compiled.
 import { LomocError } from '../compiler/diagnostics.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
-import { optimizerSpec, optionChecks, stepConfigFrom, stepOptionSpecs, targetChoice, tuneChoice, type CommandSpec, type OptionValue, type TargetChoice, type TuneChoice } from './args.ts';
+import { optimizerSpec, optionChecks, subgroupsSpec, stepConfigFrom, stepOptionSpecs, targetChoice, tuneChoice, type CommandSpec, type OptionValue, type TargetChoice, type TuneChoice } from './args.ts';
 import { maxSeed } from './option-checks.ts';
 
 export const runSpec: CommandSpec = {
@@ -17,6 +17,7 @@ export const runSpec: CommandSpec = {
     seed: { type: 'string', value: 'N', help: 'seed of the param init and the random batches (default 0)' },
     device: { type: 'string', value: 'NAME', help: 'webgpu (default) or cpu: the reference executor, for comparison' },
     save: { type: 'string', value: 'DIR', help: 'after the last step, write the params and optimizer state to DIR/checkpoint.safetensors (train --init reads it)' },
+    subgroups: subgroupsSpec,
     profile: { type: 'boolean', help: 'after training, time every dispatch once and print the slowest shaders' },
     json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
   },
@@ -34,6 +35,8 @@ export interface RunRequest {
   readonly target: TargetChoice;
   /** --tune: matmul tiles timed on the adapter (cli/tune.ts). */
   readonly tune: TuneChoice;
+  /** --subgroups: subgroup reductions (an error where the adapter lacks them). */
+  readonly subgroups: boolean;
   readonly lr: number;
   readonly weightDecay: number;
   readonly steps: number;
@@ -56,6 +59,7 @@ export function runRequest(positionals: readonly string[], values: Readonly<Reco
     step: stepConfigFrom('run', values),
     target: targetChoice('run', str('target')),
     tune: tuneChoice('run', str('tune')),
+    subgroups: values.subgroups === true,
     // 0 is allowed, as in train: a step that updates nothing still measures the loss and the speed.
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr', true),
     weightDecay: str('weight-decay') === undefined ? 0 : number(str('weight-decay')!, 'weight-decay', true),

@@ -61,7 +61,7 @@ export interface RunHooks {
 
 async function onWebGpu(req: RunRequest, hooks: RunHooks) {
   const def = await loadModel(req.file);
-  const { target, kernel, describe } = await adapterTarget(req.target, req.step.dtype);
+  const { target, kernel, describe } = await adapterTarget('run', req.target, req.step.dtype, req.subgroups);
   const c = compileProgram(def, { ...req.step, target: kernel, roundingSeed: req.seed });
   const how = describe(c.program.features);
   let acquired;

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LomocError } from '../compiler/diagnostics.ts';
 import type { StepConfig } from '../compiler/pipeline.ts';
-import { optimizerSpec, optionChecks, stepConfigFrom, stepOptionSpecs, targetChoice, tuneChoice, type CommandSpec, type OptionValue, type TargetChoice, type TuneChoice } from './args.ts';
+import { optimizerSpec, optionChecks, subgroupsSpec, stepConfigFrom, stepOptionSpecs, targetChoice, tuneChoice, type CommandSpec, type OptionValue, type TargetChoice, type TuneChoice } from './args.ts';
 import { maxSeed } from './option-checks.ts';
 import { schedules, type Schedule } from '../runtime/train/schedule.ts';
 import type { TokenizerName } from './train-data.ts';
@@ -35,6 +35,7 @@ export const trainSpec: CommandSpec = {
     plot: { type: 'string', value: 'FILE', help: 'loss curve SVG (default DIR/loss.svg with --save)' },
     seed: { type: 'string', value: 'N', help: `seed of the param init and the batch stream, 0 to ${maxSeed} (default 0)` },
     device: { type: 'string', value: 'NAME', help: 'webgpu (default) or cpu: the reference executor, with every other option the same' },
+    subgroups: subgroupsSpec,
     'dump-batch': { type: 'string', value: 'FILE', help: 'write each step\'s batch (step number, token and target ids) to FILE as JSON lines' },
     'batch-file': { type: 'string', value: 'FILE', help: 'train step s on the batch of step s in FILE (as --dump-batch writes it) instead of drawing one' },
     json: { type: 'boolean', help: 'print one JSON object on stdout at the end instead of progress lines' },
@@ -59,6 +60,8 @@ export interface TrainRequest {
   readonly target: TargetChoice;
   /** --tune for a model file: matmul tiles timed on the adapter (cli/tune.ts). */
   readonly tune: TuneChoice;
+  /** --subgroups, for a model file: subgroup reductions (an error where the adapter lacks them; a bundle fixes its own). */
+  readonly subgroups: boolean;
   readonly lr: number;
   readonly schedule: Schedule;
   /** Steps of linear warmup before the schedule (0: none). */
@@ -86,7 +89,7 @@ export interface TrainRequest {
 }
 
 /** The options that change the compiled step: a bundle was compiled with them and fixes them. */
-export const bundleFixed = ['optimizer', 'opt', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target', 'rounding', 'clip-mode', 'loss-scale', 'loss-scale-interval', 'accumulate', 'tune', 'max-binding', 'fuse-loss'] as const;
+export const bundleFixed = ['optimizer', 'opt', 'checkpoint', 'clip-norm', 'clip-value', 'dtype', 'batch', 'seq', 'set', 'preset', 'target', 'rounding', 'clip-mode', 'loss-scale', 'loss-scale-interval', 'accumulate', 'tune', 'max-binding', 'fuse-loss', 'subgroups'] as const;
 
 /** Options that cannot be given together, and why. */
 const exclusive: readonly [string, string, string][] = [
@@ -116,6 +119,7 @@ export function trainRequest(positionals: readonly string[], values: Readonly<Re
     step: stepConfigFrom('train', bundle && stepOptions.length ? {} : values),
     target: targetChoice('train', str('target')),
     tune: tuneChoice('train', str('tune')),
+    subgroups: values.subgroups === true,
     // 0 is allowed: validation itself runs the step with lr 0, and --steps 0 --lr 0 measures the initial weights.
     lr: str('lr') === undefined ? 0.01 : number(str('lr')!, 'lr', true),
     schedule: oneOf<Schedule>(schedules, str('lr-schedule') ?? 'constant', 'lr-schedule'),

@@ -74,6 +74,7 @@ function bundleValue(m: Manifest, option: (typeof bundleFixed)[number]): string 
     case 'rounding': return `rounding ${m.step.rounding ?? defaultRounding(m.step.dtype, m.step.optimizer, undefined)}`;
     case 'tune': return m.step.tuned ? `matmul tiles tuned on ${m.step.tuned.adapter.device || m.step.tuned.adapter.description}` : 'untuned kernels';
     case 'fuse-loss': return 'the --fuse-loss given to lomoc compile';
+    case 'subgroups': return m.step.subgroups ? 'subgroup reductions (compile --subgroups)' : 'no subgroup reductions (compile without --subgroups)';
     case 'max-binding': return `storage bindings of at most ${m.program.dispatches.reduce((a, d) => d.bindings.reduce((b, r) => Math.max(b, r.bytes), a), 0)} bytes`;
   }
 }
@@ -146,7 +147,7 @@ async function fromModel(req: TrainRequest, io: Io): Promise<Source> {
       start: async (seed) => ({ runner: referenceTrainer(c.step, seed, c.plan.peak, lossScaleSpec(req.step)), adapter: referenceAdapter, release: () => {} }),
     };
   }
-  const { target, kernel, describe } = await adapterTarget(req.target, req.step.dtype);
+  const { target, kernel, describe } = await adapterTarget('train', req.target, req.step.dtype, req.subgroups);
   const c = compileProgram(def, { ...req.step, target: kernel, roundingSeed: req.seed });
   const how = describe(c.program.features);
   printWarnings(io, c.warnings);

@@ -92,6 +92,7 @@ describe('lomoc train: a bundle', () => {
       [['--seq', '16'], `error: lomoc train: option '--seq' cannot be given with a bundle: the bundle ${out} fixes it (compiled with seq 8); compile another bundle to change it`],
       [['--dtype', 'f16'], `error: lomoc train: option '--dtype' cannot be given with a bundle: the bundle ${out} fixes it (compiled with dtype f32); compile another bundle to change it`],
       [['--fuse-loss', 'off'], `error: lomoc train: option '--fuse-loss' cannot be given with a bundle: the bundle ${out} fixes it (compiled with the --fuse-loss given to lomoc compile); compile another bundle to change it`],
+      [['--subgroups'], `error: lomoc train: option '--subgroups' cannot be given with a bundle: the bundle ${out} fixes it (compiled with no subgroup reductions (compile without --subgroups)); compile another bundle to change it`],
     ];
     for (const [opts, message] of cases) expect(await run('train', out, '--steps', '2', ...opts)).toEqual({ code: 1, stdout: '', stderr: message });
     const empty = tmp();

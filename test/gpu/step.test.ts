@@ -15,7 +15,7 @@ import llama from '../../models/llama.ts';
 import mlp from '../../models/mlp.ts';
 import { arbitraryModel } from '../support/arbitrary-model.ts';
 import { run as runCli } from '../support/cli.ts';
-import { acquireDevice } from '../../runtime/webgpu/node.ts';
+import { acquireDevice, probeAdapter } from '../../runtime/webgpu/node.ts';
 import { gpu } from './harness.ts';
 import { runBoth, stepMismatches, toleranceFor } from './step-compare.ts';
 
@@ -120,7 +120,7 @@ describe('lomoc run', () => {
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(Object.keys(out)).toEqual(expect.arrayContaining(['adapter', 'losses', 'msPerStep', 'tokensPerSecond', 'deviceBytes', 'planBytes']));
-    expect(out.adapter).toMatch(/^(vulkan|opengles): .+; kernel target cpu \(auto: software adapter(?:; subgroup reductions)?\); tuning off \(--tune auto: software adapter; give --tune 60s to tune\)$/);
+    expect(out.adapter).toMatch(/^(vulkan|opengles): .+; kernel target cpu \(auto: software adapter\); tuning off \(--tune auto: software adapter; give --tune 60s to tune\)$/);
     expect(out.losses).toHaveLength(3);
     for (const l of out.losses) expect(l).toBeGreaterThan(0);
     expect(out.msPerStep).toBeGreaterThan(0);
@@ -137,6 +137,22 @@ describe('lomoc run', () => {
     expect(cpu.status).toBe(0);
     const ref = JSON.parse(cpu.stdout);
     ref.losses.forEach((l: number, i: number) => expect(out.losses[i]).toBeCloseTo(l, 4));
+  });
+
+  it('--subgroups: subgroup reductions where the adapter has them (the adapter line says so), the reference\'s losses; else a clear error', async () => {
+    const args = ['run', 'models/gpt.ts', '--preset', 'tiny', '--optimizer', 'lomo', '--steps', '3', '--lr', '0.05', '--json'];
+    const r = await runCli(...args, '--subgroups');
+    const adapter = (await probeAdapter())?.adapter;
+    if (!adapter?.features.has('subgroups')) {
+      expect(r).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(/^error: lomoc run --subgroups: .+ lacks the WebGPU feature subgroups; run without --subgroups$/) });
+      return;
+    }
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.adapter).toMatch(/; kernel target cpu \(auto: software adapter; subgroup reductions\);/);
+    const ref = JSON.parse((await runCli(...args, '--device', 'cpu')).stdout);
+    ref.losses.forEach((l: number, i: number) => expect(out.losses[i]).toBeCloseTo(l, 4));
+    expect(out.arenaBytes).toBe(out.planBytes);
   });
 
   it('--dtype f16: f16 storage on WebGPU, the same losses as the reference executor\'s f16 emulation', async () => {
