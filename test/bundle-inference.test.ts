@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../cli/main.ts';
 import { bundleInference } from '../compiler/bundle/inference-section.ts';
 import { writeBundle, type BundleInfo } from '../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
@@ -16,6 +15,7 @@ import gpt from '../models/gpt.ts';
 import mlp from '../models/mlp.ts';
 import { BundleError, noInferenceMessage } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
+import { run } from './support/cli.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-inference-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -54,11 +54,6 @@ const rejection = async (d: string) => {
   return 'loaded';
 };
 
-async function lomoc(...argv: string[]): Promise<{ code: number; err: string }> {
-  const err: string[] = [];
-  const code = await main(argv, { out: () => {}, err: (t) => err.push(t) });
-  return { code, err: err.join('\n') };
-}
 
 describe('the bundle\'s inference program', () => {
   it('loads back as the program compileInference lowers, over the step\'s params by name and shape, sharing kernel files', async () => {
@@ -98,8 +93,8 @@ describe('the bundle\'s inference program', () => {
     const loaded = await loadBundleDir(old);
     expect(loaded.inference).toBeUndefined();
     expect(loaded.program.dispatches.length).toBe(compiled.program.dispatches.length);
-    const r = await lomoc('generate', old, '--prompt-tokens', '1,2');
-    expect([r.code, r.err]).toEqual([1, `error: lomoc generate: ${old}: ${noInferenceMessage}`]);
+    const r = await run('generate', old, '--prompt-tokens', '1,2');
+    expect([r.code, r.stderr]).toEqual([1, `error: lomoc generate: ${old}: ${noInferenceMessage}`]);
     expect(noInferenceMessage).toBe(
       "the bundle carries no inference program (it was compiled before bundles carried one, or its model names no logits with output('logits', ...)); compile it again with lomoc compile to generate from it",
     );
@@ -113,8 +108,8 @@ describe('the bundle\'s inference program', () => {
       [['--init', path.join(root, 'none.safetensors')], `error: lomoc generate: --init ${path.join(root, 'none.safetensors')}: no such checkpoint file`],
     ];
     for (const [args, message] of cases) {
-      const r = await lomoc('generate', dir, '--prompt-tokens', '1', ...args);
-      expect([r.code, r.err]).toEqual([1, message]);
+      const r = await run('generate', dir, '--prompt-tokens', '1', ...args);
+      expect([r.code, r.stderr]).toEqual([1, message]);
     }
   });
 

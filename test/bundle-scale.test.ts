@@ -7,7 +7,6 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../cli/main.ts';
 import { runIdentity } from '../cli/train-checkpoint.ts';
 import { trainRequest, trainSpec } from '../cli/train-request.ts';
 import { trainSource } from '../cli/train-source.ts';
@@ -23,16 +22,11 @@ import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import { decodeSafetensors } from '../runtime/checkpoint/safetensors.ts';
 import { lossScaleStats, Session, SessionError, type Entry, type Trainer } from '../runtime/page/session.ts';
+import { run } from './support/cli.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-scale-'));
 const silent: Io = { out: () => {}, err: () => {} };
 
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-}
 
 const spec: LossScaleSpec = { kind: 'dynamic', init: 65536, interval: 2 };
 const target = { ...kernelTargets.cpu, half: 'native' as const };

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { environmentMessage } from '../cli/environment.ts';
-import { main } from '../cli/main.ts';
 import { loadCheckpoint, saveCheckpoint } from '../runtime/checkpoint/node.ts';
+import { run } from './support/cli.ts';
 
 const repo = path.resolve(import.meta.dirname, '..');
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-env-'));
@@ -20,14 +20,8 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-async function lomoc(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
-const compile = (out: string) => lomoc('compile', 'models/mlp.ts', '--optimizer', 'lomo', '--out', out);
+const compile = (out: string) => run('compile', 'models/mlp.ts', '--optimizer', 'lomo', '--out', out);
 
 /** A tmpfs of `kib` KiB at a new folder, read-only when asked. */
 function tmpfs(name: string, kib: number, readOnly = false): string {
@@ -56,7 +50,7 @@ describe('lomoc compile --out never replaces what is not a bundle', () => {
     const before = snapshot(dir);
     const r = await compile(dir);
     expect(r.code).toBe(1);
-    expect(r.err).toBe(`error: lomoc compile: --out ${dir}: the folder holds files and no lomoc bundle ('model.ts', 'notes.txt'); lomoc compile writes only into a new folder, an empty one, or a bundle it wrote earlier, so nothing of yours is replaced: choose another folder`);
+    expect(r.stderr).toBe(`error: lomoc compile: --out ${dir}: the folder holds files and no lomoc bundle ('model.ts', 'notes.txt'); lomoc compile writes only into a new folder, an empty one, or a bundle it wrote earlier, so nothing of yours is replaced: choose another folder`);
     expect(snapshot(dir)).toEqual(before);
     expect(readdirSync(root).filter((n) => n.includes('lomoc-'))).toEqual([]);
   });
@@ -72,7 +66,7 @@ describe('lomoc compile --out never replaces what is not a bundle', () => {
     writeFileSync(file, 'keep me');
     const r = await compile(file);
     expect(r.code).toBe(1);
-    expect(r.err).toBe(`error: lomoc compile: --out ${file}: it is a file, expected a new folder, an empty one, or a bundle folder; nothing was written`);
+    expect(r.stderr).toBe(`error: lomoc compile: --out ${file}: it is a file, expected a new folder, an empty one, or a bundle folder; nothing was written`);
     expect(readFileSync(file, 'utf8')).toBe('keep me');
   });
 
@@ -92,14 +86,14 @@ describe('lomoc compile --out never replaces what is not a bundle', () => {
     mkdirSync(dir);
     expect((await compile(dir)).code).toBe(0);
     expect(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).step.optimizer).toBe('lomo');
-    const r = await lomoc('compile', 'models/mlp.ts', '--optimizer', 'sgd', '--out', dir);
-    expect(r.code, r.err).toBe(0);
+    const r = await run('compile', 'models/mlp.ts', '--optimizer', 'sgd', '--out', dir);
+    expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).step.optimizer).toBe('sgd');
     writeFileSync(path.join(dir, 'page.html'), '<p>mine</p>');
     const before = snapshot(dir);
     const again = await compile(dir);
     expect(again.code).toBe(1);
-    expect(again.err).toBe(`error: lomoc compile: --out ${dir}: the folder holds files that are not part of a bundle ('page.html'); lomoc compile writes only into a new folder, an empty one, or a bundle it wrote earlier, so nothing of yours is replaced: choose another folder`);
+    expect(again.stderr).toBe(`error: lomoc compile: --out ${dir}: the folder holds files that are not part of a bundle ('page.html'); lomoc compile writes only into a new folder, an empty one, or a bundle it wrote earlier, so nothing of yours is replaced: choose another folder`);
     expect(snapshot(dir)).toEqual(before);
   });
 });
@@ -109,20 +103,20 @@ describe("the machine's faults are the user's environment, not lomoc's bugs", ()
     const ro = tmpfs('ro', 64, true);
     const r = await compile(path.join(ro, 'b'));
     expect(r.code).toBe(1);
-    expect(r.err).toBe(`error: could not create the folder '${path.join(ro, '.b.lomoc-' + process.pid + '.tmp')}': the file system is read-only (EROFS); this is the machine's file system or its limits, not a bug in lomoc`);
-    expect(r.err).not.toMatch(/internal compiler error/);
+    expect(r.stderr).toBe(`error: could not create the folder '${path.join(ro, '.b.lomoc-' + process.pid + '.tmp')}': the file system is read-only (EROFS); this is the machine's file system or its limits, not a bug in lomoc`);
+    expect(r.stderr).not.toMatch(/internal compiler error/);
   });
 
   it('a full disk: exit 1 naming ENOSPC; the bundle already there is intact and no temporary folder is left', async () => {
     const small = tmpfs('small', 256);
     const dir = path.join(small, 'b');
     // The manifest and kernels alone fit; the runtime.js of a full bundle does not.
-    expect((await lomoc('compile', 'models/mlp.ts', '--preset', 'tiny', '--out', path.join(root, 'probe'))).code).toBe(0);
+    expect((await run('compile', 'models/mlp.ts', '--preset', 'tiny', '--out', path.join(root, 'probe'))).code).toBe(0);
     mkdirSync(dir);
     writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ format: 'lomoc-bundle', marker: 1 }));
     const r = await compile(dir);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^error: could not write '[^']+': no space left on the device \(ENOSPC\); this is the machine's file system or its limits, not a bug in lomoc$/);
+    expect(r.stderr).toMatch(/^error: could not write '[^']+': no space left on the device \(ENOSPC\); this is the machine's file system or its limits, not a bug in lomoc$/);
     expect(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).marker).toBe(1);
     expect(readdirSync(small)).toEqual(['b']);
   });
@@ -148,7 +142,7 @@ describe("the machine's faults are the user's environment, not lomoc's bugs", ()
     writeFileSync(file, 'x');
     const r = await compile(path.join(file, 'sub'));
     expect(r.code).toBe(1);
-    expect(r.err).toBe(`error: could not inspect '${path.join(file, 'sub')}': a part of the path is not a folder (ENOTDIR); this is the machine's file system or its limits, not a bug in lomoc`);
+    expect(r.stderr).toBe(`error: could not inspect '${path.join(file, 'sub')}': a part of the path is not a folder (ENOTDIR); this is the machine's file system or its limits, not a bug in lomoc`);
   });
 
   it('only system errors are the environment: other errors are not relabelled', () => {

@@ -10,8 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
-import type { Io } from '../../cli/report.ts';
 import { loadBundleDir } from '../../runtime/bundle/node.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../runtime/checkpoint/node.ts';
 import { toFloat32 } from '../../runtime/checkpoint/safetensors.ts';
@@ -21,14 +19,8 @@ import { acquireDevice } from '../../runtime/webgpu/node.ts';
 import { Session, type Entry, type Trainer as PageTrainer } from '../../runtime/page/session.ts';
 import { tokensOf } from '../../runtime/page/text.ts';
 import { loadText } from '../../cli/train-data.ts';
+import { run } from '../support/cli.ts';
 
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  const code = await main(argv, io);
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-}
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'lomoc-bundle-scale-'));
 const model = ['models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--optimizer', 'lomo', '--target', 'cpu'];

@@ -6,18 +6,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
-import type { Io } from '../../cli/report.ts';
 import { loadCheckpoint } from '../../runtime/checkpoint/node.ts';
 import { compareOp } from './kernel-check.ts';
+import { run } from '../support/cli.ts';
 
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  const code = await main(argv, io);
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-}
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'lomoc-scale-'));
 const scalar = (x: number) => ({ shape: [], data: Float32Array.of(x) });

@@ -6,17 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
-import type { Io } from '../../cli/report.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../runtime/checkpoint/node.ts';
 import { toFloat32, type TensorInput } from '../../runtime/checkpoint/safetensors.ts';
+import { run } from '../support/cli.ts';
 
-async function run(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
-  const code = await main(argv, io);
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-}
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'lomoc-train-'));
 const gpt = ['train', 'models/gpt.ts', '--preset', 'tiny', '--set', 'vocab=256', '--data', 'moby-dick', '--seed', '3'];
