@@ -2,14 +2,14 @@
 // for array<f16>; the manifest records the choice and must agree with the features the program
 // asks for; a native-f16 program on an adapter without shader-f16 is refused naming the feature
 // and the option to recompile with.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../cli/main.ts';
-import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import { acquireFrom } from '../runtime/webgpu/device.ts';
+import { editManifest, manifestOf, rejection, type ManifestJson } from './support/bundles.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-half-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -27,7 +27,6 @@ async function compile(name: string, ...args: string[]) {
   return { code, dir, ...r };
 }
 
-const manifestOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
 const kernelsOf = (dir: string) => readdirSync(path.join(dir, 'kernels')).map((f) => readFileSync(path.join(dir, 'kernels', f), 'utf8'));
 
 // Each test compiles models/mlp.ts once or twice: seconds alone, far more on a loaded machine.
@@ -78,17 +77,10 @@ describe('lomoc compile --dtype f16: packed by default, native on request, recor
 
   it('a manifest whose step.half disagrees with program.features is rejected naming the field', async () => {
     // Edits the manifest of a bundle the tests above wrote (they have run: vitest runs a file's tests in order).
-    const edit = (from: string, f: (m: Record<string, any>) => void) => {
-      const dir = path.join(root, from);
-      const m = manifestOf(dir);
-      f(m);
-      writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m));
-      return dir;
-    };
-    const reject = async (dir: string) => loadBundleDir(dir).then(() => 'loaded', (e) => (e instanceof BundleError ? e.message : `not a BundleError: ${e}`));
-    expect(await reject(edit('packed', (m) => (m.step.half = 'native')))).toBe("manifest.json: step.half: 'native' but program.features does not ask for shader-f16");
-    expect(await reject(edit('native', (m) => (m.step.half = 'packed')))).toBe("manifest.json: step.half: 'packed' but program.features asks for shader-f16");
-    expect(await reject(edit('f32', (m) => (m.step.half = 'packed')))).toBe('manifest.json: step.half: only an f16 bundle records its f16 storage, this one has dtype f32');
+    const edit = (from: string, f: (m: ManifestJson) => void) => editManifest(path.join(root, from), f);
+    expect(await rejection(edit('packed', (m) => (m.step.half = 'native')))).toBe("manifest.json: step.half: 'native' but program.features does not ask for shader-f16");
+    expect(await rejection(edit('native', (m) => (m.step.half = 'packed')))).toBe("manifest.json: step.half: 'packed' but program.features asks for shader-f16");
+    expect(await rejection(edit('f32', (m) => (m.step.half = 'packed')))).toBe('manifest.json: step.half: only an f16 bundle records its f16 storage, this one has dtype f32');
   }, slow);
 });
 

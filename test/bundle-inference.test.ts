@@ -16,6 +16,7 @@ import mlp from '../models/mlp.ts';
 import { BundleError, noInferenceMessage } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import { run } from './support/cli.ts';
+import { rejection } from './support/bundles.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-inference-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -44,15 +45,6 @@ function tampered(name: string, edit: (m: Record<string, any>) => void): string 
   return copy;
 }
 
-const rejection = async (d: string) => {
-  try {
-    await loadBundleDir(d);
-  } catch (e) {
-    expect(e).toBeInstanceOf(BundleError);
-    return (e as Error).message;
-  }
-  return 'loaded';
-};
 
 
 describe('the bundle\'s inference program', () => {

@@ -3,7 +3,7 @@
 // the one against the other; a manifest written before the fields existed loads as exact clipping
 // without scaling; lomoc train on a bundle takes the bundle's spec; and the page's checkpoints carry
 // the scaler state under the same run identity as lomoc train's (no device: a stand-in trainer).
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -18,11 +18,11 @@ import { kernelTargets } from '../compiler/codegen/wgsl/target.ts';
 import type { LossScaleSpec, LossScaleState } from '../contract/loss-scale.ts';
 import type { Manifest } from '../contract/manifest.ts';
 import gpt from '../models/gpt.ts';
-import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import { decodeSafetensors } from '../runtime/checkpoint/safetensors.ts';
 import { lossScaleStats, Session, SessionError, type Entry, type Trainer } from '../runtime/page/session.ts';
 import { run } from './support/cli.ts';
+import { editManifest, rejection } from './support/bundles.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-scale-'));
 const silent: Io = { out: () => {}, err: () => {} };
@@ -38,27 +38,12 @@ const baseStep = { optimizer: 'lomo', checkpoint: 'none', clipValue: null, targe
 function bundle(name: string, c: typeof scaled, step: Manifest['step'], edit?: (m: Record<string, any>) => void): string {
   const dir = path.join(root, name);
   writeBundle(dir, c.program, { model: 'gpt', preset: 'tiny', config: c.config, step, plan: c.plan }, { entry: false });
-  if (edit) {
-    const file = path.join(dir, 'manifest.json');
-    const m = JSON.parse(readFileSync(file, 'utf8'));
-    edit(m);
-    writeFileSync(file, JSON.stringify(m));
-  }
-  return dir;
+  return edit ? editManifest(dir, edit) : dir;
 }
 const scaledStep: Manifest['step'] = { ...baseStep, dtype: 'f16', half: 'native', clipNorm: 1, lossScale: spec };
 const onePassStep: Manifest['step'] = { ...baseStep, dtype: 'f32', clipNorm: 0.5, clipMode: 'previous' };
 const plainStep: Manifest['step'] = { ...baseStep, dtype: 'f16', half: 'native', clipNorm: 1 };
 
-const rejection = async (dir: string) => {
-  try {
-    await loadBundleDir(dir);
-  } catch (e) {
-    expect(e).toBeInstanceOf(BundleError);
-    return (e as Error).message;
-  }
-  return 'loaded';
-};
 
 describe('a bundle records its loss scaling and clip mode', () => {
   it('loads back as the very program compiled (the gradient factor output included), with the spec and the mode', async () => {

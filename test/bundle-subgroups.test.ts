@@ -3,14 +3,14 @@
 // operations; a manifest whose record disagrees with its features is rejected naming the field;
 // and a program compiled with subgroups is refused on an adapter without the feature, saying how
 // to recompile.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../cli/main.ts';
-import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import { acquireFrom } from '../runtime/webgpu/device.ts';
+import { editManifest, manifestOf, rejection, type ManifestJson } from './support/bundles.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-subgroups-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -23,7 +23,6 @@ async function compile(name: string, ...args: string[]) {
   return { code, dir, out, err };
 }
 
-const manifestOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
 const kernelsOf = (dir: string) => readdirSync(path.join(dir, 'kernels')).map((f) => readFileSync(path.join(dir, 'kernels', f), 'utf8'));
 
 // Each compile of models/mlp.ts takes seconds alone, far more on a loaded machine.
@@ -53,17 +52,10 @@ describe('lomoc compile --subgroups', () => {
 
   it('a manifest whose step.subgroups disagrees with program.features is rejected naming the field', async () => {
     // Edits the bundles the test above wrote (vitest runs a file's tests in order).
-    const edit = (from: string, f: (m: Record<string, any>) => void) => {
-      const dir = path.join(root, from);
-      const m = manifestOf(dir);
-      f(m);
-      writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m));
-      return dir;
-    };
-    const reject = async (dir: string) => loadBundleDir(dir).then(() => 'loaded', (e) => (e instanceof BundleError ? e.message : `not a BundleError: ${e}`));
-    expect(await reject(edit('plain', (m) => (m.step.subgroups = true)))).toBe('manifest.json: step.subgroups: true but program.features does not ask for subgroups');
-    expect(await reject(edit('sg', (m) => delete m.step.subgroups))).toBe('manifest.json: step.subgroups: absent but program.features asks for subgroups');
-    expect(await reject(edit('sg', (m) => (m.step.subgroups = false)))).toMatch(/^manifest\.json: step\.subgroups: /);
+    const edit = (from: string, f: (m: ManifestJson) => void) => editManifest(path.join(root, from), f);
+    expect(await rejection(edit('plain', (m) => (m.step.subgroups = true)))).toBe('manifest.json: step.subgroups: true but program.features does not ask for subgroups');
+    expect(await rejection(edit('sg', (m) => delete m.step.subgroups))).toBe('manifest.json: step.subgroups: absent but program.features asks for subgroups');
+    expect(await rejection(edit('sg', (m) => (m.step.subgroups = false)))).toMatch(/^manifest\.json: step\.subgroups: /);
   }, slow);
 });
 

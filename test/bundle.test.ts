@@ -7,9 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { writeBundle } from '../compiler/bundle/write-bundle.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
 import gpt from '../models/gpt.ts';
-import { BundleError } from '../runtime/bundle/load-bundle.ts';
 import { loadBundleDir } from '../runtime/bundle/node.ts';
 import { main } from '../cli/main.ts';
+import { editManifest, rejection } from './support/bundles.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'lomoc-bundle-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -26,24 +26,9 @@ const info = {
 function bundle(name: string, edit?: (m: Record<string, any>) => void): string {
   const dir = path.join(root, name);
   writeBundle(dir, compiled.program, info, { entry: false }); // the entry: test/bundle-entry.test.ts
-  if (edit) {
-    const file = path.join(dir, 'manifest.json');
-    const m = JSON.parse(readFileSync(file, 'utf8'));
-    edit(m);
-    writeFileSync(file, JSON.stringify(m));
-  }
-  return dir;
+  return edit ? editManifest(dir, edit) : dir;
 }
 
-const rejection = async (dir: string) => {
-  try {
-    await loadBundleDir(dir);
-  } catch (e) {
-    expect(e).toBeInstanceOf(BundleError);
-    return (e as Error).message;
-  }
-  return 'loaded';
-};
 
 describe('bundles', () => {
   it('load back as the very program that was compiled', async () => {
