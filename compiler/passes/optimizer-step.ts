@@ -8,7 +8,12 @@
 // which is what makes "LOMO equals SGD bit for bit" provable. Clipping by norm adds a norm pass: for
 // a 'twoPass' optimizer (LOMO) the whole backward is cloned as pass 1, whose gradients only feed the
 // squared norm and die at once; pass 2 recomputes them for the updates (paper, section 3.3). Pass 1
-// clones only the backward nodes some gradient depends on. clipMode 'previous' (approximate, one
+// clones only the backward nodes some gradient depends on. `share` k > 0 shares the top of the
+// backward between the passes: its nodes up to the one completing the k-th gradient (completion
+// order) run once, in pass 1 (phase 'norm'), as the ordinary backward: those gradients are stored
+// for their updates (which read the clip factor, so they still follow pass 1), their activations die
+// there, and pass 1's clones and pass 2 start from the activation gradient at the cut. The same
+// nodes on the same inputs: the bits are unchanged, and k = every gradient is SGD's order. clipMode 'previous' (approximate, one
 // pass) gives each update its own factor from max(the previous step's norm, the norm of the
 // gradients completed so far), the norm kept as state; loss scaling makes the backward seed the
 // `lossScale` input and folds 1/scale into the factor, and a non-finite squared norm (an overflow)
@@ -49,6 +54,11 @@ export interface StepOptions {
    * Under LOMO it needs the norm pass (with or without clipping) to know before the first update.
    */
   readonly lossScale?: boolean;
+  /**
+   * Two-pass norm only: how many gradients (in completion order) pass 1 computes with the ordinary
+   * backward, stored for their updates, so pass 2 need not compute them again (default 0: none).
+   */
+  readonly share?: number;
   /** Keep an f32 master copy of f16 weights, where the optimizer's descriptor allows one. */
   readonly master?: boolean;
   /** Hyper-parameters by name, checked against the optimizer's descriptor; defaults for the rest. */
@@ -79,6 +89,22 @@ function completionOrder(g: Graph): string[] {
   const at = new Map<ValueId, number>();
   g.nodes.forEach((n, i) => n.outputs.forEach((o) => at.set(o, i)));
   return Object.keys(g.grads!).sort((a, b) => (at.get(g.grads![a]) ?? -1) - (at.get(g.grads![b]) ?? -1));
+}
+
+/** The gradients a two-pass norm can share (every one: sharing all is the plain clipped step's order). */
+export const shareableGradients = (g: Graph): number => Object.keys(g.grads ?? {}).length;
+
+/**
+ * Where the shared top of `backward` ends: right after the node completing the k-th gradient in
+ * completion order (0: nothing shared). A prefix of a topological order is closed under its inputs.
+ */
+function shareCut(g: Graph, backward: readonly Node[], order: readonly string[], k: number): number {
+  if (k <= 0) return 0;
+  if (k > order.length) throw new CompilerBug(`appendOptimizer: share ${k} of ${order.length} gradients`);
+  const want = new Set(order.slice(0, k).map((name) => g.grads![name]));
+  let cut = 0;
+  backward.forEach((n, i) => { if (n.outputs.some((o) => want.has(o))) cut = i + 1; });
+  return cut;
 }
 
 /**
@@ -139,6 +165,7 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   // passes, so the two-pass LOMO step and the plain clipped step compute identical bits).
   let factor: ValueId | undefined;
   const order = completionOrder(g);
+  if ((opts.share ?? 0) < 0 || !Number.isInteger(opts.share ?? 0)) throw new CompilerBug(`appendOptimizer: share ${opts.share}`);
   const byName = new Map(g.params.map((q) => [q.name, q]));
   const factorAttrs = { maxNorm: opts.clipNorm ?? null, ...(lossScale === undefined ? {} : { unscale: true }) };
   const factorInputs = (total: ValueId) => [total, ...(lossScale === undefined ? [] : [lossScale])];
@@ -153,8 +180,11 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   };
   const normed = (opts.clipNorm !== undefined && !previous) || lossScale !== undefined;
   const twoPass = normed && d.clipNorm === 'twoPass';
-  if (twoPass) factor = sumSquares(cloneBackward(b, g, backward));
-  for (const n of backward) b.nodes.push({ ...n, id: b.nodes.length });
+  const cut = twoPass ? shareCut(g, backward, order, opts.share ?? 0) : 0;
+  // The shared top runs once, in pass 1; its gradients are not cloned (`map.get(x) ?? x` reads them).
+  for (const n of backward.slice(0, cut)) b.nodes.push({ ...n, id: b.nodes.length, phase: 'norm' });
+  if (twoPass) factor = sumSquares(cloneBackward(b, g, backward.slice(cut)));
+  for (const n of backward.slice(cut)) b.nodes.push({ ...n, id: b.nodes.length });
   if (normed && !twoPass) factor = sumSquares(g.grads);
   // One-pass clipping: each update's own factor, from the previous norm and the running sum so far.
   const state: StateDecl[] = [];

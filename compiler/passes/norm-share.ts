@@ -1,0 +1,60 @@
+// How much of the backward a two-pass clip-norm step shares between its passes (the `share` of
+// optimizer-step.ts): pass 1 runs the top of the backward as the ordinary backward, storing those
+// gradients for their updates, so pass 2 starts below them and computes them no second time.
+// Requires: a differentiated graph and a way to plan the step with k gradients shared (the real
+// schedule, fusion and memory plan, as checkpoint-policy.ts judges its choices).
+// Ensures: the chosen k has a planned peak no higher than sharing none (k = 0), by construction:
+// no k is chosen that was not planned. The rule: the candidates are the cuts where a block's
+// gradients are all complete (in completion order; every gradient in a model without blocks) and
+// all of them; every gradient shared is tried first (the plain clipped step's order: one backward),
+// then the smallest cut; between a cut that fits and one that does not, bisection. A stored
+// gradient takes the place of its block's activations, which die in pass 1, so sharing more rarely
+// lowers the peak again: where the top block's gradients alone raise it, nothing is shared (LLaMA-7B
+// under --checkpoint blocks: a block's 0.75 GiB of gradients would sit on pass 1's peak).
+// Cost: at most 2 + log2(cuts) plans beside the one without sharing.
+import type { Graph } from '../ir/types.ts';
+
+export interface NormShare {
+  /** Gradients shared (completion order), and how many the step has. */
+  readonly shared: number;
+  readonly of: number;
+  /** The plans tried beside the one without sharing. */
+  readonly tried: number;
+}
+
+/**
+ * The cuts: k gradients such that the k-th and the (k+1)-th (completion order) are not in the same
+ * block, a param's block being that of the first forward node reading it (-1: none).
+ */
+export function shareCuts(g: Graph): number[] {
+  if (!g.grads) return [];
+  const at = new Map<number, number>();
+  g.nodes.forEach((n, i) => n.outputs.forEach((o) => at.set(o, i)));
+  const names = Object.keys(g.grads).sort((a, b) => (at.get(g.grads![a]) ?? -1) - (at.get(g.grads![b]) ?? -1));
+  const blockOf = new Map<number, number>();
+  for (const n of g.nodes) if (n.phase === 'forward') for (const x of n.inputs) if (!blockOf.has(x)) blockOf.set(x, n.block ?? -1);
+  const byName = new Map(g.params.map((p) => [p.name, blockOf.get(p.value) ?? -1]));
+  const marked = (g.blocks?.length ?? 0) > 0;
+  const cuts: number[] = [];
+  for (let k = 1; k <= names.length; k++)
+    if (!marked || k === names.length || byName.get(names[k - 1]) !== byName.get(names[k])) cuts.push(k);
+  return cuts;
+}
+
+/** The most gradients to share (one of `cuts`, or 0) whose peak (`peakAt(k)`) is at most `peakAt(0)`. */
+export function chooseNormShare(cuts: readonly number[], of: number, peakAt: (k: number) => number): NormShare {
+  let tried = 0;
+  const base = peakAt(0);
+  const fits = (i: number) => (tried++, peakAt(cuts[i]) <= base);
+  if (cuts.length === 0) return { shared: 0, of, tried };
+  let hi = cuts.length - 1;
+  if (fits(hi)) return { shared: cuts[hi], of, tried };
+  if (hi === 0 || !fits(0)) return { shared: 0, of, tried };
+  let lo = 0; // cuts[lo] fits, cuts[hi] does not
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return { shared: cuts[lo], of, tried };
+}
