@@ -107,21 +107,26 @@ function shareCut(g: Graph, backward: readonly Node[], order: readonly string[],
   return cut;
 }
 
-/**
- * Clones, as pass-1 (phase 'norm') nodes, the backward nodes the gradients depend on (a node whose
- * outputs reach no gradient would be dead work in pass 1); returns the clones' gradient values.
- */
-function cloneBackward(b: GraphBuilder, g: Graph, backward: readonly Node[]): Record<string, ValueId> {
+/** The backward nodes some gradient depends on (another would be dead work in pass 1). */
+function gradientWork(g: Graph, backward: readonly Node[]): Set<Node> {
   const needed = new Set<ValueId>(Object.values(g.grads!));
-  const live: Node[] = [];
+  const live = new Set<Node>();
   for (let i = backward.length - 1; i >= 0; i--) {
     const n = backward[i];
     if (!n.outputs.some((o) => needed.has(o))) continue;
-    live.push(n);
+    live.add(n);
     for (const x of n.inputs) needed.add(x);
   }
+  return live;
+}
+
+/**
+ * Clones, as pass-1 (phase 'norm') nodes, the backward nodes in `live`; returns the clones'
+ * gradient values (a gradient made before `backward`, in the shared top, is itself).
+ */
+function cloneBackward(b: GraphBuilder, g: Graph, backward: readonly Node[], live: ReadonlySet<Node>): Record<string, ValueId> {
   const map = new Map<ValueId, ValueId>();
-  for (const n of live.reverse()) {
+  for (const n of backward.filter((m) => live.has(m))) {
     const outs = b.node(n.op, n.inputs.map((x) => map.get(x) ?? x), n.attrs as never, n.loc, 'norm',
       n.outputs.map((o) => g.values[o].role));
     n.outputs.forEach((o, k) => map.set(o, outs[k]));
@@ -182,8 +187,9 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   const twoPass = normed && d.clipNorm === 'twoPass';
   const cut = twoPass ? shareCut(g, backward, order, opts.share ?? 0) : 0;
   // The shared top runs once, in pass 1; its gradients are not cloned (`map.get(x) ?? x` reads them).
-  for (const n of backward.slice(0, cut)) b.nodes.push({ ...n, id: b.nodes.length, phase: 'norm' });
-  if (twoPass) factor = sumSquares(cloneBackward(b, g, backward.slice(cut)));
+  const live = twoPass ? gradientWork(g, backward) : new Set<Node>();
+  for (const n of backward.slice(0, cut)) if (live.has(n)) b.nodes.push({ ...n, id: b.nodes.length, phase: 'norm' });
+  if (twoPass) factor = sumSquares(cloneBackward(b, g, backward.slice(cut), live));
   for (const n of backward.slice(cut)) b.nodes.push({ ...n, id: b.nodes.length });
   if (normed && !twoPass) factor = sumSquares(g.grads);
   // One-pass clipping: each update's own factor, from the previous norm and the running sum so far.
