@@ -18,20 +18,26 @@ export function freshnessViolations(g: Graph): string[] {
   return out;
 }
 
-/** Every gradient dies at its update (or, in clip-norm pass 1, at its squared norm). */
+/** Every gradient dies at its update (or, made by a clip-norm pass 1 for its norm alone, at its squared norm). */
 export function gradsNotFreedByUpdate(g: Graph): string[] {
   const out: string[] = [];
   const lastReader = new Map<ValueId, number>();
   g.nodes.forEach((n, i) => n.inputs.forEach((x) => lastReader.set(x, i)));
+  const updated = new Set(g.nodes.filter((n) => n.phase === 'update').map((n) => n.inputs[1]));
   g.nodes.forEach((n, i) => {
     if (n.phase !== 'update' && n.op !== 'sumSquares') return;
     const grad = n.inputs[n.phase === 'update' ? 1 : 0];
+    if (n.op === 'sumSquares' && updated.has(grad)) return; // also updated (a norm pass's shared top): dies there
     if (lastReader.get(grad) !== i) out.push(`gradient %${grad} is read after ${n.op} #${i}`);
   });
   return out;
 }
 
-/** The most gradient bytes live at one moment, and what LOMO may hold at once. */
+/**
+ * The most gradient bytes live at one moment, and what LOMO may hold at once: one gradient (plus
+ * tied partial sums), and the gradients a clip-norm pass 1 shares with pass 2 (passes/norm-share.ts:
+ * made by pass 1's nodes, stored until their updates in place of their blocks' activations).
+ */
 export function gradientMemory(g: Graph): { most: number; allowed: number } {
   const { buffers } = lifetimes(g);
   const delta = new Array<number>(g.nodes.length + 2).fill(0);
@@ -50,7 +56,9 @@ export function gradientMemory(g: Graph): { most: number; allowed: number } {
   const tied = g.params.filter((p) => (readers.get(p.value) ?? 0) > 1).map((p) => byteSize(g.values[p.value].shape, g.values[p.value].dtype));
   // A node with several gradient outputs (layerNormGrad: dgamma and dbeta) makes them together.
   const multi = Math.max(0, ...g.nodes.map((n) => n.outputs.filter((o) => g.values[o].role === 'grad').reduce((a, o) => a + byteSize(g.values[o].shape, g.values[o].dtype), 0)));
-  return { most, allowed: Math.max(...bytes, multi) + tied.reduce((a, b) => a + b, 0) };
+  const producer = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const shared = Object.values(g.grads ?? {}).filter((v) => producer.get(v)?.phase === 'norm').map((v) => byteSize(g.values[v].shape, g.values[v].dtype));
+  return { most, allowed: Math.max(...bytes, multi) + tied.reduce((a, b) => a + b, 0) + shared.reduce((a, b) => a + b, 0) };
 }
 
 /** Pieces live at the same time never overlap; offsets are aligned; pieces fit their arenas and a binding. */
