@@ -84,7 +84,8 @@ describe('lomoc plan', () => {
     expect(j).toMatchObject({ model: 'llama', preset: 'tiny', dtype: 'f32', clipNorm: 1, clipValue: null, checkpoint: 'none', target: 'gpu' });
     expect(j.rows).toHaveLength(1);
     expect(Object.keys(j.rows[0])).toEqual(['optimizer', 'params', 'grads', 'optimizerState', 'activations', 'workspace', 'total',
-      'lowerBound', 'recomputeRatio', 'planMs']);
+      'lowerBound', 'recomputeRatio', 'normShare', 'planMs']);
+    expect(j.rows[0].normShare).toEqual({ shared: 21, of: 21 }); // the exact clip's norm pass shares its whole backward here
     for (const k of ['params', 'grads', 'optimizerState', 'activations', 'workspace', 'total', 'lowerBound'])
       expect(Number.isInteger(j.rows[0][k])).toBe(true);
     expect(j.rows[0].optimizerState).toBe(0);
