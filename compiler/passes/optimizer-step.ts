@@ -13,9 +13,10 @@
 // order) run once, in pass 1 (phase 'norm'), as the ordinary backward: those gradients are stored
 // for their updates (which read the clip factor, so they still follow pass 1), their activations die
 // there, and pass 1's clones and pass 2 start from the activation gradient at the cut. The same
-// nodes on the same inputs: the bits are unchanged, and k = every gradient is SGD's order. clipMode 'previous' (approximate, one
-// pass) gives each update its own factor from max(the previous step's norm, the norm of the
-// gradients completed so far), the norm kept as state; loss scaling makes the backward seed the
+// nodes on the same inputs give the same bits; k = every gradient is the plain clipped step's one
+// backward. passes/norm-share.ts chooses k. clipMode 'previous' (approximate, one pass) gives each
+// update its own factor from max(the previous step's norm, the norm of the gradients completed so
+// far), the norm kept as state; loss scaling makes the backward seed the
 // `lossScale` input and folds 1/scale into the factor, and a non-finite squared norm (an overflow)
 // makes the factor -1, which every update reads as "keep the old values" (under LOMO that needs the
 // norm pass whether or not it clips: the overflow must be known before the first update).
