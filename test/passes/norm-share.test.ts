@@ -79,6 +79,16 @@ describe('sharing the top of the backward keeps the clipped SGD step bit for bit
           expect(lomoVsSgd(graph, feeds, { clipNorm: 0.5, lossScale: true, checkpoint }, k, 1024).diff, `share ${k}`).toEqual([]);
       });
 
+  it('AdaLomo (two-pass too, with state): every block boundary shared equals sharing none, bit for bit, state included (gpt tiny, blocks)', () => {
+    const { graph, feeds } = modelFeeds(gpt, 8);
+    const run = (share: number | boolean) => {
+      const c = build(graph, 'adalomo', { clipNorm: 0.5, checkpoint: { kind: 'blocks' }, shareNormPass: share });
+      return plannedStep(c, stepFeeds(c.step, feeds, { ...hyper, step: 1 }));
+    };
+    const none = run(false);
+    for (const k of shareCuts(compileForward(graph, { optimizer: 'sgd' }).step)) expect(bitDifferences(run(k), none), `share ${k}`).toEqual([]);
+  });
+
   it('with --accumulate 2 (gpt tiny, the step made by the pipeline with its own choice)', () => {
     const { graph: full } = traceModel(gpt, resolveConfig(gpt, 'tiny', ['batch=4']));
     const micro = accumulated(2);
