@@ -59,10 +59,10 @@ export function chooseNormShare(cuts: readonly number[], of: number, peakAt: (k:
   return { shared: cuts[lo], of, tried };
 }
 
-/** The report line's text: "shares the top 12 of 36 gradients with pass 2 (...)". */
+/** The report line's text: "shares the top 12 of 36 gradients with pass 2: ...". */
 export function describeNormShare(s: NormShare): string {
   if (s.shared === 0)
-    return `shares none of its ${s.of} gradients with pass 2${s.tried > 0 ? ': sharing the top would raise the planned peak' : ''}`;
-  if (s.shared === s.of) return `shares all ${s.of} gradients with pass 2: one backward, as the clipped SGD step, the peak no higher than two`;
-  return `shares the top ${s.shared} of ${s.of} gradients with pass 2 (computed once, stored for their updates; the peak no higher than sharing none)`;
+    return `shares none of its ${s.of} gradients with pass 2${s.tried > 0 ? ': sharing even the top would raise the planned peak' : ''}`;
+  if (s.shared === s.of) return `shares all ${s.of} gradients with pass 2: the backward runs once, as in the clipped SGD step (planned peak no higher than cloning it)`;
+  return `shares the top ${s.shared} of ${s.of} gradients with pass 2: computed once and stored for their updates (planned peak no higher than sharing none)`;
 }

@@ -9,7 +9,7 @@ import { resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/mod
 import type { Graph } from '../../compiler/ir/types.ts';
 import { accumulateMicroBatches } from '../../compiler/passes/accumulate.ts';
 import type { CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
-import { chooseNormShare, shareCuts } from '../../compiler/passes/norm-share.ts';
+import { chooseNormShare, describeNormShare, shareCuts } from '../../compiler/passes/norm-share.ts';
 import { compileForward, type StepConfig } from '../../compiler/pipeline.ts';
 import { initParams } from '../../compiler/reference/init.ts';
 import type { Feeds } from '../../compiler/reference/execute.ts';
@@ -177,6 +177,15 @@ describe('the amount shared is chosen by the plan', () => {
     // A peak that is not monotone: what is chosen was planned and fits.
     const bumpy = (k: number) => (k === 0 || k === 1 || k === 5 ? 10 : 12);
     expect(chooseNormShare([1, 3, 5, 8], 8, bumpy).shared).toBe(1);
+  });
+
+  it('the report line says how much is shared, and why none', () => {
+    expect(describeNormShare({ shared: 12, of: 36, tried: 3 })).toBe(
+      'shares the top 12 of 36 gradients with pass 2: computed once and stored for their updates (planned peak no higher than sharing none)');
+    expect(describeNormShare({ shared: 36, of: 36, tried: 1 })).toBe(
+      'shares all 36 gradients with pass 2: the backward runs once, as in the clipped SGD step (planned peak no higher than cloning it)');
+    expect(describeNormShare({ shared: 0, of: 291, tried: 2 })).toBe('shares none of its 291 gradients with pass 2: sharing even the top would raise the planned peak');
+    expect(describeNormShare({ shared: 0, of: 36, tried: 0 })).toBe('shares none of its 36 gradients with pass 2');
   });
 
   it('cuts fall where a block\'s gradients are complete (gpt tiny: ln_f, 2 blocks of 16, the embeddings wpe and wte: tied to the head, wte completes last)', () => {
