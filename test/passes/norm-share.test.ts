@@ -43,7 +43,7 @@ function lomoVsSgd(graph: Graph, feeds: Feeds, opts: Opts, share: number | boole
   return { diff: bitDifferences(got, want), lomo };
 }
 
-const checkpoints: (CheckpointPolicy | undefined)[] = [undefined, { kind: 'sqrt' }, { kind: 'blocks' }];
+const checkpoints: (CheckpointPolicy | undefined)[] = [undefined, { kind: 'sqrt' }, { kind: 'blocks' }, { kind: 'blocks', runs: 2 }];
 const norms: Opts[] = [{ clipNorm: 0.05 }, { clipNorm: 0.05, lossScale: true }, { lossScale: true }, { clipNorm: 0.05, clipValue: 0.01 }];
 
 describe('sharing the top of the backward keeps the clipped SGD step bit for bit', () => {
@@ -73,7 +73,7 @@ describe('sharing the top of the backward keeps the clipped SGD step bit for bit
 
   for (const [name, def] of [['gpt', gpt], ['llama', llama]] as const)
     for (const checkpoint of checkpoints)
-      it(`${name} tiny, every block boundary shared, checkpoint ${checkpoint?.kind ?? 'none'}, clip-norm with loss scaling`, () => {
+      it(`${name} tiny, every block boundary shared, checkpoint ${checkpoint ? JSON.stringify(checkpoint) : 'none'}, clip-norm with loss scaling`, () => {
         const { graph, feeds } = modelFeeds(def, 3);
         for (const k of [0, ...shareCuts(compileForward(graph, { optimizer: 'sgd' }).step)])
           expect(lomoVsSgd(graph, feeds, { clipNorm: 0.5, lossScale: true, checkpoint }, k, 1024).diff, `share ${k}`).toEqual([]);
@@ -153,6 +153,17 @@ describe('the amount shared is chosen by the plan', () => {
       const { graph } = modelFeeds(def, 1);
       expect(peakCheck(graph, { clipNorm: 1, checkpoint })).toMatchObject({ shared, of });
     });
+
+  it('checkpoint budget=SIZE: the budget\'s choice is kept, and the peak with sharing is within it (gpt tiny)', () => {
+    const { graph } = modelFeeds(gpt, 1);
+    const most = build(graph, 'lomo', { clipNorm: 1, shareNormPass: false }).plan.peak;
+    const least = build(graph, 'lomo', { clipNorm: 1, shareNormPass: false, checkpoint: { kind: 'blocks' } }).plan.peak;
+    const checkpoint = { kind: 'budget', bytes: Math.floor((most + least) / 2) } as const;
+    const on = build(graph, 'lomo', { clipNorm: 1, checkpoint });
+    expect(on.checkpointDetail).toBe(build(graph, 'lomo', { clipNorm: 1, checkpoint, shareNormPass: false }).checkpointDetail);
+    expect(peakCheck(graph, { clipNorm: 1, checkpoint }).of).toBe(36);
+    expect(on.plan.peak).toBeLessThanOrEqual(checkpoint.bytes);
+  });
 
   it('sharing every gradient runs the backward once: no norm-only clone, the clipped SGD step\'s nodes', () => {
     const { graph } = modelFeeds(gpt, 1);
