@@ -9,12 +9,16 @@
 // next config), so load from other processes falls on all alike; each row reports the median step (the first dropped: lazy pipeline work)
 // and its ratio to plain SGD's. Bytes: the plan's peak (what the device allocates), and the most
 // bytes live at one moment of the norm pass (its own peak, beside SGD's whole-step peak).
-// `node bin/run-ts.js bench/clip-step.ts [rounds] [preset...]` (default 8 rounds, small and tiny).
-// Measured on lavapipe, 2 cores at load 12-20: tiny (40 rounds) exact clip 1.33x SGD before, 1.15x
-// after; small (8-12 rounds) inconclusive, the before/after order flipping between runs (1.68/1.46,
-// 1.41/1.95, 1.89/2.06): there each matmul is ~11 ms of arithmetic, and the norm epilogue costs the
-// weight-gradient matmul nothing measurable ([128, 1024] x [1024, 512]: 11.6 ms plain, 11.4 with
-// the norm epilogue and no store), so what is saved is a 256 KiB store and its reduction per weight.
+// `node bin/run-ts.js bench/clip-step.ts [rounds] [preset...] [--checkpoint blocks]` (default 8 rounds, small and tiny).
+// Measured on lavapipe, 2 cores at load 2-3 (Dec 2026): gpt small (8 rounds) exact clip 1.04x SGD
+// sharing all 68 gradients (the backward once; 38.45 MiB on the device, as SGD, from 40.93 MiB),
+// 1.67x sharing none (before), 1.72x with the norm pass storing each gradient; tiny (30 rounds)
+// 1.18x sharing all 36 (SGD with clip-norm 1.18x), 1.76x before. small with --checkpoint blocks
+// (8 rounds): shares 2 of 68 (the top block's 0.75 MiB of gradients would raise pass 1's peak),
+// 1.60x, 1.62x before. Earlier, at load 12-20: tiny (40 rounds) the stored-gradient norm pass
+// 1.33x SGD, the fused one 1.15x; there each small matmul is ~11 ms of arithmetic, and the norm
+// epilogue costs the weight-gradient matmul nothing measurable ([128, 1024] x [1024, 512]: 11.6 ms
+// plain, 11.4 with the norm epilogue and no store).
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compileProgram, idRanges, type CompiledProgram } from '../compiler/compile-program.ts';

@@ -5,13 +5,16 @@
 // schedule, fusion and memory plan, as checkpoint-policy.ts judges its choices).
 // Ensures: the chosen k has a planned peak no higher than sharing none (k = 0), by construction:
 // no k is chosen that was not planned. The rule: the candidates are the cuts where a block's
-// gradients are all complete (in completion order; every gradient in a model without blocks) and
-// all of them; every gradient shared is tried first (the plain clipped step's order: one backward),
-// then the smallest cut; between a cut that fits and one that does not, bisection. A stored
-// gradient takes the place of its block's activations, which die in pass 1, so sharing more rarely
-// lowers the peak again: where the smallest cut raises it, nothing is shared (LLaMA-7B under
-// --checkpoint blocks: the head's 0.49 GiB gradient would sit on pass 1's peak; 2 plans, +0.75 s).
-// Cost: at most 2 + log2(cuts) plans beside the one without sharing.
+// gradients are all complete (in completion order; every gradient in a model without blocks). The
+// longest prefix that fits: with at most `scanCuts` cuts, each is planned from the longest down;
+// past that, every gradient shared is tried first (the plain clipped step's order: one backward),
+// then the smallest cut, and between a cut that fits and one that does not, bisection. The peak
+// need not be monotone in k (gpt small, --checkpoint blocks: +0.25 MiB for each block shared up to
+// 3 of 4, then SGD's peak, 13 KiB over sharing none), so bisection finds a cut that fits, not
+// always the longest; a scan costs a plan per cut (LLaMA-7B: 34). Where the smallest cut raises the
+// peak nothing is shared (LLaMA-7B under --checkpoint blocks: the head's 0.49 GiB gradient would
+// sit on pass 1's peak; 2 plans, +0.6 s).
+// Cost: at most max(scanCuts, 2 + log2(cuts)) plans beside the one without sharing.
 import type { Graph } from '../ir/types.ts';
 
 export interface NormShare {
@@ -41,12 +44,18 @@ export function shareCuts(g: Graph): number[] {
   return cuts;
 }
 
+/** Up to this many cuts each is planned (a scan); past it, bisection. */
+export const scanCuts = 8;
+
 /** The most gradients to share (one of `cuts`, or 0) whose peak (`peakAt(k)`) is at most `peakAt(0)`. */
 export function chooseNormShare(cuts: readonly number[], of: number, peakAt: (k: number) => number): NormShare {
   let tried = 0;
   const base = peakAt(0);
   const fits = (i: number) => (tried++, peakAt(cuts[i]) <= base);
-  if (cuts.length === 0) return { shared: 0, of, tried };
+  if (cuts.length <= scanCuts) {
+    for (let i = cuts.length - 1; i >= 0; i--) if (fits(i)) return { shared: cuts[i], of, tried };
+    return { shared: 0, of, tried };
+  }
   let hi = cuts.length - 1;
   if (fits(hi)) return { shared: cuts[hi], of, tried };
   if (hi === 0 || !fits(0)) return { shared: 0, of, tried };

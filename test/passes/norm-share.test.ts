@@ -9,7 +9,7 @@ import { resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/mod
 import type { Graph } from '../../compiler/ir/types.ts';
 import { accumulateMicroBatches } from '../../compiler/passes/accumulate.ts';
 import type { CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
-import { chooseNormShare, describeNormShare, shareCuts } from '../../compiler/passes/norm-share.ts';
+import { chooseNormShare, describeNormShare, scanCuts, shareCuts } from '../../compiler/passes/norm-share.ts';
 import { compileForward, type StepConfig } from '../../compiler/pipeline.ts';
 import { initParams } from '../../compiler/reference/init.ts';
 import type { Feeds } from '../../compiler/reference/execute.ts';
@@ -178,16 +178,25 @@ describe('the amount shared is chosen by the plan', () => {
     expect(all.plan.peak).toBe(sgd.plan.peak);
   });
 
-  it('chooseNormShare: all when all fit; none when the smallest cut does not; else bisection to the last cut that fits', () => {
-    const peaks = (fit: number) => (k: number) => (k <= fit ? 10 : 11);
-    expect(chooseNormShare([1, 3, 5, 8], 8, peaks(8))).toEqual({ shared: 8, of: 8, tried: 1 });
-    expect(chooseNormShare([1, 3, 5, 8], 8, peaks(0))).toEqual({ shared: 0, of: 8, tried: 2 });
-    expect(chooseNormShare([1, 3, 5, 8], 8, peaks(5))).toEqual({ shared: 5, of: 8, tried: 4 });
-    expect(chooseNormShare([1, 3, 5, 8], 8, peaks(3))).toEqual({ shared: 3, of: 8, tried: 4 });
-    expect(chooseNormShare([], 0, peaks(0))).toEqual({ shared: 0, of: 0, tried: 0 });
-    // A peak that is not monotone: what is chosen was planned and fits.
+  it('chooseNormShare, up to scanCuts cuts: the longest that fits, each planned from the longest down', () => {
     const bumpy = (k: number) => (k === 0 || k === 1 || k === 5 ? 10 : 12);
-    expect(chooseNormShare([1, 3, 5, 8], 8, bumpy).shared).toBe(1);
+    expect(chooseNormShare([1, 3, 5, 8], 8, bumpy)).toEqual({ shared: 5, of: 8, tried: 2 });
+    expect(chooseNormShare([1, 3, 5, 8], 8, () => 10)).toEqual({ shared: 8, of: 8, tried: 1 });
+    expect(chooseNormShare([1, 3, 5, 8], 8, (k) => (k === 0 ? 10 : 11))).toEqual({ shared: 0, of: 8, tried: 4 });
+    expect(chooseNormShare([], 0, () => 10)).toEqual({ shared: 0, of: 0, tried: 0 });
+  });
+
+  it('chooseNormShare, past scanCuts: all when all fit; none when the smallest cut does not; else bisection to a cut that fits', () => {
+    const cuts = Array.from({ length: 2 * scanCuts }, (_, i) => 2 * i + 1);
+    const of = cuts.at(-1)!;
+    const peaks = (fit: number) => (k: number) => (k <= fit ? 10 : 11);
+    expect(chooseNormShare(cuts, of, peaks(of))).toEqual({ shared: of, of, tried: 1 });
+    expect(chooseNormShare(cuts, of, peaks(0))).toEqual({ shared: 0, of, tried: 2 });
+    for (const fit of cuts.slice(0, -1)) expect(chooseNormShare(cuts, of, peaks(fit)).shared).toBe(fit);
+    expect(chooseNormShare(cuts, of, peaks(cuts[5])).tried).toBeLessThanOrEqual(2 + Math.ceil(Math.log2(cuts.length)));
+    // A peak that is not monotone: what is chosen was planned and fits, though a longer cut fits too.
+    const bumpy = (k: number) => (k <= 3 || k === of - 2 ? 10 : 12);
+    expect(chooseNormShare(cuts, of, bumpy).shared).toBe(3);
   });
 
   it('the report line says how much is shared, and why none', () => {

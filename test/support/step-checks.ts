@@ -35,8 +35,9 @@ export function gradsNotFreedByUpdate(g: Graph): string[] {
 
 /**
  * The most gradient bytes live at one moment, and what LOMO may hold at once: one gradient (plus
- * tied partial sums), and the gradients a clip-norm pass 1 shares with pass 2 (passes/norm-share.ts:
- * made by pass 1's nodes, stored until their updates in place of their blocks' activations).
+ * tied partial sums), and what a clip-norm pass 1 shares with pass 2 (passes/norm-share.ts): its
+ * gradients, stored until their updates in place of their blocks' activations, and a tied param's
+ * partial sum made above the cut (pass 1's clone sum then needs bytes of its own).
  */
 export function gradientMemory(g: Graph): { most: number; allowed: number } {
   const { buffers } = lifetimes(g);
@@ -56,8 +57,10 @@ export function gradientMemory(g: Graph): { most: number; allowed: number } {
   const tied = g.params.filter((p) => (readers.get(p.value) ?? 0) > 1).map((p) => byteSize(g.values[p.value].shape, g.values[p.value].dtype));
   // A node with several gradient outputs (layerNormGrad: dgamma and dbeta) makes them together.
   const multi = Math.max(0, ...g.nodes.map((n) => n.outputs.filter((o) => g.values[o].role === 'grad').reduce((a, o) => a + byteSize(g.values[o].shape, g.values[o].dtype), 0)));
-  const producer = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
-  const shared = Object.values(g.grads ?? {}).filter((v) => producer.get(v)?.phase === 'norm').map((v) => byteSize(g.values[v].shape, g.values[v].dtype));
+  // Shared: made by pass 1 and read after it (an update, or pass 2 adding to a tied param's partial sum).
+  const fromPass1 = new Set(g.nodes.flatMap((n) => (n.phase === 'norm' ? n.outputs.filter((o) => g.values[o].role === 'grad') : [])));
+  const readLater = new Set(g.nodes.flatMap((n) => (n.phase === 'update' || n.phase === 'backward' ? n.inputs.filter((x) => fromPass1.has(x)) : [])));
+  const shared = [...readLater].map((v) => byteSize(g.values[v].shape, g.values[v].dtype));
   return { most, allowed: Math.max(...bytes, multi) + tied.reduce((a, b) => a + b, 0) + shared.reduce((a, b) => a + b, 0) };
 }
 
