@@ -73,6 +73,15 @@ describe('lomoc plan', () => {
     expect(r.stdout).not.toContain('paper');
   });
 
+  it('with --clip-norm, a line per two-pass optimizer says how much of the backward its norm pass shares', async () => {
+    const r = await run('plan', 'models/gpt.ts', '--preset', 'tiny', '--clip-norm', '1', '--checkpoint', 'blocks');
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('norm pass'))).toEqual([
+      'norm pass   lomo shares the top 2 of 36 gradients with pass 2: computed once and stored for their updates (planned peak no higher than sharing none)',
+      'norm pass   adalomo shares the top 2 of 36 gradients with pass 2: computed once and stored for their updates (planned peak no higher than sharing none)',
+    ]);
+  });
+
   it('the real binary prints exactly one JSON object, sizes in bytes', () => {
     const r = spawnSync(process.execPath, ['bin/lomoc.js', 'plan', 'models/llama.ts', '--preset', 'tiny', '--optimizer', 'lomo',
       '--clip-norm', '1', '--json'], { encoding: 'utf8' });
