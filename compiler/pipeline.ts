@@ -7,7 +7,7 @@ import type { MemoryPlan } from './ir/memory-plan.ts';
 import { sameShape } from './ir/shape.ts';
 import type { Graph } from './ir/types.ts';
 import { verify } from './ir/verify.ts';
-import { applyCheckpointing, reapplyCheckpointing, type CheckpointPolicy } from './passes/checkpoint-policy.ts';
+import { applyCheckpointing, reapplyCheckpointing, type CheckpointChoice, type CheckpointPolicy } from './passes/checkpoint-policy.ts';
 import { chooseNormShare, shareCuts, type NormShare } from './passes/norm-share.ts';
 import { groupScratch } from './codegen/wgsl/emitters.ts';
 import { kernelTarget, type KernelTarget, type TargetName } from './codegen/wgsl/target.ts';
@@ -187,41 +187,39 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
     return planMemory(g, { ...cfg.plan, ...(cfg.maxBinding === undefined ? {} : { maxBindingBytes: cfg.maxBinding }), fusion, scratch: groupScratch(g, fusion, target), ...(factor === undefined ? {} : { keep: [...(cfg.plan?.keep ?? []), factor] }) });
   };
   const peakOf = (g: Graph) => planOf(g, fuse(g, fusing)).peak;
-  let choice = { recomputeRatio: 0, detail: 'none' };
   // width slices update windows of a weight: only rules whose states are shaped like it
   const checkpointOpts = { inBackward: optimizer.inBackward, optimizer: cfg.optimizer, windows: updatesWindows(optimizer) };
+  let choice: CheckpointChoice | undefined;
   const chosen = run('checkpoint', () => {
     // recompute segments in backward instead of keeping them; `budget` plans each candidate
-    const c = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => peakOf(schedule(g, order)), `the ${cfg.optimizer} step`, checkpointOpts);
-    choice = c;
-    return c.graph;
+    choice = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => peakOf(schedule(g, order)), `the ${cfg.optimizer} step`, checkpointOpts);
+    return choice.graph;
   });
   let normShare: NormShare | undefined;
-  const checkpointed = run('norm-share', () => {
-    // the top of the backward once, for both passes, where the peak allows (same checkpoint choice)
+  const checkpointed = run('norm-share', () => { // the top of the backward once, for both passes, where the peak allows
     if (!twoPassNorm(cfg, optimizer.clipNorm)) return chosen;
-    const c = choice as ReturnType<typeof applyCheckpointing>;
+    const c = choice!;
+    const of = shareableGradients(grads);
     // FFNs split over tokens or width: pass 1 runs its nodes unsplit, so a shared block would
     // hold its whole FFN temporaries (and sum its weight gradients in another order): none shared.
-    const split = c.chunks > 1 || c.width > 1;
-    const of = shareableGradients(grads);
-    if (cfg.shareNormPass === false || split) {
+    if (cfg.shareNormPass === false || c.chunks > 1 || c.width > 1) {
       normShare = { shared: 0, of, tried: 0 };
       return chosen;
     }
-    const graphs = new Map<number, ReturnType<typeof applyCheckpointing>>([[0, c]]);
-    const at = (k: number) => graphs.get(k) ?? graphs.set(k, reapplyCheckpointing(stepWith(k), c, checkpointOpts)).get(k)!;
+    // Each candidate keeps the checkpoint choice made without sharing (its segments are forward nodes).
+    const candidates = new Map<number, CheckpointChoice>([[0, c]]);
+    const at = (k: number) => candidates.get(k) ?? candidates.set(k, reapplyCheckpointing(stepWith(k), c, checkpointOpts)).get(k)!;
     const forced = cfg.shareNormPass;
     normShare = typeof forced === 'number'
       ? { shared: forced, of, tried: 0 }
       : chooseNormShare(shareCuts(grads), of, (k) => peakOf(schedule(at(k).graph, order)));
     choice = at(normShare.shared);
-    return at(normShare.shared).graph;
+    return choice.graph;
   });
   const step = run('schedule', () => schedule(checkpointed, order)); // LOMO: update as soon as the gradient is complete
   const fusion = run('fuse', () => fuse(step, fusing)); // one kernel per group; LOMO gradients never stored
   const plan = run('plan', () => planOf(step, fusion)); // offsets and lifetimes of every byte
-  return { forward, step, fusion, plan, target, recomputeRatio: choice.recomputeRatio, checkpointDetail: choice.detail, ...(normShare ? { normShare } : {}), stages };
+  return { forward, step, fusion, plan, target, recomputeRatio: choice!.recomputeRatio, checkpointDetail: choice!.detail, ...(normShare ? { normShare } : {}), stages };
 }
 
 /** Whether appendOptimizer builds a two-pass norm (exact clip-norm or loss scaling, and a 'twoPass' optimizer). */
