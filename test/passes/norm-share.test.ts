@@ -79,6 +79,12 @@ describe('sharing the top of the backward keeps the clipped SGD step bit for bit
           expect(lomoVsSgd(graph, feeds, { clipNorm: 0.5, lossScale: true, checkpoint }, k, 1024).diff, `share ${k}`).toEqual([]);
       });
 
+  it('in f16 storage with loss scaling (gpt tiny, no master copy): every block boundary shared equals clipped SGD', () => {
+    const { graph, feeds } = modelFeeds(gpt, 11);
+    for (const k of [0, ...shareCuts(compileForward(graph, { optimizer: 'sgd' }).step)])
+      expect(lomoVsSgd(graph, feeds, { clipNorm: 0.5, lossScale: true, dtype: 'f16' }, k, 256).diff, `share ${k}`).toEqual([]);
+  });
+
   it('AdaLomo (two-pass too, with state): every block boundary shared equals sharing none, bit for bit, state included (gpt tiny, blocks)', () => {
     const { graph, feeds } = modelFeeds(gpt, 8);
     const run = (share: number | boolean) => {
