@@ -10,9 +10,10 @@
 // and its ratio to plain SGD's. Bytes: the plan's peak (what the device allocates), and the most
 // bytes live at one moment of the norm pass (its own peak, beside SGD's whole-step peak).
 // `node bin/run-ts.js bench/clip-step.ts [rounds] [preset...] [--checkpoint blocks]` (default 8 rounds, small and tiny).
-// Measured on lavapipe, 2 cores at load 2-3 (Dec 2026): gpt small (8 rounds) exact clip 1.04x SGD
-// sharing all 68 gradients (the backward once; 38.45 MiB on the device, as SGD, from 40.93 MiB),
-// 1.67x sharing none (before), 1.72x with the norm pass storing each gradient; tiny (30 rounds)
+// Measured on lavapipe, 2 cores at load 2-3 (Dec 2026): gpt small (8 rounds; 12) exact clip 1.04x
+// SGD (1.02x) sharing all 68 gradients (the backward once; 38.45 MiB on the device, as SGD, from
+// 40.93 MiB), 1.67x (1.61x) sharing none (before), 1.72x (1.60x) with the norm pass storing each
+// gradient; tiny (30 rounds)
 // 1.18x sharing all 36 (SGD with clip-norm 1.18x), 1.76x before. small with --checkpoint blocks
 // (8 rounds): shares 2 of 68 (the top block's 0.75 MiB of gradients would raise pass 1's peak),
 // 1.60x, 1.62x before. Earlier, at load 12-20: tiny (40 rounds) the stored-gradient norm pass
