@@ -13,10 +13,9 @@
 // Measured on lavapipe, 2 cores at load 2-3 (Dec 2026): gpt small (8 rounds; 12) exact clip 1.04x
 // SGD (1.02x) sharing all 68 gradients (the backward once; 38.45 MiB on the device, as SGD, from
 // 40.93 MiB), 1.67x (1.61x) sharing none (before), 1.72x (1.60x) with the norm pass storing each
-// gradient; tiny (30 rounds)
-// 1.18x sharing all 36 (SGD with clip-norm 1.18x), 1.76x before. small with --checkpoint blocks
-// (8 rounds): shares 2 of 68 (the top block's 0.75 MiB of gradients would raise pass 1's peak),
-// 1.60x, 1.62x before. Earlier, at load 12-20: tiny (40 rounds) the stored-gradient norm pass
+// gradient; tiny (30 rounds) 1.18x sharing all 36 (SGD with clip-norm 1.18x), 1.76x before. small
+// with --checkpoint blocks (8 rounds): shares 2 of 68 (each block shared adds its 0.75 MiB of
+// gradients less its 0.5 MiB input to pass 1's peak), 1.60x, 1.62x before. Earlier, at load 12-20: tiny (40 rounds) the stored-gradient norm pass
 // 1.33x SGD, the fused one 1.15x; there each small matmul is ~11 ms of arithmetic, and the norm
 // epilogue costs the weight-gradient matmul nothing measurable ([128, 1024] x [1024, 512]: 11.6 ms
 // plain, 11.4 with the norm epilogue and no store).
