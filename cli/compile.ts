@@ -7,6 +7,7 @@ import { bundleInference } from '../compiler/bundle/inference-section.ts';
 import { checkBundleOut, writeBundle } from '../compiler/bundle/write-bundle.ts';
 import { kernelTargets, type HalfStorage } from '../compiler/codegen/wgsl/target.ts';
 import { compileProgram } from '../compiler/compile-program.ts';
+import { describeNormShare } from '../compiler/passes/norm-share.ts';
 import { loadModel } from '../compiler/load-model.ts';
 import { optimizerSpec, parseCommandArgs, resolveTarget, stepConfigFrom, stepOptionSpecs, targetChoice, tuneChoice, type CommandSpec } from './args.ts';
 import { optionChecks } from './option-checks.ts';
@@ -135,6 +136,7 @@ export async function runCompile(argv: readonly string[], io: Io): Promise<numbe
   io.out(`page        ${path.join(out, 'index.html')}: open it with lomoc serve ${out}`);
   io.out(`step        ${def.name}, preset ${manifest.preset}, ${step.optimizer}; ${c.program.dispatches.length} dispatches per step; kernel target ${target} (${how})${tuning}`);
   if (step.clipMode === 'previous') io.out(`clip        norm ${step.clipNorm} by the previous step's norm: one pass, approximate (the norm is state: clip.norm)`);
+  if (c.normShare) io.out(`norm pass   ${describeNormShare(c.normShare)}`);
   const scale = manifest.step.lossScale;
   if (scale) io.out(`loss scale  ${scale.kind === 'dynamic' ? `dynamic from ${scale.init} (halved and the step skipped on an overflow, x2 after ${scale.interval} clean steps)` : `fixed at ${scale.scale}`}: index.js's trainer keeps it, checkpoints store it`);
   if (half) io.out(`f16         ${half === 'packed' ? 'packed in u32 words: runs on every adapter' : 'native array<f16>: needs the adapter feature shader-f16'} (${str('half') ? '--half' : 'the default'})`);

@@ -3,6 +3,7 @@
 // one it measured, the breakdown at the moment of the peak, and the lines that say how to read them.
 import { fmtLoc } from '../compiler/diagnostics.ts';
 import { categories, type Category } from '../compiler/ir/memory-plan.ts';
+import { describeNormShare } from '../compiler/passes/norm-share.ts';
 import { isPaperSetting, paperTable1, paperTotal, percentDiff } from '../compiler/report/paper.ts';
 import type { PlanResult, PlanRow } from './plan-result.ts';
 
@@ -72,6 +73,8 @@ export function formatPlanTable(r: PlanResult, settings: string): string {
     `model       ${r.model} (${r.file}), preset ${r.preset}: ${config}; ${settings}`,
     `lower bound ${bound.join(', ')}`,
     `planned in  ${ms.join(', ')} (trace to memory plan, once per optimizer)`,
+    // A two-pass clip-norm (LOMO's exact clip, loss scaling): how much of its backward pass 1 shares.
+    ...r.rows.flatMap((x) => (x.compiled.normShare ? [`norm pass   ${x.optimizer} ${describeNormShare(x.compiled.normShare)}`] : [])),
     `note        sizes in ${unit.name}. Each category column is that category's own maximum over the step; the maxima`,
     `            fall at different moments, so they need not add up to total, the plan's peak (what the device`,
     `            allocates). "at the peak" is the breakdown at the moment the most bytes are live.`,

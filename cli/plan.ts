@@ -167,6 +167,8 @@ export function planJson(r: PlanResult) {
       total: report.total,
       lowerBound: report.lowerBound,
       recomputeRatio: Math.round(compiled.recomputeRatio * 1e4) / 1e4,
+      // A two-pass clip-norm's gradients computed once, by pass 1 (passes/norm-share.ts).
+      ...(compiled.normShare ? { normShare: { shared: compiled.normShare.shared, of: compiled.normShare.of } } : {}),
       planMs: Math.round(planMs * 10) / 10,
     })),
   };

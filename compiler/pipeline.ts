@@ -7,13 +7,14 @@ import type { MemoryPlan } from './ir/memory-plan.ts';
 import { sameShape } from './ir/shape.ts';
 import type { Graph } from './ir/types.ts';
 import { verify } from './ir/verify.ts';
-import { applyCheckpointing, type CheckpointPolicy } from './passes/checkpoint-policy.ts';
+import { applyCheckpointing, reapplyCheckpointing, type CheckpointChoice, type CheckpointPolicy } from './passes/checkpoint-policy.ts';
+import { chooseNormShare, shareCuts, type NormShare } from './passes/norm-share.ts';
 import { groupScratch } from './codegen/wgsl/emitters.ts';
 import { kernelTarget, type KernelTarget, type TargetName } from './codegen/wgsl/target.ts';
 import { fuse, type FuseOptions } from './passes/fuse.ts';
 import { fuseLinearCrossEntropy, type FuseLossOptions } from './passes/fuse-loss.ts';
 import { optimizerDescriptor } from './optimizers/table.ts';
-import { appendOptimizer, defaultRounding, type ClipMode, type OptimizerName } from './passes/optimizer-step.ts';
+import { appendOptimizer, defaultRounding, shareableGradients, type ClipMode, type OptimizerName } from './passes/optimizer-step.ts';
 import { planMemory, type PlanOptions } from './passes/plan-memory.ts';
 import { withStorage } from './passes/precision.ts';
 import type { Rounding } from '../contract/stochastic-round.ts';
@@ -69,6 +70,12 @@ export interface StepConfig {
   readonly fuseLoss?: boolean;
   /** The fused loss's vocabulary chunk and workspace budget (tests force small chunks). */
   readonly lossChunk?: Omit<FuseLossOptions, 'maxBindingBytes'>;
+  /**
+   * A two-pass norm (LOMO's exact clip or loss scaling) shares the top of the backward with pass 2
+   * where the plan's peak allows (passes/norm-share.ts; default true); false clones the whole
+   * backward, as before, for comparisons; a number shares that many gradients whatever the peak (tests).
+   */
+  readonly shareNormPass?: boolean | number;
   /** Run the IR verifier after every pass (tests do; it costs a little time on big graphs). */
   readonly verifyEach?: boolean;
 }
@@ -95,6 +102,8 @@ export interface CompiledStep {
   /** Recomputed FLOPs as a fraction of one forward pass (0 without checkpointing). */
   readonly recomputeRatio: number;
   readonly checkpointDetail: string;
+  /** A two-pass norm's shared top of the backward (absent: no two-pass norm). */
+  readonly normShare?: NormShare;
   readonly warnings: readonly Diagnostic[];
   /** Milliseconds per stage, in pipeline order. */
   readonly stages: Readonly<Record<string, number>>;
@@ -151,8 +160,9 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
     cfg.fuseLoss === false ? narrowed : fuseLinearCrossEntropy(narrowed, { ...cfg.lossChunk, maxBindingBytes: cfg.plan?.maxBindingBytes }));
   const grads = run('differentiate', () => differentiate(fusedLoss)); // reverse mode: a gradient per param
   const optimizer = optimizerDescriptor(cfg.optimizer); // every optimizer fact below comes from it
-  const withStep = run('optimizer', () =>
+  const stepWith = (share: number) =>
     appendOptimizer(grads, { // updates as nodes; the norm pass when clipping by norm
+      share,
       optimizer: cfg.optimizer,
       hyper: cfg.hyper,
       clipNorm: cfg.clipNorm,
@@ -162,8 +172,8 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
       master: cfg.master ?? (cfg.dtype === 'f16' || cfg.dtype === 'bf16'),
       rounding: cfg.rounding ?? defaultRounding(cfg.dtype, cfg.optimizer, cfg.master),
       seed: cfg.roundingSeed,
-    }),
-  );
+    });
+  const withStep = run('optimizer', () => stepWith(0));
   const order = optimizer.inBackward ? 'lomo' : 'textbook';
   const fusing = {
     matmulUpdate: optimizer.fuseMatmulUpdate, reduceUpdate: optimizer.fuseMatmulUpdate, elementwise: true, matmulEpilogue: true, matmulNorm: true, updateBatch: true,
@@ -177,18 +187,43 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
     return planMemory(g, { ...cfg.plan, ...(cfg.maxBinding === undefined ? {} : { maxBindingBytes: cfg.maxBinding }), fusion, scratch: groupScratch(g, fusion, target), ...(factor === undefined ? {} : { keep: [...(cfg.plan?.keep ?? []), factor] }) });
   };
   const peakOf = (g: Graph) => planOf(g, fuse(g, fusing)).peak;
-  let choice = { recomputeRatio: 0, detail: 'none' };
-  const checkpointed = run('checkpoint', () => {
+  // width slices update windows of a weight: only rules whose states are shaped like it
+  const checkpointOpts = { inBackward: optimizer.inBackward, optimizer: cfg.optimizer, windows: updatesWindows(optimizer) };
+  let choice: CheckpointChoice | undefined;
+  const chosen = run('checkpoint', () => {
     // recompute segments in backward instead of keeping them; `budget` plans each candidate
-    // width slices update windows of a weight: only rules whose states are shaped like it
-    const windows = updatesWindows(optimizer);
-    const c = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => peakOf(schedule(g, order)), `the ${cfg.optimizer} step`,
-      { inBackward: optimizer.inBackward, optimizer: cfg.optimizer, windows });
-    choice = c;
-    return c.graph;
+    choice = applyCheckpointing(withStep, cfg.checkpoint ?? { kind: 'none' }, (g) => peakOf(schedule(g, order)), `the ${cfg.optimizer} step`, checkpointOpts);
+    return choice.graph;
+  });
+  let normShare: NormShare | undefined;
+  const checkpointed = run('norm-share', () => { // the top of the backward once, for both passes, where the peak allows
+    if (!twoPassNorm(cfg, optimizer.clipNorm)) return chosen;
+    const c = choice!;
+    const of = shareableGradients(grads);
+    // FFNs split over tokens or width: pass 1 runs its nodes unsplit, so a shared block would
+    // hold its whole FFN temporaries (and sum its weight gradients in another order): none shared.
+    if (cfg.shareNormPass === false || c.chunks > 1 || c.width > 1) {
+      normShare = { shared: 0, of, tried: 0 };
+      return chosen;
+    }
+    // Each candidate keeps the checkpoint choice made without sharing (its segments are forward nodes).
+    const candidates = new Map<number, CheckpointChoice>([[0, c]]);
+    const at = (k: number) => candidates.get(k) ?? candidates.set(k, reapplyCheckpointing(stepWith(k), c, checkpointOpts)).get(k)!;
+    const forced = cfg.shareNormPass;
+    normShare = typeof forced === 'number'
+      ? { shared: forced, of, tried: 0 }
+      : chooseNormShare(shareCuts(grads), of, (k) => peakOf(schedule(at(k).graph, order)));
+    choice = at(normShare.shared);
+    return choice.graph;
   });
   const step = run('schedule', () => schedule(checkpointed, order)); // LOMO: update as soon as the gradient is complete
   const fusion = run('fuse', () => fuse(step, fusing)); // one kernel per group; LOMO gradients never stored
   const plan = run('plan', () => planOf(step, fusion)); // offsets and lifetimes of every byte
-  return { forward, step, fusion, plan, target, recomputeRatio: choice.recomputeRatio, checkpointDetail: choice.detail, stages };
+  return { forward, step, fusion, plan, target, recomputeRatio: choice!.recomputeRatio, checkpointDetail: choice!.detail, ...(normShare ? { normShare } : {}), stages };
+}
+
+/** Whether appendOptimizer builds a two-pass norm (exact clip-norm or loss scaling, and a 'twoPass' optimizer). */
+function twoPassNorm(cfg: Pick<StepConfig, 'clipNorm' | 'clipMode' | 'lossScale'>, clip: string): boolean {
+  const lossScale = cfg.lossScale !== undefined && cfg.lossScale !== false;
+  return clip === 'twoPass' && ((cfg.clipNorm !== undefined && cfg.clipMode !== 'previous') || lossScale);
 }

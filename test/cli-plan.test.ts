@@ -73,6 +73,15 @@ describe('lomoc plan', () => {
     expect(r.stdout).not.toContain('paper');
   });
 
+  it('with --clip-norm, a line per two-pass optimizer says how much of the backward its norm pass shares', async () => {
+    const r = await run('plan', 'models/gpt.ts', '--preset', 'tiny', '--clip-norm', '1', '--checkpoint', 'blocks');
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('norm pass'))).toEqual([
+      'norm pass   lomo shares the top 2 of 36 gradients with pass 2: computed once and stored for their updates (planned peak no higher than sharing none)',
+      'norm pass   adalomo shares the top 2 of 36 gradients with pass 2: computed once and stored for their updates (planned peak no higher than sharing none)',
+    ]);
+  });
+
   it('the real binary prints exactly one JSON object, sizes in bytes', () => {
     const r = spawnSync(process.execPath, ['bin/lomoc.js', 'plan', 'models/llama.ts', '--preset', 'tiny', '--optimizer', 'lomo',
       '--clip-norm', '1', '--json'], { encoding: 'utf8' });
@@ -84,7 +93,8 @@ describe('lomoc plan', () => {
     expect(j).toMatchObject({ model: 'llama', preset: 'tiny', dtype: 'f32', clipNorm: 1, clipValue: null, checkpoint: 'none', target: 'gpu' });
     expect(j.rows).toHaveLength(1);
     expect(Object.keys(j.rows[0])).toEqual(['optimizer', 'params', 'grads', 'optimizerState', 'activations', 'workspace', 'total',
-      'lowerBound', 'recomputeRatio', 'planMs']);
+      'lowerBound', 'recomputeRatio', 'normShare', 'planMs']);
+    expect(j.rows[0].normShare).toEqual({ shared: 21, of: 21 }); // the exact clip's norm pass shares its whole backward here
     for (const k of ['params', 'grads', 'optimizerState', 'activations', 'workspace', 'total', 'lowerBound'])
       expect(Number.isInteger(j.rows[0][k])).toBe(true);
     expect(j.rows[0].optimizerState).toBe(0);

@@ -97,6 +97,8 @@ export interface CheckpointChoice {
   readonly chunks: number;
   /** Width slices of each recomputed FFN (1: none). */
   readonly width: number;
+  /** Segments recomputed from inputs kept every `nested` segments (absent or 1: every input kept). */
+  readonly nested?: number;
 }
 
 /** What the optimizer allows: window updates need states of the param's shape (not AdaLomo's factored ones). */
@@ -164,7 +166,16 @@ function choose(g: Graph, segments: readonly Segment[], detail: string, split: F
   const graph = width > 1 ? chunkWidth(twice, width, { inBackward: opts.inBackward ?? false, strict: opts.strict }) : chunkTokens(twice, chunks);
   const text = [detail, ...(nested > 1 ? [`inputs kept every ${nested}`] : []), ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : []),
     ...(width > 1 ? [`FFNs in ${width} width slices`] : [])].join(', ');
-  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks, width };
+  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks, width, ...(nested > 1 ? { nested } : {}) };
+}
+
+/**
+ * The choice `c` made for another graph, applied to `g` with the same forward nodes (the same
+ * segments, splits and nesting; no search): a two-pass norm's sharing candidates are judged so.
+ */
+export function reapplyCheckpointing(g: Graph, c: CheckpointChoice, opts: CheckpointOptions = {}): CheckpointChoice {
+  if (c.segments.length === 0) return { ...c, graph: g };
+  return { ...choose(g, c.segments, '', c, opts, c.nested ?? 1), detail: c.detail };
 }
 
 /** Bytes each unit stops keeping for backward, per FLOP it recomputes: one pass over the graph for all units. */

@@ -8,9 +8,15 @@
 // which is what makes "LOMO equals SGD bit for bit" provable. Clipping by norm adds a norm pass: for
 // a 'twoPass' optimizer (LOMO) the whole backward is cloned as pass 1, whose gradients only feed the
 // squared norm and die at once; pass 2 recomputes them for the updates (paper, section 3.3). Pass 1
-// clones only the backward nodes some gradient depends on. clipMode 'previous' (approximate, one
-// pass) gives each update its own factor from max(the previous step's norm, the norm of the
-// gradients completed so far), the norm kept as state; loss scaling makes the backward seed the
+// clones only the backward nodes some gradient depends on. `share` k > 0 shares the top of the
+// backward between the passes: its nodes up to the one completing the k-th gradient (completion
+// order) run once, in pass 1 (phase 'norm'), as the ordinary backward: those gradients are stored
+// for their updates (which read the clip factor, so they still follow pass 1), their activations die
+// there, and pass 1's clones and pass 2 start from the activation gradient at the cut. The same
+// nodes on the same inputs give the same bits; k = every gradient is the plain clipped step's one
+// backward. passes/norm-share.ts chooses k. clipMode 'previous' (approximate, one pass) gives each
+// update its own factor from max(the previous step's norm, the norm of the gradients completed so
+// far), the norm kept as state; loss scaling makes the backward seed the
 // `lossScale` input and folds 1/scale into the factor, and a non-finite squared norm (an overflow)
 // makes the factor -1, which every update reads as "keep the old values" (under LOMO that needs the
 // norm pass whether or not it clips: the overflow must be known before the first update).
@@ -49,6 +55,11 @@ export interface StepOptions {
    * Under LOMO it needs the norm pass (with or without clipping) to know before the first update.
    */
   readonly lossScale?: boolean;
+  /**
+   * Two-pass norm only: how many gradients (in completion order) pass 1 computes with the ordinary
+   * backward, stored for their updates, so pass 2 need not compute them again (default 0: none).
+   */
+  readonly share?: number;
   /** Keep an f32 master copy of f16 weights, where the optimizer's descriptor allows one. */
   readonly master?: boolean;
   /** Hyper-parameters by name, checked against the optimizer's descriptor; defaults for the rest. */
@@ -81,21 +92,42 @@ function completionOrder(g: Graph): string[] {
   return Object.keys(g.grads!).sort((a, b) => (at.get(g.grads![a]) ?? -1) - (at.get(g.grads![b]) ?? -1));
 }
 
+/** The gradients a two-pass norm can share (every one: sharing all is the plain clipped step's order). */
+export const shareableGradients = (g: Graph): number => Object.keys(g.grads ?? {}).length;
+
 /**
- * Clones, as pass-1 (phase 'norm') nodes, the backward nodes the gradients depend on (a node whose
- * outputs reach no gradient would be dead work in pass 1); returns the clones' gradient values.
+ * Where the shared top of `backward` ends: right after the node completing the k-th gradient in
+ * completion order (0: nothing shared). A prefix of a topological order is closed under its inputs.
  */
-function cloneBackward(b: GraphBuilder, g: Graph, backward: readonly Node[]): Record<string, ValueId> {
+function shareCut(g: Graph, backward: readonly Node[], order: readonly string[], k: number): number {
+  if (k <= 0) return 0;
+  if (k > order.length) throw new CompilerBug(`appendOptimizer: share ${k} of ${order.length} gradients`);
+  const want = new Set(order.slice(0, k).map((name) => g.grads![name]));
+  let cut = 0;
+  backward.forEach((n, i) => { if (n.outputs.some((o) => want.has(o))) cut = i + 1; });
+  return cut;
+}
+
+/** The backward nodes some gradient depends on (another would be dead work in pass 1). */
+function gradientWork(g: Graph, backward: readonly Node[]): Set<Node> {
   const needed = new Set<ValueId>(Object.values(g.grads!));
-  const live: Node[] = [];
+  const live = new Set<Node>();
   for (let i = backward.length - 1; i >= 0; i--) {
     const n = backward[i];
     if (!n.outputs.some((o) => needed.has(o))) continue;
-    live.push(n);
+    live.add(n);
     for (const x of n.inputs) needed.add(x);
   }
+  return live;
+}
+
+/**
+ * Clones, as pass-1 (phase 'norm') nodes, the backward nodes in `live`; returns the clones'
+ * gradient values (a gradient made before `backward`, in the shared top, is itself).
+ */
+function cloneBackward(b: GraphBuilder, g: Graph, backward: readonly Node[], live: ReadonlySet<Node>): Record<string, ValueId> {
   const map = new Map<ValueId, ValueId>();
-  for (const n of live.reverse()) {
+  for (const n of backward.filter((m) => live.has(m))) {
     const outs = b.node(n.op, n.inputs.map((x) => map.get(x) ?? x), n.attrs as never, n.loc, 'norm',
       n.outputs.map((o) => g.values[o].role));
     n.outputs.forEach((o, k) => map.set(o, outs[k]));
@@ -139,6 +171,7 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   // passes, so the two-pass LOMO step and the plain clipped step compute identical bits).
   let factor: ValueId | undefined;
   const order = completionOrder(g);
+  if ((opts.share ?? 0) < 0 || !Number.isInteger(opts.share ?? 0)) throw new CompilerBug(`appendOptimizer: share ${opts.share}`);
   const byName = new Map(g.params.map((q) => [q.name, q]));
   const factorAttrs = { maxNorm: opts.clipNorm ?? null, ...(lossScale === undefined ? {} : { unscale: true }) };
   const factorInputs = (total: ValueId) => [total, ...(lossScale === undefined ? [] : [lossScale])];
@@ -153,8 +186,12 @@ export function appendOptimizer(g: Graph, opts: StepOptions): Graph {
   };
   const normed = (opts.clipNorm !== undefined && !previous) || lossScale !== undefined;
   const twoPass = normed && d.clipNorm === 'twoPass';
-  if (twoPass) factor = sumSquares(cloneBackward(b, g, backward));
-  for (const n of backward) b.nodes.push({ ...n, id: b.nodes.length });
+  const cut = twoPass ? shareCut(g, backward, order, opts.share ?? 0) : 0;
+  // The shared top runs once, in pass 1; its gradients are not cloned (`map.get(x) ?? x` reads them).
+  const live = twoPass ? gradientWork(g, backward) : new Set<Node>();
+  for (const n of backward.slice(0, cut)) if (live.has(n)) b.nodes.push({ ...n, id: b.nodes.length, phase: 'norm' });
+  if (twoPass) factor = sumSquares(cloneBackward(b, g, backward.slice(cut), live));
+  for (const n of backward.slice(cut)) b.nodes.push({ ...n, id: b.nodes.length });
   if (normed && !twoPass) factor = sumSquares(g.grads);
   // One-pass clipping: each update's own factor, from the previous norm and the running sum so far.
   const state: StateDecl[] = [];

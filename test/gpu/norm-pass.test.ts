@@ -3,7 +3,8 @@
 // the squared norm equals the f64 sum of squares of the gradient within f32 rounding, and has the
 // same bits whether or not the kernel stores the gradient; clipped LOMO (norm pass storing no
 // weight gradient) equals clipped SGD (storing every gradient) bit for bit on the device; an
-// overflow in a partial (loss scaling) still skips the step.
+// overflow in a partial (loss scaling) still skips the step; sharing the top of the backward between
+// the passes (stored gradients, SGD's kernels) keeps those bits.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { idRanges, lowerCompiled } from '../../compiler/compile-program.ts';
@@ -151,6 +152,19 @@ describe('clipped LOMO equals clipped SGD bit for bit on the device', () => {
       }),
       { numRuns: 8 },
     );
+  }, 600_000);
+});
+
+describe('a norm pass sharing the top of the backward (passes/norm-share.ts) equals clipped SGD bit for bit on the device', () => {
+  it('gpt tiny: sharing none, ln_f, ln_f and the top block, every gradient; with blocks checkpointing and loss scaling too', async () => {
+    const hyper = { lr: 0.1, weightDecay: 0.01, lossScale: 1024 };
+    for (const extra of [{}, { checkpoint: { kind: 'blocks' } as const, lossScale: true }]) {
+      const shares = [false, 2, 18, 36] as const;
+      const { out, before } = await trainBoth(tiny(gpt), [...shares.map((shareNormPass) => ({ optimizer: 'lomo', clipNorm: 0.05, shareNormPass, ...extra })),
+        { optimizer: 'sgd', clipNorm: 0.05, ...extra }], 2, 7, hyper);
+      shares.forEach((share, k) => expect(bitDiff(out[k], out[shares.length]), `share ${share} ${JSON.stringify(extra)}`).toEqual([]));
+      expect(bitDiff(out[0], before[0]).length).toBeGreaterThan(0);
+    }
   }, 600_000);
 });
 

@@ -18,20 +18,27 @@ export function freshnessViolations(g: Graph): string[] {
   return out;
 }
 
-/** Every gradient dies at its update (or, in clip-norm pass 1, at its squared norm). */
+/** Every gradient dies at its update (or, made by a clip-norm pass 1 for its norm alone, at its squared norm). */
 export function gradsNotFreedByUpdate(g: Graph): string[] {
   const out: string[] = [];
   const lastReader = new Map<ValueId, number>();
   g.nodes.forEach((n, i) => n.inputs.forEach((x) => lastReader.set(x, i)));
+  const updated = new Set(g.nodes.filter((n) => n.phase === 'update').map((n) => n.inputs[1]));
   g.nodes.forEach((n, i) => {
     if (n.phase !== 'update' && n.op !== 'sumSquares') return;
     const grad = n.inputs[n.phase === 'update' ? 1 : 0];
+    if (n.op === 'sumSquares' && updated.has(grad)) return; // also updated (a norm pass's shared top): dies there
     if (lastReader.get(grad) !== i) out.push(`gradient %${grad} is read after ${n.op} #${i}`);
   });
   return out;
 }
 
-/** The most gradient bytes live at one moment, and what LOMO may hold at once. */
+/**
+ * The most gradient bytes live at one moment, and what LOMO may hold at once: one gradient (plus
+ * tied partial sums), and what a clip-norm pass 1 shares with pass 2 (passes/norm-share.ts): its
+ * gradients, stored until their updates in place of their blocks' activations, and a tied param's
+ * partial sum made above the cut (pass 1's clone sum then needs bytes of its own).
+ */
 export function gradientMemory(g: Graph): { most: number; allowed: number } {
   const { buffers } = lifetimes(g);
   const delta = new Array<number>(g.nodes.length + 2).fill(0);
@@ -50,7 +57,11 @@ export function gradientMemory(g: Graph): { most: number; allowed: number } {
   const tied = g.params.filter((p) => (readers.get(p.value) ?? 0) > 1).map((p) => byteSize(g.values[p.value].shape, g.values[p.value].dtype));
   // A node with several gradient outputs (layerNormGrad: dgamma and dbeta) makes them together.
   const multi = Math.max(0, ...g.nodes.map((n) => n.outputs.filter((o) => g.values[o].role === 'grad').reduce((a, o) => a + byteSize(g.values[o].shape, g.values[o].dtype), 0)));
-  return { most, allowed: Math.max(...bytes, multi) + tied.reduce((a, b) => a + b, 0) };
+  // Shared: made by pass 1 and read after it (an update, or pass 2 adding to a tied param's partial sum).
+  const fromPass1 = new Set(g.nodes.flatMap((n) => (n.phase === 'norm' ? n.outputs.filter((o) => g.values[o].role === 'grad') : [])));
+  const readLater = new Set(g.nodes.flatMap((n) => (n.phase === 'update' || n.phase === 'backward' ? n.inputs.filter((x) => fromPass1.has(x)) : [])));
+  const shared = [...readLater].map((v) => byteSize(g.values[v].shape, g.values[v].dtype));
+  return { most, allowed: Math.max(...bytes, multi) + tied.reduce((a, b) => a + b, 0) + shared.reduce((a, b) => a + b, 0) };
 }
 
 /** Pieces live at the same time never overlap; offsets are aligned; pieces fit their arenas and a binding. */

@@ -21,7 +21,7 @@ export interface BuiltStep {
 }
 
 /** The pipeline from a forward graph, verifying after every pass. */
-export function buildStep(forward: Graph, opts: StepOptions & { dtype?: 'f32' | 'f16'; checkpoint?: CheckpointPolicy }): BuiltStep & { recomputeRatio: number } {
+export function buildStep(forward: Graph, opts: StepOptions & { dtype?: 'f32' | 'f16'; checkpoint?: CheckpointPolicy; shareNormPass?: boolean | number }): BuiltStep & { recomputeRatio: number } {
   const c = compileForward(forward, { ...opts, verifyEach: true });
   return { step: c.step, plan: c.plan, recomputeRatio: c.recomputeRatio };
 }
