@@ -7,7 +7,8 @@
 //   budget=SIZE   the least recomputation whose planned peak fits SIZE: blocks ordered by saved
 //                 bytes per recomputed FLOP, the fewest that fit found by bisection (the peak
 //                 falls as more are recomputed), then every block with inputs kept every sqrt(n)
-//                 blocks (as blocks,runs=K), then coarser runs if that is not enough either;
+//                 blocks (as blocks,runs=K), then levels=3 and 4, then coarser runs if that is
+//                 not enough either;
 //                 a candidate that does not fit also tries its recomputed FFNs in 2, 4, 8, 16
 //                 token chunks (passes/token-chunk.ts) before more units are recomputed, since
 //                 chunking recomputes nothing more (coarser runs try only 1 and the best count).
@@ -19,6 +20,10 @@
 //                 run is recomputed first, keeping its blocks' inputs (two-level recursion). The
 //                 runs taper toward the top (taperedRuns), which backward reaches while every lower
 //                 run's input is kept: LLaMA-7B runs=6 keeps 8 inputs at most, not 10 (-60 MiB).
+//   blocks,levels=L  the same recursion L levels deep (Griewank's binomial checkpointing, each run
+//                 split the same way one level down): the least bound b on inputs kept at once
+//                 with C(b + L - 1, L) >= n, for about L - 1 more forwards (LLaMA-7B: 8, 5, 4 inputs
+//                 for L = 2, 3, 4; 156%, 220%, 279% of a forward recomputed).
 // Each candidate is judged by the real schedule and plan (`peakOf`), as XLA's rematerialization
 // judges its choices by the real memory of the scheduled module.
 // Cost: none, blocks, sqrt: O(n). budget: O(log u) schedules and plans of u units, each
@@ -34,7 +39,7 @@ import { chunkWidth } from './width-chunk.ts';
 /** `chunks`: token chunks for each recomputed FFN, `width`: slices of its width (absent: 1, or budget's choice; never both). */
 export type CheckpointPolicy =
   | { readonly kind: 'none' }
-  | { readonly kind: 'blocks'; readonly chunks?: number; readonly width?: number; readonly runs?: number }
+  | { readonly kind: 'blocks'; readonly chunks?: number; readonly width?: number; readonly runs?: number; readonly levels?: number }
   | { readonly kind: 'sqrt'; readonly chunks?: number; readonly width?: number }
   | { readonly kind: 'budget'; readonly bytes: number; readonly chunks?: number; readonly width?: number };
 
@@ -46,6 +51,8 @@ export interface FfnSplit {
 
 /** The chunk counts budget= tries, fewest first. */
 export const budgetChunkCounts: readonly number[] = [1, 2, 4, 8, 16];
+/** The recursion depths budget= tries after two-level runs, when recomputing every unit is not enough. */
+export const budgetLevels: readonly number[] = [3, 4];
 /** The width slice counts budget= tries after the chunk counts (where the optimizer allows windows). */
 export const budgetWidthCounts: readonly number[] = [16];
 
@@ -53,6 +60,8 @@ const units: Readonly<Record<string, number>> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e
 
 /** The most token chunks one FFN may be split into. */
 export const maxChunks = 4096;
+/** The deepest recursion `levels=L` takes (each level recomputes about one more forward). */
+export const maxLevels = 6;
 
 /** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB), then optionally `,chunks=N` or `,width=N` (and `,runs=K` after blocks). */
 export function parseCheckpointPolicy(text: string): CheckpointPolicy {
@@ -61,15 +70,20 @@ export function parseCheckpointPolicy(text: string): CheckpointPolicy {
   const both = `--checkpoint: chunks=N and width=N cannot both split the FFNs (over tokens or over the width, not both), got '${text}'`;
   for (const option of rest) {
     const runs = /^runs=([0-9]+)$/.exec(option);
-    if (runs && policy.kind === 'blocks' && policy.runs === undefined && Number(runs[1]) >= 1 && Number(runs[1]) <= maxChunks) {
+    if (runs && policy.kind === 'blocks' && policy.runs === undefined && policy.levels === undefined && Number(runs[1]) >= 1 && Number(runs[1]) <= maxChunks) {
       policy = { ...policy, runs: Number(runs[1]) };
+      continue;
+    }
+    const levels = /^levels=([0-9]+)$/.exec(option);
+    if (levels && policy.kind === 'blocks' && policy.runs === undefined && policy.levels === undefined && Number(levels[1]) >= 1 && Number(levels[1]) <= maxLevels) {
+      policy = { ...policy, levels: Number(levels[1]) };
       continue;
     }
     const split = /^(chunks|width)=([0-9]+)$/.exec(option);
     const key = split?.[1] as 'chunks' | 'width' | undefined;
     if (!split || !key || Number(split[2]) < 1 || Number(split[2]) > maxChunks || (policy.kind !== 'none' && policy[key] !== undefined))
       throw new LomocError(
-        `--checkpoint: expected chunks=N or width=N${head === 'blocks' ? ' or runs=K' : ''} after the policy (a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
+        `--checkpoint: expected chunks=N or width=N${head === 'blocks' ? ` or one of runs=K and levels=L (L from 1 to ${maxLevels})` : ''} after the policy (N${head === 'blocks' ? ' and K' : ''} a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
       );
     if (policy.kind === 'none') throw new LomocError(`--checkpoint: ${key}=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got '${text}'`);
     if (policy[key === 'chunks' ? 'width' : 'chunks'] !== undefined) throw new LomocError(both);
@@ -97,8 +111,8 @@ export interface CheckpointChoice {
   readonly chunks: number;
   /** Width slices of each recomputed FFN (1: none). */
   readonly width: number;
-  /** Segments recomputed from inputs kept every `nested` segments (absent or 1: every input kept). */
-  readonly nested?: number;
+  /** How the segments' inputs are themselves recomputed (absent: every input kept). */
+  readonly nest?: Nest;
 }
 
 /** What the optimizer allows: window updates need states of the param's shape (not AdaLomo's factored ones). */
@@ -148,6 +162,52 @@ export function taperedRuns(us: readonly Segment[], k: number): Segment[] {
   return out;
 }
 
+/** Nested recompute: `runs`: ceil(n/runs) tapered runs (two levels); `levels`: that deep a recursion, its runs sized for the fewest inputs kept. */
+export interface Nest {
+  readonly runs?: number;
+  readonly levels?: number;
+}
+
+/** The most units an `levels`-deep recursion covers while keeping at most `b` inputs at once (Griewank's binomial bound: C(b + levels - 1, levels)). */
+export function nestCapacity(b: number, levels: number): number {
+  if (levels <= 1 || b <= 0) return Math.max(0, b);
+  let sum = 0;
+  for (let k = 1; k <= b; k++) sum += nestCapacity(k, levels - 1);
+  return sum;
+}
+
+/**
+ * The runs of an `levels`-deep recursion over `us`, finest first (one partition per level above the
+ * units): the least bound b on inputs kept at once whose capacity covers n, then runs from the
+ * bottom, the j-th from the bottom as large as b - j allows (j lower runs' inputs are live while it
+ * is recomputed), each run split the same way one level down within its own bound.
+ */
+export function nestedRuns(us: readonly Segment[], levels: number): Segment[][] {
+  if (levels <= 1 || us.length === 0) return [];
+  let b = 1;
+  while (nestCapacity(b, levels) < us.length) b++;
+  // Finest first: [runs of units at level 2, ..., this depth's runs]; depth 1 has none.
+  const split = (units: readonly Segment[], bound: number, depth: number): Segment[][] => {
+    if (depth <= 1) return [];
+    const here: Segment[][] = [];
+    for (let j = 0, at = 0; at < units.length; j++) {
+      const size = Math.max(1, Math.min(units.length - at, nestCapacity(bound - j, depth - 1)));
+      here.push(units.slice(at, at + size));
+      at += size;
+    }
+    const below = here.map((run, j) => split(run, bound - j, depth - 1));
+    return [...Array.from({ length: depth - 2 }, (_, l) => below.flatMap((x) => x[l])), here.map((run) => run.flat())];
+  };
+  return split(us, b, levels);
+}
+
+/** The coarser partitions to recompute, finest first. */
+function nestings(segments: readonly Segment[], nest: Nest): Segment[][] {
+  if (nest.levels !== undefined) return nestedRuns(segments, nest.levels);
+  if (nest.runs !== undefined && nest.runs > 1) return [taperedRuns(segments, nest.runs)];
+  return [];
+}
+
 function ratio(g: Graph, out: Graph): number {
   const fwd = totalFlops(g, g.nodes.filter((n) => n.phase === 'forward'));
   const re = totalFlops(out, out.nodes.filter((n) => n.phase === 'recompute'));
@@ -155,18 +215,18 @@ function ratio(g: Graph, out: Graph): number {
 }
 
 /**
- * With `nested` > 1 each segment is recomputed from a checkpoint kept only every `nested`
- * segments, whose run is recomputed first keeping just the segments' inputs (Chen et al. 2016's
- * recursion, two levels): about one more forward, and n/k + k checkpoints live instead of n.
+ * With `nest` each segment is recomputed from a checkpoint kept only at the start of its run, whose
+ * run is recomputed first keeping just the segments' inputs (Chen et al. 2016's recursion; `levels`
+ * deep, Griewank's binomial schedule): about one more forward a level, far fewer inputs kept.
  */
-function choose(g: Graph, segments: readonly Segment[], detail: string, split: FfnSplit, opts: CheckpointOptions, nested = 1): CheckpointChoice {
-  const once = recomputeSegments(g, segments);
-  const twice = nested > 1 ? recomputeSegments(once, taperedRuns(segments, nested)) : once;
+function choose(g: Graph, segments: readonly Segment[], detail: string, split: FfnSplit, opts: CheckpointOptions, nest: Nest = {}): CheckpointChoice {
+  const coarser = nestings(segments, nest);
+  const nested = coarser.reduce((h, runs) => recomputeSegments(h, runs), recomputeSegments(g, segments));
   const { chunks, width } = split;
-  const graph = width > 1 ? chunkWidth(twice, width, { inBackward: opts.inBackward ?? false, strict: opts.strict }) : chunkTokens(twice, chunks);
-  const text = [detail, ...(nested > 1 ? [`inputs kept every ${nested}`] : []), ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : []),
-    ...(width > 1 ? [`FFNs in ${width} width slices`] : [])].join(', ');
-  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks, width, ...(nested > 1 ? { nested } : {}) };
+  const graph = width > 1 ? chunkWidth(nested, width, { inBackward: opts.inBackward ?? false, strict: opts.strict }) : chunkTokens(nested, chunks);
+  const how = nest.levels !== undefined ? (nest.levels > 1 ? [`${nest.levels} levels of runs`] : []) : (nest.runs ?? 1) > 1 ? [`inputs kept every ${nest.runs}`] : [];
+  const text = [detail, ...how, ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : []), ...(width > 1 ? [`FFNs in ${width} width slices`] : [])].join(', ');
+  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks, width, ...(coarser.length ? { nest } : {}) };
 }
 
 /**
@@ -175,7 +235,7 @@ function choose(g: Graph, segments: readonly Segment[], detail: string, split: F
  */
 export function reapplyCheckpointing(g: Graph, c: CheckpointChoice, opts: CheckpointOptions = {}): CheckpointChoice {
   if (c.segments.length === 0) return { ...c, graph: g };
-  return { ...choose(g, c.segments, '', c, opts, c.nested ?? 1), detail: c.detail };
+  return { ...choose(g, c.segments, '', c, opts, c.nest), detail: c.detail };
 }
 
 /** Bytes each unit stops keeping for backward, per FLOP it recomputes: one pass over the graph for all units. */
@@ -207,7 +267,7 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   if (policy.kind === 'blocks') {
     if (!g.blocks?.length)
       throw new LomocError(`--checkpoint blocks: model '${g.name}' marks no blocks; mark them with block(name, () => ...) or use --checkpoint sqrt`);
-    return choose(g, us, `${us.length} blocks`, forced, opts, policy.runs);
+    return choose(g, us, `${us.length} blocks`, forced, opts, { runs: policy.runs, levels: policy.levels });
   }
   if (policy.kind === 'sqrt') {
     const size = Math.ceil(Math.sqrt(us.length));
@@ -221,10 +281,10 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   const widths = opts.windows ? budgetWidthCounts.map((width) => ({ chunks: 1, width })) : [];
   const all: FfnSplit[] = [...budgetChunkCounts.map((chunks) => ({ chunks, width: 1 })), ...widths];
   const defaultCounts: readonly FfnSplit[] = policy.chunks || policy.width ? [forced] : hopeless ? [all[0], all.at(-1)!] : all;
-  const fit = (segments: readonly Segment[], detail: string, counts = defaultCounts, nested = 1): CheckpointChoice & { peak: number } => {
+  const fit = (segments: readonly Segment[], detail: string, counts = defaultCounts, nest: Nest = {}): CheckpointChoice & { peak: number } => {
     let best: (CheckpointChoice & { peak: number }) | undefined;
     for (const split of segments.length === 0 ? [{ chunks: 1, width: 1 }] : counts) {
-      const c = choose(g, segments, detail, split, opts, nested);
+      const c = choose(g, segments, detail, split, opts, nest);
       const peak = peakOf(c.graph);
       if (peak <= policy.bytes) return { ...c, peak };
       if (!best || peak < best.peak) best = { ...c, peak };
@@ -255,11 +315,13 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   let best = attempt(us.length);
   const sqrt = Math.ceil(Math.sqrt(us.length));
   // First every unit with its input kept only every sqrt(n) units (two-level recursion).
-  if (us.length > 2) {
-    const c = fit(us, `${us.length} units`, unsplitAnd(best), sqrt);
-    if (c.peak <= policy.bytes) return c;
-    if (c.peak < best.peak) best = c;
-  }
+  // Then deeper recursion (levels=3, 4: about one more forward each, far fewer inputs kept).
+  if (us.length > 2)
+    for (const nest of [{ runs: sqrt }, ...(hopeless ? [] : budgetLevels.map((levels) => ({ levels })))]) {
+      const c = fit(us, `${us.length} units`, unsplitAnd(best), nest);
+      if (c.peak <= policy.bytes) return c;
+      if (c.peak < best.peak) best = c;
+    }
   const sizes = hopeless ? [sqrt] : Array.from({ length: us.length - 1 }, (_, i) => i + 2);
   for (const size of sizes) {
     const c = fit(runs(us, size), `runs of ${size} of ${us.length} units`, unsplitAnd(best));

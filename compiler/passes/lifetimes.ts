@@ -7,7 +7,9 @@
 //     (width chunks) into its param and states.
 //   - A reshape is a view of its input unless the input outlives the step (a view of a param
 //     would see the in-place update).
-//   - A tied param's partial gradient sum accumulates in place.
+//   - A tied param's partial gradient sum accumulates in place, and so does a sum a matmul's
+//     epilogue adds its product to (y = acc + a b, acc dying there: width slices' dm): each output
+//     element reads its own addend element and nothing else reads the addend in that dispatch.
 //   - Everything else gets storage of its own, live from the node that makes it to its last
 //     reader; the loss stays to the end, where it is read back.
 import { byteSize } from '../ir/shape.ts';
@@ -46,8 +48,26 @@ export function lifetimes(
     root[v] = r;
     lastRead[r] = Math.max(lastRead[r], lastRead[v]);
   };
+  const groupOf = new Map<number, readonly number[]>();
+  for (const grp of fusion?.groups ?? []) if (grp.kind === 'matmulEpilogue') for (const i of grp.nodes) groupOf.set(i, grp.nodes);
+  /** The addend of an epilogue add that may be overwritten by the add's output. */
+  const epilogueAddend = (i: number): ValueId | undefined => {
+    const nodes = groupOf.get(i);
+    const n = g.nodes[i];
+    if (!nodes || n.op !== 'add' || nodes[0] === i) return undefined;
+    const made = new Set(nodes.flatMap((j) => g.nodes[j].outputs));
+    const outside = n.inputs.filter((x) => !made.has(x));
+    if (outside.length !== 1) return undefined;
+    const acc = outside[0];
+    const [out, av] = [g.values[n.outputs[0]], g.values[acc]];
+    const readHere = nodes.filter((j) => g.nodes[j].inputs.some((x) => find(x) === find(acc))).length;
+    return readHere === 1 && lastRead[find(acc)] === i && !persistent.has(find(acc)) && av.dtype === out.dtype &&
+      av.shape.length === out.shape.length && av.shape.every((d, k) => d === out.shape[k]) ? acc : undefined;
+  };
   g.nodes.forEach((n, i) => {
     if (n.op === 'reshape' && !persistent.has(find(n.inputs[0]))) join(n.outputs[0], n.inputs[0]);
+    const addend = epilogueAddend(i);
+    if (addend !== undefined) join(n.outputs[0], addend);
     // A key/value cache write is in place: the inference rewrite reads the old cache nowhere after.
     if (n.op === 'cacheWrite') join(n.outputs[0], n.inputs[0]);
     // A window update writes its window of the param (and states) in place; the chain's last value is the update.

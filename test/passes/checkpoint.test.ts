@@ -6,7 +6,7 @@ import * as L from '../../compiler/dsl/index.ts';
 import { LomocError } from '../../compiler/diagnostics.ts';
 import { resolveConfig, traceModel, type ModelDef } from '../../compiler/dsl/model.ts';
 import type { Graph } from '../../compiler/ir/types.ts';
-import { parseCheckpointPolicy, taperedRuns, type CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
+import { nestCapacity, nestedRuns, parseCheckpointPolicy, taperedRuns, type CheckpointPolicy } from '../../compiler/passes/checkpoint-policy.ts';
 import type { OptimizerName } from '../../compiler/passes/optimizer-step.ts';
 import gpt from '../../models/gpt.ts';
 import llama from '../../models/llama.ts';
@@ -29,7 +29,7 @@ function sameAsWithout(graph: Graph, feeds: Feeds, optimizer: OptimizerName, che
   return built;
 }
 
-const policies: CheckpointPolicy[] = [{ kind: 'blocks' }, { kind: 'sqrt' }, { kind: 'blocks', runs: 2 }];
+const policies: CheckpointPolicy[] = [{ kind: 'blocks' }, { kind: 'sqrt' }, { kind: 'blocks', runs: 2 }, { kind: 'blocks', levels: 3 }];
 const optimizers: OptimizerName[] = ['lomo', 'sgd', 'adamw'];
 
 describe('checkpointing changes no result (bit for bit, f32, inside the plan)', () => {
@@ -163,6 +163,30 @@ describe('blocks,runs=K on a chain of n blocks', () => {
     ), 60_000);
 });
 
+describe('blocks,levels=L on a chain of n blocks', () => {
+  it('keeps at most b + 2 block inputs through forward (the least b whose capacity covers n) and recomputes at most L more forwards', () =>
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 20 }), fc.integer({ min: 2, max: 4 }), fc.constantFrom(...optimizers), (n, levels, optimizer) => {
+        const chain = traceFn(() => {
+          let x = L.input('x', [4, 8]);
+          for (let i = 0; i < n; i++) {
+            const w = L.param(`w${i}`, [8, 8], L.fanIn());
+            x = L.block(`b${i}`, () => L.tanh(L.matmul(L.tanh(x), w)));
+          }
+          return L.mean(L.mul(x, x));
+        }, 'chain');
+        const built = buildStep(chain, { optimizer, checkpoint: { kind: 'blocks', levels } });
+        const forwardMade = new Set(built.step.nodes.filter((x) => x.phase === 'forward').flatMap((x) => x.outputs));
+        const saved = new Set(built.step.nodes.filter((x) => x.phase !== 'forward').flatMap((x) => x.inputs).filter((v) => forwardMade.has(v) && built.step.values[v].shape.length === 2 && built.step.values[v].shape[0] === 4));
+        let b = 1;
+        while (nestCapacity(b, levels) < n) b++;
+        expect(saved.size).toBeLessThanOrEqual(b + 2);
+        expect(built.recomputeRatio).toBeLessThanOrEqual(levels);
+      }),
+      { numRuns: 30 },
+    ), 60_000);
+});
+
 describe('tapered runs', () => {
   // The checkpoints live while run t (0 = top) is recomputed: the inputs of the runs below it, and
   // its own blocks' inputs. The oracle: the least such bound over every split of n blocks into r
@@ -193,6 +217,53 @@ describe('tapered runs', () => {
       }),
       { numRuns: 60 },
     ));
+});
+
+describe('levels=L: nested runs L deep', () => {
+  // The inputs kept while the backward of unit u runs: at every level, the runs below u's run (in
+  // the same run one level up) and u's own run's input; at the finest, the units of u's run below u.
+  const keptAt = (parts: ReturnType<typeof nestedRuns>, n: number, u: number): number => {
+    const levels: number[][][] = [...parts.map((p) => p.map((run) => [...run])), [Array.from({ length: n }, (_, i) => i)]];
+    let kept = 1; // u's own input
+    let within = (run: readonly number[]) => run.filter((x) => x < u).length; // units below u in its finest run
+    kept += within(parts.length ? levels[0].find((r) => r.includes(u))! : levels.at(-1)![0]);
+    for (let l = 1; l < levels.length; l++) {
+      const mine = levels[l].find((r) => r.includes(u))!;
+      const finer = levels[l - 1].filter((r) => r.every((x) => mine.includes(x)) && Math.max(...r) < Math.min(...levels[l - 1].find((q) => q.includes(u))!));
+      kept += finer.length;
+    }
+    return kept;
+  };
+  it("each level coarsens the one below, covers the units in order, and keeps at most the least bound b with Griewank's capacity C(b + L - 1, L) >= n", () =>
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 5 }), (n, levels) => {
+        const units = Array.from({ length: n }, (_, i) => [i]);
+        const parts = nestedRuns(units, levels);
+        expect(parts).toHaveLength(levels > 1 ? levels - 1 : 0);
+        let finer: number[][] = units;
+        for (const part of parts) {
+          expect(part.flat()).toEqual(units.flat());
+          for (const run of part) expect(finer.filter((f) => f.some((x) => run.includes(x))).every((f) => f.every((x) => run.includes(x)))).toBe(true);
+          finer = part.map((r) => [...r]);
+        }
+        let b = 1;
+        while (nestCapacity(b, levels) < n) b++;
+        const binom = (a: number, k: number): number => (k === 0 ? 1 : (binom(a, k - 1) * (a - k + 1)) / k);
+        expect(nestCapacity(b, levels)).toBe(binom(b + levels - 1, levels));
+        const most = Math.max(...units.map((_, u) => keptAt(parts, n, u)));
+        expect(most).toBeLessThanOrEqual(levels === 1 ? n : b);
+      }),
+      { numRuns: 80 },
+    ));
+
+  it('parses levels=L after blocks, once, not with runs=K', () => {
+    expect(parseCheckpointPolicy('blocks,levels=4,width=32')).toEqual({ kind: 'blocks', levels: 4, width: 32 });
+    for (const bad of ['blocks,levels=0', 'blocks,levels=7', 'blocks,runs=6,levels=3', 'blocks,levels=3,levels=3', 'sqrt,levels=3'])
+      expect(() => parseCheckpointPolicy(bad), bad).toThrow(LomocError);
+    expect(() => parseCheckpointPolicy('blocks,runs=6,levels=3')).toThrow(
+      "--checkpoint: expected chunks=N or width=N or one of runs=K and levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'levels=3' in 'blocks,runs=6,levels=3'",
+    );
+  });
 });
 
 describe('clip-norm with checkpointing', () => {
