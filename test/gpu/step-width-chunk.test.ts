@@ -18,4 +18,16 @@ describe('width slices on WebGPU', () => {
       expect(stepMismatches(run, { rel: toleranceFor(optimizer), steps: 2 })).toEqual([]);
       expect(run.arenaBytes).toBe(c.plan.peak);
     });
+
+  it('llama tiny (4 layers), lomo, checkpoint blocks,levels=3,width=3: three levels of recompute, each slice\'s dm summed in place by its matmul, equals the reference executor', async () => {
+    const c = compileProgram(llama, { preset: 'tiny', sets: ['layers=4'], optimizer: 'lomo', checkpoint: { kind: 'blocks', levels: 3, width: 3 }, target: 'cpu' });
+    // The narrowing matmul's epilogue adds its product to dm, overwriting the old sum: one storage.
+    const { buffers, bufferOf } = c.plan;
+    const inPlace = c.step.nodes.filter((n, i) => n.op === 'add' && n.phase === 'backward' && c.fusion.groups.some((g) => g.kind === 'matmulEpilogue' && g.nodes.includes(i) && g.nodes[0] !== i) &&
+      n.inputs.some((x) => bufferOf[x] === bufferOf[n.outputs[0]] && buffers[bufferOf[x]] !== undefined));
+    expect(inPlace.length).toBeGreaterThan(0);
+    const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 6, steps: 2 });
+    expect(stepMismatches(run, { rel: toleranceFor('lomo'), steps: 2 })).toEqual([]);
+    expect(run.arenaBytes).toBe(c.plan.peak);
+  });
 });
