@@ -155,6 +155,15 @@ describe('lomoc plan', () => {
     expect(table[8]).toBe('  paper, AC        12.55   0.24              0.00         1.79          -   14.58');
   });
 
+  it('llama-7b LOMO under 13.0 GiB (the issue\'s goal): four levels of runs and 32 width slices, the plan within 0.1% of its lower bound', async () => {
+    const r = await run('plan', 'models/llama.ts', '--preset', 'llama-7b', '--dtype', 'f16', '--optimizer', 'lomo', '--checkpoint', 'blocks,levels=4,width=32', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const row = JSON.parse(r.stdout).rows[0];
+    expect(row.total).toBeLessThan(13 * GiB);
+    expect(row.total / row.lowerBound).toBeLessThan(1.001);
+    expect(row.recomputeRatio).toBeLessThan(3);
+  }, 120_000);
+
   it('--checkpoint budget: a feasible budget is met; an infeasible one says the smallest', async () => {
     const ok = await run('plan', 'models/llama.ts', '--preset', 'llama-7b', '--dtype', 'f16', '--optimizer', 'lomo', '--checkpoint', 'budget=15GiB', '--json');
     expect(ok.code).toBe(0);
