@@ -104,7 +104,7 @@ export const stepOptionTable: Table = {
     parse: (t, o, c) => c.integer(t, o, 1, maxSize),
   },
   checkpoint: {
-    option: 'checkpoint', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB, then optionally ,chunks=N: recomputed FFNs over N token chunks, or ,width=N: over N slices of their width (default none)',
+    option: 'checkpoint', value: 'POLICY', help: 'activation checkpointing: none, blocks, sqrt or budget=SIZE, e.g. budget=14GiB; after blocks ,runs=K (inputs kept for ceil(n/K) runs) or ,levels=L (runs nested L deep); then optionally ,chunks=N: recomputed FFNs over N token chunks, or ,width=N: over N slices of their width (default none)',
     parse: (t, o, c) => c.checkpoint(t, o), json: { default: { kind: 'none' } }, show: checkpointText,
   },
   accumulate: {
