@@ -7,7 +7,8 @@
 //     (width chunks) into its param and states.
 //   - A reshape is a view of its input unless the input outlives the step (a view of a param
 //     would see the in-place update).
-//   - A tied param's partial gradient sum accumulates in place.
+//   - A tied param's partial gradient sum accumulates in place, as does a backward running sum of
+//     matmul partials (an input's gradient summed slice by slice).
 //   - Everything else gets storage of its own, live from the node that makes it to its last
 //     reader; the loss stays to the end, where it is read back.
 import { byteSize } from '../ir/shape.ts';
@@ -46,6 +47,8 @@ export function lifetimes(
     root[v] = r;
     lastRead[r] = Math.max(lastRead[r], lastRead[v]);
   };
+  const made = new Map<ValueId, Graph['nodes'][number]>();
+  for (const n of g.nodes) for (const o of n.outputs) made.set(o, n);
   g.nodes.forEach((n, i) => {
     if (n.op === 'reshape' && !persistent.has(find(n.inputs[0]))) join(n.outputs[0], n.inputs[0]);
     // A key/value cache write is in place: the inference rewrite reads the old cache nowhere after.
@@ -57,9 +60,12 @@ export function lifetimes(
       a.states.forEach((s, k) => join(n.outputs[k + 1], n.inputs[a.inputs[s]]));
     }
     // A partial gradient sum accumulates in place (grad += contribution) when the old sum, and
-    // every view of it, dies here.
+    // every view of it, dies here; so does a backward running sum of matmul partials (an input's
+    // gradient summed over width or head slices, dm += dgate_j W1_j^T).
     const [acc, part] = n.inputs;
-    if (n.op === 'add' && g.values[n.outputs[0]].role === 'grad' && g.values[acc].role === 'grad' &&
+    const running = n.phase === 'backward' && made.get(acc)?.phase === 'backward' && (made.get(acc)?.op === 'add' || made.get(acc)?.op === 'matmul') && made.get(part)?.op === 'matmul' &&
+      g.values[acc].role === 'activation' && g.values[n.outputs[0]].role === 'activation' && g.values[acc].dtype === g.values[n.outputs[0]].dtype;
+    if (n.op === 'add' && (running || (g.values[n.outputs[0]].role === 'grad' && g.values[acc].role === 'grad')) &&
         acc !== part && lastRead[find(acc)] === i && !persistent.has(find(acc)) && g.values[acc].shape.length === g.values[n.outputs[0]].shape.length &&
         g.values[acc].shape.every((d, k) => d === g.values[n.outputs[0]].shape[k]))
       join(n.outputs[0], acc);

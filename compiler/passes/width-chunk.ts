@@ -180,8 +180,11 @@ function checkRegion(g: Graph, readers: readonly number[][], producer: ReadonlyM
   const updates = new Map<ValueId, number>();
   const norms = new Map<ValueId, number>();
   const first = Math.min(...members);
+  // A region with no backward member (a nested run's recompute) only makes its narrowing sums.
+  const forwardOnly = [...members].every((i) => g.nodes[i].phase === 'recompute');
   for (const p of axes.keys()) {
     const grad = gradOf.get(p);
+    if (grad === undefined && forwardOnly) continue;
     if (grad === undefined) return undefined;
     // Its update, and (sgd clipping by norm after backward) the squared norm of the whole gradient.
     const [ups, rest] = [readers[grad].filter((i) => g.nodes[i].op === 'optimizerUpdate'), readers[grad].filter((i) => g.nodes[i].op !== 'optimizerUpdate')];
@@ -193,7 +196,7 @@ function checkRegion(g: Graph, readers: readonly number[][], producer: ReadonlyM
     if (readers[p].some((i) => chunkable(g.nodes[i]) && !members.has(i) && i > first)) return undefined;
     updates.set(p, ups[0]);
   }
-  if (updates.size === 0) return undefined;
+  if (updates.size === 0 && !forwardOnly) return undefined;
   return { ...r, axes, updates, norms };
 }
 
@@ -300,7 +303,7 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
       const sliceOf = (p: ValueId, like: Node) => {
         if (!local.has(p)) {
           const w = windowOf(p, f0, f1);
-          local.set(p, emit('slice', [inBackward ? current.get(p)![0] : p], { starts: w.starts, ends: w.ends }, like, 'activation')[0]);
+          local.set(p, emit('slice', [inBackward ? current.get(p)?.[0] ?? p : p], { starts: w.starts, ends: w.ends }, like, 'activation')[0]);
         }
         return local.get(p)!;
       };
