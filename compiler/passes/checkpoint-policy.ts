@@ -78,7 +78,7 @@ export function parseCheckpointPolicy(text: string): CheckpointPolicy {
     const key = split?.[1] as 'chunks' | 'width' | 'heads' | undefined;
     if (!split || !key || Number(split[2]) < 1 || Number(split[2]) > maxChunks || (policy.kind !== 'none' && policy[key] !== undefined))
       throw new LomocError(
-        `--checkpoint: expected chunks=N, width=N or heads=N${head === 'blocks' ? ' or runs=K' : ''} after the policy (a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
+        `--checkpoint: expected ${head === 'blocks' ? 'chunks=N, width=N, heads=N or runs=K' : 'chunks=N, width=N or heads=N'} after the policy (a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
       );
     if (policy.kind === 'none') throw new LomocError(`--checkpoint: ${key}=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got '${text}'`);
     if (key !== 'heads' && policy[key === 'chunks' ? 'width' : 'chunks'] !== undefined) throw new LomocError(both);

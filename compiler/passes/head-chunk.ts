@@ -231,7 +231,11 @@ export function chunkHeads(g: Graph, slices: number, opts: { readonly inBackward
   const strict = opts.strict ?? false;
   if (strict) {
     const covered = new Set(findHeadRegions(g).flatMap((r) => [...r.kinds.keys()]));
-    const left = g.nodes.find((n) => n.op === 'attention' && n.phase === 'recompute' && !covered.has(n.id));
+    // (Pass 1 of a two-pass clip recomputes its own attention for its norm-phase gradient: left whole.)
+    const readers = g.values.map((): Node[] => []);
+    for (const n of g.nodes) for (const x of n.inputs) readers[x].push(n);
+    const forNorm = (n: Node) => readers[n.outputs[1]].some((r) => r.phase === 'norm');
+    const left = g.nodes.find((n) => n.op === 'attention' && n.phase === 'recompute' && !covered.has(n.id) && !forNorm(n));
     if (left) throw new LomocError(`--checkpoint ...,heads=${slices}: this recomputed attention cannot run over head slices (one of its head values is read outside it, or a weight's gradient is not its own)`, left.loc);
   }
   // One region at a time, found again after each rewrite (it renumbers nodes); a sliced attention

@@ -187,9 +187,9 @@ describe('--checkpoint POLICY,width=N', () => {
       "error: --checkpoint: chunks=N and width=N cannot both split the FFNs (over tokens or over the width, not both), got 'sqrt,width=4,chunks=2'");
     expect(message('none,width=4')).toBe("error: --checkpoint: width=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got 'none,width=4'");
     expect(message('blocks,width=2,width=4')).toBe(
-      "error: --checkpoint: expected chunks=N or width=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'width=4' in 'blocks,width=2,width=4'");
+      "error: --checkpoint: expected chunks=N, width=N, heads=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'width=4' in 'blocks,width=2,width=4'");
     expect(message('blocks,width=0')).toBe(
-      "error: --checkpoint: expected chunks=N or width=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'width=0' in 'blocks,width=0'");
+      "error: --checkpoint: expected chunks=N, width=N, heads=N or runs=K after the policy (a whole number from 1 to 4096, each once), got 'width=0' in 'blocks,width=0'");
   });
 
   it('the command line names width in its error, and the step reports its slices', () => {
