@@ -15,7 +15,11 @@
 // elementwise, rope, attention, attentionGrad), matmuls that make head values from rows (a @ Wq,
 // dh @ Wo^T), matmuls that contract them (narrowing: partial sums), and X^T Y weight gradients.
 // A region any of whose head values is read elsewhere, or whose params' gradients are not all its
-// own, is left as it was.
+// own, is left as it was. A region with no backward member (a nested run's recompute) is the
+// recompute loop alone. The backward loop makes its own norm output `a` again (rmsNorm/layerNorm of
+// inputs live after it anyway) and its own flattened rows, so `a` dies after the recompute loop.
+// Left whole: attention whose q/k/v carry a bias (GPT; bias slices are not handled yet), multi-query
+// attention (one key/value head: nothing to slice), and pass 1 of a two-pass clip.
 // Sums: given the same inputs every head value, weight-gradient window and update is bit for bit
 // the unsliced one (matmuls contract rows or D, never heads); `out` and `da` are partial sums added
 // in slice order, so x after attention, the loss, and everything below differ by reassociation

@@ -11,7 +11,8 @@
 // narrow rows (dy @ W2^T), matmuls that contract them (narrowing: partial sums added slice by slice),
 // and the weight-gradient row reductions X^T Y (and bias sums) over them, each its param's whole
 // gradient, read only by the param's update. A region any of whose wide values is read elsewhere,
-// or whose params' gradients are not all its own reductions, is left as it was.
+// or whose params' gradients are not all its own reductions, is left as it was; a region with no
+// backward member (a nested run's recompute of a lower block) only makes its narrowing sums.
 // With `inBackward` (LOMO) each window's update runs in its slice, right after its gradient, and
 // later slices read the param's window-updated value (windows are disjoint, so the same numbers);
 // otherwise the window gradients live until the original update's place, where the window
