@@ -22,8 +22,9 @@
 // attention (one key/value head: nothing to slice), and pass 1 of a two-pass clip.
 // Sums: given the same inputs every head value, weight-gradient window and update is bit for bit
 // the unsliced one (matmuls contract rows or D, never heads); `out` and `da` are partial sums added
-// in slice order, so x after attention, the loss, and everything below differ by reassociation
-// (as does sgd's clip-norm factor, its windows' squares added in window order).
+// in slice order, so the recomputed x after attention (hence the FFN's gradients) and everything
+// below differ by reassociation, as does sgd's clip-norm factor (window squares in window order);
+// the loss is the forward's, bit for bit.
 // Cost: O(n) in nodes per region, plus one pass over the graph to place the loops.
 import { CompilerBug, LomocError } from '../diagnostics.ts';
 import { GraphBuilder } from '../ir/builder.ts';
