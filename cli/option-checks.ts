@@ -3,7 +3,7 @@
 // command, the option, what it expects and what it got; a value below the range says "must be
 // positive" or "must be >= N" (never "expects a value": `--steps -1` gave a value, a wrong one).
 import { LomocError } from '../compiler/diagnostics.ts';
-import { maxChunks, parseCheckpointPolicy, type CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
+import { maxChunks, maxLevels, parseCheckpointPolicy, type CheckpointPolicy } from '../compiler/passes/checkpoint-policy.ts';
 
 /** Steps, intervals and warmups: a billion steps is already past any run (and far below 2^53). */
 export const maxSteps = 1_000_000_000;
@@ -43,7 +43,7 @@ export function optionChecks(command: string) {
         const comma = text.indexOf(',');
         const base = comma < 0 ? undefined : text.slice(0, comma);
         if (base === 'blocks' || base === 'sqrt' || base?.startsWith('budget='))
-          throw error(option, `${base === 'blocks' ? 'blocks,runs=K,chunks=N or blocks,runs=K,width=N (runs, and chunks or width)' : `${base},chunks=N or ${base},width=N`} with whole numbers from 1 to ${maxChunks}`, text);
+          throw error(option, `${base}, then ${base === 'blocks' ? `runs=K or levels=L (L from 1 to ${maxLevels}), ` : ''}chunks=N or width=N, and heads=N, each at most once, with whole numbers from 1 to ${maxChunks}`, text);
         throw error(option, 'none, blocks, sqrt or budget=SIZE (SIZE like 14GiB)', text);
       }
     },

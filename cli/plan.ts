@@ -79,7 +79,8 @@ export function planRequest(positionals: readonly string[], values: Readonly<Rec
   const { target, how } = resolveTarget(choice ?? 'auto', 'lomoc plan asks no adapter');
   const optimizer = optimizerFrom('plan', (values.optimizer as string | undefined) ?? 'all', ['all']);
   // --optimizer all with width slices plans the optimizers that can update a window, and says which it left out.
-  const width = (fields.checkpoint as { width?: number } | undefined)?.width ?? 1;
+  const split = fields.checkpoint as { width?: number; heads?: number } | undefined;
+  const width = Math.max(split?.width ?? 1, split?.heads ?? 1);
   const every = optimizer === 'all' ? allOptimizers() : [optimizer];
   const optimizers = optimizer === 'all' && width > 1 ? every.filter((o) => updatesWindows(optimizerDescriptor(o))) : every;
   const left = every.filter((o) => !optimizers.includes(o));

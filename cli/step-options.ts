@@ -67,7 +67,7 @@ type Table = { readonly [K in keyof StepOptionValues]-?: StepOptionEntry<NonNull
  * written in the largest binary unit that holds it exactly, so 15GiB and 16106127360 agree.
  */
 export function checkpointText(p: CheckpointPolicy): string {
-  const chunks = (p.kind === 'blocks' && p.runs !== undefined ? `,runs=${p.runs}` : '') + (p.kind === 'blocks' && p.levels !== undefined ? `,levels=${p.levels}` : '') + (p.kind !== 'none' && p.chunks !== undefined ? `,chunks=${p.chunks}` : '') + (p.kind !== 'none' && p.width !== undefined ? `,width=${p.width}` : '');
+  const chunks = (p.kind === 'blocks' && p.runs !== undefined ? `,runs=${p.runs}` : '') + (p.kind === 'blocks' && p.levels !== undefined ? `,levels=${p.levels}` : '') + (p.kind !== 'none' && p.chunks !== undefined ? `,chunks=${p.chunks}` : '') + (p.kind !== 'none' && p.width !== undefined ? `,width=${p.width}` : '') + (p.kind !== 'none' && p.heads !== undefined ? `,heads=${p.heads}` : '');
   if (p.kind !== 'budget') return p.kind + chunks;
   for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const)
     if (p.bytes % size === 0) return `budget=${p.bytes / size}${unit}${chunks}`;

@@ -200,9 +200,10 @@ export function compileForward(forward: Graph, cfg: Omit<StepConfig, 'preset' | 
     if (!twoPassNorm(cfg, optimizer.clipNorm)) return chosen;
     const c = choice!;
     const of = shareableGradients(grads);
-    // FFNs split over tokens or width: pass 1 runs its nodes unsplit, so a shared block would
-    // hold its whole FFN temporaries (and sum its weight gradients in another order): none shared.
-    if (cfg.shareNormPass === false || c.chunks > 1 || c.width > 1) {
+    // FFNs split over tokens or width, attention over heads: pass 1 runs its nodes unsplit, so a
+    // shared block would hold its whole temporaries (and sum its weight gradients in another
+    // order): none shared.
+    if (cfg.shareNormPass === false || c.chunks > 1 || c.width > 1 || c.heads > 1) {
       normShare = { shared: 0, of, tried: 0 };
       return chosen;
     }

@@ -16,6 +16,10 @@
 //   ...,width=N   (instead of chunks=N) run each recomputed FFN over N slices of its hidden width
 //                 (passes/width-chunk.ts): each weight-gradient window is complete and updated at
 //                 once, so no partial sums of weight gradients; budget= tries 16 slices last.
+//   ...,heads=N   (with or without chunks=N or width=N) run each recomputed attention over N slices
+//                 of its heads, whole key/value groups (passes/head-chunk.ts): the recompute keeps
+//                 only the attention's result and backward recomputes each slice again, so no whole
+//                 q, k, v or o is alive during the FFN's backward; weight windows are updated at once.
 //   blocks,runs=K recompute every block, keeping only the inputs of ceil(n/K) runs of blocks: a
 //                 run is recomputed first, keeping its blocks' inputs (two-level recursion). The
 //                 runs taper toward the top (taperedRuns), which backward reaches while every lower
@@ -33,20 +37,25 @@ import { totalFlops } from '../ir/cost.ts';
 import { byteSize } from '../ir/shape.ts';
 import type { Graph, Node } from '../ir/types.ts';
 import { recomputeSegments, type Segment } from './checkpoint.ts';
+import { chunkHeads } from './head-chunk.ts';
 import { chunkTokens } from './token-chunk.ts';
 import { chunkWidth } from './width-chunk.ts';
 
-/** `chunks`: token chunks for each recomputed FFN, `width`: slices of its width (absent: 1, or budget's choice; never both). */
+/**
+ * `chunks`: token chunks for each recomputed FFN, `width`: slices of its width (absent: 1, or
+ * budget's choice; never both); `heads`: head slices of each recomputed attention (absent: 1).
+ */
 export type CheckpointPolicy =
   | { readonly kind: 'none' }
-  | { readonly kind: 'blocks'; readonly chunks?: number; readonly width?: number; readonly runs?: number; readonly levels?: number }
-  | { readonly kind: 'sqrt'; readonly chunks?: number; readonly width?: number }
-  | { readonly kind: 'budget'; readonly bytes: number; readonly chunks?: number; readonly width?: number };
+  | { readonly kind: 'blocks'; readonly chunks?: number; readonly width?: number; readonly heads?: number; readonly runs?: number; readonly levels?: number }
+  | { readonly kind: 'sqrt'; readonly chunks?: number; readonly width?: number; readonly heads?: number }
+  | { readonly kind: 'budget'; readonly bytes: number; readonly chunks?: number; readonly width?: number; readonly heads?: number };
 
-/** How each recomputed FFN is split: over token chunks or over width slices (1 and 1: not at all). */
+/** How each recomputed FFN is split: over token chunks or over width slices (1 and 1: not at all); `heads`: attention head slices. */
 export interface FfnSplit {
   readonly chunks: number;
   readonly width: number;
+  readonly heads?: number;
 }
 
 /** The chunk counts budget= tries, fewest first. */
@@ -63,7 +72,7 @@ export const maxChunks = 4096;
 /** The deepest recursion `levels=L` takes (each level recomputes about one more forward). */
 export const maxLevels = 6;
 
-/** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB), then optionally `,chunks=N` or `,width=N` (and `,runs=K` after blocks). */
+/** `none`, `blocks`, `sqrt` or `budget=14GiB` (units B, KB, MB, GB, KiB, MiB, GiB, TiB), then optionally `,chunks=N` or `,width=N`, `,heads=N` (and `,runs=K` after blocks). */
 export function parseCheckpointPolicy(text: string): CheckpointPolicy {
   const [head, ...rest] = text.split(',');
   let policy = parseBase(head, text);
@@ -79,14 +88,14 @@ export function parseCheckpointPolicy(text: string): CheckpointPolicy {
       policy = { ...policy, levels: Number(levels[1]) };
       continue;
     }
-    const split = /^(chunks|width)=([0-9]+)$/.exec(option);
-    const key = split?.[1] as 'chunks' | 'width' | undefined;
+    const split = /^(chunks|width|heads)=([0-9]+)$/.exec(option);
+    const key = split?.[1] as 'chunks' | 'width' | 'heads' | undefined;
     if (!split || !key || Number(split[2]) < 1 || Number(split[2]) > maxChunks || (policy.kind !== 'none' && policy[key] !== undefined))
       throw new LomocError(
-        `--checkpoint: expected chunks=N or width=N${head === 'blocks' ? ` or one of runs=K and levels=L (L from 1 to ${maxLevels})` : ''} after the policy (N${head === 'blocks' ? ' and K' : ''} a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
+        `--checkpoint: expected ${head === 'blocks' ? `chunks=N, width=N, heads=N, runs=K or levels=L (L from 1 to ${maxLevels})` : 'chunks=N, width=N or heads=N'} after the policy (N${head === 'blocks' ? ' and K' : ''} a whole number from 1 to ${maxChunks}, each once), got '${option}' in '${text}'`,
       );
     if (policy.kind === 'none') throw new LomocError(`--checkpoint: ${key}=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got '${text}'`);
-    if (policy[key === 'chunks' ? 'width' : 'chunks'] !== undefined) throw new LomocError(both);
+    if (key !== 'heads' && policy[key === 'chunks' ? 'width' : 'chunks'] !== undefined) throw new LomocError(both);
     policy = { ...policy, [key]: Number(split[2]) };
   }
   return policy;
@@ -113,6 +122,8 @@ export interface CheckpointChoice {
   readonly width: number;
   /** How the segments' inputs are themselves recomputed (absent: every input kept). */
   readonly nest?: Nest;
+  /** Head slices of each recomputed attention (1: none). */
+  readonly heads: number;
 }
 
 /** What the optimizer allows: window updates need states of the param's shape (not AdaLomo's factored ones). */
@@ -222,11 +233,13 @@ function ratio(g: Graph, out: Graph): number {
 function choose(g: Graph, segments: readonly Segment[], detail: string, split: FfnSplit, opts: CheckpointOptions, nest: Nest = {}): CheckpointChoice {
   const coarser = nestings(segments, nest);
   const nested = coarser.reduce((h, runs) => recomputeSegments(h, runs), recomputeSegments(g, segments));
-  const { chunks, width } = split;
-  const graph = width > 1 ? chunkWidth(nested, width, { inBackward: opts.inBackward ?? false, strict: opts.strict }) : chunkTokens(nested, chunks);
+  const { chunks, width, heads = 1 } = split;
+  const ffn = width > 1 ? chunkWidth(nested, width, { inBackward: opts.inBackward ?? false, strict: opts.strict }) : chunkTokens(nested, chunks);
+  const graph = chunkHeads(ffn, heads, { inBackward: opts.inBackward ?? false, strict: opts.strict });
   const how = nest.levels !== undefined ? (nest.levels > 1 ? [`${nest.levels} levels of runs`] : []) : (nest.runs ?? 1) > 1 ? [`inputs kept every ${nest.runs}`] : [];
-  const text = [detail, ...how, ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : []), ...(width > 1 ? [`FFNs in ${width} width slices`] : [])].join(', ');
-  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks, width, ...(coarser.length ? { nest } : {}) };
+  const text = [detail, ...how, ...(chunks > 1 ? [`FFNs in ${chunks} token chunks`] : []), ...(width > 1 ? [`FFNs in ${width} width slices`] : []),
+    ...(heads > 1 ? [`attention in ${heads} head slices`] : [])].join(', ');
+  return { graph, segments, recomputeRatio: ratio(g, graph), detail: text, chunks, width, heads, ...(coarser.length ? { nest } : {}) };
 }
 
 /**
@@ -258,11 +271,13 @@ function persistentBytes(g: Graph): number {
 
 /** `what` names the step in errors (e.g. "the adamw step"). */
 export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (g: Graph) => number, what = 'the step', opts: CheckpointOptions = {}): CheckpointChoice {
-  if (policy.kind === 'none') return { graph: g, segments: [], recomputeRatio: 0, detail: 'none', chunks: 1, width: 1 };
+  if (policy.kind === 'none') return { graph: g, segments: [], recomputeRatio: 0, detail: 'none', chunks: 1, width: 1, heads: 1 };
   if ((policy.width ?? 1) > 1 && !opts.windows)
     throw new LomocError(`--checkpoint ...,width=${policy.width}: ${opts.optimizer === undefined ? what : `the ${opts.optimizer} update`} cannot update a window of a weight (its state is not shaped like the weight); use chunks=N instead, or lomo, sgd or adamw`);
-  const forced: FfnSplit = { chunks: policy.chunks ?? 1, width: policy.width ?? 1 };
-  if (policy.width !== undefined) opts = { ...opts, strict: true };
+  if ((policy.heads ?? 1) > 1 && !opts.windows)
+    throw new LomocError(`--checkpoint ...,heads=${policy.heads}: ${opts.optimizer === undefined ? what : `the ${opts.optimizer} update`} cannot update a window of a weight (its state is not shaped like the weight); use lomo, sgd or adamw`);
+  const forced: FfnSplit = { chunks: policy.chunks ?? 1, width: policy.width ?? 1, heads: policy.heads ?? 1 };
+  if (policy.width !== undefined || policy.heads !== undefined) opts = { ...opts, strict: true };
   const us = unitsOf(g);
   if (policy.kind === 'blocks') {
     if (!g.blocks?.length)
@@ -280,10 +295,10 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
   const hopeless = policy.bytes < persistentBytes(g);
   const widths = opts.windows ? budgetWidthCounts.map((width) => ({ chunks: 1, width })) : [];
   const all: FfnSplit[] = [...budgetChunkCounts.map((chunks) => ({ chunks, width: 1 })), ...widths];
-  const defaultCounts: readonly FfnSplit[] = policy.chunks || policy.width ? [forced] : hopeless ? [all[0], all.at(-1)!] : all;
+  const defaultCounts: readonly FfnSplit[] = policy.chunks || policy.width ? [forced] : (hopeless ? [all[0], all.at(-1)!] : all).map((c) => ({ ...c, heads: forced.heads }));
   const fit = (segments: readonly Segment[], detail: string, counts = defaultCounts, nest: Nest = {}): CheckpointChoice & { peak: number } => {
     let best: (CheckpointChoice & { peak: number }) | undefined;
-    for (const split of segments.length === 0 ? [{ chunks: 1, width: 1 }] : counts) {
+    for (const split of segments.length === 0 ? [{ chunks: 1, width: 1, heads: 1 }] : counts) {
       const c = choose(g, segments, detail, split, opts, nest);
       const peak = peakOf(c.graph);
       if (peak <= policy.bytes) return { ...c, peak };
@@ -334,7 +349,7 @@ export function applyCheckpointing(g: Graph, policy: CheckpointPolicy, peakOf: (
 }
 
 /** No split, and the split `c` chose (once when it is none). */
-const unsplitAnd = (c: FfnSplit): FfnSplit[] => (c.chunks === 1 && c.width === 1 ? [c] : [{ chunks: 1, width: 1 }, { chunks: c.chunks, width: c.width }]);
+const unsplitAnd = (c: FfnSplit): FfnSplit[] => (c.chunks === 1 && c.width === 1 ? [c] : [{ chunks: 1, width: 1, heads: c.heads }, c]);
 
 const fmtGiB = (b: number): string =>
   b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)}GiB` : b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)}MiB` : `${(b / 2 ** 10).toFixed(2)}KiB`;

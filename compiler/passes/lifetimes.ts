@@ -7,9 +7,10 @@
 //     (width chunks) into its param and states.
 //   - A reshape is a view of its input unless the input outlives the step (a view of a param
 //     would see the in-place update).
-//   - A tied param's partial gradient sum accumulates in place, and so does a sum a matmul's
-//     epilogue adds its product to (y = acc + a b, acc dying there: width slices' dm): each output
-//     element reads its own addend element and nothing else reads the addend in that dispatch.
+//   - A tied param's partial gradient sum accumulates in place, as does a backward running sum of
+//     matmul partials (an input's gradient summed slice by slice) and a sum a matmul's epilogue
+//     adds its product to (y = acc + a b, acc dying there: width slices' dm). Each output element
+//     reads its own addend element, and nothing else in that dispatch reads the addend.
 //   - Everything else gets storage of its own, live from the node that makes it to its last
 //     reader; the loss stays to the end, where it is read back.
 import { byteSize } from '../ir/shape.ts';
@@ -49,10 +50,16 @@ export function lifetimes(
     lastRead[r] = Math.max(lastRead[r], lastRead[v]);
   };
   const groupOf = new Map<number, readonly number[]>();
-  for (const grp of fusion?.groups ?? []) if (grp.kind === 'matmulEpilogue') for (const i of grp.nodes) groupOf.set(i, grp.nodes);
+  const epilogueOf = new Map<number, readonly number[]>();
+  for (const grp of fusion?.groups ?? []) for (const i of grp.nodes) {
+    groupOf.set(i, grp.nodes);
+    if (grp.kind === 'matmulEpilogue') epilogueOf.set(i, grp.nodes);
+  }
+  /** Node i is the only node of its kernel group that reads `acc` (so writing over it is safe). */
+  const aloneReading = (i: number, acc: ValueId) => (groupOf.get(i) ?? [i]).filter((j) => g.nodes[j].inputs.some((x) => find(x) === find(acc))).length === 1;
   /** The addend of an epilogue add that may be overwritten by the add's output. */
   const epilogueAddend = (i: number): ValueId | undefined => {
-    const nodes = groupOf.get(i);
+    const nodes = epilogueOf.get(i);
     const n = g.nodes[i];
     if (!nodes || n.op !== 'add' || nodes[0] === i) return undefined;
     const made = new Set(nodes.flatMap((j) => g.nodes[j].outputs));
@@ -60,10 +67,11 @@ export function lifetimes(
     if (outside.length !== 1) return undefined;
     const acc = outside[0];
     const [out, av] = [g.values[n.outputs[0]], g.values[acc]];
-    const readHere = nodes.filter((j) => g.nodes[j].inputs.some((x) => find(x) === find(acc))).length;
-    return readHere === 1 && lastRead[find(acc)] === i && !persistent.has(find(acc)) && av.dtype === out.dtype &&
+    return aloneReading(i, acc) && lastRead[find(acc)] === i && !persistent.has(find(acc)) && av.dtype === out.dtype &&
       av.shape.length === out.shape.length && av.shape.every((d, k) => d === out.shape[k]) ? acc : undefined;
   };
+  const made = new Map<ValueId, Graph['nodes'][number]>();
+  for (const n of g.nodes) for (const o of n.outputs) made.set(o, n);
   g.nodes.forEach((n, i) => {
     if (n.op === 'reshape' && !persistent.has(find(n.inputs[0]))) join(n.outputs[0], n.inputs[0]);
     const addend = epilogueAddend(i);
@@ -77,9 +85,12 @@ export function lifetimes(
       a.states.forEach((s, k) => join(n.outputs[k + 1], n.inputs[a.inputs[s]]));
     }
     // A partial gradient sum accumulates in place (grad += contribution) when the old sum, and
-    // every view of it, dies here.
+    // every view of it, dies here; so does a backward running sum of matmul partials (an input's
+    // gradient summed over width or head slices, dm += dgate_j W1_j^T).
     const [acc, part] = n.inputs;
-    if (n.op === 'add' && g.values[n.outputs[0]].role === 'grad' && g.values[acc].role === 'grad' &&
+    const running = n.phase === 'backward' && made.get(acc)?.phase === 'backward' && (made.get(acc)?.op === 'add' || made.get(acc)?.op === 'matmul') && made.get(part)?.op === 'matmul' &&
+      g.values[acc].role === 'activation' && g.values[n.outputs[0]].role === 'activation' && g.values[acc].dtype === g.values[n.outputs[0]].dtype;
+    if (n.op === 'add' && ((running && aloneReading(i, acc)) || (g.values[n.outputs[0]].role === 'grad' && g.values[acc].role === 'grad')) &&
         acc !== part && lastRead[find(acc)] === i && !persistent.has(find(acc)) && g.values[acc].shape.length === g.values[n.outputs[0]].shape.length &&
         g.values[acc].shape.every((d, k) => d === g.values[n.outputs[0]].shape[k]))
       join(n.outputs[0], acc);

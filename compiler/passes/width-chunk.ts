@@ -11,7 +11,8 @@
 // narrow rows (dy @ W2^T), matmuls that contract them (narrowing: partial sums added slice by slice),
 // and the weight-gradient row reductions X^T Y (and bias sums) over them, each its param's whole
 // gradient, read only by the param's update. A region any of whose wide values is read elsewhere,
-// or whose params' gradients are not all its own reductions, is left as it was.
+// or whose params' gradients are not all its own reductions, is left as it was; a region with no
+// backward member (a nested run's recompute of a lower block) only makes its narrowing sums.
 // With `inBackward` (LOMO) each window's update runs in its slice, right after its gradient, and
 // later slices read the param's window-updated value (windows are disjoint, so the same numbers);
 // otherwise the window gradients live until the original update's place, where the window
@@ -180,8 +181,11 @@ function checkRegion(g: Graph, readers: readonly number[][], producer: ReadonlyM
   const updates = new Map<ValueId, number>();
   const norms = new Map<ValueId, number>();
   const first = Math.min(...members);
+  // A region with no backward member (a nested run's recompute) only makes its narrowing sums.
+  const forwardOnly = [...members].every((i) => g.nodes[i].phase === 'recompute');
   for (const p of axes.keys()) {
     const grad = gradOf.get(p);
+    if (grad === undefined && forwardOnly) continue;
     if (grad === undefined) return undefined;
     // Its update, and (sgd clipping by norm after backward) the squared norm of the whole gradient.
     const [ups, rest] = [readers[grad].filter((i) => g.nodes[i].op === 'optimizerUpdate'), readers[grad].filter((i) => g.nodes[i].op !== 'optimizerUpdate')];
@@ -193,7 +197,7 @@ function checkRegion(g: Graph, readers: readonly number[][], producer: ReadonlyM
     if (readers[p].some((i) => chunkable(g.nodes[i]) && !members.has(i) && i > first)) return undefined;
     updates.set(p, ups[0]);
   }
-  if (updates.size === 0) return undefined;
+  if (updates.size === 0 && !forwardOnly) return undefined;
   return { ...r, axes, updates, norms };
 }
 
@@ -300,7 +304,7 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
       const sliceOf = (p: ValueId, like: Node) => {
         if (!local.has(p)) {
           const w = windowOf(p, f0, f1);
-          local.set(p, emit('slice', [inBackward ? current.get(p)![0] : p], { starts: w.starts, ends: w.ends }, like, 'activation')[0]);
+          local.set(p, emit('slice', [inBackward ? current.get(p)?.[0] ?? p : p], { starts: w.starts, ends: w.ends }, like, 'activation')[0]);
         }
         return local.get(p)!;
       };

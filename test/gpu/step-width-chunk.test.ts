@@ -30,4 +30,14 @@ describe('width slices on WebGPU', () => {
     expect(stepMismatches(run, { rel: toleranceFor('lomo'), steps: 2 })).toEqual([]);
     expect(run.arenaBytes).toBe(c.plan.peak);
   });
+
+  // Head slices: each recomputed attention over 2 slices of its 2 heads (recompute loop, then the
+  // backward loop recomputing q, k, v, o per slice), window updates of Wq, Wk, Wv, Wo on the device.
+  it('llama tiny, lomo, checkpoint blocks,runs=2,width=3,heads=2: equals the reference executor', async () => {
+    const c = compileProgram(llama, { preset: 'tiny', optimizer: 'lomo', checkpoint: { kind: 'blocks', runs: 2, width: 3, heads: 2 }, target: 'cpu' });
+    expect(c.step.nodes.filter((n) => n.op === 'optimizerUpdate' && n.attrs.window).length).toBe(2 * 3 * 3 + 2 * 4 * 2);
+    const run = await runBoth(await gpu(), c, { vocab: idRanges(c.step), seed: 5, steps: 2 });
+    expect(stepMismatches(run, { rel: toleranceFor('lomo'), steps: 2 })).toEqual([]);
+    expect(run.arenaBytes).toBe(c.plan.peak);
+  });
 });

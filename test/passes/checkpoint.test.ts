@@ -261,7 +261,7 @@ describe('levels=L: nested runs L deep', () => {
     for (const bad of ['blocks,levels=0', 'blocks,levels=7', 'blocks,runs=6,levels=3', 'blocks,levels=3,levels=3', 'sqrt,levels=3'])
       expect(() => parseCheckpointPolicy(bad), bad).toThrow(LomocError);
     expect(() => parseCheckpointPolicy('blocks,runs=6,levels=3')).toThrow(
-      "--checkpoint: expected chunks=N or width=N or one of runs=K and levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'levels=3' in 'blocks,runs=6,levels=3'",
+      "--checkpoint: expected chunks=N, width=N, heads=N, runs=K or levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'levels=3' in 'blocks,runs=6,levels=3'",
     );
   });
 });

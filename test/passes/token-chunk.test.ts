@@ -174,11 +174,11 @@ describe('--checkpoint POLICY,chunks=N and blocks,runs=K', () => {
       }
       return 'no error';
     };
-    expect(message('blocks,chunks=0')).toBe("error: --checkpoint: expected chunks=N or width=N or one of runs=K and levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'chunks=0' in 'blocks,chunks=0'");
-    expect(message('blocks,chunks=4.5')).toBe("error: --checkpoint: expected chunks=N or width=N or one of runs=K and levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'chunks=4.5' in 'blocks,chunks=4.5'");
-    expect(message('blocks,tokens=4')).toBe("error: --checkpoint: expected chunks=N or width=N or one of runs=K and levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'tokens=4' in 'blocks,tokens=4'");
-    expect(message('blocks,chunks=2,chunks=4')).toBe("error: --checkpoint: expected chunks=N or width=N or one of runs=K and levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'chunks=4' in 'blocks,chunks=2,chunks=4'");
-    expect(message('sqrt,runs=2')).toBe("error: --checkpoint: expected chunks=N or width=N after the policy (N a whole number from 1 to 4096, each once), got 'runs=2' in 'sqrt,runs=2'");
+    expect(message('blocks,chunks=0')).toBe("error: --checkpoint: expected chunks=N, width=N, heads=N, runs=K or levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'chunks=0' in 'blocks,chunks=0'");
+    expect(message('blocks,chunks=4.5')).toBe("error: --checkpoint: expected chunks=N, width=N, heads=N, runs=K or levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'chunks=4.5' in 'blocks,chunks=4.5'");
+    expect(message('blocks,tokens=4')).toBe("error: --checkpoint: expected chunks=N, width=N, heads=N, runs=K or levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'tokens=4' in 'blocks,tokens=4'");
+    expect(message('blocks,chunks=2,chunks=4')).toBe("error: --checkpoint: expected chunks=N, width=N, heads=N, runs=K or levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'chunks=4' in 'blocks,chunks=2,chunks=4'");
+    expect(message('sqrt,runs=2')).toBe("error: --checkpoint: expected chunks=N, width=N or heads=N after the policy (N a whole number from 1 to 4096, each once), got 'runs=2' in 'sqrt,runs=2'");
     expect(message('none,chunks=4')).toBe("error: --checkpoint: chunks=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got 'none,chunks=4'");
     expect(message('blockz,chunks=4')).toBe(
       "error: --checkpoint: expected none, blocks, sqrt or budget=SIZE (SIZE like 14GiB), got 'blockz,chunks=4'",

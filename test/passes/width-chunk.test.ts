@@ -187,18 +187,18 @@ describe('--checkpoint POLICY,width=N', () => {
       "error: --checkpoint: chunks=N and width=N cannot both split the FFNs (over tokens or over the width, not both), got 'sqrt,width=4,chunks=2'");
     expect(message('none,width=4')).toBe("error: --checkpoint: width=N needs a policy that recomputes (blocks, sqrt or budget=SIZE), got 'none,width=4'");
     expect(message('blocks,width=2,width=4')).toBe(
-      "error: --checkpoint: expected chunks=N or width=N or one of runs=K and levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'width=4' in 'blocks,width=2,width=4'");
+      "error: --checkpoint: expected chunks=N, width=N, heads=N, runs=K or levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'width=4' in 'blocks,width=2,width=4'");
     expect(message('blocks,width=0')).toBe(
-      "error: --checkpoint: expected chunks=N or width=N or one of runs=K and levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'width=0' in 'blocks,width=0'");
+      "error: --checkpoint: expected chunks=N, width=N, heads=N, runs=K or levels=L (L from 1 to 6) after the policy (N and K a whole number from 1 to 4096, each once), got 'width=0' in 'blocks,width=0'");
   });
 
   it('the command line names width in its error, and the step reports its slices', () => {
     const c = optionChecks('plan');
     expect(c.checkpoint('blocks,runs=6,width=16')).toEqual({ kind: 'blocks', runs: 6, width: 16 });
     expect(() => c.checkpoint('blocks,width=x')).toThrow(
-      "error: lomoc plan: option '--checkpoint' expects blocks,runs=K,chunks=N or blocks,runs=K,width=N (runs, and chunks or width) with whole numbers from 1 to 4096, got 'blocks,width=x'");
+      "error: lomoc plan: option '--checkpoint' expects blocks, then runs=K or levels=L (L from 1 to 6), chunks=N or width=N, and heads=N, each at most once, with whole numbers from 1 to 4096, got 'blocks,width=x'");
     expect(() => c.checkpoint('sqrt,width=0')).toThrow(
-      "error: lomoc plan: option '--checkpoint' expects sqrt,chunks=N or sqrt,width=N with whole numbers from 1 to 4096, got 'sqrt,width=0'");
+      "error: lomoc plan: option '--checkpoint' expects sqrt, then chunks=N or width=N, and heads=N, each at most once, with whole numbers from 1 to 4096, got 'sqrt,width=0'");
     const step = compileStep(llama as ModelDef, { preset: 'tiny', optimizer: 'lomo', checkpoint: { kind: 'blocks', runs: 2, width: 3 } });
     expect(step.checkpointDetail).toBe('2 blocks, inputs kept every 2, FFNs in 3 width slices');
   });
