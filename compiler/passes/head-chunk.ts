@@ -27,12 +27,12 @@
 // the loss is the forward's, bit for bit.
 // Cost: O(n) in nodes per region, plus one pass over the graph to place the loops.
 import { CompilerBug, LomocError } from '../diagnostics.ts';
-import { GraphBuilder } from '../ir/builder.ts';
-import type { Op, OpAttrs, UpdateAttrs } from '../ir/ops.ts';
+import type { OpAttrs } from '../ir/ops.ts';
 import { sameShape } from '../ir/shape.ts';
 import type { Graph, Node, ValueId } from '../ir/types.ts';
 import { chunkable, findHeadRegions, type HeadRegion } from './head-regions.ts';
 import { chunkBounds, placeLoop } from './token-chunk.ts';
+import { windowRewrite } from './window-rewrite.ts';
 
 export { findHeadRegions, type HeadRegion };
 
@@ -153,41 +153,9 @@ function rewriteRegion(g: Graph, region: HeadRegion, slices: number, inBackward:
     return g;
   }
 
-  const b = new GraphBuilder(g.name, { ...g, nodes: [] });
-  const push = (m: Node) => b.nodes.push({ ...m, id: b.nodes.length });
-  const emit = <O extends Op>(op: O, inputs: readonly ValueId[], attrs: OpAttrs[O], like: Node, roles: 'activation' | 'grad' | readonly ValueId[], into?: readonly ValueId[]): ValueId[] => {
-    const role = typeof roles === 'string' ? roles : roles.map((v) => g.values[v].role);
-    const outs = b.node(op, inputs, attrs, like.loc, like.phase === 'update' ? 'update' : like.phase, role);
-    const last = b.nodes.length - 1;
-    const node = { ...b.nodes[last], ...(like.block !== undefined ? { block: like.block } : {}) };
-    if (into === undefined) {
-      b.nodes[last] = node;
-      return outs;
-    }
-    outs.forEach((v, k) => {
-      if (!sameShape(b.values[v].shape, g.values[into[k]].shape) || b.values[v].dtype !== g.values[into[k]].dtype)
-        throw new CompilerBug(`chunkHeads: %${into[k]} is ${g.values[into[k]].dtype}[${g.values[into[k]].shape}], its sliced form ${b.values[v].dtype}[${b.values[v].shape}]`);
-    });
-    b.nodes[last] = { ...node, outputs: into } as Node;
-    return [...into];
-  };
+  const { emit, current, windowGradient, finish } = windowRewrite(g, { ...region, axes: region.paramAxes }, 'chunkHeads', inBackward);
   const part = (len: number, h: number) => (len * h) / heads;
-  const current = new Map<ValueId, ValueId[]>();
-  for (const [p, u] of region.updates) {
-    const up = g.nodes[u] as Node & { op: 'optimizerUpdate' };
-    current.set(p, [p, ...up.attrs.states.map((s) => up.inputs[up.attrs.inputs[s]])]);
-  }
-  const windowUpdate = (p: ValueId, grad: ValueId, w0: number, w1: number, last: boolean) => {
-    const up = g.nodes[region.updates.get(p)!] as Node & { op: 'optimizerUpdate' };
-    const a = up.attrs;
-    const cur = current.get(p)!;
-    const nameOf = (k: number) => Object.entries(a.inputs).find(([, i]) => i === k)![0];
-    const ins = up.inputs.map((x, k) => (k === a.inputs.g ? grad : k === a.inputs.p ? cur[0] : a.states.includes(nameOf(k)) ? cur[1 + a.states.indexOf(nameOf(k))] : x));
-    const attrs: UpdateAttrs = { ...a, window: { axis: region.paramAxes.get(p)!, start: w0, end: w1 } };
-    current.set(p, emit('optimizerUpdate', ins, attrs, up, up.outputs, last ? up.outputs : undefined));
-  };
   const bounds = chunkBounds(heads / step, slices).map(([u0, u1]) => [u0 * step, u1 * step] as const);
-  const windowGrads = new Map<ValueId, { w0: number; w1: number; grad: ValueId }[]>();
 
   /** One loop over the slices of `nodes`; `backward`: window gradients and running sums. */
   const emitLoop = (nodes: readonly number[], backward: boolean) => {
@@ -237,41 +205,14 @@ function rewriteRegion(g: Graph, region: HeadRegion, slices: number, inBackward:
           const name = Object.entries(g.grads!).find(([, v]) => v === m.outputs[0])![0];
           const p = g.params.find((q) => q.name === name)!.value;
           const { w0, w1 } = windowOf(p);
-          if (inBackward) windowUpdate(p, grad, w0, w1, last);
-          else windowGrads.set(p, [...(windowGrads.get(p) ?? []), { w0, w1, grad }]);
+          windowGradient(p, grad, w0, w1, last);
         }
       }
     });
   };
-  const replaced = new Map([...region.updates].map(([p, u]) => [u, p]));
-  const normed = new Map([...region.norms].map(([p, i]) => [i, p]));
-  const windowsOf = (p: ValueId) => {
-    const ws = windowGrads.get(p);
-    if (!ws) throw new CompilerBug(`chunkHeads: %${p}'s update or norm comes before its window gradients`);
-    return ws;
-  };
   let loops = 0; // the recompute loop first, then the backward loop
-  for (const item of order) {
-    if (item === 'loop') {
-      emitLoop(loops === 0 ? fwd : bwdBody, loops === 1);
-      loops++;
-    }
-    else if (!inBackward && replaced.has(item.id)) {
-      const p = replaced.get(item.id)!;
-      const ws = windowsOf(p);
-      ws.forEach(({ w0, w1, grad }, k) => windowUpdate(p, grad, w0, w1, k === ws.length - 1));
-    } else if (normed.has(item.id)) {
-      const ws = windowsOf(normed.get(item.id)!);
-      const into = [item.outputs[0]];
-      let total: ValueId | undefined;
-      ws.forEach(({ grad }, k) => {
-        const last = k === ws.length - 1;
-        const ss = emit('sumSquares', [grad], {}, item, item.outputs, k === 0 && last ? into : undefined)[0];
-        total = total === undefined ? ss : emit('add', [total, ss], {}, item, item.outputs, last ? into : undefined)[0];
-      });
-    } else push(item);
-  }
-  const windowed = new Set(g.params.filter((q) => region.updates.has(q.value)).map((q) => q.name));
-  const grads = Object.fromEntries(Object.entries(g.grads ?? {}).filter(([name]) => !windowed.has(name)));
-  return { ...g, values: b.values, nodes: b.nodes, grads };
+  return finish(order, () => {
+    emitLoop(loops === 0 ? fwd : bwdBody, loops === 1);
+    loops++;
+  });
 }

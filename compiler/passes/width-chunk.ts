@@ -25,12 +25,12 @@
 // (as does sgd's clip-norm factor). With f16 storage each partial sum is stored in f16.
 // Cost: O(n) in nodes per region, plus one pass over the graph to place the loop.
 import { CompilerBug, LomocError } from '../diagnostics.ts';
-import { GraphBuilder } from '../ir/builder.ts';
 import { opTraits } from '../ir/op-traits.ts';
-import type { Op, OpAttrs, UpdateAttrs } from '../ir/ops.ts';
+import type { OpAttrs } from '../ir/ops.ts';
 import { numel, sameShape } from '../ir/shape.ts';
 import type { Graph, Node, Shape, ValueId } from '../ir/types.ts';
 import { chunkBounds, flatSource, placeLoop } from './token-chunk.ts';
+import { windowRewrite } from './window-rewrite.ts';
 
 type Kind = 'elementwise' | 'widen' | 'narrow' | 'reduce';
 
@@ -248,47 +248,13 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
 
   const producer = new Map<ValueId, Node>();
   for (const m of g.nodes) for (const o of m.outputs) producer.set(o, m);
-  const b = new GraphBuilder(g.name, { ...g, nodes: [] });
-  const push = (m: Node) => b.nodes.push({ ...m, id: b.nodes.length });
-  /** Appends `op`; with `into`, its outputs are those existing values (same types), not new ones. */
-  const emit = <O extends Op>(op: O, inputs: readonly ValueId[], attrs: OpAttrs[O], like: Node, roles: 'activation' | 'grad' | readonly ValueId[], into?: readonly ValueId[]): ValueId[] => {
-    const role = typeof roles === 'string' ? roles : roles.map((v) => g.values[v].role);
-    const outs = b.node(op, inputs, attrs, like.loc, like.phase === 'update' ? 'update' : like.phase, role);
-    const last = b.nodes.length - 1;
-    const node = { ...b.nodes[last], ...(like.block !== undefined ? { block: like.block } : {}) };
-    if (into === undefined) {
-      b.nodes[last] = node;
-      return outs;
-    }
-    outs.forEach((v, k) => {
-      if (!sameShape(b.values[v].shape, g.values[into[k]].shape) || b.values[v].dtype !== g.values[into[k]].dtype)
-        throw new CompilerBug(`chunkWidth: %${into[k]} is ${g.values[into[k]].dtype}[${g.values[into[k]].shape}], its chunked form ${b.values[v].dtype}[${b.values[v].shape}]`);
-    });
-    b.nodes[last] = { ...node, outputs: into } as Node;
-    return [...into];
-  };
+  const { emit, current, windowGradient, finish } = windowRewrite(g, region, 'chunkWidth', inBackward);
   const windowOf = (p: ValueId, f0: number, f1: number) => {
     const axis = region.axes.get(p)!;
     const s = g.values[p].shape;
     return { axis, starts: s.map((_, k) => (k === axis ? f0 : 0)), ends: s.map((d, k) => (k === axis ? f1 : d)) };
   };
-  // The current value of each windowed param and its states (LOMO: after the windows updated so far).
-  const current = new Map<ValueId, ValueId[]>();
-  for (const [p, u] of region.updates) {
-    const up = g.nodes[u] as Node & { op: 'optimizerUpdate' };
-    current.set(p, [p, ...up.attrs.states.map((s) => up.inputs[up.attrs.inputs[s]])]);
-  }
-  const windowUpdate = (p: ValueId, grad: ValueId, f0: number, f1: number, last: boolean) => {
-    const up = g.nodes[region.updates.get(p)!] as Node & { op: 'optimizerUpdate' };
-    const a = up.attrs;
-    const cur = current.get(p)!;
-    const ins = up.inputs.map((x, k) => (k === a.inputs.g ? grad : k === a.inputs.p ? cur[0] : a.states.includes(inputName(a, k)) ? cur[1 + a.states.indexOf(inputName(a, k))] : x));
-    const attrs: UpdateAttrs = { ...a, window: { axis: region.axes.get(p)!, start: f0, end: f1 } };
-    const outs = emit('optimizerUpdate', ins, attrs, up, up.outputs, last ? up.outputs : undefined);
-    current.set(p, outs);
-  };
   const bounds = chunkBounds(width, slices);
-  const windowGrads = new Map<ValueId, { f0: number; f1: number; grad: ValueId }[]>();
 
   const emitLoop = () => {
     const flat = new Map<ValueId, ValueId>();
@@ -334,41 +300,12 @@ function rewriteRegion(g: Graph, region: WidthRegion, slices: number, inBackward
               : emit('sum', [local.get(m.inputs[0])!], { axes: rows.map((_, k) => k), keepDims: false }, m, 'grad')[0];
           const name = Object.entries(g.grads!).find(([, v]) => v === m.outputs[0])![0];
           const p = g.params.find((q) => q.name === name)!.value;
-          if (inBackward) windowUpdate(p, grad, f0, f1, last);
-          else windowGrads.set(p, [...(windowGrads.get(p) ?? []), { f0, f1, grad }]);
+          windowGradient(p, grad, f0, f1, last);
         }
       }
     });
   };
-  const replaced = new Map([...region.updates].map(([p, u]) => [u, p]));
-  const normed = new Map([...region.norms].map(([p, i]) => [i, p]));
-  const windowsOf = (p: ValueId) => {
-    const ws = windowGrads.get(p);
-    if (!ws) throw new CompilerBug(`chunkWidth: %${p}'s update or norm comes before its window gradients`);
-    return ws;
-  };
-  for (const item of order) {
-    if (item === 'loop') emitLoop();
-    else if (!inBackward && replaced.has(item.id)) {
-      const p = replaced.get(item.id)!;
-      const ws = windowsOf(p);
-      ws.forEach(({ f0, f1, grad }, k) => windowUpdate(p, grad, f0, f1, k === ws.length - 1));
-    } else if (normed.has(item.id)) {
-      // The whole gradient's sum of squares: the windows' sums added in window order.
-      const ws = windowsOf(normed.get(item.id)!);
-      const into = [item.outputs[0]];
-      let total: ValueId | undefined;
-      ws.forEach(({ grad }, k) => {
-        const last = k === ws.length - 1;
-        const ss = emit('sumSquares', [grad], {}, item, item.outputs, k === 0 && last ? into : undefined)[0];
-        total = total === undefined ? ss : emit('add', [total, ss], {}, item, item.outputs, last ? into : undefined)[0];
-      });
-    } else push(item);
-  }
-  // The windowed params have no whole gradient any more.
-  const windowed = new Set(g.params.filter((q) => region.updates.has(q.value)).map((q) => q.name));
-  const grads = Object.fromEntries(Object.entries(g.grads ?? {}).filter(([name]) => !windowed.has(name)));
-  return { ...g, values: b.values, nodes: b.nodes, grads };
+  return finish(order, emitLoop);
 }
 
 /** The node that adds exactly the two values `vs` and is their only reader, if there is one. */
@@ -382,4 +319,3 @@ function combinedBy(g: Graph, vs: readonly ValueId[]): number | undefined {
   return add.id;
 }
 
-const inputName = (a: UpdateAttrs, k: number): string => Object.entries(a.inputs).find(([, i]) => i === k)![0];

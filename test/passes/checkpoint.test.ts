@@ -109,17 +109,24 @@ describe('budget', () => {
   });
 });
 
+/** n blocks of tanh(tanh(x) W_i): a chain whose block outputs, [4, 8] each, are the only values crossing blocks. */
+const chain = (n: number) =>
+  traceFn(() => {
+    let x = L.input('x', [4, 8]);
+    for (let i = 0; i < n; i++) {
+      const w = L.param(`w${i}`, [8, 8], L.fanIn());
+      x = L.block(`b${i}`, () => L.tanh(L.matmul(L.tanh(x), w)));
+    }
+    return L.mean(L.mul(x, x));
+  }, 'chain');
+
+/** The [4, 8] values forward makes and a later phase reads: the block outputs kept through forward. */
+const savedInputs = (step: Graph) => {
+  const forwardMade = new Set(step.nodes.filter((x) => x.phase === 'forward').flatMap((x) => x.outputs));
+  return new Set(step.nodes.filter((x) => x.phase !== 'forward').flatMap((x) => x.inputs).filter((v) => forwardMade.has(v) && step.values[v].shape.length === 2 && step.values[v].shape[0] === 4));
+};
+
 describe('sqrt on a chain of n equal segments', () => {
-  /** n blocks of tanh(x W_i): a chain whose segment outputs are the only values crossing blocks. */
-  const chain = (n: number) =>
-    traceFn(() => {
-      let x = L.input('x', [4, 8]);
-      for (let i = 0; i < n; i++) {
-        const w = L.param(`w${i}`, [8, 8], L.fanIn());
-        x = L.block(`b${i}`, () => L.tanh(L.matmul(L.tanh(x), w)));
-      }
-      return L.mean(L.mul(x, x));
-    }, 'chain');
 
   it('keeps O(sqrt n) segment outputs and recomputes at most one extra forward', () =>
     fc.assert(
@@ -127,8 +134,7 @@ describe('sqrt on a chain of n equal segments', () => {
         const g = chain(n);
         const built = buildStep(g, { optimizer, checkpoint: { kind: 'sqrt' } });
         // Saved: forward values still read by backward-half nodes (recompute, backward, updates).
-        const forwardMade = new Set(built.step.nodes.filter((x) => x.phase === 'forward').flatMap((x) => x.outputs));
-        const saved = new Set(built.step.nodes.filter((x) => x.phase !== 'forward').flatMap((x) => x.inputs).filter((v) => forwardMade.has(v) && built.step.values[v].shape.length === 2 && built.step.values[v].shape[0] === 4));
+        const saved = savedInputs(built.step);
         expect(saved.size).toBeLessThanOrEqual(Math.ceil(Math.sqrt(n)) + 2);
         expect(built.recomputeRatio).toBeLessThanOrEqual(1);
         const recomputes = built.step.nodes.filter((x) => x.phase === 'recompute').length;
@@ -139,22 +145,12 @@ describe('sqrt on a chain of n equal segments', () => {
 });
 
 describe('blocks,runs=K on a chain of n blocks', () => {
-  const chain = (n: number) =>
-    traceFn(() => {
-      let x = L.input('x', [4, 8]);
-      for (let i = 0; i < n; i++) {
-        const w = L.param(`w${i}`, [8, 8], L.fanIn());
-        x = L.block(`b${i}`, () => L.tanh(L.matmul(L.tanh(x), w)));
-      }
-      return L.mean(L.mul(x, x));
-    }, 'chain');
 
   it('keeps a block input only every K blocks (n/K + 2 saved, not n) and recomputes more than blocks, at most two extra forwards', () =>
     fc.assert(
       fc.property(fc.integer({ min: 2, max: 24 }), fc.integer({ min: 2, max: 6 }), fc.constantFrom(...optimizers), (n, k, optimizer) => {
         const built = buildStep(chain(n), { optimizer, checkpoint: { kind: 'blocks', runs: k } });
-        const forwardMade = new Set(built.step.nodes.filter((x) => x.phase === 'forward').flatMap((x) => x.outputs));
-        const saved = new Set(built.step.nodes.filter((x) => x.phase !== 'forward').flatMap((x) => x.inputs).filter((v) => forwardMade.has(v) && built.step.values[v].shape.length === 2 && built.step.values[v].shape[0] === 4));
+        const saved = savedInputs(built.step);
         expect(saved.size).toBeLessThanOrEqual(Math.ceil(n / k) + 2);
         expect(built.recomputeRatio).toBeLessThanOrEqual(2);
         expect(built.recomputeRatio).toBeGreaterThan(buildStep(chain(n), { optimizer, checkpoint: { kind: 'blocks' } }).recomputeRatio);
@@ -167,17 +163,8 @@ describe('blocks,levels=L on a chain of n blocks', () => {
   it('keeps at most b + 2 block inputs through forward (the least b whose capacity covers n) and recomputes at most L more forwards', () =>
     fc.assert(
       fc.property(fc.integer({ min: 2, max: 20 }), fc.integer({ min: 2, max: 4 }), fc.constantFrom(...optimizers), (n, levels, optimizer) => {
-        const chain = traceFn(() => {
-          let x = L.input('x', [4, 8]);
-          for (let i = 0; i < n; i++) {
-            const w = L.param(`w${i}`, [8, 8], L.fanIn());
-            x = L.block(`b${i}`, () => L.tanh(L.matmul(L.tanh(x), w)));
-          }
-          return L.mean(L.mul(x, x));
-        }, 'chain');
-        const built = buildStep(chain, { optimizer, checkpoint: { kind: 'blocks', levels } });
-        const forwardMade = new Set(built.step.nodes.filter((x) => x.phase === 'forward').flatMap((x) => x.outputs));
-        const saved = new Set(built.step.nodes.filter((x) => x.phase !== 'forward').flatMap((x) => x.inputs).filter((v) => forwardMade.has(v) && built.step.values[v].shape.length === 2 && built.step.values[v].shape[0] === 4));
+        const built = buildStep(chain(n), { optimizer, checkpoint: { kind: 'blocks', levels } });
+        const saved = savedInputs(built.step);
         let b = 1;
         while (nestCapacity(b, levels) < n) b++;
         expect(saved.size).toBeLessThanOrEqual(b + 2);
